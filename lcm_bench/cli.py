@@ -1,0 +1,112 @@
+"""``lcm-bench``: run / report / validate / list."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from .errors import UserError
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:
+        self.exit(2, f"lcm-bench: error: {message}\n")
+
+
+def cmd_run(args) -> int:
+    from .provenance import provenance
+    from .report import write_report
+    from .runner import run_suite
+    from .suite import load_suite
+
+    suite = load_suite(args.suite)
+    out = Path(args.out) if args.out else Path("reports") / suite.name
+    summary = run_suite(suite, out, provenance(), progress=not args.quiet)
+    report = write_report([out]) if not args.no_report else None
+    print(
+        f"{len(summary.computed)} cells computed, {len(summary.reused)} reused, {len(summary.skipped)} skipped "
+        f"-> {out / 'results.csv'}" + (f", {report}" if report else "")
+    )
+    return 0
+
+
+def cmd_report(args) -> int:
+    from .report import write_report
+
+    for path in args.run_dirs:
+        if not Path(path).is_dir():
+            raise UserError(f"run_dirs: '{path}' is not a directory")
+    print(write_report(args.run_dirs, args.out))
+    return 0
+
+
+def cmd_validate(args) -> int:
+    from .suite import load_suite
+
+    suite = load_suite(args.suite)
+    print(f"suite '{suite.name}' (hash {suite.suite_hash}): {len(suite.cells)} cells")
+    for cell in suite.cells:
+        print(f"  {cell.cell_id}")
+    return 0
+
+
+def cmd_list(args) -> int:
+    from .models import MODELS
+    from .prompts import PROMPT_SETS
+    from .samplers import SAMPLERS
+
+    print("samplers:")
+    for name in SAMPLERS:
+        print(f"  {name:16s} {SAMPLERS.get(name).description}")
+    print("models:")
+    for name in MODELS:
+        m = MODELS.get(name)
+        print(f"  {name:20s} {m.repo if m.kind != 'tiny' else '(built locally)'}  {m.description}")
+    print("prompt sets:")
+    for name in PROMPT_SETS:
+        print(f"  {name:16s} {PROMPT_SETS.get(name).description}")
+    print("metrics:")
+    print("  throughput       NFE per image, images/s, seconds per image and per NFE, phase times, peak memory")
+    return 0
+
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="lcm-bench", description="Benchmark few-step diffusion samplers.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
+    run = sub.add_parser("run", help="run (or resume) a suite; writes records, results.csv and a report")
+    run.add_argument("suite", help="suite YAML file")
+    run.add_argument("--out", help="run directory (default: reports/<suite name>)")
+    run.add_argument("--no-report", action="store_true", help="do not write report.md")
+    run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    run.set_defaults(func=cmd_run)
+    report = sub.add_parser("report", help="rebuild the report of one or more run directories from their records")
+    report.add_argument("run_dirs", nargs="+")
+    report.add_argument("--out", help="where to write report.md (default: the first run directory)")
+    report.set_defaults(func=cmd_report)
+    validate = sub.add_parser("validate", help="check a suite file and list its cells")
+    validate.add_argument("suite")
+    validate.set_defaults(func=cmd_validate)
+    lst = sub.add_parser("list", help="registered samplers, models, prompt sets and metrics")
+    lst.set_defaults(func=cmd_list)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except UserError as exc:
+        print(f"lcm-bench: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("lcm-bench: interrupted; finished cells are saved, run the same command to resume", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

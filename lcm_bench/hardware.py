@@ -1,0 +1,83 @@
+"""Hardware entries (``cpu-fp32``, ``cuda-fp16`` ...): parsing, availability and a description of this machine."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+
+from .errors import UserError
+from .spec import Hardware
+
+DEVICES = ("cpu", "cuda", "mps")
+DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+HARDWARE_PATTERN = re.compile(r"^(cpu|cuda|mps)(?::(\d+))?-(fp32|fp16|bf16)$")
+
+
+def parse_hardware(name: str, field: str = "hardware") -> Hardware:
+    match = HARDWARE_PATTERN.match(str(name))
+    if not match:
+        raise UserError(
+            f"{field}: '{name}' is not a hardware entry; use DEVICE-DTYPE with DEVICE in {list(DEVICES)} "
+            f"(optionally cuda:N) and DTYPE in {list(DTYPES)}, e.g. cpu-fp32, cuda-fp16"
+        )
+    device, index, dtype = match.groups()
+    return Hardware(name=name, device=f"{device}:{index}" if index else device, dtype=dtype)
+
+
+def torch_dtype(hardware: Hardware):
+    import torch
+
+    return getattr(torch, DTYPES[hardware.dtype])
+
+
+def unavailable_reason(hardware: Hardware) -> str | None:
+    """Why this machine cannot run ``hardware`` (None when it can)."""
+    import torch
+
+    kind = hardware.device.split(":")[0]
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            return "CUDA is not available on this machine"
+        index = int(hardware.device.split(":")[1]) if ":" in hardware.device else 0
+        if index >= torch.cuda.device_count():
+            return f"cuda:{index} absent ({torch.cuda.device_count()} CUDA devices)"
+        if hardware.dtype == "bf16" and not torch.cuda.is_bf16_supported():
+            return "this GPU does not support bf16"
+    if kind == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        return "MPS is not available on this machine"
+    if kind == "cpu" and hardware.dtype == "fp16":
+        return "fp16 on CPU is unsupported by most kernels; use cpu-fp32 or cpu-bf16"
+    return None
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_info() -> dict:
+    """Describes the machine, like pytest-benchmark's ``machine_info``."""
+    import torch
+
+    info = {
+        "hostname": platform.node(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cuda": None,
+    }
+    if torch.cuda.is_available():
+        info["cuda"] = {
+            "version": torch.version.cuda,
+            "devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
+        }
+    return info

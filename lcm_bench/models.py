@@ -1,0 +1,300 @@
+"""Model references -> loaded diffusers pipelines (local folders, the Hugging Face cache, LoRA adapters).
+
+A reference is a registry name, a local diffusers folder or a Hugging Face id. Loading never uses
+``trust_remote_code``; weights come from safetensors where the checkpoint has them. With ``HF_HUB_OFFLINE`` set
+(or no network) a missing checkpoint is a ``MissingResourceError`` that names the files and how to provide them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import MissingResourceError, UserError
+from .registry import Registry, did_you_mean
+from .spec import Hardware, ModelSpec
+
+CACHE_DIR = Path(os.environ.get("LCM_BENCH_CACHE", Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")) / "lcm-bench"))
+
+
+@dataclass(frozen=True)
+class KnownModel:
+    """A registered checkpoint. ``kind``: pipeline, unet (on ``base``), lora (on ``base``) or tiny (built here)."""
+
+    repo: str
+    kind: str = "pipeline"
+    base: str | None = None
+    guidance_embedding: bool = False
+    family: str = "sd"
+    resolution: int = 512
+    weight_name: str | None = None
+    description: str = ""
+
+
+MODELS: Registry[KnownModel] = Registry("model")
+for _name, _model in {
+    "tiny-sd": KnownModel(
+        "tiny-sd", "tiny", resolution=32, description="tiny random-weight SD pipeline (harness checks)"
+    ),
+    "tiny-lcm": KnownModel(
+        "tiny-lcm",
+        "tiny",
+        guidance_embedding=True,
+        resolution=32,
+        description="tiny random-weight SD pipeline whose UNet takes a guidance embedding (LCM-style)",
+    ),
+    "sd-1.5": KnownModel("stable-diffusion-v1-5/stable-diffusion-v1-5", description="Stable Diffusion 1.5"),
+    "sd-2.1-base": KnownModel("stabilityai/stable-diffusion-2-1-base", description="Stable Diffusion 2.1 base (512)"),
+    "dreamshaper-7": KnownModel("Lykon/dreamshaper-7", description="Dreamshaper v7 (SD-1.5 fine-tune)"),
+    "lcm-dreamshaper-v7": KnownModel(
+        "SimianLuo/LCM_Dreamshaper_v7", guidance_embedding=True, description="LCM distilled from Dreamshaper v7"
+    ),
+    "sdxl-base": KnownModel(
+        "stabilityai/stable-diffusion-xl-base-1.0", family="sdxl", resolution=1024, description="SDXL base 1.0"
+    ),
+    "ssd-1b": KnownModel("segmind/SSD-1B", family="sdxl", resolution=1024, description="Segmind SSD-1B"),
+    "lcm-lora-sdv1-5": KnownModel(
+        "latent-consistency/lcm-lora-sdv1-5", "lora", base="sd-1.5", description="LCM-LoRA on SD-1.5"
+    ),
+    "lcm-lora-sdxl": KnownModel(
+        "latent-consistency/lcm-lora-sdxl",
+        "lora",
+        base="sdxl-base",
+        family="sdxl",
+        resolution=1024,
+        description="LCM-LoRA on SDXL base",
+    ),
+    "lcm-lora-ssd-1b": KnownModel(
+        "latent-consistency/lcm-lora-ssd-1b",
+        "lora",
+        base="ssd-1b",
+        family="sdxl",
+        resolution=1024,
+        description="LCM-LoRA on SSD-1B",
+    ),
+    "lcm-sdxl": KnownModel(
+        "latent-consistency/lcm-sdxl",
+        "unet",
+        base="sdxl-base",
+        guidance_embedding=True,
+        family="sdxl",
+        resolution=1024,
+        description="LCM UNet distilled from SDXL",
+    ),
+    "lcm-ssd-1b": KnownModel(
+        "latent-consistency/lcm-ssd-1b",
+        "unet",
+        base="ssd-1b",
+        guidance_embedding=True,
+        family="sdxl",
+        resolution=1024,
+        description="LCM UNet distilled from SSD-1B",
+    ),
+}.items():
+    MODELS.register(_name, _model)
+
+
+def offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def tiny_path(name: str) -> Path:
+    from .tiny import TINY_VERSION, build_tiny_pipeline
+
+    path = CACHE_DIR / "models" / f"{name}-v{TINY_VERSION}"
+    if not (path / "model_index.json").is_file():
+        build_tiny_pipeline(path, guidance_embedding=MODELS.get(name).guidance_embedding)
+    return path
+
+
+def _missing_components(folder: Path, unet_only: bool = False) -> list[str]:
+    if unet_only:
+        names = ["."]
+    else:
+        index = folder / "model_index.json"
+        if not index.is_file():
+            return ["model_index.json (and every component folder)"]
+        spec = json.loads(index.read_text())
+        names = [k for k, v in spec.items() if not k.startswith("_") and isinstance(v, list) and v[0] is not None]
+    missing = []
+    for name in names:
+        comp = folder / name
+        if name.startswith("tokenizer"):
+            if not comp.is_dir() or not any(comp.iterdir()):
+                missing.append(f"{name}/")
+            continue
+        if name == "scheduler":
+            if not (comp / "scheduler_config.json").is_file():
+                missing.append("scheduler/scheduler_config.json")
+            continue
+        if not (comp / "config.json").is_file():
+            missing.append(f"{name}/config.json")
+        if not any(comp.glob("*.safetensors")) and not any(comp.glob("*.bin")):
+            missing.append(f"{name}/*.safetensors")
+    return missing
+
+
+def _how_to_provide(repo: str) -> str:
+    return (
+        f"on a machine with internet run `huggingface-cli download {repo}` (then copy the HF cache, "
+        f"HF_HOME={os.environ.get('HF_HOME', '~/.cache/huggingface')}), or point `path:` at a local copy"
+    )
+
+
+def locate_repo(repo: str, unet_only: bool = False, lora: bool = False) -> Path:
+    """Folder of a Hugging Face repo in the local cache; downloads only when online and not HF_HUB_OFFLINE."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        folder = Path(snapshot_download(repo, local_files_only=True))
+    except (LocalEntryNotFoundError, OSError, ValueError):
+        folder = None
+    missing = ["(nothing cached)"] if folder is None else []
+    if folder is not None and not lora:
+        missing = _missing_components(folder, unet_only)
+    if not missing:
+        return folder
+    if not offline():
+        try:
+            return Path(snapshot_download(repo, allow_patterns=None))
+        except Exception as exc:  # noqa: BLE001 - any download failure means the same thing to the user
+            reason = f"download failed ({type(exc).__name__})"
+    else:
+        reason = "HF_HUB_OFFLINE is set"
+    raise MissingResourceError(
+        f"model '{repo}' is not available locally and {reason}; missing: {', '.join(missing)}; " + _how_to_provide(repo)
+    )
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """Where a model's files are, without loading them."""
+
+    spec: ModelSpec
+    pipeline_path: Path
+    unet_path: Path | None
+    lora_paths: tuple[tuple[Path, float, str | None], ...]
+    guidance_embedding: bool
+    family: str
+
+
+def _unet_config(pipeline_path: Path, unet_path: Path | None) -> dict[str, Any]:
+    config = (unet_path or pipeline_path / "unet") / "config.json"
+    return json.loads(config.read_text()) if config.is_file() else {}
+
+
+def _family(pipeline_path: Path) -> str:
+    index = pipeline_path / "model_index.json"
+    cls = json.loads(index.read_text()).get("_class_name", "") if index.is_file() else ""
+    return "sdxl" if "XL" in cls else "sd"
+
+
+def _resolve_lora(source: str, field: str) -> Path:
+    path = Path(source).expanduser()
+    if path.exists():
+        return path
+    if source in MODELS and MODELS.get(source).kind == "lora":
+        return locate_repo(MODELS.get(source).repo, lora=True)
+    if "/" in source and not source.startswith((".", "/")):
+        return locate_repo(source, lora=True)
+    raise UserError(f"{field}: LoRA '{source}' is neither an existing file or folder nor a Hugging Face id")
+
+
+def resolve_model(spec: ModelSpec, field: str = "models") -> ResolvedModel:
+    """Find every file a model needs; raise a one-line error for anything absent."""
+    unet_path = None
+    loras: list[tuple[Path, float, str | None]] = []
+    known = MODELS.get(spec.source) if spec.source in MODELS else None
+    if known is not None:
+        if known.kind == "tiny":
+            pipeline_path = tiny_path(spec.source)
+        elif known.kind == "pipeline":
+            pipeline_path = locate_repo(known.repo)
+        else:
+            pipeline_path = locate_repo(MODELS.get(known.base).repo)
+            if known.kind == "unet":
+                unet_path = locate_repo(known.repo, unet_only=True)
+                if (unet_path / "unet").is_dir():
+                    unet_path = unet_path / "unet"
+            else:
+                loras.append((locate_repo(known.repo, lora=True), 1.0, known.weight_name))
+    else:
+        path = Path(spec.source).expanduser()
+        if path.exists():
+            missing = _missing_components(path)
+            if missing:
+                raise UserError(
+                    f"{field}: '{path}' is not a complete diffusers pipeline folder; missing: {', '.join(missing)}"
+                )
+            pipeline_path = path
+        elif spec.source.count("/") == 1 and not spec.source.startswith((".", "/", "~")):
+            pipeline_path = locate_repo(spec.source)
+        else:
+            raise UserError(
+                f"{field}: '{spec.source}' is not a registered model{did_you_mean(spec.source, MODELS.names())}, "
+                "an existing local folder or a Hugging Face id"
+            )
+    for i, lora in enumerate(spec.loras):
+        loras.append((_resolve_lora(lora.source, f"{field}.loras[{i}]"), lora.weight, lora.weight_name))
+    has_embedding = _unet_config(pipeline_path, unet_path).get("time_cond_proj_dim") is not None
+    if spec.guidance_embedding is not None and spec.guidance_embedding != has_embedding:
+        raise UserError(
+            f"{field}: model '{spec.name}' declares guidance_embedding: {spec.guidance_embedding} "
+            f"but its UNet config has time_cond_proj_dim={'set' if has_embedding else 'null'}"
+        )
+    return ResolvedModel(spec, pipeline_path, unet_path, tuple(loras), has_embedding, _family(pipeline_path))
+
+
+def quiet_libraries() -> None:
+    import warnings
+
+    import diffusers
+    import transformers
+
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"(diffusers|transformers)\.")
+    warnings.filterwarnings("ignore", message=".*deprecated.*", category=FutureWarning)
+    diffusers.utils.logging.set_verbosity_error()
+    diffusers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+
+def load_pipeline(resolved: ResolvedModel, hardware: Hardware):
+    """Load the diffusers pipeline for a resolved model onto ``hardware``; LoRAs are fused into the weights."""
+    from diffusers import DiffusionPipeline, UNet2DConditionModel
+
+    from .hardware import torch_dtype
+
+    quiet_libraries()
+    dtype = torch_dtype(hardware)
+    kwargs: dict[str, Any] = {"torch_dtype": dtype, "local_files_only": True}
+    if resolved.unet_path is not None:
+        kwargs["unet"] = UNet2DConditionModel.from_pretrained(resolved.unet_path, torch_dtype=dtype)
+    try:
+        pipe = DiffusionPipeline.from_pretrained(resolved.pipeline_path, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"models: cannot load '{resolved.spec.name}' from {resolved.pipeline_path}: {exc}") from None
+    if getattr(pipe, "safety_checker", None) is not None:
+        pipe.safety_checker = None
+    if resolved.lora_paths:
+        names = []
+        for i, (path, _, weight_name) in enumerate(resolved.lora_paths):
+            name = f"adapter{i}"
+            lora_kwargs = {"weight_name": weight_name} if weight_name else {}
+            if path.is_file():
+                lora_kwargs["weight_name"] = path.name
+                path = path.parent
+            try:
+                pipe.load_lora_weights(str(path), adapter_name=name, **lora_kwargs)
+            except (OSError, ValueError, KeyError) as exc:
+                raise UserError(f"models: cannot load LoRA {path} for '{resolved.spec.name}': {exc}") from None
+            names.append(name)
+        pipe.set_adapters(names, [w for _, w, _ in resolved.lora_paths])
+        pipe.fuse_lora(adapter_names=names)
+        pipe.unload_lora_weights()
+    pipe.set_progress_bar_config(disable=True)
+    return pipe.to(hardware.device)

@@ -1,0 +1,115 @@
+"""Reports rebuilt from records alone: a Markdown table (rows methods, columns steps) and a cost plot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .store import load_runs, results_frame, write_atomic
+
+METHOD_KEYS = ["model", "sampler_label", "guidance_scale", "prompts", "hardware"]
+
+
+def method_label(row) -> str:
+    return f"{row['model']} / {row['sampler_label']} / s={row['guidance_scale']:g} (w={row['guidance_scale'] - 1:g})"
+
+
+def steps_table(frame) -> str:
+    """Markdown: one row per method, one column per step count, ms per image and NFE per image."""
+    ok = frame[frame["status"] == "ok"]
+    if ok.empty:
+        return "_No finished cells._\n"
+    steps = sorted(ok["steps"].unique())
+    lines = []
+    multi = {k: ok[k].nunique() > 1 for k in ("prompts", "hardware")}
+    header = ["method"] + [k for k, many in multi.items() if many] + [f"{s} steps" for s in steps]
+    lines.append("| " + " | ".join(header) + " |")
+    lines.append("|" + "---|" * len(header))
+    for key, group in ok.groupby(METHOD_KEYS, sort=False):
+        row = dict(zip(METHOD_KEYS, key, strict=True))
+        by_steps = group.set_index("steps")
+        cells = [method_label(row)] + [str(row[k]) for k, many in multi.items() if many]
+        for s in steps:
+            if s in by_steps.index:
+                r = by_steps.loc[s]
+                r = r.iloc[0] if hasattr(r, "iloc") and r.ndim > 1 else r
+                cells.append(f"{r['seconds_per_image'] * 1e3:.1f} ms (NFE {r['nfe_per_image']:g})")
+            else:
+                cells.append("–")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def cost_plot(frame, path: Path) -> bool:
+    """Seconds per image against steps, one line per method (log2 x axis); PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ok = frame[frame["status"] == "ok"]
+    if ok.empty:
+        return False
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    for key, group in ok.groupby(METHOD_KEYS, sort=False):
+        group = group.sort_values("steps")
+        ax.plot(
+            group["steps"],
+            group["seconds_per_image"] * 1e3,
+            marker="o",
+            label=method_label(dict(zip(METHOD_KEYS, key, strict=True))),
+        )
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(sorted(ok["steps"].unique()))
+    ax.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    ax.set_xlabel("sampling steps")
+    ax.set_ylabel("ms per image")
+    ax.set_title("Cost against steps")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return True
+
+
+def provenance_lines(manifests: list[dict]) -> list[str]:
+    lines = []
+    for m in manifests:
+        p = m.get("provenance", {})
+        git = p.get("git", {})
+        versions = p.get("versions", {})
+        machine = p.get("machine", {})
+        lines.append(
+            f"- suite `{m['suite']['name']}` (hash {m['suite']['hash']}), commit {git.get('commit') or 'unknown'}"
+            f"{' (dirty)' if git.get('dirty') else ''}, torch {versions.get('torch')}, diffusers "
+            f"{versions.get('diffusers')}, {machine.get('cpu')} x{machine.get('cpu_count')}"
+            f"{', GPUs: ' + ', '.join(machine['cuda']['devices']) if machine.get('cuda') else ''}"
+        )
+    return lines
+
+
+def write_report(run_dirs: list[str | Path], out_dir: str | Path | None = None) -> Path:
+    """Write ``report.md`` and ``cost_vs_steps.png`` into ``out_dir`` (default: the first run directory)."""
+    records, manifests = load_runs(run_dirs)
+    out = Path(out_dir or run_dirs[0])
+    frame = results_frame(records)
+    plot = out / "plots" / "cost_vs_steps.png"
+    parts = [f"# lcm-bench report: {', '.join(m['suite']['name'] for m in manifests)}", ""]
+    parts += [
+        "Milliseconds per image (text encoding + denoising + VAE decoding, warm-up excluded) and network "
+        "evaluations per image. Guidance: diffusers scale s, paper w = s - 1.",
+        "",
+    ]
+    parts.append(steps_table(frame))
+    if cost_plot(frame, plot):
+        parts += ["", f"![cost against steps]({plot.relative_to(out).as_posix()})", ""]
+    skipped = frame[frame["status"] == "skipped"]
+    if not skipped.empty:
+        parts += ["## Skipped cells", ""]
+        parts += [f"- `{r['cell_id']}`: {r['reason']}" for _, r in skipped.iterrows()]
+        parts.append("")
+    parts += ["## Provenance", ""] + provenance_lines(manifests) + [""]
+    report = out / "report.md"
+    write_atomic(report, "\n".join(parts).encode())
+    return report

@@ -1,0 +1,123 @@
+"""Samplers as diffusers schedulers: a registry of definitions and a fresh, configured scheduler per batch.
+
+Every sampler runs through one loop (``generate.denoise``); a sampler is only a scheduler class, its config
+overrides, a default timestep spacing and the guidance it needs. Few-step baselines default to ``trailing``
+spacing (Lin et al. 2024, "Common Diffusion Noise Schedules and Sample Steps Are Flawed").
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import UserError
+from .registry import Registry
+from .spec import SamplerSpec
+
+SPACINGS = ("leading", "trailing", "linspace")
+
+
+@dataclass(frozen=True)
+class SamplerDef:
+    scheduler: str
+    config: dict[str, Any] = field(default_factory=dict)
+    spacing: str | None = "trailing"
+    step_kwargs: dict[str, Any] = field(default_factory=dict)
+    requires_embedding: bool = False
+    description: str = ""
+
+
+SAMPLERS: Registry[SamplerDef] = Registry("sampler")
+for _name, _def in {
+    "ddim": SamplerDef("DDIMScheduler", step_kwargs={"eta": 0.0}, description="DDIM (Song et al. 2021), eta = 0"),
+    "dpmsolver": SamplerDef(
+        "DPMSolverMultistepScheduler",
+        {"algorithm_type": "dpmsolver", "solver_order": 2, "final_sigmas_type": "sigma_min"},
+        description="DPM-Solver-2, multistep (Lu et al. 2022); diffusers ends it at sigma_min",
+    ),
+    "dpmsolver++": SamplerDef(
+        "DPMSolverMultistepScheduler",
+        {"algorithm_type": "dpmsolver++", "solver_order": 2},
+        description="DPM-Solver++(2M) (Lu et al. 2022)",
+    ),
+    "euler": SamplerDef("EulerDiscreteScheduler", description="Euler (Karras et al. 2022), no churn"),
+    "unipc": SamplerDef("UniPCMultistepScheduler", description="UniPC-2M (Zhao et al. 2023)"),
+    "lcm": SamplerDef(
+        "LCMScheduler", spacing=None, description="multistep consistency sampling (Luo et al. 2023, Alg. 1)"
+    ),
+    "tcd": SamplerDef(
+        "TCDScheduler",
+        spacing=None,
+        step_kwargs={"eta": 0.3},
+        description="trajectory consistency distillation sampler (Zheng et al. 2024), gamma = 0.3",
+    ),
+    "guided-distill": SamplerDef(
+        "DDIMScheduler",
+        step_kwargs={"eta": 0.0},
+        requires_embedding=True,
+        description="w-conditioned student of guided distillation (Meng et al. 2023), DDIM steps",
+    ),
+}.items():
+    SAMPLERS.register(_name, _def)
+
+SCHEDULER_OPTIONS = {
+    "eta",
+    "original_inference_steps",
+    "solver_order",
+    "lower_order_final",
+    "use_karras_sigmas",
+    "final_sigmas_type",
+    "timestep_scaling",
+    "rescale_betas_zero_snr",
+    "prediction_type",
+}
+
+
+def check_sampler(spec: SamplerSpec, field: str) -> SamplerDef:
+    sampler = SAMPLERS.get(spec.name, field)
+    if spec.timestep_spacing is not None and spec.timestep_spacing not in SPACINGS:
+        raise UserError(f"{field}.timestep_spacing: '{spec.timestep_spacing}' is not one of {list(SPACINGS)}")
+    for key, _ in spec.options:
+        if key not in SCHEDULER_OPTIONS:
+            raise UserError(
+                f"{field}: unknown sampler option '{key}' (allowed: {', '.join(sorted(SCHEDULER_OPTIONS))})"
+            )
+    return sampler
+
+
+def build_scheduler(spec: SamplerSpec, base_config: dict[str, Any]):
+    """A fresh scheduler from the model's scheduler config; returns it and the step() keyword arguments."""
+    import diffusers
+
+    sampler = SAMPLERS.get(spec.name)
+    cls = getattr(diffusers, sampler.scheduler)
+    options = dict(spec.options)
+    step_kwargs = dict(sampler.step_kwargs)
+    if "eta" in options:
+        step_kwargs["eta"] = options.pop("eta")
+    overrides = {**sampler.config, **options}
+    spacing = spec.timestep_spacing or sampler.spacing
+    if spacing is not None:
+        overrides["timestep_spacing"] = spacing
+    try:
+        scheduler = cls.from_config(dict(base_config), **overrides)
+    except ValueError as exc:
+        raise UserError(f"samplers: {spec.label} cannot be built from this model's scheduler config: {exc}") from None
+    accepted = inspect.signature(scheduler.step).parameters
+    return scheduler, {k: v for k, v in step_kwargs.items() if k in accepted}, "generator" in accepted
+
+
+def schedule_info(scheduler, step_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """What a record needs to reproduce the schedule: spacing, resolved timesteps, LCM's original steps."""
+    config = scheduler.config
+    consistency = type(scheduler).__name__ in ("LCMScheduler", "TCDScheduler")
+    return {
+        "scheduler": type(scheduler).__name__,
+        "timestep_spacing": "lcm-skipping" if consistency else config.get("timestep_spacing"),
+        "timesteps": [int(t) for t in scheduler.timesteps],
+        "original_inference_steps": config.get("original_inference_steps"),
+        "prediction_type": config.get("prediction_type"),
+        "scheduler_order": getattr(scheduler, "order", 1),
+        "step_kwargs": step_kwargs,
+    }

@@ -1,0 +1,132 @@
+"""Frozen dataclasses describing a suite and its cells (one grid point each).
+
+A cell's id is derived from its canonical JSON form; it is the cell's cache key and its file name in a run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+CELL_SPEC_VERSION = 1
+GUIDANCE_MODES = ("auto", "cfg", "embedding")
+SAVE_IMAGES = ("none", "grid", "all")
+
+
+def stable_hash(obj: Any, length: int = 12) -> str:
+    payload = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:length]
+
+
+def paper_w(guidance_scale: float) -> float:
+    """LCM paper convention eps = (1 + w) eps_c - w eps_u, so w = diffusers guidance_scale - 1."""
+    return guidance_scale - 1.0
+
+
+@dataclass(frozen=True)
+class Hardware:
+    name: str
+    device: str
+    dtype: str
+
+
+@dataclass(frozen=True)
+class LoraSpec:
+    source: str
+    weight: float = 1.0
+    weight_name: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model reference: a registry name, a local diffusers folder or a Hugging Face id, plus LoRA adapters."""
+
+    name: str
+    source: str
+    loras: tuple[LoraSpec, ...] = ()
+    guidance_embedding: bool | None = None
+
+
+@dataclass(frozen=True)
+class SamplerSpec:
+    name: str
+    guidance: str = "auto"
+    timestep_spacing: str | None = None
+    options: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def label(self) -> str:
+        extra = [f"{k}={v}" for k, v in self.options]
+        if self.timestep_spacing:
+            extra.insert(0, f"spacing={self.timestep_spacing}")
+        if self.guidance != "auto":
+            extra.insert(0, f"guidance={self.guidance}")
+        return self.name + (f"[{','.join(extra)}]" if extra else "")
+
+
+@dataclass(frozen=True)
+class PromptSetSpec:
+    name: str
+    source: str
+    format: str
+    column: str | None
+    content_hash: str
+    size: int
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    model: ModelSpec
+    sampler: SamplerSpec
+    steps: int
+    guidance_scale: float
+    prompts: PromptSetSpec
+    hardware: Hardware
+    seed: int
+    num_images: int
+    batch_size: int
+    height: int
+    width: int
+    negative_prompt: str = ""
+    save_images: str = "all"
+    warmup: int = 1
+    spec_version: int = field(default=CELL_SPEC_VERSION)
+
+    def canonical(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def paper_w(self) -> float:
+        return paper_w(self.guidance_scale)
+
+    @property
+    def cell_id(self) -> str:
+        readable = f"{self.model.name}.{self.sampler.name}.s{self.steps}.g{self.guidance_scale:g}.{self.hardware.name}"
+        readable = re.sub(r"[^A-Za-z0-9_.+-]", "_", readable)
+        return f"{readable}.{stable_hash(self.canonical(), 10)}"
+
+    def axis_values(self) -> dict[str, Any]:
+        """The values include/exclude rules match against."""
+        return {
+            "model": self.model.name,
+            "sampler": self.sampler.name,
+            "steps": self.steps,
+            "guidance_scale": self.guidance_scale,
+            "prompts": self.prompts.name,
+            "hardware": self.hardware.name,
+            "seed": self.seed,
+        }
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    version: int
+    description: str
+    cells: tuple[CellSpec, ...]
+    source: str
+    suite_hash: str
+    options: dict[str, Any] = field(default_factory=dict, compare=False)

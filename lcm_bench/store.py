@@ -1,0 +1,173 @@
+"""A run directory: one JSON record per finished cell (written atomically), a manifest, and results.csv.
+
+Layout: ``manifest.json``, ``cells/<cell_id>.json``, ``images/<cell_id>/NNNNN.png``, ``results.csv``,
+``report.md``. A cell is finished when its record exists; resuming skips it. Writes go to a temporary file in the
+same folder and are renamed into place, so a killed run never leaves a half-written file behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .errors import UserError
+
+SCHEMA_VERSION = 1
+RESULT_COLUMNS = (
+    "cell_id",
+    "status",
+    "model",
+    "sampler",
+    "sampler_label",
+    "steps",
+    "guidance_scale",
+    "paper_w",
+    "guidance_mode",
+    "prompts",
+    "hardware",
+    "device",
+    "dtype",
+    "seed",
+    "num_images",
+    "batch_size",
+    "height",
+    "width",
+    "nfe_per_image",
+    "images_per_s",
+    "seconds_per_image",
+    "seconds_per_nfe",
+    "text_encoding_s_per_image",
+    "denoising_s_per_image",
+    "vae_decoding_s_per_image",
+    "peak_memory_mb",
+    "memory_kind",
+    "timestep_spacing",
+    "timesteps",
+    "original_inference_steps",
+    "reason",
+)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, obj: Any) -> None:
+    write_atomic(path, (json.dumps(obj, indent=1, sort_keys=True, default=str) + "\n").encode())
+
+
+class RunDir:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    @property
+    def cells_dir(self) -> Path:
+        return self.path / "cells"
+
+    def images_dir(self, cell_id: str) -> Path:
+        return self.path / "images" / cell_id
+
+    def record_path(self, cell_id: str) -> Path:
+        return self.cells_dir / f"{cell_id}.json"
+
+    def has_record(self, cell_id: str) -> bool:
+        return self.record_path(cell_id).is_file()
+
+    def write_record(self, record: dict) -> None:
+        write_json(self.record_path(record["cell_id"]), {"schema_version": SCHEMA_VERSION, **record})
+
+    def records(self) -> dict[str, dict]:
+        out = {}
+        for file in sorted(self.cells_dir.glob("*.json")) if self.cells_dir.is_dir() else []:
+            record = json.loads(file.read_text())
+            if record.get("schema_version") != SCHEMA_VERSION:
+                raise UserError(f"{file}: schema_version {record.get('schema_version')} is not {SCHEMA_VERSION}")
+            out[record["cell_id"]] = record
+        return out
+
+    def manifest(self) -> dict | None:
+        path = self.path / "manifest.json"
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    def write_manifest(self, manifest: dict) -> None:
+        write_json(self.path / "manifest.json", {"schema_version": SCHEMA_VERSION, **manifest})
+
+
+def load_runs(paths: list[str | Path]) -> tuple[list[dict], list[dict]]:
+    """Records and manifests of one or more run directories (later runs win for the same cell id)."""
+    records: dict[str, dict] = {}
+    manifests = []
+    for path in paths:
+        run = RunDir(path)
+        manifest = run.manifest()
+        if manifest is None:
+            raise UserError(f"run directory '{path}' has no manifest.json (is it an lcm-bench run?)")
+        manifests.append(manifest)
+        for skipped in manifest.get("skipped", []):
+            records.setdefault(skipped["cell_id"], skipped)
+        records.update(run.records())
+    return list(records.values()), manifests
+
+
+def result_row(record: dict) -> dict[str, Any]:
+    """One results.csv row: the record's spec, schedule and measurements, flattened."""
+    spec = record["spec"]
+    row: dict[str, Any] = {
+        "cell_id": record["cell_id"],
+        "status": record["status"],
+        "model": spec["model"]["name"],
+        "sampler": spec["sampler"]["name"],
+        "sampler_label": record.get("sampler_label", spec["sampler"]["name"]),
+        "steps": spec["steps"],
+        "guidance_scale": spec["guidance_scale"],
+        "paper_w": spec["guidance_scale"] - 1.0,
+        "prompts": spec["prompts"]["name"],
+        "hardware": spec["hardware"]["name"],
+        "device": spec["hardware"]["device"],
+        "dtype": spec["hardware"]["dtype"],
+        "seed": spec["seed"],
+        "num_images": spec["num_images"],
+        "batch_size": spec["batch_size"],
+        "reason": record.get("reason"),
+    }
+    schedule = record.get("schedule", {})
+    row.update(
+        {
+            "guidance_mode": record.get("guidance_mode"),
+            "height": record.get("height"),
+            "width": record.get("width"),
+            "timestep_spacing": schedule.get("timestep_spacing"),
+            "timesteps": " ".join(str(t) for t in schedule.get("timesteps", [])) or None,
+            "original_inference_steps": schedule.get("original_inference_steps"),
+        }
+    )
+    row.update(record.get("throughput", {}))
+    for name, metric in record.get("metrics", {}).items():
+        row[name] = metric.get("value")
+    return row
+
+
+def results_frame(records: list[dict]):
+    import pandas as pd
+
+    rows = [result_row(r) for r in records]
+    frame = pd.DataFrame(rows)
+    ordered = [c for c in RESULT_COLUMNS if c in frame.columns]
+    return frame[ordered + [c for c in frame.columns if c not in ordered]]
+
+
+def write_results_csv(path: Path, records: list[dict]) -> None:
+    write_atomic(path, results_frame(records).to_csv(index=False).encode())

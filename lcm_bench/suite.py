@@ -1,0 +1,316 @@
+"""Suite files: YAML -> validated frozen dataclasses -> the grid of cells.
+
+Axes (models, samplers, steps, guidance_scales, prompts, hardware, seeds) expand as a product; ``include`` adds
+sub-grids, ``exclude`` removes matching cells (asv's ``matrix`` semantics). ``extends`` inherits another suite:
+keys in the child replace the parent's. Every unknown key or impossible value is a one-line ``UserError``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import UserError
+from .hardware import parse_hardware
+from .prompts import FORMATS, PROMPT_SETS, content_hash, infer_format, read_prompts
+from .registry import did_you_mean
+from .samplers import SCHEDULER_OPTIONS, check_sampler
+from .spec import (
+    GUIDANCE_MODES,
+    SAVE_IMAGES,
+    CellSpec,
+    LoraSpec,
+    ModelSpec,
+    PromptSetSpec,
+    SamplerSpec,
+    Suite,
+    stable_hash,
+)
+
+SUITE_VERSION = 1
+AXES = {
+    "models": "model",
+    "samplers": "sampler",
+    "steps": "steps",
+    "guidance_scales": "guidance_scale",
+    "prompts": "prompts",
+    "hardware": "hardware",
+    "seeds": "seed",
+}
+SCALARS = ("num_images", "batch_size", "resolution", "negative_prompt", "save_images", "warmup")
+TOP_KEYS = {"version", "name", "description", "extends", "include", "exclude", *AXES, *SCALARS}
+DEFAULTS: dict[str, Any] = {
+    "steps": [1, 2, 4, 8],
+    "guidance_scales": [7.5],
+    "hardware": ["cpu-fp32"],
+    "seeds": [0],
+    "num_images": 8,
+    "batch_size": 4,
+    "resolution": None,
+    "negative_prompt": "",
+    "save_images": "all",
+    "warmup": 1,
+}
+
+
+def _unknown_keys(mapping: dict, allowed: set[str] | dict, field: str) -> None:
+    for key in mapping:
+        if key not in allowed:
+            raise UserError(f"{field}: unknown key '{key}'{did_you_mean(str(key), list(allowed))}")
+
+
+def _as_list(value: Any, field: str) -> list:
+    if value is None:
+        raise UserError(f"{field}: must not be empty")
+    items = value if isinstance(value, list) else [value]
+    if not items:
+        raise UserError(f"{field}: must list at least one value")
+    return items
+
+
+def _int(value: Any, field: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise UserError(f"{field}: expected an integer >= {minimum}, got {value!r}")
+    if value < minimum:
+        raise UserError(f"{field}: must be >= {minimum}, got {value}")
+    return value
+
+
+def _float(value: Any, field: str, minimum: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise UserError(f"{field}: expected a number >= {minimum:g}, got {value!r}")
+    if value < minimum:
+        raise UserError(f"{field}: must be >= {minimum:g}, got {value:g}")
+    return float(value)
+
+
+def _str(value: Any, field: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise UserError(f"{field}: expected a non-empty string, got {value!r}")
+    return value
+
+
+def parse_model(entry: Any, field: str, base_dir: Path) -> ModelSpec:
+    if isinstance(entry, str):
+        return ModelSpec(name=entry, source=entry)
+    if not isinstance(entry, dict):
+        raise UserError(f"{field}: expected a model name or a mapping, got {entry!r}")
+    _unknown_keys(entry, {"name", "source", "path", "loras", "guidance_embedding"}, field)
+    if "path" in entry and "source" in entry:
+        raise UserError(f"{field}: give either 'path' or 'source', not both")
+    if "path" in entry:
+        source = str((base_dir / Path(_str(entry["path"], f"{field}.path")).expanduser()).resolve())
+    else:
+        source = _str(entry.get("source", entry.get("name")), f"{field}.source")
+    name = _str(entry.get("name", Path(source).name), f"{field}.name")
+    loras = []
+    for i, lora in enumerate(_as_list(entry.get("loras", []), f"{field}.loras") if "loras" in entry else []):
+        lfield = f"{field}.loras[{i}]"
+        if isinstance(lora, str):
+            lora = {"source": lora}
+        if not isinstance(lora, dict):
+            raise UserError(f"{lfield}: expected a LoRA source or a mapping, got {lora!r}")
+        _unknown_keys(lora, {"source", "path", "weight", "weight_name"}, lfield)
+        lsource = lora.get("source")
+        if "path" in lora:
+            lsource = str((base_dir / Path(_str(lora["path"], f"{lfield}.path")).expanduser()).resolve())
+        loras.append(
+            LoraSpec(
+                source=_str(lsource, f"{lfield}.source"),
+                weight=_float(lora.get("weight", 1.0), f"{lfield}.weight", -10.0),
+                weight_name=lora.get("weight_name"),
+            )
+        )
+    embedding = entry.get("guidance_embedding")
+    if embedding is not None and not isinstance(embedding, bool):
+        raise UserError(f"{field}.guidance_embedding: expected true or false, got {embedding!r}")
+    return ModelSpec(name=name, source=source, loras=tuple(loras), guidance_embedding=embedding)
+
+
+def parse_sampler(entry: Any, field: str) -> SamplerSpec:
+    if isinstance(entry, str):
+        spec = SamplerSpec(name=entry)
+    elif isinstance(entry, dict):
+        _unknown_keys(entry, {"name", "guidance", "timestep_spacing", *SCHEDULER_OPTIONS}, field)
+        guidance = entry.get("guidance", "auto")
+        if guidance not in GUIDANCE_MODES:
+            raise UserError(f"{field}.guidance: '{guidance}' is not one of {list(GUIDANCE_MODES)}")
+        options = tuple(sorted((k, v) for k, v in entry.items() if k in SCHEDULER_OPTIONS))
+        spec = SamplerSpec(_str(entry.get("name"), f"{field}.name"), guidance, entry.get("timestep_spacing"), options)
+    else:
+        raise UserError(f"{field}: expected a sampler name or a mapping, got {entry!r}")
+    sampler = check_sampler(spec, field)
+    if sampler.requires_embedding and spec.guidance == "cfg":
+        raise UserError(f"{field}.guidance: sampler '{spec.name}' needs a guidance embedding, not cfg")
+    if sampler.requires_embedding:
+        spec = SamplerSpec(spec.name, "embedding", spec.timestep_spacing, spec.options)
+    return spec
+
+
+def parse_prompts(entry: Any, field: str, base_dir: Path) -> PromptSetSpec:
+    if isinstance(entry, str):
+        builtin = PROMPT_SETS.get(entry, field)
+        path, fmt, column, name = builtin.path, builtin.format, builtin.column, entry
+    elif isinstance(entry, dict):
+        _unknown_keys(entry, {"name", "path", "format", "column"}, field)
+        path = (base_dir / Path(_str(entry.get("path"), f"{field}.path")).expanduser()).resolve()
+        fmt = entry.get("format") or infer_format(path)
+        if fmt not in FORMATS:
+            raise UserError(f"{field}.format: '{fmt}' is not one of {list(FORMATS)}")
+        column = entry.get("column")
+        name = _str(entry.get("name", path.stem), f"{field}.name")
+    else:
+        raise UserError(f"{field}: expected a prompt-set name or a mapping, got {entry!r}")
+    prompts = read_prompts(Path(path), fmt, column, field)
+    return PromptSetSpec(name, str(path), fmt, column, content_hash(prompts), len(prompts))
+
+
+def _resolution(value: Any) -> tuple[int | None, int | None]:
+    if value is None:
+        return None, None
+    pair = value if isinstance(value, list) else [value, value]
+    if len(pair) != 2:
+        raise UserError(f"resolution: expected an integer or [height, width], got {value!r}")
+    height, width = (_int(v, "resolution", 8) for v in pair)
+    if height % 8 or width % 8:
+        raise UserError(f"resolution: height and width must be multiples of 8, got {height}x{width}")
+    return height, width
+
+
+def parse_axis(axis: str, values: list, field: str, base_dir: Path, known: dict[str, dict]) -> list:
+    """Parse one axis's values; in include rules a name may refer to an entry of the suite's own axes."""
+    parsers = {
+        "model": lambda v, f: parse_model(v, f, base_dir),
+        "sampler": parse_sampler,
+        "steps": lambda v, f: _int(v, f, 1),
+        "guidance_scale": lambda v, f: _float(v, f, 0.0),
+        "prompts": lambda v, f: parse_prompts(v, f, base_dir),
+        "hardware": parse_hardware,
+        "seed": lambda v, f: _int(v, f, 0),
+    }
+    named = known.get(axis, {})
+    return [
+        named[v] if isinstance(v, str) and v in named else parsers[axis](v, f"{field}[{i}]")
+        for i, v in enumerate(values)
+    ]
+
+
+def read_suite_dict(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The suite's mapping with ``extends`` applied (child keys replace the parent's)."""
+    path = path.resolve()
+    if path in seen:
+        raise UserError(f"{path}: extends forms a cycle ({' -> '.join(p.name for p in (*seen, path))})")
+    if not path.is_file():
+        raise UserError(f"suite file '{path}' does not exist")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise UserError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: a suite must be a mapping of keys to values")
+    if "extends" in data:
+        parent_path = path.parent / _str(data["extends"], "extends")
+        parent = read_suite_dict(parent_path, (*seen, path))
+        parent.pop("name", None)
+        parent.pop("description", None)
+        data = {**parent, **{k: v for k, v in data.items() if k != "extends"}}
+    data["_base_dir"] = data.get("_base_dir", str(path.parent))
+    return data
+
+
+def _matches(values: dict[str, Any], rule: dict[str, Any]) -> bool:
+    for key, wanted in rule.items():
+        options = wanted if isinstance(wanted, list) else [wanted]
+        if values[key] not in options:
+            return False
+    return True
+
+
+def _rule(entry: Any, field: str) -> dict[str, Any]:
+    if not isinstance(entry, dict) or not entry:
+        raise UserError(f"{field}: expected a mapping of axis values, e.g. {{sampler: lcm, steps: 1}}")
+    _unknown_keys(entry, set(AXES.values()), field)
+    return entry
+
+
+def load_suite(path: str | Path) -> Suite:
+    """Parse, validate and expand a suite file."""
+    path = Path(path)
+    try:
+        return _load(path)
+    except UserError as exc:
+        message = str(exc)
+        raise UserError(message if message.startswith(str(path)) else f"{path}: {message}") from None
+
+
+def _load(path: Path) -> Suite:
+    raw = read_suite_dict(path)
+    base_dir = Path(raw.pop("_base_dir"))
+    _unknown_keys(raw, TOP_KEYS, "suite")
+    if "version" not in raw:
+        raise UserError(f"version: missing; add 'version: {SUITE_VERSION}'")
+    if raw["version"] != SUITE_VERSION:
+        raise UserError(f"version: {raw['version']!r} is not supported (supported: {SUITE_VERSION})")
+    for required in ("models", "samplers", "prompts"):
+        if required not in raw:
+            raise UserError(f"{required}: missing; a suite must name at least one")
+    data = {**DEFAULTS, **raw}
+
+    axes: dict[str, list] = {}
+    for key, axis in AXES.items():
+        axes[axis] = parse_axis(axis, _as_list(data[key], key), key, base_dir, {})
+    names = [m.name for m in axes["model"]]
+    if len(set(names)) != len(names):
+        raise UserError(f"models: names must be unique, got {names}")
+    height, width = _resolution(data["resolution"])
+    if data["save_images"] not in SAVE_IMAGES:
+        raise UserError(f"save_images: '{data['save_images']}' is not one of {list(SAVE_IMAGES)}")
+    common = {
+        "num_images": _int(data["num_images"], "num_images", 1),
+        "batch_size": _int(data["batch_size"], "batch_size", 1),
+        "height": height,
+        "width": width,
+        "negative_prompt": data["negative_prompt"] if isinstance(data["negative_prompt"], str) else "",
+        "save_images": data["save_images"],
+        "warmup": _int(data["warmup"], "warmup", 0),
+    }
+
+    def cells_of(grid: dict[str, list]) -> list[CellSpec]:
+        combos = itertools.product(*grid.values())
+        return [CellSpec(**dict(zip(grid, combo, strict=True)), **common) for combo in combos]
+
+    cells = cells_of(axes)
+    known = {axis: {v.name: v for v in axes[axis]} for axis in ("model", "sampler", "prompts", "hardware")}
+    for i, entry in enumerate(_as_list(data["include"], "include") if "include" in data else []):
+        rule = _rule(entry, f"include[{i}]")
+        grid = {
+            **axes,
+            **{k: parse_axis(k, _as_list(v, k), f"include[{i}].{k}", base_dir, known) for k, v in rule.items()},
+        }
+        cells += cells_of(grid)
+    excludes = (
+        [_rule(e, f"exclude[{i}]") for i, e in enumerate(_as_list(data["exclude"], "exclude"))]
+        if "exclude" in data
+        else []
+    )
+    unique: dict[str, CellSpec] = {}
+    for cell in cells:
+        if not any(_matches(cell.axis_values(), rule) for rule in excludes):
+            unique.setdefault(cell.cell_id, cell)
+    if not unique:
+        raise UserError("exclude: removes every cell of the suite")
+    name = str(raw.get("name") or path.stem)
+    canonical = [c.canonical() for c in unique.values()]
+    return Suite(
+        name=name,
+        version=SUITE_VERSION,
+        description=str(raw.get("description", "")),
+        cells=tuple(unique.values()),
+        source=str(path),
+        suite_hash=stable_hash(canonical, 16),
+    )
