@@ -43,10 +43,14 @@ def cmd_report(args) -> int:
 
 
 def cmd_validate(args) -> int:
+    from .hardware import unavailable_reason
+    from .runner import preflight
     from .suite import load_suite
 
     suite = load_suite(args.suite)
-    print(f"suite '{suite.name}' (hash {suite.suite_hash}): {len(suite.cells)} cells")
+    runnable = [c for c in suite.cells if unavailable_reason(c.hardware) is None]
+    preflight(runnable)
+    print(f"suite '{suite.name}' (hash {suite.suite_hash}): {len(suite.cells)} cells, {len(runnable)} runnable here")
     for cell in suite.cells:
         print(f"  {cell.cell_id}")
     return 0

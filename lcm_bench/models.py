@@ -17,7 +17,11 @@ from .errors import MissingResourceError, UserError
 from .registry import Registry, did_you_mean
 from .spec import Hardware, ModelSpec
 
-CACHE_DIR = Path(os.environ.get("LCM_BENCH_CACHE", Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")) / "lcm-bench"))
+
+def cache_dir() -> Path:
+    """lcm-bench's cache: $LCM_BENCH_CACHE, else $XDG_CACHE_HOME/lcm-bench (never inside the package)."""
+    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "lcm-bench"
+    return Path(os.environ.get("LCM_BENCH_CACHE", default)).expanduser()
 
 
 @dataclass(frozen=True)
@@ -104,7 +108,7 @@ def offline() -> bool:
 def tiny_path(name: str) -> Path:
     from .tiny import TINY_VERSION, build_tiny_pipeline
 
-    path = CACHE_DIR / "models" / f"{name}-v{TINY_VERSION}"
+    path = cache_dir() / "models" / f"{name}-v{TINY_VERSION}"
     if not (path / "model_index.json").is_file():
         build_tiny_pipeline(path, guidance_embedding=MODELS.get(name).guidance_embedding)
     return path
@@ -193,13 +197,27 @@ def _family(pipeline_path: Path) -> str:
     return "sdxl" if "XL" in cls else "sd"
 
 
+def is_hub_id(source: str) -> bool:
+    return source.count("/") == 1 and not source.startswith((".", "/", "~")) and all(source.split("/"))
+
+
+def check_reference(source: str, field: str) -> None:
+    """Cheap check that a model reference can mean something: registered, an existing path, or a hub id."""
+    if source in MODELS or Path(source).expanduser().exists() or is_hub_id(source):
+        return
+    raise UserError(
+        f"{field}: '{source}' is not a registered model{did_you_mean(source, MODELS.names())}, "
+        "an existing local folder or a Hugging Face id (org/name)"
+    )
+
+
 def _resolve_lora(source: str, field: str) -> Path:
     path = Path(source).expanduser()
     if path.exists():
         return path
     if source in MODELS and MODELS.get(source).kind == "lora":
         return locate_repo(MODELS.get(source).repo, lora=True)
-    if "/" in source and not source.startswith((".", "/")):
+    if is_hub_id(source):
         return locate_repo(source, lora=True)
     raise UserError(f"{field}: LoRA '{source}' is neither an existing file or folder nor a Hugging Face id")
 
@@ -231,13 +249,9 @@ def resolve_model(spec: ModelSpec, field: str = "models") -> ResolvedModel:
                     f"{field}: '{path}' is not a complete diffusers pipeline folder; missing: {', '.join(missing)}"
                 )
             pipeline_path = path
-        elif spec.source.count("/") == 1 and not spec.source.startswith((".", "/", "~")):
-            pipeline_path = locate_repo(spec.source)
         else:
-            raise UserError(
-                f"{field}: '{spec.source}' is not a registered model{did_you_mean(spec.source, MODELS.names())}, "
-                "an existing local folder or a Hugging Face id"
-            )
+            check_reference(spec.source, field)
+            pipeline_path = locate_repo(spec.source)
     for i, lora in enumerate(spec.loras):
         loras.append((_resolve_lora(lora.source, f"{field}.loras[{i}]"), lora.weight, lora.weight_name))
     has_embedding = _unet_config(pipeline_path, unet_path).get("time_cond_proj_dim") is not None

@@ -2,7 +2,8 @@
 
 Every sampler runs through one loop (``generate.denoise``); a sampler is only a scheduler class, its config
 overrides, a default timestep spacing and the guidance it needs. Few-step baselines default to ``trailing``
-spacing (Lin et al. 2024, "Common Diffusion Noise Schedules and Sample Steps Are Flawed").
+spacing (Lin et al. 2024, "Common Diffusion Noise Schedules and Sample Steps Are Flawed"). As diffusers' Stable
+Diffusion pipelines do, ``clip_sample`` is turned off (latents are not confined to [-1, 1]).
 """
 
 from __future__ import annotations
@@ -97,6 +98,8 @@ def build_scheduler(spec: SamplerSpec, base_config: dict[str, Any]):
     if "eta" in options:
         step_kwargs["eta"] = options.pop("eta")
     overrides = {**sampler.config, **options}
+    if "clip_sample" in inspect.signature(cls.__init__).parameters:
+        overrides.setdefault("clip_sample", False)
     spacing = spec.timestep_spacing or sampler.spacing
     if spacing is not None:
         overrides["timestep_spacing"] = spacing

@@ -15,6 +15,7 @@ import yaml
 
 from .errors import UserError
 from .hardware import parse_hardware
+from .models import check_reference
 from .prompts import FORMATS, PROMPT_SETS, content_hash, infer_format, read_prompts
 from .registry import did_you_mean
 from .samplers import SCHEDULER_OPTIONS, check_sampler
@@ -95,6 +96,7 @@ def _str(value: Any, field: str) -> str:
 
 def parse_model(entry: Any, field: str, base_dir: Path) -> ModelSpec:
     if isinstance(entry, str):
+        check_reference(entry, field)
         return ModelSpec(name=entry, source=entry)
     if not isinstance(entry, dict):
         raise UserError(f"{field}: expected a model name or a mapping, got {entry!r}")
@@ -105,6 +107,7 @@ def parse_model(entry: Any, field: str, base_dir: Path) -> ModelSpec:
         source = str((base_dir / Path(_str(entry["path"], f"{field}.path")).expanduser()).resolve())
     else:
         source = _str(entry.get("source", entry.get("name")), f"{field}.source")
+    check_reference(source, f"{field}.path" if "path" in entry else field)
     name = _str(entry.get("name", Path(source).name), f"{field}.name")
     loras = []
     for i, lora in enumerate(_as_list(entry.get("loras", []), f"{field}.loras") if "loras" in entry else []):

@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-TINY_VERSION = 1
+TINY_VERSION = 2
 SD_SCHEDULER = {
     "beta_start": 0.00085,
     "beta_end": 0.012,
@@ -101,6 +101,8 @@ def build_tiny_pipeline(out_dir: str | Path, guidance_embedding: bool = False, s
         requires_safety_checker=False,
     )
     pipe.save_pretrained(tmp / "pipeline", safe_serialization=True)
+    config_path = tmp / "pipeline" / "scheduler" / "scheduler_config.json"
+    config_path.write_text(json.dumps({**json.loads(config_path.read_text()), "clip_sample": False}, indent=2))
     shutil.rmtree(out_dir, ignore_errors=True)
     os.replace(tmp / "pipeline", out_dir)
     shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,110 @@
+"""Model references: local folders, the Hugging Face cache offline, registry entries, LoRA adapters."""
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lcm_bench.errors import MissingResourceError, UserError
+from lcm_bench.generate import GenerationSettings, generate_batch, sample_seed
+from lcm_bench.measure import PhaseTimer
+from lcm_bench.models import load_pipeline, resolve_model
+from lcm_bench.spec import Hardware, LoraSpec, ModelSpec, SamplerSpec
+
+CPU = Hardware("cpu-fp32", "cpu", "fp32")
+
+
+def images(resolved, sampler="ddim", mode="cfg", scale=7.5):
+    pipe = load_pipeline(resolved, CPU)
+    settings = GenerationSettings(2, scale, mode, 32, 32, "", "cpu", torch.float32)
+    seeds = [sample_seed(0, i) for i in range(2)]
+    return generate_batch(
+        pipe, resolved.family, SamplerSpec(sampler), settings, ["a red star"] * 2, seeds, PhaseTimer("cpu")
+    )[0]
+
+
+def as_hf_cache(folder: Path, repo: str) -> Path:
+    """Lay ``folder`` out as the Hugging Face hub cache does: models--org--name/{refs/main,snapshots/<rev>/}."""
+    root = Path(os.environ["HF_HUB_CACHE"]) / f"models--{repo.replace('/', '--')}"
+    revision = "0123456789abcdef0123456789abcdef01234567"
+    shutil.copytree(folder, root / "snapshots" / revision, dirs_exist_ok=True)
+    (root / "refs").mkdir(parents=True, exist_ok=True)
+    (root / "refs" / "main").write_text(revision)
+    return root / "snapshots" / revision
+
+
+def test_local_folder_and_hf_cache_load_the_same_pipeline(tiny_sd_path):
+    local = resolve_model(ModelSpec("local", str(tiny_sd_path)))
+    snapshot = as_hf_cache(tiny_sd_path, "lcm-bench-tests/tiny-sd")
+    cached = resolve_model(ModelSpec("cached", "lcm-bench-tests/tiny-sd"))
+    assert cached.pipeline_path == snapshot
+    assert not cached.guidance_embedding and cached.family == "sd"
+    np.testing.assert_array_equal(images(local), images(cached))
+
+
+def test_guidance_embedding_is_read_from_the_unet_config(tiny_lcm_path):
+    resolved = resolve_model(ModelSpec("lcm", str(tiny_lcm_path)))
+    assert resolved.guidance_embedding
+    with pytest.raises(UserError, match="declares guidance_embedding: False"):
+        resolve_model(ModelSpec("lcm", str(tiny_lcm_path), guidance_embedding=False))
+
+
+def test_registered_checkpoint_absent_offline_names_files_and_fix():
+    with pytest.raises(MissingResourceError) as exc:
+        resolve_model(ModelSpec("lcm-dreamshaper-v7", "lcm-dreamshaper-v7"))
+    message = str(exc.value)
+    assert "SimianLuo/LCM_Dreamshaper_v7" in message and "HF_HUB_OFFLINE is set" in message
+    assert "huggingface-cli download SimianLuo/LCM_Dreamshaper_v7" in message
+    assert "\n" not in message
+
+
+def test_incomplete_cache_lists_the_missing_components(tiny_sd_path):
+    snapshot = as_hf_cache(tiny_sd_path, "lcm-bench-tests/broken")
+    shutil.rmtree(snapshot / "unet")
+    with pytest.raises(MissingResourceError, match=r"missing: unet/config.json, unet/\*.safetensors"):
+        resolve_model(ModelSpec("broken", "lcm-bench-tests/broken"))
+
+
+def test_lora_on_base_needs_the_base():
+    with pytest.raises(MissingResourceError, match="stable-diffusion-v1-5/stable-diffusion-v1-5"):
+        resolve_model(ModelSpec("lcm-lora-sdv1-5", "lcm-lora-sdv1-5"))
+
+
+def test_incomplete_local_folder(tmp_path, tiny_sd_path):
+    shutil.copytree(tiny_sd_path, tmp_path / "m")
+    (tmp_path / "m" / "vae" / "config.json").unlink()
+    with pytest.raises(UserError, match="not a complete diffusers pipeline folder; missing: vae/config.json"):
+        resolve_model(ModelSpec("m", str(tmp_path / "m")))
+
+
+@pytest.fixture(scope="module")
+def tiny_lora(tiny_sd_path, tmp_path_factory):
+    """A LoRA on the tiny UNet saved the way diffusers' training scripts save one."""
+    from diffusers import StableDiffusionPipeline, UNet2DConditionModel
+    from peft import LoraConfig, get_peft_model_state_dict
+    from peft.utils import set_peft_model_state_dict
+
+    unet = UNet2DConditionModel.from_pretrained(tiny_sd_path / "unet")
+    unet.add_adapter(LoraConfig(r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
+    state = get_peft_model_state_dict(unet)
+    generator = torch.Generator().manual_seed(0)
+    set_peft_model_state_dict(unet, {k: torch.randn(v.shape, generator=generator) * 0.5 for k, v in state.items()})
+    out = tmp_path_factory.mktemp("lora")
+    StableDiffusionPipeline.save_lora_weights(out, unet_lora_layers=get_peft_model_state_dict(unet))
+    return out
+
+
+def test_lora_loads_and_changes_images(tiny_sd_path, tiny_lora):
+    base = resolve_model(ModelSpec("base", str(tiny_sd_path)))
+    with_lora = resolve_model(ModelSpec("lora", str(tiny_sd_path), loras=(LoraSpec(str(tiny_lora)),)))
+    half = resolve_model(ModelSpec("half", str(tiny_sd_path), loras=(LoraSpec(str(tiny_lora), weight=0.0),)))
+    assert np.abs(images(base).astype(int) - images(with_lora)).mean() > 1
+    np.testing.assert_allclose(images(base), images(half), atol=1)
+
+
+def test_missing_lora_file(tiny_sd_path, tmp_path):
+    with pytest.raises(UserError, match=r"loras\[0\]: LoRA './nope.safetensors' is neither"):
+        resolve_model(ModelSpec("x", str(tiny_sd_path), loras=(LoraSpec("./nope.safetensors"),)))

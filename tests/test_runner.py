@@ -1,0 +1,144 @@
+"""End to end through the CLI: a grid of samplers x steps on a tiny saved pipeline, resume, kill -9, reports."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+import torch
+from conftest import write_suite
+
+from lcm_bench.cli import main
+
+GRID = """
+version: 1
+name: tiny-grid
+models:
+  - {{name: tiny, path: {path}}}
+samplers: [ddim, dpmsolver, dpmsolver++, euler]
+steps: [1, 2, 4, 8]
+guidance_scales: [7.5]
+prompts: [shapes-mini]
+hardware: [cpu-fp32, cuda-fp16]
+num_images: 4
+batch_size: 4
+"""
+
+
+@pytest.fixture(scope="module")
+def grid_run(tiny_sd_path, tmp_path_factory):
+    directory = tmp_path_factory.mktemp("grid")
+    suite = write_suite(directory, GRID.format(path=tiny_sd_path))
+    out = directory / "run"
+    assert main(["run", str(suite), "--out", str(out), "--quiet"]) == 0
+    return suite, out
+
+
+def test_grid_fills_results_csv(grid_run):
+    _, out = grid_run
+    frame = pd.read_csv(out / "results.csv")
+    ok = frame[frame.status == "ok"]
+    assert len(ok) == 16
+    assert set(ok.sampler) == {"ddim", "dpmsolver", "dpmsolver++", "euler"}
+    assert (ok.nfe_per_image == 2 * ok.steps).all()
+    assert (ok.paper_w == ok.guidance_scale - 1).all()
+    assert (ok.images_per_s > 0).all() and (ok.peak_memory_mb > 0).all()
+    assert set(ok.timestep_spacing) == {"trailing"}
+    for column in ("cell_id", "model", "seconds_per_image", "seconds_per_nfe", "vae_decoding_s_per_image"):
+        assert ok[column].notna().all()
+    assert len(list((out / "images").glob("*/*.png"))) == 16 * 4
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_absent_device_is_skipped_with_reason(grid_run):
+    _, out = grid_run
+    frame = pd.read_csv(out / "results.csv")
+    skipped = frame[frame.status == "skipped"]
+    assert len(skipped) == 16
+    assert set(skipped.reason) == {"CUDA is not available on this machine"}
+    assert not any((out / "cells").glob("*cuda*"))
+
+
+def test_records_carry_provenance_and_schedule(grid_run):
+    _, out = grid_run
+    record = json.loads(next((out / "cells").glob("*.ddim.s4.*.json")).read_text())
+    assert record["schema_version"] == 1
+    assert record["guidance"] == {"diffusers_guidance_scale": 7.5, "paper_w": 6.5}
+    assert record["schedule"]["timesteps"] == [999, 749, 499, 249]
+    assert set(record["provenance"]) >= {"git", "versions", "machine"}
+    assert record["provenance"]["versions"]["diffusers"]
+    assert len(record["samples"]) == 4
+
+
+def test_finished_run_recomputes_nothing(grid_run, capsys):
+    suite, out = grid_run
+    before = {p.name: p.stat().st_mtime_ns for p in (out / "cells").iterdir()}
+    assert main(["run", str(suite), "--out", str(out), "--quiet"]) == 0
+    assert "0 cells computed, 16 reused" in capsys.readouterr().out
+    assert before == {p.name: p.stat().st_mtime_ns for p in (out / "cells").iterdir()}
+
+
+def test_report_rebuilds_from_records_and_merges_runs(grid_run, tmp_path):
+    _, out = grid_run
+    (out / "report.md").unlink()
+    assert main(["report", str(out), str(out), "--out", str(tmp_path)]) == 0
+    text = (tmp_path / "report.md").read_text()
+    assert "| tiny / ddim / s=7.5 (w=6.5) |" in text
+    assert "(NFE 16)" in text
+    assert (tmp_path / "plots" / "cost_vs_steps.png").stat().st_size > 1000
+
+
+def test_report_of_a_non_run(tmp_path, capsys):
+    assert main(["report", str(tmp_path)]) == 2
+    assert "no manifest.json" in capsys.readouterr().err
+
+
+def test_guidance_embedding_asked_of_a_model_without_one(tiny_sd_path, tmp_path, capsys):
+    suite = write_suite(
+        tmp_path, GRID.format(path=tiny_sd_path).replace("[ddim, dpmsolver, dpmsolver++, euler]", "[guided-distill]")
+    )
+    assert main(["run", str(suite), "--out", str(tmp_path / "run"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "needs a guidance embedding, but model 'tiny' has none" in err
+    assert not (tmp_path / "run" / "cells").exists()
+
+
+KILL_SUITE = """
+version: 1
+name: killed
+models: [tiny-sd]
+samplers: [ddim, euler, dpmsolver++]
+steps: [1, 2, 4, 8]
+prompts: [shapes-mini]
+num_images: 16
+batch_size: 2
+save_images: grid
+"""
+
+
+def test_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path):
+    suite = write_suite(tmp_path, KILL_SUITE)
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "lcm_bench.cli", "run", str(suite), "--out", str(out), "--quiet"]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list((out / "cells").glob("*.json"))) < 3:
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    survivors = {p.name: p.read_bytes() for p in (out / "cells").glob("*.json")}
+    assert 3 <= len(survivors) < 12
+    for content in survivors.values():
+        json.loads(content)
+    resumed = subprocess.run(command, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"{12 - len(survivors)} cells computed, {len(survivors)} reused" in resumed.stdout
+    for name, content in survivors.items():
+        assert (out / "cells" / name).read_bytes() == content
+    frame = pd.read_csv(out / "results.csv")
+    assert len(frame) == 12 and frame.cell_id.is_unique and (frame.status == "ok").all()
+    assert not list(out.rglob("*.tmp"))
