@@ -87,7 +87,7 @@ class GenerationSettings:
 
 def encode_prompts(pipe, family: str, prompts: list[str], negative: str, need_uncond: bool, s: GenerationSettings):
     """UNet keyword arguments for the prompts and (when guided) for the negative prompt."""
-    negatives = [negative] * len(prompts) if need_uncond else None
+    negatives = [negative] * len(prompts) if need_uncond and negative else None
     if family == "sdxl":
         pe, npe, pooled, npooled = pipe.encode_prompt(
             prompts,

@@ -50,6 +50,13 @@ for _name, _model in {
         resolution=32,
         description="tiny random-weight SD pipeline whose UNet takes a guidance embedding (LCM-style)",
     ),
+    "tiny-sdxl": KnownModel(
+        "tiny-sdxl",
+        "tiny",
+        family="sdxl",
+        resolution=32,
+        description="tiny random-weight SDXL-layout pipeline (two text encoders, text_time conditioning)",
+    ),
     "sd-1.5": KnownModel("stable-diffusion-v1-5/stable-diffusion-v1-5", description="Stable Diffusion 1.5"),
     "sd-2.1-base": KnownModel("stabilityai/stable-diffusion-2-1-base", description="Stable Diffusion 2.1 base (512)"),
     "dreamshaper-7": KnownModel("Lykon/dreamshaper-7", description="Dreamshaper v7 (SD-1.5 fine-tune)"),
@@ -110,7 +117,8 @@ def tiny_path(name: str) -> Path:
 
     path = cache_dir() / "models" / f"{name}-v{TINY_VERSION}"
     if not (path / "model_index.json").is_file():
-        build_tiny_pipeline(path, guidance_embedding=MODELS.get(name).guidance_embedding)
+        known = MODELS.get(name)
+        build_tiny_pipeline(path, guidance_embedding=known.guidance_embedding, family=known.family)
     return path
 
 
@@ -191,10 +199,15 @@ def _unet_config(pipeline_path: Path, unet_path: Path | None) -> dict[str, Any]:
     return json.loads(config.read_text()) if config.is_file() else {}
 
 
-def _family(pipeline_path: Path) -> str:
-    index = pipeline_path / "model_index.json"
-    cls = json.loads(index.read_text()).get("_class_name", "") if index.is_file() else ""
-    return "sdxl" if "XL" in cls else "sd"
+def _family(pipeline_path: Path, field: str) -> str:
+    index = json.loads((pipeline_path / "model_index.json").read_text())
+    cls = index.get("_class_name", "")
+    if "unet" not in index or "vae" not in index:
+        raise UserError(
+            f"{field}: {pipeline_path} holds a {cls or 'pipeline'} without a UNet and VAE; lcm-bench samples "
+            "UNet latent diffusion pipelines (Stable Diffusion 1.x/2.x, SDXL and their LCM variants)"
+        )
+    return "sdxl" if "XL" in cls or "text_encoder_2" in index else "sd"
 
 
 def is_hub_id(source: str) -> bool:
@@ -260,7 +273,7 @@ def resolve_model(spec: ModelSpec, field: str = "models") -> ResolvedModel:
             f"{field}: model '{spec.name}' declares guidance_embedding: {spec.guidance_embedding} "
             f"but its UNet config has time_cond_proj_dim={'set' if has_embedding else 'null'}"
         )
-    return ResolvedModel(spec, pipeline_path, unet_path, tuple(loras), has_embedding, _family(pipeline_path))
+    return ResolvedModel(spec, pipeline_path, unet_path, tuple(loras), has_embedding, _family(pipeline_path, field))
 
 
 def quiet_libraries() -> None:

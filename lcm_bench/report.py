@@ -13,25 +13,36 @@ def method_label(row) -> str:
     return f"{row['model']} / {row['sampler_label']} / s={row['guidance_scale']:g} (w={row['guidance_scale'] - 1:g})"
 
 
+def by_method_and_steps(frame):
+    """Finished cells averaged over seeds: one row per (method, steps)."""
+    ok = frame[frame["status"] == "ok"]
+    return (
+        ok.groupby(METHOD_KEYS + ["steps"], sort=False)
+        .agg(
+            seconds_per_image=("seconds_per_image", "mean"),
+            nfe_per_image=("nfe_per_image", "mean"),
+            seeds=("seed", "nunique"),
+        )
+        .reset_index()
+    )
+
+
 def steps_table(frame) -> str:
     """Markdown: one row per method, one column per step count, ms per image and NFE per image."""
-    ok = frame[frame["status"] == "ok"]
-    if ok.empty:
+    table = by_method_and_steps(frame)
+    if table.empty:
         return "_No finished cells._\n"
-    steps = sorted(ok["steps"].unique())
-    lines = []
-    multi = {k: ok[k].nunique() > 1 for k in ("prompts", "hardware")}
-    header = ["method"] + [k for k, many in multi.items() if many] + [f"{s} steps" for s in steps]
-    lines.append("| " + " | ".join(header) + " |")
-    lines.append("|" + "---|" * len(header))
-    for key, group in ok.groupby(METHOD_KEYS, sort=False):
+    steps = sorted(table["steps"].unique())
+    shown = [k for k in ("prompts", "hardware") if table[k].nunique() > 1]
+    header = ["method", *shown] + [f"{s} step{'s' if s > 1 else ''}" for s in steps]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for key, group in table.groupby(METHOD_KEYS, sort=False):
         row = dict(zip(METHOD_KEYS, key, strict=True))
         by_steps = group.set_index("steps")
-        cells = [method_label(row)] + [str(row[k]) for k, many in multi.items() if many]
+        cells = [method_label(row)] + [str(row[k]) for k in shown]
         for s in steps:
             if s in by_steps.index:
                 r = by_steps.loc[s]
-                r = r.iloc[0] if hasattr(r, "iloc") and r.ndim > 1 else r
                 cells.append(f"{r['seconds_per_image'] * 1e3:.1f} ms (NFE {r['nfe_per_image']:g})")
             else:
                 cells.append("–")
@@ -46,7 +57,7 @@ def cost_plot(frame, path: Path) -> bool:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ok = frame[frame["status"] == "ok"]
+    ok = by_method_and_steps(frame)
     if ok.empty:
         return False
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
@@ -107,7 +118,8 @@ def write_report(run_dirs: list[str | Path], out_dir: str | Path | None = None) 
     skipped = frame[frame["status"] == "skipped"]
     if not skipped.empty:
         parts += ["## Skipped cells", ""]
-        parts += [f"- `{r['cell_id']}`: {r['reason']}" for _, r in skipped.iterrows()]
+        for (hardware, reason), group in skipped.groupby(["hardware", "reason"]):
+            parts.append(f"- {len(group)} cells on `{hardware}`: {reason}")
         parts.append("")
     parts += ["## Provenance", ""] + provenance_lines(manifests) + [""]
     report = out / "report.md"

@@ -50,6 +50,17 @@ RESULT_COLUMNS = (
     "reason",
 )
 
+INTEGER_COLUMNS = {
+    "steps",
+    "seed",
+    "num_images",
+    "batch_size",
+    "height",
+    "width",
+    "original_inference_steps",
+    "warmup_batches",
+}
+
 
 def write_atomic(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -163,8 +174,9 @@ def result_row(record: dict) -> dict[str, Any]:
 def results_frame(records: list[dict]):
     import pandas as pd
 
-    rows = [result_row(r) for r in records]
-    frame = pd.DataFrame(rows)
+    frame = pd.DataFrame([result_row(r) for r in records])
+    for column in INTEGER_COLUMNS & set(frame.columns):
+        frame[column] = frame[column].astype("Int64")
     ordered = [c for c in RESULT_COLUMNS if c in frame.columns]
     return frame[ordered + [c for c in frame.columns if c not in ordered]]
 

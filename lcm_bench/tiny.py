@@ -1,4 +1,4 @@
-"""Tiny random-weight Stable Diffusion pipelines, built from config and saved with ``save_pretrained``.
+"""Tiny random-weight Stable Diffusion (and SDXL) pipelines, built from config and saved with ``save_pretrained``.
 
 They have exactly the layout of a real checkpoint (model_index.json, tokenizer, text encoder, UNet, VAE, scheduler,
 safetensors), so every loading and sampling path is exercised without a download. Their images are noise: they
@@ -40,12 +40,39 @@ def byte_level_vocab() -> dict[str, int]:
     return {token: i for i, token in enumerate(tokens)}
 
 
-def build_tiny_pipeline(out_dir: str | Path, guidance_embedding: bool = False, seed: int = 0) -> Path:
-    """Build a tiny SD-style pipeline (32x32 images, 16x16x4 latents) and save it atomically to ``out_dir``."""
-    import torch
-    from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+def _text_encoder_config(vocab: dict[str, int], hidden: int, **extra):
+    from transformers import CLIPTextConfig
 
+    return CLIPTextConfig(
+        vocab_size=len(vocab),
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_attention_heads=4,
+        num_hidden_layers=2,
+        max_position_embeddings=77,
+        bos_token_id=vocab["<|startoftext|>"],
+        eos_token_id=vocab["<|endoftext|>"],
+        pad_token_id=vocab["<|endoftext|>"],
+        **extra,
+    )
+
+
+def build_tiny_pipeline(out_dir: str | Path, guidance_embedding: bool = False, family: str = "sd", seed: int = 0):
+    """Build a tiny SD (or SDXL) pipeline, 32x32 images and 16x16x4 latents, saved atomically to ``out_dir``."""
+    import torch
+    from diffusers import (
+        AutoencoderKL,
+        EulerDiscreteScheduler,
+        PNDMScheduler,
+        StableDiffusionPipeline,
+        StableDiffusionXLPipeline,
+        UNet2DConditionModel,
+    )
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+
+    from .models import quiet_libraries
+
+    quiet_libraries()
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
@@ -54,19 +81,16 @@ def build_tiny_pipeline(out_dir: str | Path, guidance_embedding: bool = False, s
     (tmp / "merges.txt").write_text("#version: 0.2\n")
     tokenizer = CLIPTokenizer(str(tmp / "vocab.json"), str(tmp / "merges.txt"), model_max_length=77)
     torch.manual_seed(seed)
-    text_encoder = CLIPTextModel(
-        CLIPTextConfig(
-            vocab_size=len(vocab),
-            hidden_size=32,
-            intermediate_size=64,
-            num_attention_heads=4,
-            num_hidden_layers=2,
-            max_position_embeddings=77,
-            bos_token_id=vocab["<|startoftext|>"],
-            eos_token_id=vocab["<|endoftext|>"],
-            pad_token_id=vocab["<|endoftext|>"],
-        )
-    )
+    xl = family == "sdxl"
+    text_encoder = CLIPTextModel(_text_encoder_config(vocab, 32))
+    unet_extra = {}
+    if xl:
+        text_encoder_2 = CLIPTextModelWithProjection(_text_encoder_config(vocab, 32, projection_dim=32))
+        unet_extra = {
+            "addition_embed_type": "text_time",
+            "addition_time_embed_dim": 8,
+            "projection_class_embeddings_input_dim": 6 * 8 + 32,
+        }
     unet = UNet2DConditionModel(
         sample_size=16,
         in_channels=4,
@@ -75,10 +99,11 @@ def build_tiny_pipeline(out_dir: str | Path, guidance_embedding: bool = False, s
         layers_per_block=1,
         down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
         up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-        cross_attention_dim=32,
+        cross_attention_dim=64 if xl else 32,
         attention_head_dim=8,
         norm_num_groups=16,
         time_cond_proj_dim=64 if guidance_embedding else None,
+        **unet_extra,
     )
     vae = AutoencoderKL(
         in_channels=3,
@@ -90,16 +115,30 @@ def build_tiny_pipeline(out_dir: str | Path, guidance_embedding: bool = False, s
         norm_num_groups=16,
         sample_size=32,
     )
-    pipe = StableDiffusionPipeline(
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        unet=unet,
-        scheduler=PNDMScheduler(**SD_SCHEDULER),
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
+    if xl:
+        scheduler = EulerDiscreteScheduler(
+            **{k: v for k, v in SD_SCHEDULER.items() if k.startswith(("beta", "num", "steps"))}
+        )
+        pipe = StableDiffusionXLPipeline(
+            vae=vae,
+            text_encoder=text_encoder,
+            text_encoder_2=text_encoder_2,
+            tokenizer=tokenizer,
+            tokenizer_2=tokenizer,
+            unet=unet,
+            scheduler=scheduler,
+        )
+    else:
+        pipe = StableDiffusionPipeline(
+            vae=vae,
+            text_encoder=text_encoder,
+            tokenizer=tokenizer,
+            unet=unet,
+            scheduler=PNDMScheduler(**SD_SCHEDULER),
+            safety_checker=None,
+            feature_extractor=None,
+            requires_safety_checker=False,
+        )
     pipe.save_pretrained(tmp / "pipeline", safe_serialization=True)
     config_path = tmp / "pipeline" / "scheduler" / "scheduler_config.json"
     config_path.write_text(json.dumps({**json.loads(config_path.read_text()), "clip_sample": False}, indent=2))

@@ -97,6 +97,17 @@ def test_parity_with_stable_diffusion_pipeline(tiny, sampler):
     np.testing.assert_array_equal(images, _reference_images(StableDiffusionPipeline, tiny[1], sampler, 4, 7.5))
 
 
+@pytest.mark.parametrize("sampler", ["ddim", "lcm"])
+def test_parity_with_stable_diffusion_xl_pipeline(sampler):
+    from diffusers import StableDiffusionXLPipeline
+
+    resolved = resolve_model(ModelSpec("tiny-sdxl", "tiny-sdxl"))
+    model = (resolved, load_pipeline(resolved, CPU))
+    images, evaluations, _ = run(model, sampler, 4, 7.5, "cfg")
+    assert evaluations / 4 == 8
+    np.testing.assert_array_equal(images, _reference_images(StableDiffusionXLPipeline, model[1], sampler, 4, 7.5))
+
+
 @pytest.mark.parametrize("steps", [1, 4])
 def test_parity_with_latent_consistency_pipeline(tiny_lcm, steps):
     from diffusers import LatentConsistencyModelPipeline
