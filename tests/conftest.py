@@ -39,3 +39,31 @@ def write_suite(directory: Path, text: str, name: str = "suite.yaml") -> Path:
     path = directory / name
     path.write_text(text)
     return path
+
+
+def diffusers_reference(pipeline_cls, pipe, sampler: str, steps: int, scale: float, prompts, seeds):
+    """Images from diffusers' own pipeline class on ``pipe``'s components, seeded as lcm-bench seeds them."""
+    import numpy as np
+    import torch
+
+    from lcm_bench.generate import initial_latents
+    from lcm_bench.samplers import build_scheduler
+    from lcm_bench.spec import SamplerSpec
+
+    scheduler, _, _ = build_scheduler(SamplerSpec(sampler), pipe.scheduler.config)
+    components = {k: v for k, v in pipe.components.items() if k != "image_encoder"}
+    reference = pipeline_cls(**{**components, "scheduler": scheduler})
+    reference.set_progress_bar_config(disable=True)
+    generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
+    latents = initial_latents(generators, (4, 16, 16))
+    out = reference(
+        list(prompts),
+        num_inference_steps=steps,
+        guidance_scale=scale,
+        height=32,
+        width=32,
+        latents=latents,
+        generator=generators,
+        output_type="np",
+    ).images
+    return (out * 255).round().astype(np.uint8)

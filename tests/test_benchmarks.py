@@ -4,14 +4,13 @@ Run: ``pytest -m slow tests/test_benchmarks.py --benchmark-columns=mean,stddev,r
 means is the harness overhead (target <= 1.05x); nothing here is a timed assert.
 """
 
-import numpy as np
 import pytest
 import torch
+from conftest import diffusers_reference
 
-from lcm_bench.generate import GenerationSettings, generate_batch, initial_latents, sample_seed
+from lcm_bench.generate import GenerationSettings, generate_batch, sample_seed
 from lcm_bench.measure import PhaseTimer
 from lcm_bench.models import load_pipeline, resolve_model
-from lcm_bench.samplers import build_scheduler
 from lcm_bench.spec import Hardware, ModelSpec, SamplerSpec
 
 pytestmark = pytest.mark.slow
@@ -49,22 +48,7 @@ def test_bench_bare_diffusers_pipeline(benchmark, tiny, sampler):
     benchmark.group = f"overhead-{sampler}"
 
     def bare():
-        scheduler, _, _ = build_scheduler(SamplerSpec(sampler), pipe.scheduler.config)
-        reference = StableDiffusionPipeline(**{**pipe.components, "scheduler": scheduler})
-        reference.set_progress_bar_config(disable=True)
-        generators = [torch.Generator("cpu").manual_seed(s) for s in SEEDS]
-        latents = initial_latents(generators, (4, 16, 16))
-        out = reference(
-            PROMPTS,
-            num_inference_steps=STEPS,
-            guidance_scale=SCALE,
-            height=32,
-            width=32,
-            latents=latents,
-            generator=generators,
-            output_type="np",
-        ).images
-        return (out * 255).round().astype(np.uint8)
+        return diffusers_reference(StableDiffusionPipeline, pipe, sampler, STEPS, SCALE, PROMPTS, SEEDS)
 
     images = benchmark.pedantic(bare, rounds=30, warmup_rounds=3)
     assert images.shape == (BATCH, 32, 32, 3)

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from conftest import diffusers_reference
 
 from lcm_bench.generate import GenerationSettings, generate_batch, initial_latents, sample_seed
 from lcm_bench.measure import PhaseTimer
@@ -70,23 +71,7 @@ def test_trailing_spacing_starts_near_t_max(tiny):
 
 
 def _reference_images(pipeline_cls, pipe, sampler, steps, scale, n=4):
-    scheduler, _, _ = build_scheduler(SamplerSpec(sampler), pipe.scheduler.config)
-    components = {k: v for k, v in pipe.components.items() if k != "image_encoder"}
-    reference = pipeline_cls(**{**components, "scheduler": scheduler})
-    reference.set_progress_bar_config(disable=True)
-    generators = [torch.Generator("cpu").manual_seed(s) for s in SEEDS[:n]]
-    latents = initial_latents(generators, (4, 16, 16))
-    out = reference(
-        PROMPTS[:n],
-        num_inference_steps=steps,
-        guidance_scale=scale,
-        height=32,
-        width=32,
-        latents=latents,
-        generator=generators,
-        output_type="np",
-    ).images
-    return (out * 255).round().astype(np.uint8)
+    return diffusers_reference(pipeline_cls, pipe, sampler, steps, scale, PROMPTS[:n], SEEDS[:n])
 
 
 @pytest.mark.parametrize("sampler", ["ddim", "dpmsolver++", "euler", "unipc"])
