@@ -26,7 +26,8 @@ def cmd_run(args) -> int:
     summary = run_suite(suite, out, provenance(), progress=not args.quiet)
     report = write_report([out]) if not args.no_report else None
     print(
-        f"{len(summary.computed)} cells computed, {len(summary.reused)} reused, {len(summary.skipped)} skipped "
+        f"{len(summary.computed)} cells computed, {len(summary.reused)} reused, {len(summary.skipped)} skipped, "
+        f"{summary.scored} metric values computed "
         f"-> {out / 'results.csv'}" + (f", {report}" if report else "")
     )
     return 0

@@ -14,14 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from .errors import MissingResourceError, UserError
+from .paths import cache_dir, offline
 from .registry import Registry, did_you_mean
 from .spec import Hardware, ModelSpec
-
-
-def cache_dir() -> Path:
-    """lcm-bench's cache: $LCM_BENCH_CACHE, else $XDG_CACHE_HOME/lcm-bench (never inside the package)."""
-    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "lcm-bench"
-    return Path(os.environ.get("LCM_BENCH_CACHE", default)).expanduser()
 
 
 @dataclass(frozen=True)
@@ -106,10 +101,6 @@ for _name, _model in {
     ),
 }.items():
     MODELS.register(_name, _model)
-
-
-def offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def tiny_path(name: str) -> Path:

@@ -25,12 +25,18 @@ class BuiltinPromptSet:
     format: str
     column: str | None = None
     description: str = ""
+    references: dict | None = None
 
 
 PROMPT_SETS: Registry[BuiltinPromptSet] = Registry("prompt set")
 PROMPT_SETS.register(
     "shapes-mini",
-    BuiltinPromptSet(DATA_DIR / "prompts" / "shapes-mini.txt", "txt", description="32 captions of coloured shapes"),
+    BuiltinPromptSet(
+        DATA_DIR / "prompts" / "shapes-mini.txt",
+        "txt",
+        description="32 captions of coloured shapes",
+        references={"generator": "shapes", "per_prompt": 16, "size": 32},
+    ),
 )
 PROMPT_SETS.register(
     "photo-mini",

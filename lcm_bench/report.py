@@ -13,18 +13,55 @@ def method_label(row) -> str:
     return f"{row['model']} / {row['sampler_label']} / s={row['guidance_scale']:g} (w={row['guidance_scale'] - 1:g})"
 
 
-def by_method_and_steps(frame):
+def by_method_and_steps(frame, columns: tuple[str, ...] = ("seconds_per_image", "nfe_per_image")):
     """Finished cells averaged over seeds: one row per (method, steps)."""
     ok = frame[frame["status"] == "ok"]
-    return (
-        ok.groupby(METHOD_KEYS + ["steps"], sort=False)
-        .agg(
-            seconds_per_image=("seconds_per_image", "mean"),
-            nfe_per_image=("nfe_per_image", "mean"),
-            seeds=("seed", "nunique"),
-        )
-        .reset_index()
+    aggregations = {c: (c, "mean") for c in columns if c in ok.columns}
+    return ok.groupby(METHOD_KEYS + ["steps"], sort=False).agg(seeds=("seed", "nunique"), **aggregations).reset_index()
+
+
+def metric_table(frame, metric: dict) -> str:
+    """Markdown: rows methods, columns steps, the metric's value (best per column in bold) and its spread."""
+    mid = metric["id"]
+    extra = tuple(
+        c for c in (f"{mid}_subset_std", f"{mid}_ci_low", f"{mid}_ci_high", f"{mid}_noise_floor") if c in frame.columns
     )
+    table = by_method_and_steps(frame, (mid, *extra))
+    if mid not in table.columns or table[mid].isna().all():
+        return ""
+    higher = metric["higher_is_better"]
+    steps = sorted(table["steps"].unique())
+    best = {s: (table[table.steps == s][mid].max() if higher else table[table.steps == s][mid].min()) for s in steps}
+    header = ["method"] + [f"{s} step{'s' if s > 1 else ''}" for s in steps]
+    lines = [
+        f"### {metric['label']} (`{mid}`, {'higher' if higher else 'lower'} is better)",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
+    for key, group in table.groupby(METHOD_KEYS, sort=False):
+        by_steps = group.set_index("steps")
+        cells = [method_label(dict(zip(METHOD_KEYS, key, strict=True)))]
+        for s in steps:
+            if s not in by_steps.index or by_steps.loc[s, mid] != by_steps.loc[s, mid]:
+                cells.append("–")
+                continue
+            r = by_steps.loc[s]
+            text = f"{r[mid]:.4g}"
+            if f"{mid}_subset_std" in r and r[f"{mid}_subset_std"] == r[f"{mid}_subset_std"]:
+                text += f" ± {r[f'{mid}_subset_std']:.2g}"
+            if f"{mid}_ci_low" in r and r[f"{mid}_ci_low"] == r[f"{mid}_ci_low"]:
+                text += f" [{r[f'{mid}_ci_low']:.3g}, {r[f'{mid}_ci_high']:.3g}]"
+            cells.append(f"**{text}**" if r[mid] == best[s] else text)
+        lines.append("| " + " | ".join(cells) + " |")
+    floor_column = f"{mid}_noise_floor"
+    if floor_column in table.columns and table[floor_column].notna().any():
+        lines += [
+            "",
+            f"Noise floor (reference against a second draw of real images for the same prompts): "
+            f"{table[floor_column].mean():.4g}.",
+        ]
+    return "\n".join(lines) + "\n"
 
 
 def steps_table(frame) -> str:
@@ -84,6 +121,14 @@ def cost_plot(frame, path: Path) -> bool:
     return True
 
 
+def _metric_meta(records: list[dict], metric_id: str) -> dict:
+    for record in records:
+        if metric_id in record.get("metrics", {}):
+            m = record["metrics"][metric_id]
+            return {"label": m["label"], "higher_is_better": m["higher_is_better"]}
+    return {"label": metric_id, "higher_is_better": False}
+
+
 def provenance_lines(manifests: list[dict]) -> list[str]:
     lines = []
     for m in manifests:
@@ -112,9 +157,19 @@ def write_report(run_dirs: list[str | Path], out_dir: str | Path | None = None) 
         "evaluations per image. Guidance: diffusers scale s, paper w = s - 1.",
         "",
     ]
-    parts.append(steps_table(frame))
+    parts += ["## Cost", "", steps_table(frame)]
     if cost_plot(frame, plot):
         parts += ["", f"![cost against steps]({plot.relative_to(out).as_posix()})", ""]
+    metrics = {m["id"]: m for manifest in manifests for m in manifest.get("metrics", [])}
+    tables = [metric_table(frame, {**m, **_metric_meta(records, mid)}) for mid, m in metrics.items()]
+    if any(tables):
+        parts += [
+            "## Quality",
+            "",
+            "± is the standard deviation over disjoint subsets of each cell's images; "
+            "[a, b] a 95 % bootstrap interval.",
+            "",
+        ] + [t for t in tables if t]
     skipped = frame[frame["status"] == "skipped"]
     if not skipped.empty:
         parts += ["## Skipped cells", ""]

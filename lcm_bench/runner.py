@@ -24,6 +24,7 @@ class RunSummary:
     computed: list[str] = field(default_factory=list)
     reused: list[str] = field(default_factory=list)
     skipped: list[dict] = field(default_factory=list)
+    scored: int = 0
 
 
 def guidance_mode(cell: CellSpec, resolved: ResolvedModel, field_name: str) -> str:
@@ -220,6 +221,7 @@ def run_suite(suite: Suite, out: str | Path, provenance: dict, progress: bool = 
                 "description": suite.description,
             },
             "cells": [c.cell_id for c in suite.cells],
+            "metrics": [{"id": m.metric_id, "name": m.name, "options": dict(m.options)} for m in suite.metrics],
             "skipped": skipped,
             "provenance": provenance,
         }
@@ -251,6 +253,10 @@ def run_suite(suite: Suite, out: str | Path, provenance: dict, progress: bool = 
                 f"  {cell.cell_id}: {tp['seconds_per_image'] * 1e3:.1f} ms/img, NFE {tp['nfe_per_image']:g}",
                 file=sys.stderr,
             ) if progress else None
+        bar.close()
+        from .metrics.scoring import score_run
+
+        summary.scored = score_run(run, suite, [c.cell_id for c in suite.cells], progress=progress)
     finally:
         bar.close()
         finished = run.records()

@@ -122,6 +122,31 @@ class CellSpec:
 
 
 @dataclass(frozen=True)
+class ReferenceSpec:
+    """Reference images of a prompt set: a folder, a Parquet column of image bytes, or a registered generator."""
+
+    kind: str
+    source: str
+    options: tuple[tuple[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    name: str
+    options: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def metric_id(self) -> str:
+        """Readable and file-safe: the metric plus what changes its numbers (extractor, mode, backbone)."""
+        opts = dict(self.options)
+        parts = [self.name]
+        parts += [str(opts[k]) for k in ("extractor", "mode", "model") if k in opts]
+        if "pretrained" in opts:
+            parts.append(str(opts["pretrained"]).replace("\\", "/").rsplit("/", 1)[-1])
+        return re.sub(r"[^A-Za-z0-9_.+-]", "_", "_".join(parts))
+
+
+@dataclass(frozen=True)
 class Suite:
     name: str
     version: int
@@ -129,4 +154,5 @@ class Suite:
     cells: tuple[CellSpec, ...]
     source: str
     suite_hash: str
-    options: dict[str, Any] = field(default_factory=dict, compare=False)
+    metrics: tuple[MetricSpec, ...] = ()
+    references: dict[str, ReferenceSpec | None] = field(default_factory=dict, compare=False)

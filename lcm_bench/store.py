@@ -168,6 +168,12 @@ def result_row(record: dict) -> dict[str, Any]:
     row.update(record.get("throughput", {}))
     for name, metric in record.get("metrics", {}).items():
         row[name] = metric.get("value")
+        if "ci95" in metric:
+            row[f"{name}_ci_low"], row[f"{name}_ci_high"] = metric["ci95"]
+        if "subsets" in metric:
+            row[f"{name}_subset_std"] = metric["subsets"]["std"]
+        if "noise_floor" in metric:
+            row[f"{name}_noise_floor"] = metric["noise_floor"]
     return row
 
 

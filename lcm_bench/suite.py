@@ -15,6 +15,7 @@ import yaml
 
 from .errors import UserError
 from .hardware import parse_hardware
+from .metrics import EXTRACTOR_NAMES, EXTRACTOR_OPTIONS, INCEPTION_MODES, METRICS
 from .models import check_reference
 from .prompts import FORMATS, PROMPT_SETS, content_hash, infer_format, read_prompts
 from .registry import did_you_mean
@@ -24,8 +25,10 @@ from .spec import (
     SAVE_IMAGES,
     CellSpec,
     LoraSpec,
+    MetricSpec,
     ModelSpec,
     PromptSetSpec,
+    ReferenceSpec,
     SamplerSpec,
     Suite,
     stable_hash,
@@ -42,7 +45,7 @@ AXES = {
     "seeds": "seed",
 }
 SCALARS = ("num_images", "batch_size", "resolution", "negative_prompt", "save_images", "warmup")
-TOP_KEYS = {"version", "name", "description", "extends", "include", "exclude", *AXES, *SCALARS}
+TOP_KEYS = {"version", "name", "description", "extends", "include", "exclude", "metrics", *AXES, *SCALARS}
 DEFAULTS: dict[str, Any] = {
     "steps": [1, 2, 4, 8],
     "guidance_scales": [7.5],
@@ -153,12 +156,71 @@ def parse_sampler(entry: Any, field: str) -> SamplerSpec:
     return spec
 
 
+def parse_references(entry: Any, field: str, base_dir: Path) -> ReferenceSpec | None:
+    """A prompt set's reference images: {path: DIR}, {path: FILE.parquet, column: C} or {generator: NAME, ...}."""
+    if isinstance(entry, str):
+        builtin = PROMPT_SETS.get(entry, field)
+        entry = {"references": builtin.references} if builtin.references else {}
+        base_dir = Path(".")
+    refs = entry.get("references") if isinstance(entry, dict) else None
+    if refs is None:
+        return None
+    field = f"{field}.references"
+    if not isinstance(refs, dict):
+        raise UserError(f"{field}: expected a mapping such as {{path: DIR}} or {{generator: shapes}}")
+    if "generator" in refs:
+        _unknown_keys(refs, {"generator", "per_prompt", "size"}, field)
+        from .metrics.references import GENERATORS
+
+        GENERATORS.get(str(refs["generator"]), f"{field}.generator")
+        options = (
+            ("per_prompt", _int(refs.get("per_prompt", 32), f"{field}.per_prompt", 1)),
+            ("size", _int(refs.get("size", 32), f"{field}.size", 8)),
+        )
+        return ReferenceSpec("generator", refs["generator"], options)
+    _unknown_keys(refs, {"path", "column"}, field)
+    path = (base_dir / Path(_str(refs.get("path"), f"{field}.path")).expanduser()).resolve()
+    if not path.exists():
+        raise UserError(f"{field}.path: '{path}' does not exist")
+    if path.is_dir():
+        return ReferenceSpec("folder", str(path))
+    if path.suffix != ".parquet":
+        raise UserError(f"{field}.path: '{path}' is neither a folder of images nor a .parquet file")
+    return ReferenceSpec("parquet", str(path), (("column", _str(refs.get("column", "image"), f"{field}.column")),))
+
+
+def parse_metric(entry: Any, field: str) -> MetricSpec:
+    if isinstance(entry, str):
+        entry = {"name": entry}
+    if not isinstance(entry, dict):
+        raise UserError(f"{field}: expected a metric name or a mapping, got {entry!r}")
+    name = _str(entry.get("name"), f"{field}.name")
+    definition = METRICS.get(name, f"{field}.name")
+    allowed = {"name", *definition.defaults} | (EXTRACTOR_OPTIONS if "extractor" in definition.defaults else set())
+    _unknown_keys(entry, allowed, field)
+    options = {**definition.defaults, **{k: v for k, v in entry.items() if k != "name"}}
+    extractor = options.get("extractor", "inception" if name == "fid" else None)
+    if extractor is not None and extractor not in EXTRACTOR_NAMES:
+        raise UserError(
+            f"{field}.extractor: unknown extractor '{extractor}'{did_you_mean(extractor, list(EXTRACTOR_NAMES))}"
+        )
+    if extractor == "inception" and options.get("mode", "clean") not in INCEPTION_MODES:
+        raise UserError(f"{field}.mode: '{options['mode']}' is not one of {list(INCEPTION_MODES)}")
+    if extractor not in (None, "inception"):
+        options.pop("mode", None)
+    if extractor == "clip" and "model" not in options:
+        raise UserError(
+            f"{field}: extractor clip needs model: (an open_clip name) and pretrained: (tag, file or random)"
+        )
+    return MetricSpec(name, tuple(sorted(options.items())))
+
+
 def parse_prompts(entry: Any, field: str, base_dir: Path) -> PromptSetSpec:
     if isinstance(entry, str):
         builtin = PROMPT_SETS.get(entry, field)
         path, fmt, column, name = builtin.path, builtin.format, builtin.column, entry
     elif isinstance(entry, dict):
-        _unknown_keys(entry, {"name", "path", "format", "column"}, field)
+        _unknown_keys(entry, {"name", "path", "format", "column", "references"}, field)
         path = (base_dir / Path(_str(entry.get("path"), f"{field}.path")).expanduser()).resolve()
         fmt = entry.get("format") or infer_format(path)
         if fmt not in FORMATS:
@@ -301,6 +363,30 @@ def _load(path: Path) -> Suite:
         if "exclude" in data
         else []
     )
+    metrics = (
+        tuple(parse_metric(e, f"metrics[{i}]") for i, e in enumerate(_as_list(data["metrics"], "metrics")))
+        if "metrics" in data
+        else ()
+    )
+    if len({m.metric_id for m in metrics}) != len(metrics):
+        raise UserError("metrics: the same metric is listed twice")
+    prompt_entries = _as_list(data["prompts"], "prompts")
+    references = {
+        spec.name: parse_references(entry, f"prompts[{i}]", base_dir)
+        for i, (spec, entry) in enumerate(zip(axes["prompts"], prompt_entries, strict=True))
+    }
+    for i, metric in enumerate(metrics):
+        if metrics and common["save_images"] != "all":
+            raise UserError(
+                f"save_images: metrics score the saved images, so it must be 'all' (is '{common['save_images']}')"
+            )
+        if METRICS.get(metric.name).needs_reference:
+            for name, ref in references.items():
+                if ref is None:
+                    raise UserError(
+                        f"metrics[{i}]: {metric.name} needs reference images, but prompt set '{name}' has "
+                        "none; give it references: {path: DIR} or {generator: NAME}"
+                    )
     unique: dict[str, CellSpec] = {}
     for cell in cells:
         if not any(_matches(cell.axis_values(), rule) for rule in excludes):
@@ -316,4 +402,6 @@ def _load(path: Path) -> Suite:
         cells=tuple(unique.values()),
         source=str(path),
         suite_hash=stable_hash(canonical, 16),
+        metrics=metrics,
+        references=references,
     )

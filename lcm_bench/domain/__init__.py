@@ -1,0 +1,1 @@
+"""Procedural captioned image domains: images drawn from captions, deterministic by seed."""

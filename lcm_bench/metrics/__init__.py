@@ -1,0 +1,76 @@
+"""Metric definitions: what each metric needs, its options with defaults, and its direction.
+
+Light on purpose (no torch): suites validate metric specs against this registry; ``scoring`` computes them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..registry import Registry
+
+
+@dataclass(frozen=True)
+class MetricDef:
+    label: str
+    higher_is_better: bool
+    needs_reference: bool
+    defaults: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+
+METRICS: Registry[MetricDef] = Registry("metric")
+METRICS.register(
+    "fid",
+    MetricDef(
+        "FID",
+        False,
+        True,
+        {"mode": "clean", "subsets": 5},
+        "Fréchet Inception distance through clean-fid (modes clean, legacy_tensorflow, legacy_pytorch)",
+    ),
+)
+METRICS.register(
+    "fd",
+    MetricDef(
+        "FD",
+        False,
+        True,
+        {"extractor": "effnet-lite0", "subsets": 5},
+        "Fréchet distance in another extractor's features (effnet-lite0, clip, dinov2, inception)",
+    ),
+)
+METRICS.register(
+    "kid",
+    MetricDef(
+        "KID",
+        False,
+        True,
+        {"extractor": "inception", "mode": "clean", "num_subsets": 100, "max_subset_size": 1000},
+        "kernel inception distance (clean-fid's estimator, seeded)",
+    ),
+)
+METRICS.register(
+    "cmmd",
+    MetricDef(
+        "CMMD",
+        False,
+        True,
+        {"model": "ViT-L-14-336", "pretrained": "openai", "unbiased": True},
+        "MMD on CLIP embeddings, Gaussian kernel sigma 10, x1000 (Jayasumana et al. 2024)",
+    ),
+)
+METRICS.register(
+    "clip_score",
+    MetricDef(
+        "CLIP score",
+        True,
+        False,
+        {"model": "ViT-g-14", "pretrained": "laion2b_s34b_b88k"},
+        "100 x cosine(image, caption) averaged, clamped at 0 (torchmetrics' formula), open_clip backbone",
+    ),
+)
+EXTRACTOR_OPTIONS = {"mode", "model", "pretrained", "weights", "arch"}
+EXTRACTOR_NAMES = ("inception", "effnet-lite0", "clip", "dinov2")
+INCEPTION_MODES = ("clean", "legacy_tensorflow", "legacy_pytorch")

@@ -1,0 +1,127 @@
+"""open_clip models for CLIP score, CLIP-FD and CMMD: by name with a pretrained tag, a local checkpoint, or random.
+
+Weights never come from pickles: a local checkpoint is safetensors or a state dict read with ``weights_only``;
+tagged weights come through open_clip from the Hugging Face cache (offline-aware).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import MissingResourceError, UserError
+from ..paths import offline
+
+OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
+OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
+CONFIG_DIR = Path(__file__).resolve().parent / "clip_configs"
+
+
+@dataclass
+class ClipModel:
+    model: torch.nn.Module
+    tokenizer: object
+    name: str
+    pretrained: str
+    image_size: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    device: str
+
+    @property
+    def tag(self) -> str:
+        return f"{self.name}/{Path(self.pretrained).name if '/' in self.pretrained else self.pretrained}"
+
+    def image_features(self, images: torch.Tensor) -> torch.Tensor:
+        """L2-normalised features of (B, 3, S, S) images in [0, 255] at ``image_size``."""
+        mean = torch.tensor(self.mean, device=self.device).view(1, 3, 1, 1) * 255
+        std = torch.tensor(self.std, device=self.device).view(1, 3, 1, 1) * 255
+        features = self.model.encode_image((images.to(self.device) - mean) / std)
+        return torch.nn.functional.normalize(features.float(), dim=-1)
+
+    def text_features(self, texts: list[str]) -> tuple[torch.Tensor, int]:
+        """L2-normalised text features and how many captions were truncated to the context length."""
+        context = self.tokenizer.context_length
+        truncated = sum(len(self.tokenizer.encode(t)) + 2 > context for t in texts)
+        tokens = self.tokenizer(texts).to(self.device)
+        return torch.nn.functional.normalize(self.model.encode_text(tokens).float(), dim=-1), truncated
+
+
+def _register_configs() -> None:
+    import open_clip
+
+    if CONFIG_DIR.is_dir() and CONFIG_DIR not in getattr(_register_configs, "done", set()):
+        open_clip.add_model_config(CONFIG_DIR)
+        _register_configs.done = {CONFIG_DIR}
+
+
+def load_clip(name: str, pretrained: str, device: str = "cpu", field: str = "metrics") -> ClipModel:
+    """``pretrained``: an open_clip tag (e.g. laion2b_s34b_b88k), a local .safetensors/.pt file, or 'random'."""
+    import open_clip
+
+    _register_configs()
+    if name not in open_clip.list_models():
+        from ..registry import did_you_mean
+
+        raise UserError(f"{field}.model: unknown open_clip model '{name}'{did_you_mean(name, open_clip.list_models())}")
+    path = Path(pretrained).expanduser()
+    try:
+        if pretrained == "random" or path.suffix in (".safetensors", ".pt", ".pth", ".bin"):
+            with torch.random.fork_rng():
+                torch.manual_seed(0)
+                model = open_clip.create_model(name, pretrained=None, device=device)
+            if pretrained != "random":
+                if not path.is_file():
+                    raise UserError(f"{field}.pretrained: CLIP checkpoint '{path}' does not exist")
+                if path.suffix == ".safetensors":
+                    from safetensors.torch import load_file
+
+                    state = load_file(path)
+                else:
+                    state = torch.load(path, map_location="cpu", weights_only=True)
+                    state = state.get("state_dict", state)
+                model.load_state_dict(state)
+        else:
+            known = [tag for arch, tag in open_clip.list_pretrained() if arch == name]
+            if pretrained not in known:
+                raise UserError(
+                    f"{field}.pretrained: '{pretrained}' is not a tag of {name} (tags: {', '.join(known)}; "
+                    "or give a local .safetensors file, or 'random')"
+                )
+            model = open_clip.create_model(name, pretrained=pretrained, device=device, weights_only=True)
+    except UserError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - open_clip raises many types for a missing download
+        how = "HF_HUB_OFFLINE is set" if offline() else f"download failed ({type(exc).__name__})"
+        raise MissingResourceError(
+            f"{field}: CLIP weights {name}/{pretrained} are not available locally and {how}; on a machine with "
+            f"internet run open_clip.create_model('{name}', pretrained='{pretrained}') and copy the Hugging Face "
+            "cache, or set pretrained: to a local .safetensors file"
+        ) from None
+    model.eval()
+    config = open_clip.get_model_config(name)
+    size = config["vision_cfg"]["image_size"]
+    preprocess = config.get("preprocess_cfg", {})
+    return ClipModel(
+        model=model,
+        tokenizer=open_clip.get_tokenizer(name),
+        name=name,
+        pretrained=pretrained,
+        image_size=size if isinstance(size, int) else size[0],
+        mean=tuple(preprocess.get("mean", OPENAI_MEAN)),
+        std=tuple(preprocess.get("std", OPENAI_STD)),
+        device=device,
+    )
+
+
+def tiny_clip_config() -> dict:
+    return json.loads((CONFIG_DIR / "lcm-bench-tiny-clip.json").read_text())
+
+
+def cosine_scores(image_features: np.ndarray, text_features: np.ndarray) -> np.ndarray:
+    """100 x cosine per (image, caption) pair, as torchmetrics' CLIPScore computes it before averaging."""
+    return 100.0 * np.sum(image_features.astype(np.float64) * text_features.astype(np.float64), axis=1)

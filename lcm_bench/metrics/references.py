@@ -1,0 +1,119 @@
+"""Reference image sets (a folder, a Parquet file of image bytes, or a registered generator) and their cached
+features, keyed by extractor, preprocessing mode, resolution, N and a content hash (torch-fidelity style)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UserError
+from ..paths import cache_dir
+from ..registry import Registry
+from ..store import write_atomic
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
+
+
+@dataclass(frozen=True)
+class ReferenceSet:
+    """``images(draw)`` yields uint8 HxWx3 arrays; draw 1 is an independent second draw (generators only)."""
+
+    name: str
+    size: int
+    content_hash: str
+    load: Callable[[int], Iterator[np.ndarray]]
+    render: Callable[[list[str], int], Iterator[np.ndarray]] | None = None
+
+    def images(self, draw: int = 0) -> Iterator[np.ndarray]:
+        return self.load(draw)
+
+
+def _decode(data: bytes) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+def folder_reference(path: Path, field: str) -> ReferenceSet:
+    files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise UserError(f"{field}: reference folder '{path}' holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(file.relative_to(path).as_posix().encode())
+        digest.update(file.read_bytes())
+    return ReferenceSet(
+        str(path), len(files), digest.hexdigest()[:16], lambda draw: (_decode(f.read_bytes()) for f in files)
+    )
+
+
+def parquet_reference(path: Path, column: str, field: str) -> ReferenceSet:
+    import pandas as pd
+
+    frame = pd.read_parquet(path, columns=[column]) if column else pd.read_parquet(path)
+    if column not in frame.columns:
+        raise UserError(f"{field}.column: '{column}' is not a column of {path} (columns: {', '.join(frame.columns)})")
+    cells = [v["bytes"] if isinstance(v, dict) else v for v in frame[column]]
+    digest = hashlib.sha256(b"".join(hashlib.sha256(c).digest() for c in cells)).hexdigest()[:16]
+    return ReferenceSet(str(path), len(cells), digest, lambda draw: (_decode(c) for c in cells))
+
+
+def shapes_reference(prompts: tuple[str, ...], per_prompt: int, size: int) -> ReferenceSet:
+    """Every prompt rendered ``per_prompt`` times by the shapes domain; draw d uses its own seeds."""
+    from ..domain.shapes import parse, render
+
+    bad = [p for p in prompts if parse(p) is None]
+    if bad:
+        raise UserError(f"references: the shapes generator cannot draw {bad[0]!r}")
+    digest = hashlib.sha256(f"shapes-v1/{size}/{per_prompt}/".encode() + "\n".join(prompts).encode()).hexdigest()[:16]
+
+    def load(draw: int) -> Iterator[np.ndarray]:
+        for j in range(per_prompt):
+            for prompt in prompts:
+                yield render(prompt, seed=draw * 1_000_003 + j, size=size)
+
+    def render_prompts(chosen: list[str], draw: int) -> Iterator[np.ndarray]:
+        for i, prompt in enumerate(chosen):
+            yield render(prompt, seed=draw * 1_000_003 + per_prompt + i, size=size)
+
+    return ReferenceSet(f"shapes[{len(prompts)}x{per_prompt}]", len(prompts) * per_prompt, digest, load, render_prompts)
+
+
+GENERATORS: Registry[Callable[..., ReferenceSet]] = Registry("reference generator")
+GENERATORS.register("shapes", shapes_reference)
+
+
+def stream_features(images: Iterator[np.ndarray], extractor, batch_size: int = 64) -> np.ndarray:
+    """Features of a stream of images, holding one batch of images at a time."""
+    chunks, batch = [], []
+    for image in images:
+        batch.append(image)
+        if len(batch) == batch_size:
+            chunks.append(extractor.features(batch, batch_size))
+            batch = []
+    if batch:
+        chunks.append(extractor.features(batch, batch_size))
+    return np.concatenate(chunks).astype(np.float32) if chunks else np.zeros((0, extractor.dim), np.float32)
+
+
+def cached(path: Path, compute: Callable[[], np.ndarray]) -> np.ndarray:
+    """Load an array from a safetensors file, or compute it and write it atomically."""
+    from safetensors.numpy import load_file, save
+
+    if path.is_file():
+        return load_file(path)["features"]
+    features = compute()
+    write_atomic(path, save({"features": np.ascontiguousarray(features)}))
+    return features
+
+
+def reference_features(reference: ReferenceSet, extractor, draw: int = 0, batch_size: int = 64) -> np.ndarray:
+    """Features of a reference set, computed once per (extractor, mode, N, content, draw) and cached."""
+    key = f"{extractor.key}-{extractor.mode}-n{reference.size}-{reference.content_hash}-d{draw}"
+    path = cache_dir() / "refstats" / f"{key}.safetensors"
+    return cached(path, lambda: stream_features(reference.images(draw), extractor, batch_size))

@@ -1,0 +1,200 @@
+"""Scores finished cells from their saved images: features (cached per cell) -> statistics -> metric.
+
+Each metric result records its value, direction, sample count, extractor and preprocessing mode, reference set,
+and its uncertainty: a bootstrap interval for per-image metrics, the spread over K disjoint subsets for
+Fréchet distances, and the noise floor (reference against an independent second draw of real images for the same
+prompts) where the reference set can be drawn again.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import UserError
+from ..prompts import read_prompts
+from ..spec import MetricSpec, ReferenceSpec
+from ..store import RunDir
+from . import METRICS
+from .distances import bootstrap_ci, cmmd, feature_stats, frechet_distance, kernel_inception_distance, subset_spread
+from .extractors import Extractor, build_extractor
+from .references import (
+    GENERATORS,
+    ReferenceSet,
+    cached,
+    folder_reference,
+    parquet_reference,
+    reference_features,
+    stream_features,
+)
+
+
+def _extractor_request(metric: MetricSpec) -> tuple[str, dict[str, Any]]:
+    options = dict(metric.options)
+    if metric.name == "fid":
+        return "inception", {"mode": options["mode"]}
+    if metric.name in ("cmmd", "clip_score"):
+        return "clip", {"model": options["model"], "pretrained": options["pretrained"]}
+    return options["extractor"], options
+
+
+def _label(name: str, label: str, extractor: Extractor) -> str:
+    """FID and KID only for Inception features; other extractors name themselves (FD-EffNetLite0, KID-...)."""
+    if name == "fd":
+        return extractor.label
+    if name == "kid" and not extractor.key.startswith("inception"):
+        return extractor.label.replace("FD", "KID", 1)
+    return label
+
+
+def load_images(run: RunDir, cell_id: str, n: int):
+    from PIL import Image
+
+    folder = run.images_dir(cell_id)
+    for i in range(n):
+        path = folder / f"{i:05d}.png"
+        if not path.is_file():
+            raise UserError(f"cell {cell_id}: image {path} is missing; metrics need save_images: all")
+        yield np.asarray(Image.open(path).convert("RGB"))
+
+
+class Scorer:
+    """Holds loaded extractors and reference features across the cells of a run."""
+
+    def __init__(self, run: RunDir, references: dict[str, ReferenceSpec | None], device: str = "cpu"):
+        self.run = run
+        self.reference_specs = references
+        self.device = device
+        self._extractors: dict[str, Extractor] = {}
+        self._references: dict[str, ReferenceSet] = {}
+        self._floors: dict[tuple, np.ndarray] = {}
+        self._floor_values: dict[tuple, float] = {}
+
+    def extractor(self, metric: MetricSpec, field: str) -> Extractor:
+        name, options = _extractor_request(metric)
+        key = repr((name, sorted(options.items())))
+        if key not in self._extractors:
+            self._extractors[key] = build_extractor(name, options, self.device, field)
+        return self._extractors[key]
+
+    def reference(self, prompt_spec: dict) -> ReferenceSet:
+        name = prompt_spec["name"]
+        if name not in self._references:
+            spec = self.reference_specs.get(name)
+            if spec is None:
+                raise UserError(f"prompts: prompt set '{name}' has no reference images")
+            options = dict(spec.options)
+            if spec.kind == "folder":
+                ref = folder_reference(Path(spec.source), f"prompts[{name}].references")
+            elif spec.kind == "parquet":
+                ref = parquet_reference(Path(spec.source), options["column"], f"prompts[{name}].references")
+            else:
+                prompts = read_prompts(Path(prompt_spec["source"]), prompt_spec["format"], prompt_spec["column"])
+                ref = GENERATORS.get(spec.source)(prompts, **options)
+            self._references[name] = ref
+        return self._references[name]
+
+    def cell_features(self, record: dict, extractor: Extractor) -> np.ndarray:
+        cell_id, n = record["cell_id"], record["spec"]["num_images"]
+        path = self.run.path / "features" / cell_id / f"{extractor.key}-{extractor.mode}.safetensors"
+        return cached(path, lambda: stream_features(load_images(self.run, cell_id, n), extractor))
+
+    def noise_floor(
+        self, metric: MetricSpec, reference: ReferenceSet, extractor: Extractor, prompts: list[str], distance
+    ) -> float | None:
+        """``distance`` between the reference and a second draw of real images for the same prompts."""
+        if reference.render is None:
+            return None
+        key = (extractor.key, reference.content_hash, tuple(prompts))
+        if key not in self._floors:
+            self._floors[key] = stream_features(reference.render(prompts, 1), extractor)
+        value_key = (metric.metric_id, *key)
+        if value_key not in self._floor_values:
+            self._floor_values[value_key] = distance(self._floors[key])
+        return self._floor_values[value_key]
+
+    def score(self, record: dict, metric: MetricSpec, field: str) -> dict[str, Any]:
+        definition = METRICS.get(metric.name)
+        options = dict(metric.options)
+        extractor = self.extractor(metric, field)
+        generated = self.cell_features(record, extractor)
+        prompt_spec = record["spec"]["prompts"]
+        all_prompts = read_prompts(Path(prompt_spec["source"]), prompt_spec["format"], prompt_spec["column"])
+        prompts = [all_prompts[s["prompt_index"]] for s in record["samples"]]
+        result: dict[str, Any] = {
+            "label": _label(metric.name, definition.label, extractor),
+            "higher_is_better": definition.higher_is_better,
+            "n": len(generated),
+            "extractor": extractor.key,
+            "mode": extractor.mode,
+            "options": options,
+        }
+        if metric.name == "clip_score":
+            text, truncated = extractor.clip.text_features(prompts)
+            per_image = 100.0 * np.sum(generated.astype(np.float64) * text.cpu().numpy().astype(np.float64), axis=1)
+            low, high = bootstrap_ci(per_image)
+            result.update(
+                value=max(float(per_image.mean()), 0.0),
+                ci95=[max(low, 0.0), max(high, 0.0)],
+                per_image=[round(float(v), 4) for v in per_image],
+                truncated_captions=truncated,
+            )
+            return result
+        reference = self.reference(prompt_spec)
+        ref_features = reference_features(reference, extractor)
+        result["reference"] = {"name": reference.name, "n": reference.size, "hash": reference.content_hash}
+        if metric.name in ("fid", "fd"):
+            ref_stats = feature_stats(ref_features)
+
+            def distance(features):
+                return frechet_distance(feature_stats(features), ref_stats)
+
+            k = int(options.get("subsets", 5))
+            if k > 1 and len(generated) >= 4 * k:
+                spread = subset_spread(generated, ref_stats, k)
+                result["subsets"] = {"k": k, "values": spread, "std": float(np.std(spread, ddof=1))}
+        elif metric.name == "kid":
+            kwargs = {"num_subsets": int(options["num_subsets"]), "max_subset_size": int(options["max_subset_size"])}
+
+            def distance(features):
+                return kernel_inception_distance(features, ref_features, **kwargs)
+        else:
+            unbiased = bool(options.get("unbiased", True))
+
+            def distance(features):
+                return cmmd(features, ref_features, unbiased=unbiased)
+
+        result["value"] = distance(generated)
+        floor = self.noise_floor(metric, reference, extractor, prompts, distance)
+        if floor is not None:
+            result["noise_floor"] = floor
+        return result
+
+
+def score_run(run: RunDir, suite, cell_ids: list[str], progress: bool = True, device: str | None = None) -> int:
+    """Add every missing metric of ``suite`` to the finished cells ``cell_ids``; returns how many were computed."""
+    import sys
+
+    import torch
+    from tqdm import tqdm
+
+    if not suite.metrics:
+        return 0
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    scorer = Scorer(run, suite.references, device)
+    records = run.records()
+    todo = [
+        (records[c], i, m)
+        for i, m in enumerate(suite.metrics)
+        for c in cell_ids
+        if c in records and m.metric_id not in records[c].get("metrics", {})
+    ]
+    for record, index, metric in tqdm(
+        todo, desc="scoring", unit="metric", disable=not progress or not todo, file=sys.stderr, dynamic_ncols=True
+    ):
+        result = scorer.score(record, metric, f"metrics[{index}]")
+        record.setdefault("metrics", {})[metric.metric_id] = result
+        run.write_record({k: v for k, v in record.items() if k != "schema_version"})
+    return len(todo)
