@@ -75,8 +75,8 @@ def cmmd(x: np.ndarray, y: np.ndarray, sigma: float = 10.0, scale: float = 1000.
     """
     import torch
 
-    x_t = torch.as_tensor(np.asarray(x), dtype=torch.float64)
-    y_t = torch.as_tensor(np.asarray(y), dtype=torch.float64)
+    x_t = torch.as_tensor(np.ascontiguousarray(x), dtype=torch.float64)
+    y_t = torch.as_tensor(np.ascontiguousarray(y), dtype=torch.float64)
     gamma = 1.0 / (2 * sigma**2)
 
     def mean_kernel(a, b, same):

@@ -181,6 +181,7 @@ def clip_image(options: dict[str, Any], device: str, field: str) -> Extractor:
         clean_resizer(clip.image_size),
         clip.image_features,
         device,
+        clip,
     )
 
 

@@ -12,12 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from ..errors import UserError
 from ..prompts import read_prompts
 from ..spec import MetricSpec, ReferenceSpec
 from ..store import RunDir
 from . import METRICS
+from .clip import clip_score_value, cosine_scores
 from .distances import bootstrap_ci, cmmd, feature_stats, frechet_distance, kernel_inception_distance, subset_spread
 from .extractors import Extractor, build_extractor
 from .references import (
@@ -132,11 +134,12 @@ class Scorer:
             "options": options,
         }
         if metric.name == "clip_score":
-            text, truncated = extractor.clip.text_features(prompts)
-            per_image = 100.0 * np.sum(generated.astype(np.float64) * text.cpu().numpy().astype(np.float64), axis=1)
+            with torch.inference_mode():
+                text, truncated = extractor.clip.text_features(prompts)
+            per_image = cosine_scores(generated, text.cpu().numpy())
             low, high = bootstrap_ci(per_image)
             result.update(
-                value=max(float(per_image.mean()), 0.0),
+                value=clip_score_value(per_image),
                 ci95=[max(low, 0.0), max(high, 0.0)],
                 per_image=[round(float(v), 4) for v in per_image],
                 truncated_captions=truncated,
