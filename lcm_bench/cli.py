@@ -33,6 +33,38 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_ref_stats(args) -> int:
+    """Compute and cache the reference features (and statistics) every metric of a suite needs."""
+    import numpy as np
+
+    from .metrics import METRICS
+    from .metrics.distances import feature_stats
+    from .metrics.references import reference_features
+    from .metrics.scoring import Scorer
+    from .store import RunDir
+    from .suite import load_suite
+
+    suite = load_suite(args.suite)
+    scorer = Scorer(RunDir("."), suite.references)
+    prompt_sets = {c.prompts.name: c.prompts for c in suite.cells}
+    for i, metric in enumerate(suite.metrics):
+        if not METRICS.get(metric.name).needs_reference:
+            continue
+        extractor = scorer.extractor(metric, f"metrics[{i}]")
+        for name, spec in prompt_sets.items():
+            reference = scorer.reference(
+                {"name": name, "source": spec.source, "format": spec.format, "column": spec.column}
+            )
+            features = reference_features(reference, extractor)
+            stats = feature_stats(features)
+            print(
+                f"{metric.metric_id} / {name}: {reference.name}, N={stats.n}, dim={features.shape[1]}, "
+                f"hash {reference.content_hash}, |mu|={np.linalg.norm(stats.mu):.4g}, "
+                f"tr(sigma)={np.trace(stats.sigma):.4g}"
+            )
+    return 0
+
+
 def cmd_report(args) -> int:
     from .report import write_report
 
@@ -72,8 +104,14 @@ def cmd_list(args) -> int:
     print("prompt sets:")
     for name in PROMPT_SETS:
         print(f"  {name:16s} {PROMPT_SETS.get(name).description}")
+    from .metrics import EXTRACTOR_NAMES, METRICS
+
     print("metrics:")
     print("  throughput       NFE per image, images/s, seconds per image and per NFE, phase times, peak memory")
+    for name in METRICS:
+        m = METRICS.get(name)
+        print(f"  {name:16s} {m.description} ({'higher' if m.higher_is_better else 'lower'} is better)")
+    print(f"feature extractors: {', '.join(EXTRACTOR_NAMES)}")
     return 0
 
 
@@ -85,6 +123,7 @@ def build_parser() -> ArgumentParser:
     run.add_argument("--out", help="run directory (default: reports/<suite name>)")
     run.add_argument("--no-report", action="store_true", help="do not write report.md")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--weights-dir", help="folder holding metric weights (Inception, CLIP); also $LCM_BENCH_WEIGHTS")
     run.set_defaults(func=cmd_run)
     report = sub.add_parser("report", help="rebuild the report of one or more run directories from their records")
     report.add_argument("run_dirs", nargs="+")
@@ -93,6 +132,9 @@ def build_parser() -> ArgumentParser:
     validate = sub.add_parser("validate", help="check a suite file and list its cells")
     validate.add_argument("suite")
     validate.set_defaults(func=cmd_validate)
+    refs = sub.add_parser("ref-stats", help="compute and cache the reference statistics a suite's metrics need")
+    refs.add_argument("suite")
+    refs.set_defaults(func=cmd_ref_stats)
     lst = sub.add_parser("list", help="registered samplers, models, prompt sets and metrics")
     lst.set_defaults(func=cmd_list)
     return parser
@@ -100,6 +142,11 @@ def build_parser() -> ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "weights_dir", None):
+        if not Path(args.weights_dir).is_dir():
+            print(f"lcm-bench: error: --weights-dir: '{args.weights_dir}' is not a directory", file=sys.stderr)
+            return 2
+        os.environ["LCM_BENCH_WEIGHTS"] = os.pathsep.join([args.weights_dir, os.environ.get("LCM_BENCH_WEIGHTS", "")])
     try:
         return args.func(args)
     except UserError as exc:

@@ -1,0 +1,115 @@
+"""Scoring benchmarks (slow): our feature -> statistics -> FD path against clean-fid's ``compute_fid`` with the
+same extractor and resize, and peak memory of scoring 10,000 images.
+
+Run: ``pytest -m slow tests/test_scoring_benchmarks.py -s``. Numbers go to pytest-benchmark's table and
+``extra_info``; nothing here is a timed assert.
+"""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.slow
+N = 2000
+
+
+def write_images(folder, n, seed):
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 256, size=(8, 32, 32, 3))
+    for i in range(n):
+        noise = rng.integers(-40, 40, size=(32, 32, 3))
+        Image.fromarray(np.clip(base[i % 8] + noise, 0, 255).astype(np.uint8)).save(folder / f"{i:05d}.png")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    root = tmp_path_factory.mktemp("scoring")
+    return write_images(root / "generated", N, 0), write_images(root / "reference", N, 1)
+
+
+@pytest.fixture(scope="module")
+def extractor():
+    from lcm_bench.metrics.extractors import build_extractor
+
+    return build_extractor("clip", {"model": "lcm-bench-tiny-clip", "pretrained": "random"})
+
+
+def ours(generated, reference, extractor):
+    from lcm_bench.metrics.distances import feature_stats, frechet_distance
+    from lcm_bench.metrics.references import folder_reference, stream_features
+
+    a = stream_features(folder_reference(generated, "generated").images(), extractor)
+    b = stream_features(folder_reference(reference, "reference").images(), extractor)
+    return frechet_distance(feature_stats(a), feature_stats(b))
+
+
+def cleanfid(generated, reference, extractor):
+    import torch
+    from cleanfid.fid import compute_fid
+
+    return compute_fid(
+        str(generated),
+        str(reference),
+        mode="clean",
+        custom_feat_extractor=extractor.model_fn,
+        custom_fn_resize=extractor.resize,
+        num_workers=0,
+        batch_size=64,
+        device=torch.device("cpu"),
+        use_dataparallel=False,
+        verbose=False,
+    )
+
+
+def test_bench_fd_lcm_bench(benchmark, folders, extractor):
+    benchmark.group = f"fd-{N}-images"
+    value = benchmark.pedantic(ours, args=(*folders, extractor), rounds=3, warmup_rounds=1)
+    benchmark.extra_info["fd"] = value
+    assert value == pytest.approx(cleanfid(*folders, extractor), rel=1e-4)
+
+
+def test_bench_fd_cleanfid_compute_fid(benchmark, folders, extractor):
+    benchmark.group = f"fd-{N}-images"
+    benchmark.extra_info["fd"] = benchmark.pedantic(cleanfid, args=(*folders, extractor), rounds=3, warmup_rounds=1)
+
+
+PEAK = """
+import json, resource, sys
+from pathlib import Path
+from lcm_bench.metrics.extractors import build_extractor
+from lcm_bench.metrics.references import folder_reference, stream_features
+from lcm_bench.metrics.distances import feature_stats
+extractor = build_extractor("clip", {"model": "lcm-bench-tiny-clip", "pretrained": "random"})
+features = stream_features(folder_reference(Path(sys.argv[1]), "x").images(), extractor)
+feature_stats(features)
+print(json.dumps({"n": len(features), "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def test_peak_memory_is_flat_in_n(tmp_path, benchmark):
+    """Peak RSS of scoring 1,000 and 10,000 images in fresh processes (reported, not asserted as a speed)."""
+    big = write_images(tmp_path / "big", 10_000, 2)
+    small = tmp_path / "small"
+    small.mkdir()
+    for path in sorted(big.iterdir())[:1000]:
+        (small / path.name).symlink_to(path)
+
+    def peak(folder):
+        out = subprocess.run([sys.executable, "-c", PEAK, str(folder)], capture_output=True, text=True, check=True)
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    results = benchmark.pedantic(lambda: (peak(small), peak(big)), rounds=1)
+    benchmark.extra_info.update(
+        {"peak_rss_mb_1k": results[0]["peak_rss_mb"], "peak_rss_mb_10k": results[1]["peak_rss_mb"]}
+    )
+    print(
+        f"\npeak RSS: 1,000 images {results[0]['peak_rss_mb']:.0f} MB, 10,000 images {results[1]['peak_rss_mb']:.0f} MB"
+    )
+    assert results[1]["n"] == 10_000
