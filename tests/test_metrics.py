@@ -113,6 +113,21 @@ def test_effnet_lite0_ships_offline():
     assert extractor.label == "FD-EffNetLite0"
 
 
+def test_dinov2_loads_given_weights(tmp_path):
+    import timm
+    from safetensors.torch import save_file
+
+    arch = "vit_small_patch14_dinov2.lvd142m"
+    net = timm.create_model(arch, pretrained=False, img_size=224, num_classes=0)
+    save_file(net.state_dict(), tmp_path / "dinov2.safetensors")
+    extractor = build_extractor("dinov2", {"weights": str(tmp_path / "dinov2.safetensors"), "arch": arch})
+    features = extractor.features(RNG.integers(0, 256, size=(2, 32, 32, 3), dtype=np.uint8))
+    assert features.shape == (2, 384) and extractor.label == "FD-DINOv2"
+    save_file({"wrong.weight": torch.zeros(2)}, tmp_path / "wrong.safetensors")
+    with pytest.raises(UserError, match="does not fit timm's"):
+        build_extractor("dinov2", {"weights": str(tmp_path / "wrong.safetensors"), "arch": arch})
+
+
 def test_clip_score_matches_torchmetrics_given_the_same_model(tiny_sd_path):
     """Same (random) transformers CLIP in both: our preprocessing and formula against torchmetrics' CLIPScore."""
     from torchmetrics.multimodal import CLIPScore

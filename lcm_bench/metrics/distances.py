@@ -48,9 +48,15 @@ def feature_stats(features: np.ndarray, chunk: int = 4096) -> FeatureStats:
 
 def frechet_distance(a: FeatureStats, b: FeatureStats) -> float:
     """FD = |mu_a - mu_b|^2 + Tr(S_a + S_b - 2 (S_a S_b)^1/2) (Heusel et al. 2017), computed by clean-fid."""
-    from cleanfid.fid import frechet_distance as cleanfid_fd
+    import warnings
 
-    return float(cleanfid_fd(a.mu, a.sigma, b.mu, b.sigma))
+    from cleanfid.fid import frechet_distance as cleanfid_fd
+    from scipy.linalg import LinAlgWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LinAlgWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return float(cleanfid_fd(a.mu, a.sigma, b.mu, b.sigma))
 
 
 def kernel_inception_distance(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -195,24 +196,27 @@ def dinov2(options: dict[str, Any], device: str, field: str) -> Extractor:
             f"{field}: the DINOv2 extractor needs weights: a local file of timm's vit_large_patch14_dinov2.lvd142m "
             "(safetensors), e.g. from `huggingface-cli download timm/vit_large_patch14_dinov2.lvd142m`"
         )
-    from pathlib import Path
-
     path = Path(weights).expanduser()
     if not path.is_file():
         raise UserError(f"{field}.weights: '{path}' does not exist")
-    net = timm.create_model(
-        options.get("arch", "vit_large_patch14_dinov2.lvd142m"), pretrained=False, img_size=224, num_classes=0
-    )
+    arch = options.get("arch", "vit_large_patch14_dinov2.lvd142m")
+    net = timm.create_model(arch, pretrained=False, img_size=224, num_classes=0)
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
         state = load_file(path)
     else:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    net.load_state_dict(state, strict=False)
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as exc:
+        raise UserError(
+            f"{field}.weights: '{path}' does not fit timm's {arch} ({str(exc).splitlines()[0]}); "
+            "use timm's DINOv2 weights (safetensors from timm/<arch> on the Hugging Face hub)"
+        ) from None
     net = net.to(device).eval()
     return Extractor(
-        "dinov2-vitl14",
+        f"dinov2-{arch.split('.')[0]}",
         "FD-DINOv2",
         "clean-224",
         net.num_features,

@@ -170,6 +170,8 @@ class Scorer:
                 return cmmd(features, ref_features, unbiased=unbiased)
 
         result["value"] = distance(generated)
+        if metric.name in ("fid", "fd") and len(generated) <= extractor.dim:
+            result["note"] = f"N = {len(generated)} <= feature dim {extractor.dim}: singular covariance, biased FD"
         floor = self.noise_floor(metric, reference, extractor, prompts, distance)
         if floor is not None:
             result["noise_floor"] = floor
