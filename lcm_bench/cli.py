@@ -65,6 +65,38 @@ def cmd_ref_stats(args) -> int:
     return 0
 
 
+def cmd_train(args) -> int:
+    """Train one embedded model from scratch (seeded, resumable); prints its figures."""
+    import json
+    import time
+
+    from .models import EMBEDDED_DIR
+    from .train.cards import write_card
+
+    out = Path(args.out) if args.out else EMBEDDED_DIR / f"shapes-{args.model}"
+    kwargs = {"steps": args.steps} if args.steps else {}
+    began = time.time()
+    if args.model == "judge":
+        from .train.judge import train_judge
+
+        card = train_judge(out, **kwargs)
+    elif args.model == "clip":
+        from .train.clip import train_clip
+
+        card = train_clip(out, **kwargs)
+    elif args.model == "vae":
+        from .train.vae import train_vae
+
+        card = train_vae(out, EMBEDDED_DIR / "shapes-judge", **kwargs)
+    else:
+        from .train.teacher import train_teacher
+
+        card = train_teacher(out, EMBEDDED_DIR / "shapes-vae", **kwargs)
+    write_card(out, args.model, time.time() - began)
+    print(json.dumps({k: v for k, v in card.items() if k != "loss_history"}, indent=1))
+    return 0
+
+
 def cmd_report(args) -> int:
     from .report import write_report
 
@@ -135,6 +167,11 @@ def build_parser() -> ArgumentParser:
     refs = sub.add_parser("ref-stats", help="compute and cache the reference statistics a suite's metrics need")
     refs.add_argument("suite")
     refs.set_defaults(func=cmd_ref_stats)
+    train = sub.add_parser("train", help="train an embedded model of the shapes domain from scratch (resumable)")
+    train.add_argument("model", choices=["judge", "vae", "teacher", "clip"])
+    train.add_argument("--out", help="output folder (default data/models/shapes-<model>)")
+    train.add_argument("--steps", type=int, help="optimisation steps (default: the shipped model's)")
+    train.set_defaults(func=cmd_train)
     lst = sub.add_parser("list", help="registered samplers, models, prompt sets and metrics")
     lst.set_defaults(func=cmd_list)
     return parser

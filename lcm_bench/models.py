@@ -18,6 +18,8 @@ from .paths import cache_dir, offline
 from .registry import Registry, did_you_mean
 from .spec import Hardware, ModelSpec
 
+EMBEDDED_DIR = Path(__file__).resolve().parent.parent / "data" / "models"
+
 
 @dataclass(frozen=True)
 class KnownModel:
@@ -51,6 +53,12 @@ for _name, _model in {
         family="sdxl",
         resolution=32,
         description="tiny random-weight SDXL-layout pipeline (two text encoders, text_time conditioning)",
+    ),
+    "shapes-teacher": KnownModel(
+        "shapes-teacher",
+        "embedded",
+        resolution=32,
+        description="embedded teacher trained here on the shapes domain (data/models/shapes-teacher)",
     ),
     "sd-1.5": KnownModel("stable-diffusion-v1-5/stable-diffusion-v1-5", description="Stable Diffusion 1.5"),
     "sd-2.1-base": KnownModel("stabilityai/stable-diffusion-2-1-base", description="Stable Diffusion 2.1 base (512)"),
@@ -234,6 +242,13 @@ def resolve_model(spec: ModelSpec, field: str = "models") -> ResolvedModel:
     if known is not None:
         if known.kind == "tiny":
             pipeline_path = tiny_path(spec.source)
+        elif known.kind == "embedded":
+            pipeline_path = EMBEDDED_DIR / known.repo
+            if not (pipeline_path / "model_index.json").is_file():
+                raise MissingResourceError(
+                    f"{field}: embedded model '{known.repo}' is missing at {pipeline_path}; it ships with the "
+                    f"repository, or rebuild it with `lcm-bench train {known.repo.split('-', 1)[1]}`"
+                )
         elif known.kind == "pipeline":
             pipeline_path = locate_repo(known.repo)
         else:

@@ -34,8 +34,26 @@ PROMPT_SETS.register(
     BuiltinPromptSet(
         DATA_DIR / "prompts" / "shapes-mini.txt",
         "txt",
-        description="32 captions of coloured shapes",
+        description="32 captions of the shapes domain (test split), for quick runs",
         references={"generator": "shapes", "per_prompt": 16, "size": 32},
+    ),
+)
+PROMPT_SETS.register(
+    "shapes-test",
+    BuiltinPromptSet(
+        DATA_DIR / "prompts" / "shapes-test.txt",
+        "txt",
+        references={"generator": "shapes", "per_prompt": 1, "size": 32},
+        description="1,000 held-out captions drawn like the training ones (shapes domain v2)",
+    ),
+)
+PROMPT_SETS.register(
+    "shapes-heldout",
+    BuiltinPromptSet(
+        DATA_DIR / "prompts" / "shapes-heldout.txt",
+        "txt",
+        references={"generator": "shapes", "per_prompt": 1, "size": 32},
+        description="1,000 captions with colour-shape pairs never seen in training (compositional generalisation)",
     ),
 )
 PROMPT_SETS.register(

@@ -112,8 +112,10 @@ def parse(caption: str) -> Scene | None:
 
 
 def sample_scene(rng: random.Random, split: str = "train", pair_fraction: float = 0.5) -> Scene:
-    """A random scene of ``split``: train/test avoid the held-out colour-shape pairs, heldout uses at least one."""
-    allowed = [(c, s) for c in OBJECT_COLOURS for s in SHAPES if (c, s) not in HELDOUT_PAIRS]
+    """A random scene of ``split``: train/test avoid the held-out colour-shape pairs, heldout uses at least one,
+    all (the judge's training split: it must read every pair) draws from every pair."""
+    pairs = [(c, s) for c in OBJECT_COLOURS for s in SHAPES]
+    allowed = pairs if split == "all" else [p for p in pairs if p not in HELDOUT_PAIRS]
     heldout = sorted(HELDOUT_PAIRS)
     background = rng.choice(sorted(BACKGROUNDS))
     if rng.random() >= pair_fraction:

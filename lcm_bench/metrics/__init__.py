@@ -71,6 +71,16 @@ METRICS.register(
         "100 x cosine(image, caption) averaged, clamped at 0 (torchmetrics' formula), open_clip backbone",
     ),
 )
+METRICS.register(
+    "attribute_accuracy",
+    MetricDef(
+        "attribute accuracy",
+        True,
+        False,
+        {"extractor": "shapes-judge"},
+        "GenEval-style: the embedded judge reads every attribute a shapes caption names; overall and per attribute",
+    ),
+)
 EXTRACTOR_OPTIONS = {"mode", "model", "pretrained", "weights", "arch"}
-EXTRACTOR_NAMES = ("inception", "effnet-lite0", "clip", "dinov2")
+EXTRACTOR_NAMES = ("inception", "effnet-lite0", "clip", "dinov2", "shapes-judge")
 INCEPTION_MODES = ("clean", "legacy_tensorflow", "legacy_pytorch")

@@ -21,6 +21,7 @@ from ..paths import cache_dir, find_weights, offline, weights_dirs
 from ..registry import Registry
 from . import INCEPTION_MODES
 
+JUDGE_DIR = Path(__file__).resolve().parent.parent.parent / "data" / "models" / "shapes-judge"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -35,6 +36,7 @@ class Extractor:
     model_fn: Callable[[torch.Tensor], torch.Tensor]
     device: str = "cpu"
     clip: Any = None
+    judge: Any = None
 
     def batch_tensor(self, images) -> torch.Tensor:
         resized = [np.asarray(self.resize(np.asarray(image)), dtype=np.float32) for image in images]
@@ -226,11 +228,28 @@ def dinov2(options: dict[str, Any], device: str, field: str) -> Extractor:
     )
 
 
+def shapes_judge(options: dict[str, Any], device: str, field: str) -> Extractor:
+    """The embedded attribute judge's penultimate features: an in-domain extractor for the shapes domain."""
+    from ..train.judge import load_judge
+
+    folder = Path(options.get("weights", JUDGE_DIR)).expanduser()
+    if not (folder / "judge.safetensors").is_file():
+        raise MissingResourceError(
+            f"{field}: the shapes judge is missing at {folder}; train it with "
+            "`lcm-bench train judge` (it ships in data/models/shapes-judge)"
+        )
+    judge = load_judge(folder).to(device)
+    return Extractor(
+        "shapes-judge", "FD-ShapesJudge", "clean-32", 256, clean_resizer(32), judge.features, device, judge
+    )
+
+
 EXTRACTORS: Registry[Callable[..., Extractor]] = Registry("feature extractor")
 EXTRACTORS.register("inception", inception)
 EXTRACTORS.register("effnet-lite0", effnet_lite0)
 EXTRACTORS.register("clip", clip_image)
 EXTRACTORS.register("dinov2", dinov2)
+EXTRACTORS.register("shapes-judge", shapes_judge)
 
 
 def build_extractor(name: str, options: dict[str, Any], device: str = "cpu", field: str = "metrics") -> Extractor:

@@ -42,6 +42,28 @@ def _extractor_request(metric: MetricSpec) -> tuple[str, dict[str, Any]]:
     return options["extractor"], options
 
 
+def attribute_accuracy(judge, images, prompts: list[str]) -> dict[str, Any]:
+    """Share of images whose every attribute (and each attribute group) the judge reads as the caption says."""
+    from ..domain.shapes import HEADS, labels, parse
+    from ..train.judge import accuracy, predict
+
+    scenes = [parse(p) for p in prompts]
+    if any(s is None for s in scenes):
+        raise UserError("metrics: attribute_accuracy needs prompts of the shapes domain")
+    images = np.stack(list(images))
+    truth = {k: np.array([labels(s)[k] for s in scenes]) for k in HEADS}
+    groups = accuracy(judge, images, truth)
+    pred = predict(judge, images)
+    correct = np.logical_and.reduce([pred[k] == truth[k] for k in HEADS]).astype(np.float64)
+    low, high = bootstrap_ci(correct)
+    return {
+        "value": groups["all"],
+        "per_attribute": groups,
+        "ci95": [low, high],
+        "per_image": correct.astype(int).tolist(),
+    }
+
+
 def _label(name: str, label: str, extractor: Extractor) -> str:
     """FID and KID only for Inception features; other extractors name themselves (FD-EffNetLite0, KID-...)."""
     if name == "fd":
@@ -133,6 +155,13 @@ class Scorer:
             "mode": extractor.mode,
             "options": options,
         }
+        if metric.name == "attribute_accuracy":
+            return {
+                **result,
+                **attribute_accuracy(
+                    extractor.judge, load_images(self.run, record["cell_id"], len(generated)), prompts
+                ),
+            }
         if metric.name == "clip_score":
             with torch.inference_mode():
                 text, truncated = extractor.clip.text_features(prompts)

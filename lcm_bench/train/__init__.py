@@ -1,0 +1,1 @@
+"""Training the embedded models: attribute judge, autoencoder, teacher, in-domain CLIP (``lcm-bench train``)."""

@@ -1,0 +1,153 @@
+"""The embedded teacher: a Stable-Diffusion-layout pipeline (CLIP BPE tokenizer, CLIP text encoder, UNet, the
+embedded VAE) trained from scratch on rendered shapes with epsilon prediction on SD's noise schedule and caption
+dropout, so classifier-free guidance works."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+
+from ..tiny import SD_SCHEDULER
+
+MAX_TOKENS = 32
+
+
+def clip_tokenizer(folder: Path):
+    """Hugging Face CLIPTokenizer files written from the BPE vocabulary open_clip ships (OpenAI CLIP's)."""
+    from open_clip.tokenizer import SimpleTokenizer
+    from transformers import CLIPTokenizer
+
+    bpe = SimpleTokenizer()
+    rename = {"<start_of_text>": "<|startoftext|>", "<end_of_text>": "<|endoftext|>"}
+    vocab = {rename.get(token, token): index for token, index in bpe.encoder.items()}
+    merges = [" ".join(pair) for pair, _ in sorted(bpe.bpe_ranks.items(), key=lambda item: item[1])]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.json").write_text(json.dumps(vocab))
+    (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
+    return CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), model_max_length=MAX_TOKENS)
+
+
+def build_text_encoder(tokenizer):
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    return CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=64,
+            intermediate_size=128,
+            num_attention_heads=4,
+            num_hidden_layers=2,
+            max_position_embeddings=MAX_TOKENS,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    )
+
+
+def build_unet(time_cond_proj_dim: int | None = None):
+    from diffusers import UNet2DConditionModel
+
+    return UNet2DConditionModel(
+        sample_size=8,
+        in_channels=4,
+        out_channels=4,
+        layers_per_block=1,
+        block_out_channels=(48, 96, 96),
+        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=64,
+        attention_head_dim=8,
+        norm_num_groups=16,
+        time_cond_proj_dim=time_cond_proj_dim,
+    )
+
+
+class TextToNoise(torch.nn.Module):
+    """Text encoder and UNet trained together (one module, so one optimiser and one EMA)."""
+
+    def __init__(self, text_encoder, unet):
+        super().__init__()
+        self.text_encoder, self.unet = text_encoder, unet
+
+    def forward(self, noisy, t, input_ids):
+        return self.unet(noisy, t, encoder_hidden_states=self.text_encoder(input_ids)[0]).sample
+
+
+def save_pipeline(out: Path, tokenizer, text_encoder, unet, vae) -> None:
+    """A standard diffusers folder (StableDiffusionPipeline, safetensors), written next to ``out`` and renamed."""
+    from diffusers import PNDMScheduler, StableDiffusionPipeline
+
+    pipe = StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=PNDMScheduler(**SD_SCHEDULER),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    pipe.save_pretrained(tmp, safe_serialization=True)
+    config = tmp / "scheduler" / "scheduler_config.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), "clip_sample": False}, indent=2))
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.replace(out)
+
+
+def train_teacher(
+    out: Path, vae_dir: Path, steps: int = 3000, batch: int = 128, dropout: float = 0.1, n_train: int = 40000
+) -> dict:
+    from diffusers import AutoencoderKL, DDPMScheduler
+
+    from ..store import write_json
+    from .data import rendered
+    from .loop import train
+    from .vae import encode
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tokenizer = clip_tokenizer(Path(tempfile.mkdtemp()) / "tokenizer")
+    vae = AutoencoderKL.from_pretrained(vae_dir)
+    data = rendered("train", n_train)
+    latents = encode(vae, data.images) * vae.config.scaling_factor
+    ids = tokenizer(
+        data.captions, padding="max_length", max_length=MAX_TOKENS, truncation=True, return_tensors="pt"
+    ).input_ids
+    empty = tokenizer([""], padding="max_length", max_length=MAX_TOKENS, return_tensors="pt").input_ids
+    noise_schedule = DDPMScheduler(**{k: v for k, v in SD_SCHEDULER.items() if k.startswith(("beta", "num"))})
+    alphas = noise_schedule.alphas_cumprod
+    torch.manual_seed(0)
+    model = TextToNoise(build_text_encoder(tokenizer), build_unet())
+
+    def loss_fn(m, step, generator):
+        idx = torch.randint(0, len(latents), (batch,), generator=generator)
+        z0 = latents[idx]
+        tokens = ids[idx].clone()
+        tokens[torch.rand(batch, generator=generator) < dropout] = empty[0]
+        t = torch.randint(0, 1000, (batch,), generator=generator)
+        noise = torch.randn(z0.shape, generator=generator)
+        a = alphas[t].view(-1, 1, 1, 1)
+        return torch.nn.functional.mse_loss(m(a.sqrt() * z0 + (1 - a).sqrt() * noise, t, tokens), noise)
+
+    model, history = train(
+        model, loss_fn, steps, out.parent / f".{out.name}-checkpoint.pt", lr=1e-3, ema_decay=0.999, desc="teacher"
+    )
+    save_pipeline(out, tokenizer, model.text_encoder, model.unet, vae)
+    card = {
+        "steps": steps,
+        "batch": batch,
+        "caption_dropout": dropout,
+        "train_images": n_train,
+        "parameters": {
+            "unet": sum(p.numel() for p in model.unet.parameters()),
+            "text_encoder": sum(p.numel() for p in model.text_encoder.parameters()),
+        },
+        "loss_history": history,
+    }
+    write_json(out / "card.json", card)
+    return card
