@@ -31,8 +31,10 @@ def metric_table(frame, metric: dict) -> str:
         return ""
     higher = metric["higher_is_better"]
     steps = sorted(table["steps"].unique())
-    best = {s: (table[table.steps == s][mid].max() if higher else table[table.steps == s][mid].min()) for s in steps}
-    header = ["method"] + [f"{s} step{'s' if s > 1 else ''}" for s in steps]
+    shown = [k for k in ("prompts", "hardware") if table[k].nunique() > 1]
+    group = table.groupby(["steps", *shown])[mid]
+    table["best"] = table[mid] == (group.transform("max") if higher else group.transform("min"))
+    header = ["method", *shown] + [f"{s} step{'s' if s > 1 else ''}" for s in steps]
     lines = [
         f"### {metric['label']} (`{mid}`, {'higher' if higher else 'lower'} is better)",
         "",
@@ -41,7 +43,8 @@ def metric_table(frame, metric: dict) -> str:
     ]
     for key, group in table.groupby(METHOD_KEYS, sort=False):
         by_steps = group.set_index("steps")
-        cells = [method_label(dict(zip(METHOD_KEYS, key, strict=True)))]
+        row = dict(zip(METHOD_KEYS, key, strict=True))
+        cells = [method_label(row)] + [str(row[k]) for k in shown]
         for s in steps:
             if s not in by_steps.index or by_steps.loc[s, mid] != by_steps.loc[s, mid]:
                 cells.append("–")
@@ -52,7 +55,7 @@ def metric_table(frame, metric: dict) -> str:
                 text += f" ± {r[f'{mid}_subset_std']:.2g}"
             if f"{mid}_ci_low" in r and r[f"{mid}_ci_low"] == r[f"{mid}_ci_low"]:
                 text += f" [{r[f'{mid}_ci_low']:.3g}, {r[f'{mid}_ci_high']:.3g}]"
-            cells.append(f"**{text}**" if r[mid] == best[s] else text)
+            cells.append(f"**{text}**" if r["best"] else text)
         lines.append("| " + " | ".join(cells) + " |")
     floor_column = f"{mid}_noise_floor"
     if floor_column in table.columns and table[floor_column].notna().any():

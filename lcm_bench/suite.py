@@ -189,7 +189,7 @@ def parse_references(entry: Any, field: str, base_dir: Path) -> ReferenceSpec | 
     return ReferenceSpec("parquet", str(path), (("column", _str(refs.get("column", "image"), f"{field}.column")),))
 
 
-def parse_metric(entry: Any, field: str) -> MetricSpec:
+def parse_metric(entry: Any, field: str, base_dir: Path = Path(".")) -> MetricSpec:
     if isinstance(entry, str):
         entry = {"name": entry}
     if not isinstance(entry, dict):
@@ -199,6 +199,13 @@ def parse_metric(entry: Any, field: str) -> MetricSpec:
     allowed = {"name", *definition.defaults} | (EXTRACTOR_OPTIONS if "extractor" in definition.defaults else set())
     _unknown_keys(entry, allowed, field)
     options = {**definition.defaults, **{k: v for k, v in entry.items() if k != "name"}}
+    for key in ("pretrained", "weights"):
+        value = options.get(key)
+        if isinstance(value, str) and ("/" in value or value.endswith((".safetensors", ".pt", ".pth"))):
+            path = (base_dir / Path(value).expanduser()).resolve()
+            if not path.exists():
+                raise UserError(f"{field}.{key}: '{path}' does not exist")
+            options[key] = str(path)
     extractor = options.get("extractor", "inception" if name == "fid" else None)
     if extractor is not None and extractor not in EXTRACTOR_NAMES:
         raise UserError(
@@ -364,7 +371,7 @@ def _load(path: Path) -> Suite:
         else []
     )
     metrics = (
-        tuple(parse_metric(e, f"metrics[{i}]") for i, e in enumerate(_as_list(data["metrics"], "metrics")))
+        tuple(parse_metric(e, f"metrics[{i}]", base_dir) for i, e in enumerate(_as_list(data["metrics"], "metrics")))
         if "metrics" in data
         else ()
     )

@@ -21,6 +21,7 @@ from lcm_bench.metrics.distances import (
 )
 from lcm_bench.metrics.extractors import build_extractor, clean_resizer
 from lcm_bench.metrics.references import folder_reference, parquet_reference, shapes_reference
+from lcm_bench.models import EMBEDDED_DIR
 
 RNG = np.random.default_rng(0)
 X = RNG.normal(size=(400, 48)).astype(np.float32)
@@ -332,3 +333,42 @@ def test_metrics_need_references_and_saved_images(tmp_path, capsys):
     suite = write_suite(tmp_path, base + "prompts: [shapes-mini]\nmetrics: [fid]\nsave_images: grid\n")
     assert main(["validate", str(suite)]) == 2
     assert "save_images: metrics score the saved images" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not (EMBEDDED_DIR / "shapes-judge" / "judge.safetensors").is_file(), reason="judge not shipped")
+def test_attribute_accuracy_and_judge_fd_on_real_and_shuffled_images(tmp_path):
+    """Real renders of each caption score near 1 and sit near the noise floor; shuffled captions score low."""
+    from PIL import Image
+
+    from lcm_bench.domain.shapes import render
+    from lcm_bench.metrics.scoring import Scorer
+    from lcm_bench.prompts import PROMPT_SETS, read_prompts
+    from lcm_bench.spec import MetricSpec, ReferenceSpec
+    from lcm_bench.store import RunDir
+
+    entry = PROMPT_SETS.get("shapes-test")
+    prompts = read_prompts(entry.path, "txt", None)
+    n = 300
+    run = RunDir(tmp_path)
+    folder = run.images_dir("real")
+    folder.mkdir(parents=True)
+    for i in range(n):
+        Image.fromarray(render(prompts[i], 50 + i)).save(folder / f"{i:05d}.png")
+    spec = {"name": "shapes-test", "source": str(entry.path), "format": "txt", "column": None}
+    samples = [{"index": i, "prompt_index": i, "seed": i} for i in range(n)]
+    record = {"cell_id": "real", "spec": {"num_images": n, "prompts": spec}, "samples": samples}
+    references = {"shapes-test": ReferenceSpec("generator", "shapes", (("per_prompt", 1), ("size", 32)))}
+    scorer = Scorer(run, references)
+    accuracy = scorer.score(record, MetricSpec("attribute_accuracy", (("extractor", "shapes-judge"),)), "m")
+    assert accuracy["value"] > 0.95 and accuracy["per_attribute"]["shape"] > 0.95
+    fd = scorer.score(record, MetricSpec("fd", (("extractor", "shapes-judge"), ("subsets", 3))), "m")
+    assert fd["label"] == "FD-ShapesJudge"
+    assert fd["value"] < 2 * fd["noise_floor"]
+    shuffled = {
+        **record,
+        "cell_id": "shuffled",
+        "samples": [{**s, "prompt_index": (s["index"] + 1) % n} for s in samples],
+    }
+    run.images_dir("shuffled").symlink_to(folder)
+    low = scorer.score(shuffled, MetricSpec("attribute_accuracy", (("extractor", "shapes-judge"),)), "m")
+    assert low["value"] < 0.2

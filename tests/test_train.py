@@ -51,7 +51,7 @@ def _falls(history):
 def test_judge_steps_lower_the_loss(tmp_path):
     from lcm_bench.train.judge import train_judge
 
-    card = train_judge(tmp_path / "judge", steps=40, batch=32, n_train=512, n_test=64)
+    card = train_judge(tmp_path / "judge", steps=40, batch=32, n_train=512, n_test=64, log_every=10)
     assert _falls(card["loss_history"])
 
 
@@ -60,7 +60,7 @@ def test_vae_steps_lower_the_loss(tmp_path):
     from lcm_bench.train.vae import train_vae
 
     save_judge(Judge(), tmp_path / "judge", {})
-    card = train_vae(tmp_path / "vae", tmp_path / "judge", steps=40, batch=16, n_train=512, n_test=64)
+    card = train_vae(tmp_path / "vae", tmp_path / "judge", steps=40, batch=16, n_train=512, n_test=64, log_every=10)
     assert _falls(card["loss_history"])
     assert (tmp_path / "vae" / "diffusion_pytorch_model.safetensors").is_file()
 
@@ -72,7 +72,7 @@ def test_teacher_steps_lower_the_loss_and_load_as_a_pipeline(tmp_path):
     from lcm_bench.train.vae import build_vae
 
     build_vae().save_pretrained(tmp_path / "vae")
-    card = train_teacher(tmp_path / "teacher", tmp_path / "vae", steps=40, batch=16, n_train=512)
+    card = train_teacher(tmp_path / "teacher", tmp_path / "vae", steps=40, batch=16, n_train=512, log_every=10)
     assert _falls(card["loss_history"])
     resolved = resolve_model(ModelSpec("t", str(tmp_path / "teacher")))
     assert resolved.family == "sd" and not resolved.guidance_embedding

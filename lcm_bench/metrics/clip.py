@@ -19,6 +19,13 @@ from ..paths import offline
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
 CONFIG_DIR = Path(__file__).resolve().parent / "clip_configs"
+EMBEDDED = {
+    "lcm-bench-shapes-clip": Path(__file__).resolve().parents[2]
+    / "data"
+    / "models"
+    / "shapes-clip"
+    / "open_clip_model.safetensors"
+}
 
 
 @dataclass
@@ -60,7 +67,22 @@ def _register_configs() -> None:
 
 
 def load_clip(name: str, pretrained: str, device: str = "cpu", field: str = "metrics") -> ClipModel:
-    """``pretrained``: an open_clip tag (e.g. laion2b_s34b_b88k), a local .safetensors/.pt file, or 'random'."""
+    """``pretrained``: an open_clip tag (e.g. laion2b_s34b_b88k), a local .safetensors/.pt file, 'random', or
+    'embedded' (the in-domain CLIP lcm-bench trains and ships, for lcm-bench-shapes-clip)."""
+
+    if pretrained == "embedded":
+        if name not in EMBEDDED:
+            raise UserError(f"{field}.pretrained: 'embedded' weights exist only for {', '.join(EMBEDDED)}")
+        if not EMBEDDED[name].is_file():
+            raise MissingResourceError(
+                f"{field}: the embedded CLIP is missing at {EMBEDDED[name]}; it ships with "
+                "the repository, or rebuild it with `lcm-bench train clip`"
+            )
+        return _load(name, str(EMBEDDED[name]), device, field, tag="embedded")
+    return _load(name, pretrained, device, field)
+
+
+def _load(name: str, pretrained: str, device: str, field: str, tag: str | None = None) -> ClipModel:
     import open_clip
 
     _register_configs()
@@ -110,7 +132,7 @@ def load_clip(name: str, pretrained: str, device: str = "cpu", field: str = "met
         model=model,
         tokenizer=open_clip.get_tokenizer(name),
         name=name,
-        pretrained=pretrained,
+        pretrained=tag or pretrained,
         image_size=size if isinstance(size, int) else size[0],
         mean=tuple(preprocess.get("mean", OPENAI_MEAN)),
         std=tuple(preprocess.get("std", OPENAI_STD)),

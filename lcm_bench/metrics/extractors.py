@@ -240,7 +240,7 @@ def shapes_judge(options: dict[str, Any], device: str, field: str) -> Extractor:
         )
     judge = load_judge(folder).to(device)
     return Extractor(
-        "shapes-judge", "FD-ShapesJudge", "clean-32", 256, clean_resizer(32), judge.features, device, judge
+        "shapes-judge", "FD-ShapesJudge", "clean-32", 256, clean_resizer(32), judge.features, device, judge=judge
     )
 
 

@@ -37,7 +37,9 @@ def evaluate_clip(clip, images: np.ndarray, texts: list[str]) -> dict[str, float
     }
 
 
-def train_clip(out: Path, steps: int = 2000, batch: int = 256, n_train: int = 40000, n_test: int = 1000) -> dict:
+def train_clip(
+    out: Path, steps: int = 1200, batch: int = 256, n_train: int = 40000, n_test: int = 1000, log_every: int = 100
+) -> dict:
     from safetensors.torch import save_file
 
     from ..metrics.clip import load_clip
@@ -64,7 +66,13 @@ def train_clip(out: Path, steps: int = 2000, batch: int = 256, n_train: int = 40
         ) / 2
 
     model, history = train(
-        clip.model.train(), loss_fn, steps, out.parent / f".{out.name}-checkpoint.pt", lr=1e-3, desc="clip"
+        clip.model.train(),
+        loss_fn,
+        steps,
+        out.parent / f".{out.name}-checkpoint.pt",
+        lr=1e-3,
+        desc="clip",
+        log_every=log_every,
     )
     out.mkdir(parents=True, exist_ok=True)
     weights = out / "open_clip_model.safetensors"

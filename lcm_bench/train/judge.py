@@ -14,7 +14,8 @@ from ..domain.shapes import HEADS
 
 class Judge(nn.Module):
     """Conv net on 32x32 images with one classification head per attribute; ``features`` are its pooled
-    penultimate activations (an in-domain feature extractor)."""
+    penultimate activations (an in-domain feature extractor). Trained with shifts, noise and blur so that it reads
+    decoded (slightly soft) images as well as crisp renders."""
 
     def __init__(self, width: int = 32):
         super().__init__()
@@ -98,7 +99,9 @@ def load_judge(folder: Path) -> Judge:
     return judge.eval()
 
 
-def train_judge(out: Path, steps: int = 2000, batch: int = 128, n_train: int = 40000, n_test: int = 2000) -> dict:
+def train_judge(
+    out: Path, steps: int = 2000, batch: int = 128, n_train: int = 40000, n_test: int = 2000, log_every: int = 100
+) -> dict:
     from .data import rendered
     from .loop import train
 
@@ -112,11 +115,18 @@ def train_judge(out: Path, steps: int = 2000, batch: int = 128, n_train: int = 4
         x = images[idx]
         shift = torch.randint(-1, 2, (2,), generator=generator)
         x = torch.roll(x, shifts=(int(shift[0]), int(shift[1])), dims=(2, 3))
+        blurred = nn.functional.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False)
+        amount = torch.rand(batch, 1, 1, 1, generator=generator) * (
+            torch.rand(batch, 1, 1, 1, generator=generator) < 0.5
+        )
+        x = x + amount * (blurred - x)
         noise = torch.randn(x.shape, generator=generator) * 4
         logits = model((x + noise).clamp(0, 255))
         return sum(nn.functional.cross_entropy(logits[k], targets[k][idx]) for k in HEADS)
 
-    judge, history = train(judge, loss_fn, steps, out.parent / f".{out.name}-checkpoint.pt", lr=2e-3, desc="judge")
+    judge, history = train(
+        judge, loss_fn, steps, out.parent / f".{out.name}-checkpoint.pt", lr=2e-3, desc="judge", log_every=log_every
+    )
     test, heldout = rendered("test", n_test), rendered("heldout", n_test)
     card = {
         "steps": steps,

@@ -101,7 +101,13 @@ def save_pipeline(out: Path, tokenizer, text_encoder, unet, vae) -> None:
 
 
 def train_teacher(
-    out: Path, vae_dir: Path, steps: int = 3000, batch: int = 128, dropout: float = 0.1, n_train: int = 40000
+    out: Path,
+    vae_dir: Path,
+    steps: int = 3000,
+    batch: int = 128,
+    dropout: float = 0.1,
+    n_train: int = 40000,
+    log_every: int = 100,
 ) -> dict:
     from diffusers import AutoencoderKL, DDPMScheduler
 
@@ -135,7 +141,14 @@ def train_teacher(
         return torch.nn.functional.mse_loss(m(a.sqrt() * z0 + (1 - a).sqrt() * noise, t, tokens), noise)
 
     model, history = train(
-        model, loss_fn, steps, out.parent / f".{out.name}-checkpoint.pt", lr=1e-3, ema_decay=0.999, desc="teacher"
+        model,
+        loss_fn,
+        steps,
+        out.parent / f".{out.name}-checkpoint.pt",
+        lr=1e-3,
+        ema_decay=0.999,
+        desc="teacher",
+        log_every=log_every,
     )
     save_pipeline(out, tokenizer, model.text_encoder, model.unet, vae)
     card = {

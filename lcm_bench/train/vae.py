@@ -53,6 +53,7 @@ def train_vae(
     kl_weight: float = 1e-6,
     n_train: int = 40000,
     n_test: int = 2000,
+    log_every: int = 100,
 ) -> dict:
     """Train, set ``scaling_factor`` to 1 / std of the latents (as Stable Diffusion does), save, and measure."""
     from ..store import write_json
@@ -73,7 +74,9 @@ def train_vae(
             torch.nn.functional.mse_loss(recon, x) + 0.5 * (recon - x).abs().mean() + kl_weight * posterior.kl().mean()
         )
 
-    vae, history = train(vae, loss_fn, steps, out.parent / f".{out.name}-checkpoint.pt", lr=1e-3, desc="vae")
+    vae, history = train(
+        vae, loss_fn, steps, out.parent / f".{out.name}-checkpoint.pt", lr=1e-3, desc="vae", log_every=log_every
+    )
     latents = encode(vae, data.images[:4096])
     vae.register_to_config(scaling_factor=float(1 / latents.std()))
     test = rendered("test", n_test)
