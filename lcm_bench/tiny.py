@@ -40,6 +40,36 @@ def byte_level_vocab() -> dict[str, int]:
     return {token: i for i, token in enumerate(tokens)}
 
 
+def sd_pipeline(vae, text_encoder, tokenizer, unet):
+    """A StableDiffusionPipeline with SD's scheduler config and no safety checker."""
+    from diffusers import PNDMScheduler, StableDiffusionPipeline
+
+    return StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=PNDMScheduler(**SD_SCHEDULER),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+
+
+def save_pipeline(pipe, out_dir: Path) -> Path:
+    """``save_pretrained`` (safetensors) into a temporary sibling folder, ``clip_sample: false`` as Stable
+    Diffusion's scheduler config has it, then an atomic rename onto ``out_dir``."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
+    pipe.save_pretrained(tmp, safe_serialization=True)
+    config_path = tmp / "scheduler" / "scheduler_config.json"
+    config_path.write_text(json.dumps({**json.loads(config_path.read_text()), "clip_sample": False}, indent=2))
+    shutil.rmtree(out_dir, ignore_errors=True)
+    os.replace(tmp, out_dir)
+    return out_dir
+
+
 def _text_encoder_config(vocab: dict[str, int], hidden: int, **extra):
     from transformers import CLIPTextConfig
 
@@ -63,8 +93,6 @@ def build_tiny_pipeline(out_dir: str | Path, guidance_embedding: bool = False, f
     from diffusers import (
         AutoencoderKL,
         EulerDiscreteScheduler,
-        PNDMScheduler,
-        StableDiffusionPipeline,
         StableDiffusionXLPipeline,
         UNet2DConditionModel,
     )
@@ -129,20 +157,6 @@ def build_tiny_pipeline(out_dir: str | Path, guidance_embedding: bool = False, f
             scheduler=scheduler,
         )
     else:
-        pipe = StableDiffusionPipeline(
-            vae=vae,
-            text_encoder=text_encoder,
-            tokenizer=tokenizer,
-            unet=unet,
-            scheduler=PNDMScheduler(**SD_SCHEDULER),
-            safety_checker=None,
-            feature_extractor=None,
-            requires_safety_checker=False,
-        )
-    pipe.save_pretrained(tmp / "pipeline", safe_serialization=True)
-    config_path = tmp / "pipeline" / "scheduler" / "scheduler_config.json"
-    config_path.write_text(json.dumps({**json.loads(config_path.read_text()), "clip_sample": False}, indent=2))
-    shutil.rmtree(out_dir, ignore_errors=True)
-    os.replace(tmp / "pipeline", out_dir)
+        pipe = sd_pipeline(vae, text_encoder, tokenizer, unet)
     shutil.rmtree(tmp, ignore_errors=True)
-    return out_dir
+    return save_pipeline(pipe, out_dir)

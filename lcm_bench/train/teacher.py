@@ -5,13 +5,12 @@ dropout, so classifier-free guidance works."""
 from __future__ import annotations
 
 import json
-import shutil
 import tempfile
 from pathlib import Path
 
 import torch
 
-from ..tiny import SD_SCHEDULER
+from ..tiny import SD_SCHEDULER, save_pipeline, sd_pipeline
 
 MAX_TOKENS = 32
 
@@ -78,28 +77,6 @@ class TextToNoise(torch.nn.Module):
         return self.unet(noisy, t, encoder_hidden_states=self.text_encoder(input_ids)[0]).sample
 
 
-def save_pipeline(out: Path, tokenizer, text_encoder, unet, vae) -> None:
-    """A standard diffusers folder (StableDiffusionPipeline, safetensors), written next to ``out`` and renamed."""
-    from diffusers import PNDMScheduler, StableDiffusionPipeline
-
-    pipe = StableDiffusionPipeline(
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        unet=unet,
-        scheduler=PNDMScheduler(**SD_SCHEDULER),
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    pipe.save_pretrained(tmp, safe_serialization=True)
-    config = tmp / "scheduler" / "scheduler_config.json"
-    config.write_text(json.dumps({**json.loads(config.read_text()), "clip_sample": False}, indent=2))
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.replace(out)
-
-
 def train_teacher(
     out: Path,
     vae_dir: Path,
@@ -150,7 +127,7 @@ def train_teacher(
         desc="teacher",
         log_every=log_every,
     )
-    save_pipeline(out, tokenizer, model.text_encoder, model.unet, vae)
+    save_pipeline(sd_pipeline(vae, model.text_encoder, tokenizer, model.unet), out)
     card = {
         "steps": steps,
         "batch": batch,
