@@ -1,4 +1,4 @@
-"""``lcm-bench``: run / report / validate / list."""
+"""``lcm-bench``: run / report / validate / ref-stats / train / distill / baseline / check / compare / list."""
 
 from __future__ import annotations
 
@@ -92,9 +92,108 @@ def cmd_train(args) -> int:
         from .train.teacher import train_teacher
 
         card = train_teacher(out, EMBEDDED_DIR / "shapes-vae", **kwargs)
-    write_card(out, args.model, time.time() - began)
+    write_card(out, args.model, time.time() - began, command=f"lcm-bench train {args.model}")
     print(json.dumps({k: v for k, v in card.items() if k != "loss_history"}, indent=1))
     return 0
+
+
+def cmd_distill(args) -> int:
+    """Distil an LCM (LCD), an LCM-LoRA or guided-distillation students from a teacher pipeline (seeded,
+    resumable); prints its figures."""
+    import dataclasses
+    import json
+    import time
+
+    from .distill.guided import GuidedConfig, distill_guided
+    from .distill.lcd import LCDConfig, distill
+    from .distill.teacher import load_teacher, training_latents
+    from .models import EMBEDDED_DIR, quiet_libraries, resolve_model
+    from .spec import ModelSpec
+    from .store import write_json
+    from .train.cards import write_card
+
+    config_class = GuidedConfig if args.method == "guided-distill" else LCDConfig
+    names = {f.name for f in dataclasses.fields(config_class)}
+    given = {k: v for k, v in vars(args).items() if k in _config_fields() and v is not None}
+    for name in given:
+        if name not in names:
+            raise UserError(f"--{name.replace('_', '-')}: not an option of {args.method}")
+    config = config_class(**given)
+    config.validate()
+    quiet_libraries()
+    folder = Path(args.teacher)
+    if not folder.exists():
+        folder = resolve_model(ModelSpec(args.teacher, args.teacher), "--teacher").pipeline_path
+    out = Path(args.out) if args.out else EMBEDDED_DIR / f"shapes-{args.method}"
+    began = time.time()
+    teacher = load_teacher(folder, guidance_embedding=args.method == "lcf")
+    data = training_latents(teacher, args.data, config.n_train)
+    if args.method == "guided-distill":
+        card = distill_guided(teacher, data, out, config)
+    else:
+        card = distill(args.method, teacher, data, out, config)
+    write_json(out / "card.json", card)
+    flags = [f"--teacher {args.teacher}"] if args.teacher != "shapes-teacher" else []
+    flags += [
+        f"--{k.replace('_', '-')} {','.join(map(str, v)) if isinstance(v, tuple) else v}" for k, v in given.items()
+    ]
+    command = " ".join([f"lcm-bench distill {args.method}", *flags])
+    write_card(out, args.method, time.time() - began, command=command)
+    print(json.dumps({k: v for k, v in card.items() if k != "loss_history"}, indent=1))
+    return 0
+
+
+def _tolerance(args) -> dict[str, float]:
+    given = {"rel": args.rel, "abs": args.abs, "noise_k": args.noise_k}
+    for name, value in given.items():
+        if value is not None and value < 0:
+            raise UserError(f"--{name.replace('_', '-')}: must be >= 0, got {value}")
+    return {k: v for k, v in given.items() if v is not None}
+
+
+def _gate(baseline: dict, run_dirs: list[str], summary: str | None) -> int:
+    from .gate import check, exit_code, summary_markdown
+
+    for path in run_dirs:
+        if not Path(path).is_dir():
+            raise UserError(f"run_dirs: '{path}' is not a directory")
+    findings = check(baseline, run_dirs)
+    text = summary_markdown(findings)
+    print(text)
+    if summary:
+        Path(summary).write_text(text)
+    return exit_code(findings)
+
+
+def cmd_baseline(args) -> int:
+    """Write a baseline (per-cell metric values, noise and tolerances) from finished runs."""
+    from .gate import make_baseline, write_baseline
+
+    baseline = make_baseline(args.run_dirs, _tolerance(args))
+    write_baseline(baseline, args.out)
+    print(f"baseline of {len(baseline['cells'])} cells -> {args.out}")
+    return 0
+
+
+def cmd_check(args) -> int:
+    """Exit 0 when nothing regressed against the baseline file, 1 on a regression, 2 on bad input."""
+    from .gate import read_baseline
+
+    baseline = read_baseline(args.baseline)
+    if any(v is not None for v in (args.rel, args.abs, args.noise_k)):
+        for cell in baseline["cells"].values():
+            for entry in cell["metrics"].values():
+                entry["tolerance"] = {**entry.get("tolerance", {}), **_tolerance(args)}
+    return _gate(baseline, args.run_dirs, args.summary)
+
+
+def cmd_compare(args) -> int:
+    """Check RUN against BASELINE_RUN directly (default tolerances unless given)."""
+    from .gate import make_baseline
+
+    if not Path(args.baseline_run).is_dir():
+        raise UserError(f"baseline_run: '{args.baseline_run}' is not a directory")
+    return _gate(make_baseline([args.baseline_run], _tolerance(args)), [args.run], args.summary)
 
 
 def cmd_report(args) -> int:
@@ -110,12 +209,16 @@ def cmd_report(args) -> int:
 def cmd_validate(args) -> int:
     from .hardware import unavailable_reason
     from .runner import preflight
+    from .students import pending
     from .suite import load_suite
 
     suite = load_suite(args.suite)
     runnable = [c for c in suite.cells if unavailable_reason(c.hardware) is None]
-    preflight(runnable)
+    untrained = set(pending({c.model for c in runnable}))
+    preflight([c for c in runnable if c.model not in untrained])
     print(f"suite '{suite.name}' (hash {suite.suite_hash}): {len(suite.cells)} cells, {len(runnable)} runnable here")
+    if untrained:
+        print(f"students to distil on the first run: {', '.join(sorted(m.name for m in untrained))}")
     for cell in suite.cells:
         print(f"  {cell.cell_id}")
     return 0
@@ -147,6 +250,46 @@ def cmd_list(args) -> int:
     return 0
 
 
+def _config_fields() -> dict[str, tuple[str, object]]:
+    """Every field of the LCD and guided-distillation configs: name -> (config class name, default)."""
+    import dataclasses
+
+    from .distill.guided import GuidedConfig
+    from .distill.lcd import LCDConfig
+
+    fields = {}
+    for config in (LCDConfig, GuidedConfig):
+        for field in dataclasses.fields(config):
+            fields.setdefault(field.name, (config.__name__, field.default))
+    return fields
+
+
+def _steps_list(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected step counts such as 8,4,2,1, got '{text}'") from None
+
+
+def _add_config_options(parser: ArgumentParser) -> None:
+    for name, (owner, default) in _config_fields().items():
+        is_tuple = isinstance(default, tuple)
+        parser.add_argument(
+            f"--{name.replace('_', '-')}",
+            dest=name,
+            type=_steps_list if is_tuple else type(default),
+            default=None,
+            help=f"({'guided-distill' if owner == 'GuidedConfig' else 'lcm, lcm-lora'}; default "
+            f"{','.join(map(str, default)) if is_tuple else default})",
+        )
+
+
+def _add_tolerance_options(parser: ArgumentParser) -> None:
+    parser.add_argument("--rel", type=float, help="relative tolerance (default 0.1; 0 for attribute accuracy)")
+    parser.add_argument("--abs", type=float, help="absolute tolerance (default 0; 0.03 for attribute accuracy)")
+    parser.add_argument("--noise-k", type=float, help="allowed multiples of the baseline's noise (default 2)")
+
+
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="lcm-bench", description="Benchmark few-step diffusion samplers.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
@@ -172,6 +315,34 @@ def build_parser() -> ArgumentParser:
     train.add_argument("--out", help="output folder (default data/models/shapes-<model>)")
     train.add_argument("--steps", type=int, help="optimisation steps (default: the shipped model's)")
     train.set_defaults(func=cmd_train)
+    distill = sub.add_parser("distill", help="distil LCM, LCM-LoRA or guided-distillation students (resumable)")
+    distill.add_argument("method", choices=["lcm", "lcm-lora", "guided-distill", "lcf"])
+    distill.add_argument(
+        "--teacher",
+        default="shapes-teacher",
+        help="teacher (for lcf: the LCM to fine-tune): registered name, folder or hub id",
+    )
+    distill.add_argument("--out", help="output folder (default data/models/shapes-<method>)")
+    distill.add_argument("--data", default="shapes", help="'shapes' or a JSON-lines file of {image, caption}")
+    _add_config_options(distill)
+    distill.set_defaults(func=cmd_distill)
+    baseline = sub.add_parser("baseline", help="write a quality baseline (values, noise, tolerances) from runs")
+    baseline.add_argument("run_dirs", nargs="+")
+    baseline.add_argument("--out", required=True, help="baseline JSON file to write")
+    _add_tolerance_options(baseline)
+    baseline.set_defaults(func=cmd_baseline)
+    check = sub.add_parser("check", help="gate a run against a baseline file: exit 1 on a quality regression")
+    check.add_argument("run_dirs", nargs="+")
+    check.add_argument("--baseline", required=True, help="baseline JSON file (lcm-bench baseline)")
+    check.add_argument("--summary", help="also write the Markdown summary to this file (a PR comment)")
+    _add_tolerance_options(check)
+    check.set_defaults(func=cmd_check)
+    compare = sub.add_parser("compare", help="gate RUN against BASELINE_RUN directly")
+    compare.add_argument("baseline_run")
+    compare.add_argument("run")
+    compare.add_argument("--summary", help="also write the Markdown summary to this file")
+    _add_tolerance_options(compare)
+    compare.set_defaults(func=cmd_compare)
     lst = sub.add_parser("list", help="registered samplers, models, prompt sets and metrics")
     lst.set_defaults(func=cmd_list)
     return parser

@@ -23,7 +23,8 @@ EMBEDDED_DIR = Path(__file__).resolve().parent.parent / "data" / "models"
 
 @dataclass(frozen=True)
 class KnownModel:
-    """A registered checkpoint. ``kind``: pipeline, unet (on ``base``), lora (on ``base``) or tiny (built here)."""
+    """A registered checkpoint. ``kind``: pipeline, unet (on ``base``), lora (on ``base``), tiny (built here),
+    embedded or embedded-lora (trained here, shipped in data/models)."""
 
     repo: str
     kind: str = "pipeline"
@@ -59,6 +60,27 @@ for _name, _model in {
         "embedded",
         resolution=32,
         description="embedded teacher trained here on the shapes domain (data/models/shapes-teacher)",
+    ),
+    "shapes-lcm": KnownModel(
+        "shapes-lcm",
+        "embedded",
+        guidance_embedding=True,
+        resolution=32,
+        description="LCM distilled here (LCD) from shapes-teacher (data/models/shapes-lcm)",
+    ),
+    "shapes-guided-distill": KnownModel(
+        "shapes-guided-distill",
+        "embedded",
+        guidance_embedding=True,
+        resolution=32,
+        description="guided-distillation students (8/4/2/1 steps) of shapes-teacher",
+    ),
+    "shapes-lcm-lora": KnownModel(
+        "shapes-lcm-lora",
+        "embedded-lora",
+        base="shapes-teacher",
+        resolution=32,
+        description="LCM-LoRA distilled here from shapes-teacher (data/models/shapes-lcm-lora)",
     ),
     "sd-1.5": KnownModel("stable-diffusion-v1-5/stable-diffusion-v1-5", description="Stable Diffusion 1.5"),
     "sd-2.1-base": KnownModel("stabilityai/stable-diffusion-2-1-base", description="Stable Diffusion 2.1 base (512)"),
@@ -191,6 +213,26 @@ class ResolvedModel:
     lora_paths: tuple[tuple[Path, float, str | None], ...]
     guidance_embedding: bool
     family: str
+    step_unets: tuple[tuple[int, Path], ...] = ()
+
+    def unet_for(self, steps: int, field: str) -> Path | None:
+        """The UNet to sample ``steps`` steps with: a step-specific student (guided distillation) or the default."""
+        if not self.step_unets:
+            return self.unet_path
+        students = dict(self.step_unets)
+        if steps not in students:
+            raise UserError(
+                f"{field}: model '{self.spec.name}' holds students for steps {sorted(students)} only, not {steps}"
+            )
+        return students[steps]
+
+
+def step_students(pipeline_path: Path) -> tuple[tuple[int, Path], ...]:
+    """``students.json`` of a guided-distillation folder: {steps: sub-folder of that step count's UNet}."""
+    index = pipeline_path / "students.json"
+    if not index.is_file():
+        return ()
+    return tuple(sorted((int(k), pipeline_path / v) for k, v in json.loads(index.read_text()).items()))
 
 
 def _unet_config(pipeline_path: Path, unet_path: Path | None) -> dict[str, Any]:
@@ -227,6 +269,8 @@ def _resolve_lora(source: str, field: str) -> Path:
     path = Path(source).expanduser()
     if path.exists():
         return path
+    if source in MODELS and MODELS.get(source).kind == "embedded-lora":
+        return _embedded(MODELS.get(source).repo, "pytorch_lora_weights.safetensors", field)
     if source in MODELS and MODELS.get(source).kind == "lora":
         return locate_repo(MODELS.get(source).repo, lora=True)
     if is_hub_id(source):
@@ -234,21 +278,37 @@ def _resolve_lora(source: str, field: str) -> Path:
     raise UserError(f"{field}: LoRA '{source}' is neither an existing file or folder nor a Hugging Face id")
 
 
+def _embedded(name: str, marker: str, field: str) -> Path:
+    folder = EMBEDDED_DIR / name
+    if not (folder / marker).is_file():
+        model = name.split("-", 1)[1]
+        command = f"lcm-bench distill {model}" if model.startswith("lcm") else f"lcm-bench train {model}"
+        raise MissingResourceError(
+            f"{field}: embedded model '{name}' is missing at {folder}; it ships with the repository, "
+            f"or rebuild it with `{command}`"
+        )
+    return folder
+
+
 def resolve_model(spec: ModelSpec, field: str = "models") -> ResolvedModel:
     """Find every file a model needs; raise a one-line error for anything absent."""
     unet_path = None
     loras: list[tuple[Path, float, str | None]] = []
     known = MODELS.get(spec.source) if spec.source in MODELS else None
-    if known is not None:
+    if spec.distill:
+        pipeline_path = cache_dir() / spec.source
+        if not (pipeline_path / "model_index.json").is_file():
+            raise MissingResourceError(
+                f"{field}: student '{spec.name}' is not distilled yet; `lcm-bench run` trains it"
+            )
+    elif known is not None:
         if known.kind == "tiny":
             pipeline_path = tiny_path(spec.source)
         elif known.kind == "embedded":
-            pipeline_path = EMBEDDED_DIR / known.repo
-            if not (pipeline_path / "model_index.json").is_file():
-                raise MissingResourceError(
-                    f"{field}: embedded model '{known.repo}' is missing at {pipeline_path}; it ships with the "
-                    f"repository, or rebuild it with `lcm-bench train {known.repo.split('-', 1)[1]}`"
-                )
+            pipeline_path = _embedded(known.repo, "model_index.json", field)
+        elif known.kind == "embedded-lora":
+            pipeline_path = _embedded(MODELS.get(known.base).repo, "model_index.json", field)
+            loras.append((_embedded(known.repo, "pytorch_lora_weights.safetensors", field), 1.0, None))
         elif known.kind == "pipeline":
             pipeline_path = locate_repo(known.repo)
         else:
@@ -279,7 +339,15 @@ def resolve_model(spec: ModelSpec, field: str = "models") -> ResolvedModel:
             f"{field}: model '{spec.name}' declares guidance_embedding: {spec.guidance_embedding} "
             f"but its UNet config has time_cond_proj_dim={'set' if has_embedding else 'null'}"
         )
-    return ResolvedModel(spec, pipeline_path, unet_path, tuple(loras), has_embedding, _family(pipeline_path, field))
+    return ResolvedModel(
+        spec,
+        pipeline_path,
+        unet_path,
+        tuple(loras),
+        has_embedding,
+        _family(pipeline_path, field),
+        step_students(pipeline_path),
+    )
 
 
 def quiet_libraries() -> None:
@@ -296,8 +364,9 @@ def quiet_libraries() -> None:
     transformers.utils.logging.disable_progress_bar()
 
 
-def load_pipeline(resolved: ResolvedModel, hardware: Hardware):
-    """Load the diffusers pipeline for a resolved model onto ``hardware``; LoRAs are fused into the weights."""
+def load_pipeline(resolved: ResolvedModel, hardware: Hardware, steps: int | None = None):
+    """Load the diffusers pipeline for a resolved model onto ``hardware``; LoRAs are fused into the weights; a
+    guided-distillation folder gives the student of ``steps``."""
     from diffusers import DiffusionPipeline, UNet2DConditionModel
 
     from .hardware import torch_dtype
@@ -305,8 +374,9 @@ def load_pipeline(resolved: ResolvedModel, hardware: Hardware):
     quiet_libraries()
     dtype = torch_dtype(hardware)
     kwargs: dict[str, Any] = {"torch_dtype": dtype, "local_files_only": True}
-    if resolved.unet_path is not None:
-        kwargs["unet"] = UNet2DConditionModel.from_pretrained(resolved.unet_path, torch_dtype=dtype)
+    unet_path = resolved.unet_for(steps, "steps") if steps is not None else resolved.unet_path
+    if unet_path is not None:
+        kwargs["unet"] = UNet2DConditionModel.from_pretrained(unet_path, torch_dtype=dtype)
     try:
         pipe = DiffusionPipeline.from_pretrained(resolved.pipeline_path, **kwargs)
     except (OSError, ValueError) as exc:

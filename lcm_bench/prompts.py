@@ -44,7 +44,7 @@ PROMPT_SETS.register(
         DATA_DIR / "prompts" / "shapes-test.txt",
         "txt",
         references={"generator": "shapes", "per_prompt": 1, "size": 32},
-        description="1,000 held-out captions drawn like the training ones (shapes domain v2)",
+        description="1,000 held-out captions drawn like the training ones (shapes domain v3)",
     ),
 )
 PROMPT_SETS.register(

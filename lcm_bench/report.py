@@ -17,6 +17,8 @@ def by_method_and_steps(frame, columns: tuple[str, ...] = ("seconds_per_image", 
     """Finished cells averaged over seeds: one row per (method, steps)."""
     ok = frame[frame["status"] == "ok"]
     aggregations = {c: (c, "mean") for c in columns if c in ok.columns}
+    if columns and columns[0] in ok.columns:
+        aggregations[f"{columns[0]}_seed_std"] = (columns[0], "std")
     return ok.groupby(METHOD_KEYS + ["steps"], sort=False).agg(seeds=("seed", "nunique"), **aggregations).reset_index()
 
 
@@ -51,7 +53,9 @@ def metric_table(frame, metric: dict) -> str:
                 continue
             r = by_steps.loc[s]
             text = f"{r[mid]:.4g}"
-            if f"{mid}_subset_std" in r and r[f"{mid}_subset_std"] == r[f"{mid}_subset_std"]:
+            if r["seeds"] > 1:
+                text += f" ± {r[f'{mid}_seed_std']:.2g}"
+            elif f"{mid}_subset_std" in r and r[f"{mid}_subset_std"] == r[f"{mid}_subset_std"]:
                 text += f" ± {r[f'{mid}_subset_std']:.2g}"
             if f"{mid}_ci_low" in r and r[f"{mid}_ci_low"] == r[f"{mid}_ci_low"]:
                 text += f" [{r[f'{mid}_ci_low']:.3g}, {r[f'{mid}_ci_high']:.3g}]"
@@ -124,6 +128,39 @@ def cost_plot(frame, path: Path) -> bool:
     return True
 
 
+def training_plot(frame, metric: dict, path: Path) -> bool:
+    """For students a suite distils with snapshots (models ``<name>@<iterations>``): the metric against training
+    iterations, one line per student and step count (the LCM paper's ablation figures). PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    mid = metric["id"]
+    ok = frame[(frame["status"] == "ok") & frame["model"].str.contains(r"@\d+$", regex=True)]
+    if ok.empty or mid not in ok.columns or ok[mid].isna().all():
+        return False
+    ok = ok.assign(
+        student=ok["model"].str.replace(r"@\d+$", "", regex=True),
+        iterations=ok["model"].str.extract(r"@(\d+)$")[0].astype(int),
+    )
+    table = ok.groupby(["student", "steps", "iterations"], sort=False)[mid].mean().reset_index()
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    for (student, steps), group in table.groupby(["student", "steps"], sort=False):
+        group = group.sort_values("iterations")
+        ax.plot(group["iterations"], group[mid], marker="o", label=f"{student}, {steps} step{'s' * (steps > 1)}")
+    ax.set_xlabel("training iterations")
+    ax.set_ylabel(f"{metric['label']} ({'higher' if metric['higher_is_better'] else 'lower'} is better)")
+    ax.set_title(f"{metric['label']} along distillation")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return True
+
+
 def _metric_meta(records: list[dict], metric_id: str) -> dict:
     for record in records:
         if metric_id in record.get("metrics", {}):
@@ -165,12 +202,16 @@ def write_report(run_dirs: list[str | Path], out_dir: str | Path | None = None) 
         parts += ["", f"![cost against steps]({plot.relative_to(out).as_posix()})", ""]
     metrics = {m["id"]: m for manifest in manifests for m in manifest.get("metrics", [])}
     tables = [metric_table(frame, {**m, **_metric_meta(records, mid)}) for mid, m in metrics.items()]
+    for mid, m in metrics.items():
+        figure = out / "plots" / f"{mid}_vs_training.png"
+        if training_plot(frame, {**m, **_metric_meta(records, mid)}, figure):
+            parts += [f"![{mid} against training iterations]({figure.relative_to(out).as_posix()})", ""]
     if any(tables):
         parts += [
             "## Quality",
             "",
-            "± is the standard deviation over disjoint subsets of each cell's images; "
-            "[a, b] a 95 % bootstrap interval.",
+            "Values are means over seeds; ± is the standard deviation over seeds (over disjoint subsets of a "
+            "cell's images when there is one seed); [a, b] is a 95 % bootstrap interval of one seed's images.",
             "",
         ] + [t for t in tables if t]
     skipped = frame[frame["status"] == "skipped"]

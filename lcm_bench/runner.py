@@ -177,13 +177,15 @@ def run_cell(
 
 
 def preflight(cells: list[CellSpec]) -> tuple[dict[ModelSpec, ResolvedModel], dict[str, str]]:
-    """Resolve every model the runnable cells need and check guidance; errors surface before any work."""
+    """Resolve every model the runnable cells need and check guidance; errors surface before any work (students
+    the suite distils must be trained first: lcm_bench.students.ensure_students)."""
     resolved: dict[ModelSpec, ResolvedModel] = {}
     modes: dict[str, str] = {}
     for cell in cells:
         if cell.model not in resolved:
             resolved[cell.model] = resolve_model(cell.model, f"models[{cell.model.name}]")
         modes[cell.cell_id] = guidance_mode(cell, resolved[cell.model], f"samplers[{cell.sampler.name}]")
+        resolved[cell.model].unet_for(cell.steps, f"models[{cell.model.name}] at steps: {cell.steps}")
     return resolved, modes
 
 
@@ -211,6 +213,9 @@ def run_suite(suite: Suite, out: str | Path, provenance: dict, progress: bool = 
         else:
             todo.append(cell)
     summary.skipped = skipped
+    from .students import ensure_students
+
+    ensure_students({c.model for c in todo}, progress=progress)
     resolved, modes = preflight(todo)
     run.write_manifest(
         {
@@ -226,7 +231,7 @@ def run_suite(suite: Suite, out: str | Path, provenance: dict, progress: bool = 
             "provenance": provenance,
         }
     )
-    todo.sort(key=lambda c: (c.model.name, c.hardware.name))
+    todo.sort(key=lambda c: (c.model.name, c.hardware.name, c.steps if resolved[c.model].step_unets else 0))
     bar = tqdm(
         total=sum(c.num_images for c in todo),
         unit="img",
@@ -237,10 +242,10 @@ def run_suite(suite: Suite, out: str | Path, provenance: dict, progress: bool = 
     loaded_key, pipe = None, None
     try:
         for index, cell in enumerate(todo, 1):
-            key = (cell.model, cell.hardware)
+            key = (cell.model, cell.hardware, resolved[cell.model].unet_for(cell.steps, "steps"))
             if key != loaded_key:
                 pipe, loaded_key = None, None
-                pipe = load_pipeline(resolved[cell.model], cell.hardware)
+                pipe = load_pipeline(resolved[cell.model], cell.hardware, cell.steps)
                 loaded_key = key
             bar.set_description(f"[{index}/{len(todo)}] {cell.model.name} {cell.sampler.label} {cell.steps} steps")
             record = run_cell(run, cell, resolved[cell.model], pipe, modes[cell.cell_id], bar.update)

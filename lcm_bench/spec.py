@@ -42,12 +42,14 @@ class LoraSpec:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A model reference: a registry name, a local diffusers folder or a Hugging Face id, plus LoRA adapters."""
+    """A model reference: a registry name, a local diffusers folder or a Hugging Face id, plus LoRA adapters; or a
+    student lcm-bench distils (``distill`` options; ``source`` is its folder under the cache)."""
 
     name: str
     source: str
     loras: tuple[LoraSpec, ...] = ()
     guidance_embedding: bool | None = None
+    distill: tuple[tuple[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -96,7 +98,10 @@ class CellSpec:
     spec_version: int = field(default=CELL_SPEC_VERSION)
 
     def canonical(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if not self.model.distill:
+            del data["model"]["distill"]
+        return data
 
     @property
     def paper_w(self) -> float:

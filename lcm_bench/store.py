@@ -118,7 +118,8 @@ class RunDir:
 
 
 def load_runs(paths: list[str | Path]) -> tuple[list[dict], list[dict]]:
-    """Records and manifests of one or more run directories (later runs win for the same cell id)."""
+    """Records and manifests of one or more run directories (later runs win for the same cell id); only the cells
+    of each run's current suite (a record left by an earlier version of the suite stays on disk, unreported)."""
     records: dict[str, dict] = {}
     manifests = []
     for path in paths:
@@ -129,7 +130,8 @@ def load_runs(paths: list[str | Path]) -> tuple[list[dict], list[dict]]:
         manifests.append(manifest)
         for skipped in manifest.get("skipped", []):
             records.setdefault(skipped["cell_id"], skipped)
-        records.update(run.records())
+        current = set(manifest.get("cells", []))
+        records.update({k: v for k, v in run.records().items() if not current or k in current})
     return list(records.values()), manifests
 
 

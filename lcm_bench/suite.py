@@ -97,13 +97,23 @@ def _str(value: Any, field: str) -> str:
     return value
 
 
+def parse_models(entry: Any, field: str, base_dir: Path) -> list[ModelSpec]:
+    """One model, or one per snapshot of a student the suite distils (``distill:``, see lcm_bench.students)."""
+    if isinstance(entry, dict) and "distill" in entry:
+        from .students import parse_distill
+
+        _unknown_keys(entry, {"name", "distill"}, field)
+        return parse_distill(entry["distill"], _str(entry.get("name"), f"{field}.name"), f"{field}.distill", base_dir)
+    return [parse_model(entry, field, base_dir)]
+
+
 def parse_model(entry: Any, field: str, base_dir: Path) -> ModelSpec:
     if isinstance(entry, str):
         check_reference(entry, field)
         return ModelSpec(name=entry, source=entry)
     if not isinstance(entry, dict):
         raise UserError(f"{field}: expected a model name or a mapping, got {entry!r}")
-    _unknown_keys(entry, {"name", "source", "path", "loras", "guidance_embedding"}, field)
+    _unknown_keys(entry, {"name", "source", "path", "loras", "guidance_embedding", "distill"}, field)
     if "path" in entry and "source" in entry:
         raise UserError(f"{field}: give either 'path' or 'source', not both")
     if "path" in entry:
@@ -255,7 +265,7 @@ def _resolution(value: Any) -> tuple[int | None, int | None]:
 def parse_axis(axis: str, values: list, field: str, base_dir: Path, known: dict[str, dict]) -> list:
     """Parse one axis's values; in include rules a name may refer to an entry of the suite's own axes."""
     parsers = {
-        "model": lambda v, f: parse_model(v, f, base_dir),
+        "model": lambda v, f: parse_models(v, f, base_dir),
         "sampler": parse_sampler,
         "steps": lambda v, f: _int(v, f, 1),
         "guidance_scale": lambda v, f: _float(v, f, 0.0),
@@ -264,10 +274,13 @@ def parse_axis(axis: str, values: list, field: str, base_dir: Path, known: dict[
         "seed": lambda v, f: _int(v, f, 0),
     }
     named = known.get(axis, {})
-    return [
+    parsed = [
         named[v] if isinstance(v, str) and v in named else parsers[axis](v, f"{field}[{i}]")
         for i, v in enumerate(values)
     ]
+    if axis == "model":
+        return [m for entry in parsed for m in (entry if isinstance(entry, list) else [entry])]
+    return parsed
 
 
 def read_suite_dict(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:

@@ -92,6 +92,20 @@ def test_report_rebuilds_from_records_and_merges_runs(grid_run, tmp_path):
     assert (tmp_path / "plots" / "cost_vs_steps.png").stat().st_size > 1000
 
 
+def test_report_leaves_out_records_of_cells_no_longer_in_the_suite(grid_run, tmp_path):
+    import shutil
+
+    _, out = grid_run
+    run = tmp_path / "run"
+    shutil.copytree(out, run)
+    record = json.loads(next((run / "cells").glob("*.json")).read_text())
+    record["cell_id"] = "stale.ddim.s1.g7.5.cpu-fp32.0000000000"
+    record["spec"]["model"]["name"] = "stale-model"
+    (run / "cells" / f"{record['cell_id']}.json").write_text(json.dumps(record))
+    assert main(["report", str(run)]) == 0
+    assert "stale-model" not in (run / "report.md").read_text()
+
+
 def test_report_of_a_non_run(tmp_path, capsys):
     assert main(["report", str(tmp_path)]) == 2
     assert "no manifest.json" in capsys.readouterr().err

@@ -7,6 +7,11 @@
 so one caption has many true images: the reference distribution of a prompt set. ``labels`` gives the attributes
 an attribute judge reads back. Splits: ``train`` and ``test`` draw from the same distribution; ``heldout`` uses
 colour-shape pairs that never occur in training (compositional generalisation).
+
+Version 3 samples only "left of" and "above", so the first object named is the first in reading order. In v2
+(all four relations) a 50-step teacher with a causal CLIP text encoder drew the two objects right 93 % of the time
+but on the wrong sides in half of those: the direction of a relation named after its first object was a coin flip.
+``parse`` still reads all four relations.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-DOMAIN_VERSION = 2
+DOMAIN_VERSION = 3
 OBJECT_COLOURS = {
     "red": (220, 40, 40),
     "green": (40, 180, 60),
@@ -42,6 +47,7 @@ POSITIONS = {
     "center": (0.5, 0.5),
 }
 RELATIONS = ("left of", "right of", "above", "below")
+SAMPLED_RELATIONS = ("left of", "above")
 HELDOUT_PAIRS = frozenset(
     {
         ("red", "star"),
@@ -126,7 +132,7 @@ def sample_scene(rng: random.Random, split: str = "train", pair_fraction: float 
     while second == first:
         second = rng.choice(allowed + heldout if split == "heldout" else allowed)
     objects = (first, second) if rng.random() < 0.5 else (second, first)
-    return Scene(objects, rng.choice(RELATIONS), background)
+    return Scene(objects, rng.choice(SAMPLED_RELATIONS), background)
 
 
 def captions(split: str, n: int, seed: int = 0) -> list[str]:

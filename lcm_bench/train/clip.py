@@ -38,7 +38,7 @@ def evaluate_clip(clip, images: np.ndarray, texts: list[str]) -> dict[str, float
 
 
 def train_clip(
-    out: Path, steps: int = 1200, batch: int = 256, n_train: int = 40000, n_test: int = 1000, log_every: int = 100
+    out: Path, steps: int = 400, batch: int = 256, n_train: int = 40000, n_test: int = 1000, log_every: int = 100
 ) -> dict:
     from safetensors.torch import save_file
 

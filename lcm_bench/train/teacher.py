@@ -80,7 +80,7 @@ class TextToNoise(torch.nn.Module):
 def train_teacher(
     out: Path,
     vae_dir: Path,
-    steps: int = 3000,
+    steps: int = 4000,
     batch: int = 128,
     dropout: float = 0.1,
     n_train: int = 40000,

@@ -48,7 +48,7 @@ def reconstruct(vae, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
 def train_vae(
     out: Path,
     judge_dir: Path,
-    steps: int = 2000,
+    steps: int = 2500,
     batch: int = 64,
     kl_weight: float = 1e-6,
     n_train: int = 40000,

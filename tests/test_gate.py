@@ -1,0 +1,145 @@
+"""The quality gate on synthetic runs: direction-aware tolerances, noise band, bounds, outcomes, exit codes."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from lcm_bench.cli import main
+from lcm_bench.models import EMBEDDED_DIR
+from lcm_bench.store import RunDir
+
+CELLS = {"m.lcm.s1": (120.0, 0.80), "m.lcm.s4": (60.0, 0.90)}
+
+
+def _run(path, cells=CELLS, n=300, drop=()):
+    run = RunDir(path)
+    ids = [c for c in cells if c not in drop]
+    run.write_manifest({"suite": {"name": "gate", "hash": "h"}, "cells": ids})
+    for cell_id in ids:
+        fd, accuracy = cells[cell_id]
+        run.write_record(
+            {
+                "cell_id": cell_id,
+                "status": "ok",
+                "sampler_label": "lcm",
+                "spec": {
+                    "model": {"name": "m"},
+                    "sampler": {"name": "lcm"},
+                    "steps": int(cell_id[-1]),
+                    "guidance_scale": 3.0,
+                    "prompts": {"name": "shapes-test"},
+                    "seed": 0,
+                },
+                "metrics": {
+                    "fd_shapes-judge": {
+                        "value": fd,
+                        "higher_is_better": False,
+                        "n": n,
+                        "mode": None,
+                        "options": {},
+                        "subsets": {"std": 2.0},
+                    },
+                    "attribute_accuracy_shapes-judge": {
+                        "value": accuracy,
+                        "higher_is_better": True,
+                        "n": n,
+                        "mode": None,
+                        "options": {},
+                        "ci95": [accuracy - 0.02, accuracy + 0.02],
+                    },
+                },
+            }
+        )
+    return path
+
+
+@pytest.fixture
+def baseline(tmp_path):
+    assert main(["baseline", str(_run(tmp_path / "base")), "--out", str(tmp_path / "baseline.json")]) == 0
+    return tmp_path / "baseline.json"
+
+
+def test_the_same_run_passes(baseline, tmp_path, capsys):
+    assert main(["check", str(tmp_path / "base"), "--baseline", str(baseline)]) == 0
+    assert "PASS" in capsys.readouterr().out
+
+
+def test_a_worse_distance_and_a_lower_accuracy_regress(baseline, tmp_path, capsys):
+    worse = _run(tmp_path / "worse", {"m.lcm.s1": (150.0, 0.80), "m.lcm.s4": (60.0, 0.80)})
+    summary = tmp_path / "summary.md"
+    assert main(["check", str(worse), "--baseline", str(baseline), "--summary", str(summary)]) == 1
+    text = summary.read_text()
+    assert "FAIL" in text and text.count("| regressed |") == 2
+    assert "| regressed | m / lcm / 1 steps" in text and "`fd_shapes-judge` | 120 | 150 | 12 |" in text
+
+
+def test_better_is_improved_and_small_changes_pass(baseline, tmp_path, capsys):
+    better = _run(tmp_path / "better", {"m.lcm.s1": (90.0, 0.81), "m.lcm.s4": (63.0, 0.89)})
+    assert main(["check", str(better), "--baseline", str(baseline)]) == 0
+    out = capsys.readouterr().out
+    assert "1 improved, 3 pass" in out
+
+
+def test_noise_band_widens_the_margin(tmp_path):
+    assert main(["baseline", str(_run(tmp_path / "base")), "--out", str(tmp_path / "b.json"), "--rel", "0"]) == 0
+    within = _run(tmp_path / "within", {"m.lcm.s1": (123.9, 0.80), "m.lcm.s4": (60.0, 0.90)})
+    outside = _run(tmp_path / "outside", {"m.lcm.s1": (124.1, 0.80), "m.lcm.s4": (60.0, 0.90)})
+    assert main(["check", str(within), "--baseline", str(tmp_path / "b.json")]) == 0
+    assert main(["check", str(outside), "--baseline", str(tmp_path / "b.json")]) == 1
+
+
+def test_other_sample_counts_are_not_comparable_and_absent_cells_missing(baseline, tmp_path, capsys):
+    assert main(["check", str(_run(tmp_path / "n", n=100)), "--baseline", str(baseline)]) == 0
+    assert "4 not comparable" in capsys.readouterr().out
+    assert main(["check", str(_run(tmp_path / "d", drop=("m.lcm.s4",))), "--baseline", str(baseline)]) == 0
+    assert "2 missing, 2 pass" in capsys.readouterr().out
+
+
+def test_two_sided_bounds(baseline, tmp_path):
+    data = json.loads(baseline.read_text())
+    data["cells"]["m.lcm.s4"]["metrics"]["attribute_accuracy_shapes-judge"]["bounds"] = [0.95, 1.0]
+    baseline.write_text(json.dumps(data))
+    assert main(["check", str(tmp_path / "base"), "--baseline", str(baseline)]) == 1
+
+
+def test_compare_two_runs_and_bad_input(tmp_path, capsys):
+    base = _run(tmp_path / "base")
+    worse = _run(tmp_path / "worse", {"m.lcm.s1": (150.0, 0.80), "m.lcm.s4": (60.0, 0.90)})
+    assert main(["compare", str(base), str(worse)]) == 1
+    assert main(["compare", str(base), str(worse), "--rel", "0.5"]) == 0
+    (tmp_path / "junk.json").write_text("{}")
+    assert main(["check", str(base), "--baseline", str(tmp_path / "junk.json")]) == 2
+    assert "not an lcm-bench baseline" in capsys.readouterr().err
+    assert main(["check", str(base), "--baseline", str(tmp_path / "none.json")]) == 2
+    assert main(["compare", str(base), str(worse), "--rel", "-1"]) == 2
+    assert "--rel: must be >= 0" in capsys.readouterr().err
+
+
+ROOT = Path(__file__).resolve().parent.parent
+CI_SUITE, CI_BASELINE = ROOT / "suites" / "ci-quality.yaml", ROOT / "suites" / "baselines" / "ci-quality.json"
+
+
+@pytest.mark.skipif(
+    not CI_BASELINE.is_file() or not (EMBEDDED_DIR / "shapes-lcm" / "model_index.json").is_file(),
+    reason="needs the shipped LCM and the committed ci-quality baseline",
+)
+def test_the_gate_passes_the_shipped_models_and_catches_wrong_lcm_timesteps(tmp_path, monkeypatch, capsys):
+    """A rerun of the good setting passes the committed baseline; LCM sampling at half the timesteps it should
+    use (a scheduler bug) regresses and exits 1."""
+    from diffusers import LCMScheduler
+
+    assert main(["run", str(CI_SUITE), "--out", str(tmp_path / "good"), "--quiet"]) == 0
+    assert main(["check", str(tmp_path / "good"), "--baseline", str(CI_BASELINE)]) == 0
+    set_timesteps = LCMScheduler.set_timesteps
+
+    def halved(self, *args, **kwargs):
+        set_timesteps(self, *args, **kwargs)
+        self.timesteps = self.timesteps // 2
+
+    monkeypatch.setattr(LCMScheduler, "set_timesteps", halved)
+    assert main(["run", str(CI_SUITE), "--out", str(tmp_path / "broken"), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["check", str(tmp_path / "broken"), "--baseline", str(CI_BASELINE)]) == 1
+    out = capsys.readouterr().out
+    assert "| regressed | shapes-lcm / lcm / 4 steps" in out and "shapes-teacher / ddim" not in out
