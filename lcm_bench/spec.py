@@ -103,6 +103,13 @@ class CellSpec:
             del data["model"]["distill"]
         return data
 
+    def identity(self) -> dict[str, Any]:
+        """What the cell id hashes: the canonical spec without where the prompt file lies (its content hash stays),
+        so two checkouts of one suite share cell ids and a baseline."""
+        data = self.canonical()
+        del data["prompts"]["source"]
+        return data
+
     @property
     def paper_w(self) -> float:
         return paper_w(self.guidance_scale)
@@ -111,7 +118,7 @@ class CellSpec:
     def cell_id(self) -> str:
         readable = f"{self.model.name}.{self.sampler.name}.s{self.steps}.g{self.guidance_scale:g}.{self.hardware.name}"
         readable = re.sub(r"[^A-Za-z0-9_.+-]", "_", readable)
-        return f"{readable}.{stable_hash(self.canonical(), 10)}"
+        return f"{readable}.{stable_hash(self.identity(), 10)}"
 
     def axis_values(self) -> dict[str, Any]:
         """The values include/exclude rules match against."""

@@ -414,7 +414,7 @@ def _load(path: Path) -> Suite:
     if not unique:
         raise UserError("exclude: removes every cell of the suite")
     name = str(raw.get("name") or path.stem)
-    canonical = [c.canonical() for c in unique.values()]
+    canonical = [c.identity() for c in unique.values()]
     return Suite(
         name=name,
         version=SUITE_VERSION,

@@ -4,7 +4,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import write_suite
+from conftest import ROOT, write_suite
 
 from lcm_bench.cli import main
 from lcm_bench.errors import UserError
@@ -150,3 +150,14 @@ def test_missing_suite_file_and_bad_flag(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["run", "--bogus"])
     assert exc.value.code == 2
+
+
+def test_cell_ids_do_not_depend_on_where_the_prompt_file_lies(tmp_path):
+    import shutil
+
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        shutil.copy(ROOT / "data" / "prompts" / "shapes-mini.txt", tmp_path / name / "p.txt")
+        write_suite(tmp_path / name, "version: 1\nmodels: [tiny-sd]\nsamplers: [ddim]\nprompts: [{path: p.txt}]\n")
+    a, b = (load_suite(tmp_path / n / "suite.yaml") for n in ("a", "b"))
+    assert [c.cell_id for c in a.cells] == [c.cell_id for c in b.cells] and a.suite_hash == b.suite_hash
