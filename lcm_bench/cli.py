@@ -107,9 +107,9 @@ def cmd_distill(args) -> int:
     from .distill.guided import GuidedConfig, distill_guided
     from .distill.lcd import LCDConfig, distill
     from .distill.teacher import load_teacher, training_latents
-    from .models import EMBEDDED_DIR, quiet_libraries, resolve_model
-    from .spec import ModelSpec
+    from .models import EMBEDDED_DIR, quiet_libraries
     from .store import write_json
+    from .students import teacher_folder
     from .train.cards import write_card
 
     config_class = GuidedConfig if args.method == "guided-distill" else LCDConfig
@@ -121,9 +121,7 @@ def cmd_distill(args) -> int:
     config = config_class(**given)
     config.validate()
     quiet_libraries()
-    folder = Path(args.teacher)
-    if not folder.exists():
-        folder = resolve_model(ModelSpec(args.teacher, args.teacher), "--teacher").pipeline_path
+    folder = teacher_folder(args.teacher, Path.cwd(), "--teacher")
     out = Path(args.out) if args.out else EMBEDDED_DIR / f"shapes-{args.method}"
     began = time.time()
     teacher = load_teacher(folder, guidance_embedding=args.method == "lcf")

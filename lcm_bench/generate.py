@@ -57,9 +57,9 @@ def classifier_free(net: CountingNetwork, cond: dict, uncond: dict | None, scale
     return denoise
 
 
-def guidance_embedding(w: float, dim: int, batch: int, dtype: torch.dtype) -> torch.Tensor:
-    """Sinusoidal embedding of w (x 1000) as in VDM and diffusers' LCM pipeline."""
-    w_tensor = torch.full((batch,), float(w)) * 1000.0
+def guidance_embedding(w: float | torch.Tensor, dim: int, batch: int, dtype: torch.dtype) -> torch.Tensor:
+    """Sinusoidal embedding of w (x 1000) as in VDM and diffusers' LCM pipeline; ``w`` one value or one per sample."""
+    w_tensor = torch.as_tensor(w, dtype=torch.float32).expand(batch) * 1000.0
     half = dim // 2
     freqs = torch.exp(torch.arange(half, dtype=torch.float32) * -(np.log(10000.0) / (half - 1)))
     angles = w_tensor[:, None] * freqs[None, :]

@@ -13,6 +13,7 @@ retrained teacher gets new students)."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -35,6 +36,7 @@ def teacher_folder(teacher: str, base_dir: Path, field: str) -> Path:
     return resolve_model(ModelSpec(teacher, teacher), field).pipeline_path
 
 
+@functools.lru_cache(maxsize=None)
 def _fingerprint(folder: Path) -> str:
     """Content hash of the teacher's UNet weights: a retrained teacher gets new students."""
     import hashlib

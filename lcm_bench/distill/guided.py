@@ -18,7 +18,8 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-from .lcd import guidance_embedding_batch, lcd_student
+from ..generate import guidance_embedding
+from .lcd import lcd_student
 from .teacher import LatentData, Teacher, x0_from_eps
 
 
@@ -85,14 +86,14 @@ def progressive_target(previous, x, t, hidden, w_embedding, alphas, steps: int) 
     return (x_end - ratio * x) / (a_end.sqrt() - ratio * a.sqrt())
 
 
-def _batch(data: LatentData, teacher: Teacher, config: GuidedConfig, generator, empty):
+def _batch(data: LatentData, teacher: Teacher, config: GuidedConfig, generator):
     n = config.batch
     idx = torch.randint(0, len(data.latents), (n,), generator=generator)
     w = config.w_min + (config.w_max - config.w_min) * torch.rand(n, generator=generator)
     return {
         "latents": data.latents[idx],
         "cond": teacher.encode_text(data.input_ids[idx]),
-        "uncond": teacher.encode_text(empty.expand(n, -1)),
+        "uncond": teacher.uncond(n),
         "noise": torch.randn(data.latents[idx].shape, generator=generator),
         "w": w,
     }
@@ -106,13 +107,14 @@ def _noised(batch, t, alphas):
 def stage1_loss(student, teacher: Teacher, batch: dict, t: torch.Tensor, dim: int) -> torch.Tensor:
     x = _noised(batch, t, teacher.alphas)
     _, x0_teacher = teacher.guided(x, t, batch["cond"], batch["uncond"], batch["w"])
-    x0_hat = predict_x0(student, x, t, batch["cond"], guidance_embedding_batch(batch["w"], dim), teacher.alphas)
+    embedding = guidance_embedding(batch["w"], dim, len(t), torch.float32)
+    x0_hat = predict_x0(student, x, t, batch["cond"], embedding, teacher.alphas)
     return truncated_snr_loss(x0_hat, x0_teacher, t, teacher.alphas)
 
 
 def stage2_loss(student, previous, teacher: Teacher, batch: dict, t: torch.Tensor, steps: int, dim: int):
     x = _noised(batch, t, teacher.alphas)
-    embedding = guidance_embedding_batch(batch["w"], dim)
+    embedding = guidance_embedding(batch["w"], dim, len(t), torch.float32)
     target = progressive_target(previous, x, t, batch["cond"], embedding, teacher.alphas, steps)
     x0_hat = predict_x0(student, x, t, batch["cond"], embedding, teacher.alphas)
     return truncated_snr_loss(x0_hat, target, t, teacher.alphas)
@@ -125,12 +127,11 @@ def distill_guided(teacher: Teacher, data: LatentData, out: Path, config: Guided
 
     config.validate()
     dim = config.w_embedding_dim
-    empty = teacher.tokenize([""])
     checkpoints = out.parent / f".{out.name}-checkpoints"
     checkpoints.mkdir(parents=True, exist_ok=True)
 
     def stage1(model, step, generator):
-        batch = _batch(data, teacher, config, generator, empty)
+        batch = _batch(data, teacher, config, generator)
         t = torch.randint(0, 1000, (config.batch,), generator=generator)
         return stage1_loss(model, teacher, batch, t, dim)
 
@@ -153,7 +154,7 @@ def distill_guided(teacher: Teacher, data: LatentData, out: Path, config: Guided
         grid = torch.from_numpy(ddim_grid(steps))
 
         def stage2(model, step, generator, previous=previous, grid=grid, steps=steps):
-            batch = _batch(data, teacher, config, generator, empty)
+            batch = _batch(data, teacher, config, generator)
             t = grid[torch.randint(0, len(grid), (config.batch,), generator=generator)]
             return stage2_loss(model, previous, teacher, batch, t, steps, dim)
 

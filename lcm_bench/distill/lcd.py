@@ -126,7 +126,8 @@ def prediction_and_target(
     noisy = a.sqrt() * batch["latents"] + (1 - a).sqrt() * batch["noise"]
     w = batch["w"]
     embedded = student.unet.config.time_cond_proj_dim is not None
-    w_embedding = guidance_embedding_batch(w, student.unet.config.time_cond_proj_dim) if embedded else None
+    dim = student.unet.config.time_cond_proj_dim
+    w_embedding = guidance_embedding(w, dim, len(w), torch.float32) if embedded else None
     prediction = consistency(student.unet, noisy, start, batch["cond"], alphas, config, w_embedding)
 
     def guided(x, t):
@@ -153,10 +154,6 @@ def lcd_loss(
     return (torch.sqrt((prediction.float() - target.float()) ** 2 + config.huber_c**2) - config.huber_c).mean()
 
 
-def guidance_embedding_batch(w: torch.Tensor, dim: int) -> torch.Tensor:
-    return torch.cat([guidance_embedding(float(value), dim, 1, torch.float32) for value in w])
-
-
 def draw_batch(data: LatentData, teacher: Teacher, config: LCDConfig, generator: torch.Generator, empty: torch.Tensor):
     n = config.batch
     idx = torch.randint(0, len(data.latents), (n,), generator=generator)
@@ -166,7 +163,7 @@ def draw_batch(data: LatentData, teacher: Teacher, config: LCDConfig, generator:
     return {
         "latents": data.latents[idx],
         "cond": teacher.encode_text(ids),
-        "uncond": teacher.encode_text(empty.expand(n, -1)),
+        "uncond": teacher.uncond(n),
         "index": torch.randint(0, config.grid_size, (n,), generator=generator),
         "noise": torch.randn(data.latents[idx].shape, generator=generator),
         "w": config.w_min + (config.w_max - config.w_min) * torch.rand(n, generator=generator),

@@ -23,18 +23,21 @@ def ddim(guided: Guided, x: torch.Tensor, s: torch.Tensor, t: torch.Tensor, alph
     return alpha_t * x0 + sigma_t * eps
 
 
-def _midpoint(s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    return torch.div(s + t, 2, rounding_mode="floor")
+def _second_order(s: torch.Tensor, t: torch.Tensor, alphas: torch.Tensor):
+    """The intermediate timestep u (the middle one), (alpha, sigma) at s, u and t, the step h in log-SNR/2 and
+    r = (lambda_u - lambda_s) / h."""
+    u = torch.div(s + t, 2, rounding_mode="floor")
+    (alpha_s, sigma_s, lambda_s), (alpha_u, sigma_u, lambda_u), (alpha_t, sigma_t, lambda_t) = (
+        _coefficients(alphas, time) for time in (s, u, t)
+    )
+    h = lambda_t - lambda_s
+    r = ((lambda_u - lambda_s) / h).clamp(min=1e-3)
+    return u, (alpha_s, sigma_s), (alpha_u, sigma_u), (alpha_t, sigma_t), h, r
 
 
 def dpm_solver_2(guided: Guided, x: torch.Tensor, s: torch.Tensor, t: torch.Tensor, alphas: torch.Tensor):
     """DPM-Solver-2 (noise prediction) with the intermediate point u at the middle timestep."""
-    u = _midpoint(s, t)
-    alpha_s, _, lambda_s = _coefficients(alphas, s)
-    alpha_u, sigma_u, lambda_u = _coefficients(alphas, u)
-    alpha_t, sigma_t, lambda_t = _coefficients(alphas, t)
-    h = lambda_t - lambda_s
-    r = ((lambda_u - lambda_s) / h).clamp(min=1e-3)
+    u, (alpha_s, _), (alpha_u, sigma_u), (alpha_t, sigma_t), h, r = _second_order(s, t, alphas)
     eps_s, _ = guided(x, s)
     x_u = alpha_u / alpha_s * x - sigma_u * torch.expm1(r * h) * eps_s
     eps_u, _ = guided(x_u, u)
@@ -45,12 +48,7 @@ def dpm_solver_2(guided: Guided, x: torch.Tensor, s: torch.Tensor, t: torch.Tens
 
 def dpm_solver_pp_2s(guided: Guided, x: torch.Tensor, s: torch.Tensor, t: torch.Tensor, alphas: torch.Tensor):
     """DPM-Solver++(2S) (data prediction) with the intermediate point u at the middle timestep."""
-    u = _midpoint(s, t)
-    _, sigma_s, lambda_s = _coefficients(alphas, s)
-    alpha_u, sigma_u, lambda_u = _coefficients(alphas, u)
-    alpha_t, sigma_t, lambda_t = _coefficients(alphas, t)
-    h = lambda_t - lambda_s
-    r = ((lambda_u - lambda_s) / h).clamp(min=1e-3)
+    u, (_, sigma_s), (alpha_u, sigma_u), (alpha_t, sigma_t), h, r = _second_order(s, t, alphas)
     _, x0_s = guided(x, s)
     x_u = sigma_u / sigma_s * x - alpha_u * torch.expm1(-r * h) * x0_s
     _, x0_u = guided(x_u, u)

@@ -24,6 +24,12 @@ class Teacher:
     alphas: torch.Tensor
     scheduler_config: dict
 
+    def uncond(self, n: int) -> torch.Tensor:
+        """Text states of the empty prompt for ``n`` samples (encoded once)."""
+        if not hasattr(self, "_uncond"):
+            self._uncond = self.encode_text(self.tokenize([""]))
+        return self._uncond.expand(n, -1, -1)
+
     def encode_text(self, input_ids: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             return self.text_encoder(input_ids)[0]
