@@ -36,7 +36,7 @@ def teacher_folder(teacher: str, base_dir: Path, field: str) -> Path:
     return resolve_model(ModelSpec(teacher, teacher), field).pipeline_path
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _fingerprint(folder: Path) -> str:
     """Content hash of the teacher's UNet weights: a retrained teacher gets new students."""
     import hashlib
