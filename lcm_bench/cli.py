@@ -200,7 +200,14 @@ def cmd_report(args) -> int:
     for path in args.run_dirs:
         if not Path(path).is_dir():
             raise UserError(f"run_dirs: '{path}' is not a directory")
-    print(write_report(args.run_dirs, args.out))
+    if args.published is not None:
+        from .published import check_published
+
+        check_published(args.published, "--published")
+    report = write_report(
+        args.run_dirs, args.out, published=args.published, target=args.target, target_metric=args.target_metric
+    )
+    print(f"{report} and {report.with_suffix('.html')}")
     return 0
 
 
@@ -300,7 +307,14 @@ def build_parser() -> ArgumentParser:
     run.set_defaults(func=cmd_run)
     report = sub.add_parser("report", help="rebuild the report of one or more run directories from their records")
     report.add_argument("run_dirs", nargs="+")
-    report.add_argument("--out", help="where to write report.md (default: the first run directory)")
+    report.add_argument("--out", help="where to write the report (default: the first run directory)")
+    report.add_argument(
+        "--published", help="overlay a published table: lcm-table1 or lcm-table2 (default: the suite's own)"
+    )
+    report.add_argument(
+        "--target", type=float, help="iso-quality target value (default: the best baseline's at its most steps)"
+    )
+    report.add_argument("--target-metric", help="metric id of the iso-quality study (default: the suite's distance)")
     report.set_defaults(func=cmd_report)
     validate = sub.add_parser("validate", help="check a suite file and list its cells")
     validate.add_argument("suite")

@@ -224,6 +224,7 @@ def run_suite(suite: Suite, out: str | Path, provenance: dict, progress: bool = 
                 "source": suite.source,
                 "hash": suite.suite_hash,
                 "description": suite.description,
+                "published": suite.published,
             },
             "cells": [c.cell_id for c in suite.cells],
             "metrics": [{"id": m.metric_id, "name": m.name, "options": dict(m.options)} for m in suite.metrics],

@@ -167,4 +167,5 @@ class Suite:
     source: str
     suite_hash: str
     metrics: tuple[MetricSpec, ...] = ()
+    published: str | None = None
     references: dict[str, ReferenceSpec | None] = field(default_factory=dict, compare=False)

@@ -62,10 +62,21 @@ INTEGER_COLUMNS = {
 }
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+FILE_MODE = 0o666 & ~_umask()
+
+
 def write_atomic(path: Path, data: bytes) -> None:
+    """Write to a temporary file beside ``path``, then rename: a reader sees the old file or the new one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -135,6 +146,15 @@ def load_runs(paths: list[str | Path]) -> tuple[list[dict], list[dict]]:
     return list(records.values()), manifests
 
 
+def machine_label(machine: dict) -> str | None:
+    """What ran a cell, for merging throughput across machines: the GPUs, else the CPU and its core count."""
+    if not machine:
+        return None
+    if machine.get("cuda"):
+        return ", ".join(machine["cuda"]["devices"])
+    return f"{machine.get('cpu')} x{machine.get('cpu_count')}"
+
+
 def result_row(record: dict) -> dict[str, Any]:
     """One results.csv row: the record's spec, schedule and measurements, flattened."""
     spec = record["spec"]
@@ -155,6 +175,7 @@ def result_row(record: dict) -> dict[str, Any]:
         "num_images": spec["num_images"],
         "batch_size": spec["batch_size"],
         "reason": record.get("reason"),
+        "machine": machine_label(record.get("provenance", {}).get("machine", {})),
     }
     schedule = record.get("schedule", {})
     row.update(

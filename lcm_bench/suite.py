@@ -45,7 +45,7 @@ AXES = {
     "seeds": "seed",
 }
 SCALARS = ("num_images", "batch_size", "resolution", "negative_prompt", "save_images", "warmup")
-TOP_KEYS = {"version", "name", "description", "extends", "include", "exclude", "metrics", *AXES, *SCALARS}
+TOP_KEYS = {"version", "name", "description", "published", "extends", "include", "exclude", "metrics", *AXES, *SCALARS}
 DEFAULTS: dict[str, Any] = {
     "steps": [1, 2, 4, 8],
     "guidance_scales": [7.5],
@@ -414,11 +414,17 @@ def _load(path: Path) -> Suite:
     if not unique:
         raise UserError("exclude: removes every cell of the suite")
     name = str(raw.get("name") or path.stem)
+    published = None
+    if raw.get("published") is not None:
+        from .published import check_published
+
+        published = check_published(_str(raw["published"], "published"))
     canonical = [c.identity() for c in unique.values()]
     return Suite(
         name=name,
         version=SUITE_VERSION,
         description=str(raw.get("description", "")),
+        published=published,
         cells=tuple(unique.values()),
         source=str(path),
         suite_hash=stable_hash(canonical, 16),

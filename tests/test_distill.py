@@ -237,7 +237,7 @@ def test_guided_distillation_students_load_per_step_count(tiny_sd_path, tmp_path
         ]
     )
     assert code == 0
-    assert json.loads((tmp_path / "gd" / "students.json").read_text()) == {"1": "students/1", "2": "students/2"}
+    assert json.loads((tmp_path / "gd" / "students.json").read_text()) == {"1": "students/1", "2": "unet"}
     suite, results = _run_tiny_suite(tmp_path, f"[{{name: gd, path: {tmp_path / 'gd'}}}]", "guided-distill", 3.0)
     assert sorted(results["nfe_per_image"].tolist()) == [1, 2]
     bad = write_suite(tmp_path, suite.read_text().replace("steps: [1, 2]", "steps: [4]"), "bad.yaml")

@@ -288,7 +288,7 @@ def test_run_fills_metric_columns_and_rescoring_costs_nothing(tmp_path, capsys):
     assert main(["run", str(suite), "--out", str(out), "--quiet"]) == 0
     assert "0 cells computed, 4 reused, 0 skipped, 0 metric values computed" in capsys.readouterr().out
     text = (out / "report.md").read_text()
-    assert "### CLIP score (`clip_score_lcm-bench-tiny-clip_random`, higher is better)" in text
+    assert "| CLIP score 4 |" in text and "### CLIP-KID[lcm-bench-tiny-clip/random]" in text
     assert "Noise floor" in text
 
 

@@ -87,9 +87,10 @@ def test_report_rebuilds_from_records_and_merges_runs(grid_run, tmp_path):
     (out / "report.md").unlink()
     assert main(["report", str(out), str(out), "--out", str(tmp_path)]) == 0
     text = (tmp_path / "report.md").read_text()
-    assert "| tiny / ddim / s=7.5 (w=6.5) |" in text
-    assert "(NFE 16)" in text
+    rows = [line for line in text.splitlines() if line.startswith("| tiny / ddim / s=7.5 (w=6.5) |")]
+    assert any("| cpu-fp32 | 8 | 16 |" in row for row in rows)
     assert (tmp_path / "plots" / "cost_vs_steps.png").stat().st_size > 1000
+    assert (tmp_path / "report.html").read_text().count("data:image/png;base64,") >= 1
 
 
 def test_report_leaves_out_records_of_cells_no_longer_in_the_suite(grid_run, tmp_path):

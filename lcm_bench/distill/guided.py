@@ -178,7 +178,7 @@ def distill_guided(teacher: Teacher, data: LatentData, out: Path, config: Guided
 
 
 def save_students(teacher: Teacher, students: dict[int, torch.nn.Module], out: Path) -> None:
-    """A StableDiffusionPipeline folder whose ``unet`` is the student with the most steps, each student under
+    """A StableDiffusionPipeline folder whose ``unet`` is the student with the most steps, each other student under
     ``students/<steps>``, and ``students.json`` mapping steps to folders (lcm-bench picks the one a cell asks for)."""
     import os
     import shutil
@@ -195,8 +195,10 @@ def save_students(teacher: Teacher, students: dict[int, torch.nn.Module], out: P
     schedule = {k: v for k, v in teacher.scheduler_config.items() if k.startswith(("beta", "num_train"))}
     pipe.scheduler = DDIMScheduler(**schedule, clip_sample=False, set_alpha_to_one=False, timestep_spacing="trailing")
     pipe.save_pretrained(tmp, safe_serialization=True)
+    folders = {str(s): "unet" if s == most else f"students/{s}" for s in sorted(students)}
     for steps, unet in students.items():
-        unet.save_pretrained(tmp / "students" / str(steps), safe_serialization=True)
-    (tmp / "students.json").write_text(json.dumps({str(s): f"students/{s}" for s in sorted(students)}, indent=1))
+        if steps != most:
+            unet.save_pretrained(tmp / folders[str(steps)], safe_serialization=True)
+    (tmp / "students.json").write_text(json.dumps(folders, indent=1))
     shutil.rmtree(out, ignore_errors=True)
     os.replace(tmp, out)

@@ -6,7 +6,9 @@ tagged weights come through open_clip from the Hugging Face cache (offline-aware
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,6 +84,16 @@ def load_clip(name: str, pretrained: str, device: str = "cpu", field: str = "met
     return _load(name, pretrained, device, field)
 
 
+@contextlib.contextmanager
+def _quiet_logging():
+    """open_clip warns "No pretrained weights loaded" when we load the weights ourselves right after."""
+    logging.disable(logging.WARNING)
+    try:
+        yield
+    finally:
+        logging.disable(logging.NOTSET)
+
+
 def _load(name: str, pretrained: str, device: str, field: str, tag: str | None = None) -> ClipModel:
     import open_clip
 
@@ -93,7 +105,7 @@ def _load(name: str, pretrained: str, device: str, field: str, tag: str | None =
     path = Path(pretrained).expanduser()
     try:
         if pretrained == "random" or path.suffix in (".safetensors", ".pt", ".pth", ".bin"):
-            with torch.random.fork_rng():
+            with torch.random.fork_rng(), _quiet_logging():
                 torch.manual_seed(0)
                 model = open_clip.create_model(name, pretrained=None, device=device)
             if pretrained != "random":

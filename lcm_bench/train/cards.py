@@ -31,8 +31,9 @@ DESCRIPTIONS = {
     "no teacher). Sample with the `lcm` sampler.",
     "guided-distill": "Guided-distillation students of the embedded teacher (Meng et al. 2023): stage 1 distils "
     "classifier-free guidance into a w-conditioned student, stage 2 halves its DDIM steps progressively; the "
-    "students kept are in `students/<steps>` (the `unet` folder holds the one with most steps). Sample with the "
-    "`guided-distill` sampler at a kept step count; lcm-bench picks that step count's student.",
+    "student with most steps is the `unet` folder, the others are in `students/<steps>` (`students.json` maps "
+    "steps to folders). Sample with the `guided-distill` sampler at a kept step count; lcm-bench picks that step "
+    "count's student.",
 }
 
 

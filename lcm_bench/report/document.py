@@ -1,0 +1,246 @@
+"""``report.md`` (reads on a code host) and one self-contained ``report.html`` (images embedded) built from a run's
+records alone, plus every table as Markdown, CSV, LaTeX and HTML under ``tables/`` and every figure as PNG and
+PDF under ``plots/``."""
+
+from __future__ import annotations
+
+import base64
+import html
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import UserError
+from ..published import DESCRIPTIONS, check_published
+from ..store import load_runs, results_frame, write_atomic
+from . import grids, plots
+from .frame import clip_metric, distance_metric, method_colours, metric_meta
+from .overlay import overlay_table
+from .speedup import default_target, iso_quality, speedup_table
+from .tables import Table, noise_floors, quality_table, throughput_table, tidy_results
+
+CSS = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:1em 0;font-size:13px;display:block;overflow-x:auto}
+th,td{border:1px solid #ccc;padding:3px 7px;text-align:right;white-space:nowrap}
+td:first-child,th:first-child{text-align:left}caption{caption-side:bottom;font-size:12px;color:#555;padding:4px}
+img{max-width:100%;border:1px solid #eee}code{background:#f4f4f4;padding:0 3px}"""
+
+
+@dataclass
+class Block:
+    kind: str  # "h2", "h3", "p", "table", "image"
+    content: object
+    alt: str = ""
+
+
+def _markdown(blocks: list[Block], out: Path) -> str:
+    parts = []
+    for block in blocks:
+        if block.kind in ("h1", "h2", "h3"):
+            parts.append("#" * int(block.kind[1]) + " " + str(block.content) + "\n")
+        elif block.kind == "p":
+            parts.append(str(block.content) + "\n")
+        elif block.kind == "table":
+            table: Table = block.content
+            parts.append(table.to_markdown() + (f"\n_{table.caption}_\n" if table.caption else ""))
+        elif block.kind == "image":
+            parts.append(f"![{block.alt}]({Path(block.content).relative_to(out).as_posix()})\n")
+    return "\n".join(parts)
+
+
+def _html(blocks: list[Block], title: str) -> str:
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"]
+    parts.append(f"<style>{CSS}</style></head><body>")
+    for block in blocks:
+        if block.kind in ("h1", "h2", "h3"):
+            parts.append(f"<{block.kind}>{html.escape(str(block.content))}</{block.kind}>")
+        elif block.kind == "p":
+            text = html.escape(str(block.content))
+            parts.append(f"<p>{_inline_code(text)}</p>")
+        elif block.kind == "table":
+            parts.append(block.content.to_html())
+        elif block.kind == "image":
+            data = base64.b64encode(Path(block.content).read_bytes()).decode()
+            parts.append(f"<p><img alt='{html.escape(block.alt)}' src='data:image/png;base64,{data}'></p>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _inline_code(text: str) -> str:
+    pieces = text.split("`")
+    return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(pieces))
+
+
+def in_suite_order(frame, manifests: list[dict]):
+    """Rows in the order the suites list their cells (models, then samplers, ... as written), so tables and
+    legends read like the suite file: the paper's layout when the suite follows it."""
+    order = {cell: i for i, cell in enumerate(c for m in manifests for c in m.get("cells", []))}
+    if frame.empty or "cell_id" not in frame.columns:
+        return frame
+    rank = frame["cell_id"].map(order).fillna(len(order))
+    return frame.iloc[rank.argsort(kind="stable")].reset_index(drop=True)
+
+
+def _write_table(table: Table | None, folder: Path, name: str) -> Table | None:
+    if table is None:
+        return None
+    folder.mkdir(parents=True, exist_ok=True)
+    for suffix, text in (("md", table.to_markdown()), ("csv", table.to_csv()), ("tex", table.to_latex())):
+        write_atomic(folder / f"{name}.{suffix}", text.encode())
+    write_atomic(folder / f"{name}.html", table.to_html().encode())
+    return table
+
+
+def _image_dirs(run_dirs: list[Path]) -> dict[str, Path]:
+    found = {}
+    for run_dir in run_dirs:
+        images = run_dir / "images"
+        if images.is_dir():
+            found.update({p.name: run_dir for p in images.iterdir() if p.is_dir()})
+    return found
+
+
+def write_report(
+    run_dirs: list[str | Path],
+    out_dir: str | Path | None = None,
+    published: str | None = None,
+    target: float | None = None,
+    target_metric: str | None = None,
+) -> Path:
+    """Write the report of one or more runs into ``out_dir`` (default: the first run directory).
+
+    ``published`` overlays a published table (default: the one the suite names); the iso-quality study uses
+    ``target_metric`` (default: the suite's distance) and ``target`` (default: the best baseline's value at its
+    largest step count)."""
+    run_dirs = [Path(p) for p in run_dirs]
+    records, manifests = load_runs(run_dirs)
+    out = Path(out_dir or run_dirs[0])
+    frame = in_suite_order(results_frame(records), manifests)
+    meta = metric_meta(records, manifests)
+    metrics = list(meta.values())
+    distance, clip = distance_metric(meta), clip_metric(meta)
+    colours = method_colours(frame)
+    if target_metric is not None and target_metric not in meta:
+        raise UserError(f"--target-metric: '{target_metric}' is not one of the runs' metrics {list(meta)}")
+    cost_metric = meta[target_metric] if target_metric else distance or (metrics[0] if metrics else None)
+    plots_dir, tables_dir = out / "plots", out / "tables"
+    names = ", ".join(dict.fromkeys(m["suite"]["name"] for m in manifests))
+    blocks = [Block("h1", f"lcm-bench report: {names}")]
+    blocks.append(
+        Block(
+            "p",
+            "Guidance: diffusers scale s, paper w = s - 1. Values are means over seeds; ± is the standard deviation "
+            "over seeds (over disjoint subsets of a cell's images when there is one seed); [a, b] is a 95 % "
+            "bootstrap interval of one seed's images. Best per column in bold. Cost: NFE (network evaluations) and "
+            "milliseconds per image (text encoding + denoising + VAE decoding, warm-up excluded).",
+        )
+    )
+    ok = frame[frame["status"] == "ok"] if "status" in frame.columns else frame.iloc[0:0]
+    if not ok.empty:
+        _quality_section(blocks, ok, metrics, distance, clip, colours, plots_dir, tables_dir)
+        _published_section(blocks, ok, manifests, published, distance, clip, tables_dir)
+        _cost_section(blocks, ok, cost_metric, target, colours, out)
+        image_dirs = _image_dirs(run_dirs)
+        for prompts in dict.fromkeys(ok["prompts"]):
+            figure = grids.sample_grid(records, image_dirs, prompts, plots_dir / f"samples_{prompts}.png")
+            if figure is not None:
+                blocks += [Block("h3", f"Samples: {prompts}"), Block("image", figure, f"samples {prompts}")]
+    else:
+        blocks.append(Block("p", "_No finished cells._"))
+    skipped = frame[frame["status"] == "skipped"] if "status" in frame.columns else frame.iloc[0:0]
+    if not skipped.empty:
+        blocks.append(Block("h2", "Skipped cells"))
+        for (hardware, reason), group in skipped.groupby(["hardware", "reason"]):
+            blocks.append(Block("p", f"- {len(group)} cells on `{hardware}`: {reason}"))
+    blocks += [Block("h2", "Provenance")] + [Block("p", line) for line in provenance_lines(manifests)]
+    if metrics and not ok.empty:
+        tables_dir.mkdir(parents=True, exist_ok=True)
+        write_atomic(tables_dir / "quality_long.csv", tidy_results(ok, metrics).to_csv(index=False).encode())
+    report = out / "report.md"
+    write_atomic(report, _markdown(blocks, out).encode())
+    write_atomic(out / "report.html", _html(blocks, f"lcm-bench report: {names}").encode())
+    return report
+
+
+def _quality_section(blocks, ok, metrics, distance, clip, colours, plots_dir, tables_dir) -> None:
+    if not metrics:
+        return
+    blocks.append(Block("h2", "Quality"))
+    main = [m for m in (distance, clip) if m is not None]
+    table = _write_table(quality_table(ok, main or metrics[:1]), tables_dir, "quality")
+    if table is not None:
+        blocks.append(Block("table", table))
+    for m in metrics:
+        if m not in main:
+            extra = _write_table(quality_table(ok, [m]), tables_dir, f"quality_{m['id']}")
+            if extra is not None:
+                blocks += [Block("h3", m["label"]), Block("table", extra)]
+    blocks += [Block("p", line) for line in noise_floors(ok, metrics)]
+    figure = plots.quality_vs_steps(ok, metrics, colours, plots_dir / "quality_vs_steps.png")
+    if figure is not None:
+        blocks.append(Block("image", figure, "quality against steps"))
+    figure = plots.guidance_curves(ok, distance, clip, colours, plots_dir / "guidance.png")
+    if figure is not None:
+        blocks += [Block("h3", "Guidance scale"), Block("image", figure, "distance against CLIP across guidance")]
+    for m in metrics:
+        figure = plots.training_curves(ok, m, plots_dir / f"{m['id']}_vs_training.png")
+        if figure is not None:
+            blocks.append(Block("image", figure, f"{m['label']} against training iterations"))
+
+
+def _published_section(blocks, ok, manifests, published, distance, clip, tables_dir) -> None:
+    name = published or next((m["suite"].get("published") for m in manifests if m["suite"].get("published")), None)
+    if not name:
+        return
+    table = _write_table(overlay_table(ok, check_published(name), distance, clip), tables_dir, "published")
+    if table is not None:
+        blocks += [
+            Block("h2", "Reported against measured"),
+            Block(
+                "p",
+                f"{DESCRIPTIONS[name]}. Numbers agree only where the protocol does (teacher, reference set, "
+                "sample count, CLIP backbone); otherwise compare the shape: orderings per column and the trend "
+                "over steps.",
+            ),
+            Block("table", table),
+        ]
+
+
+def _cost_section(blocks, ok, metric, target, colours, out) -> None:
+    blocks.append(Block("h2", "Cost"))
+    table = _write_table(throughput_table(ok), out / "tables", "throughput")
+    if table is not None:
+        blocks.append(Block("table", table))
+    figure = plots.latency_vs_steps(ok, colours, out / "plots" / "cost_vs_steps.png")
+    if figure is not None:
+        blocks.append(Block("image", figure, "cost against steps"))
+    if metric is None or metric["id"] not in ok.columns:
+        return
+    targets = {}
+    for prompts in dict.fromkeys(ok["prompts"]):
+        subset = ok[ok["prompts"] == prompts]
+        chosen = (target, "given") if target is not None else default_target(subset, metric)
+        if chosen is None:
+            continue
+        targets[prompts] = chosen
+        table = speedup_table(iso_quality(subset, metric, chosen[0]), metric, *chosen)
+        if _write_table(table, out / "tables", f"speedup_{prompts}") is not None:
+            if len(targets) == 1:
+                blocks.append(Block("h3", "Iso-quality speedup"))
+            blocks.append(Block("table", table))
+    figure = plots.quality_vs_cost(ok, metric, colours, out / "plots" / "quality_vs_cost.png", targets)
+    if figure is not None:
+        blocks.append(Block("image", figure, "quality against cost"))
+
+
+def provenance_lines(manifests: list[dict]) -> list[str]:
+    lines = []
+    for m in manifests:
+        p = m.get("provenance", {})
+        git, versions, machine = p.get("git", {}), p.get("versions", {}), p.get("machine", {})
+        lines.append(
+            f"- suite `{m['suite']['name']}` (hash {m['suite']['hash']}), commit {git.get('commit') or 'unknown'}"
+            f"{' (dirty)' if git.get('dirty') else ''}, torch {versions.get('torch')}, diffusers "
+            f"{versions.get('diffusers')}, {machine.get('cpu')} x{machine.get('cpu_count')}"
+            f"{', GPUs: ' + ', '.join(machine['cuda']['devices']) if machine.get('cuda') else ''}"
+        )
+    return lines

@@ -1,0 +1,98 @@
+"""The results frame reduced for reporting: methods, per-(method, steps) aggregates and one colour per method."""
+
+from __future__ import annotations
+
+import math
+
+METHOD_KEYS = ["model", "sampler_label", "guidance_scale", "prompts", "hardware"]
+DISTILLED_SAMPLERS = {"lcm", "tcd", "guided-distill"}
+PALETTE = [
+    "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f",
+]  # fmt: skip
+
+
+def method_name(row) -> str:
+    """A method without its operating point: model and sampler."""
+    return f"{row['model']} / {row['sampler_label']}"
+
+
+def method_label(row) -> str:
+    return f"{method_name(row)} / s={row['guidance_scale']:g} (w={row['guidance_scale'] - 1:g})"
+
+
+def is_baseline(row) -> bool:
+    """Teacher samplers (DDIM, DPM-Solver, ...) as opposed to distilled students."""
+    return row["sampler_label"].split("[")[0] not in DISTILLED_SAMPLERS
+
+
+def method_colours(frame) -> dict[str, str]:
+    """One colour per ``method_name``, in order of first appearance, so every figure of a report agrees."""
+    names = list(dict.fromkeys(method_name(r) for _, r in frame.iterrows()))
+    return {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(names)}
+
+
+def metric_columns(mid: str, frame) -> tuple[str, ...]:
+    candidates = (mid, f"{mid}_subset_std", f"{mid}_ci_low", f"{mid}_ci_high", f"{mid}_noise_floor")
+    return tuple(c for c in candidates if c in frame.columns)
+
+
+def by_method_and_steps(frame, columns: tuple[str, ...] = ("seconds_per_image", "nfe_per_image")):
+    """Finished cells averaged over seeds: one row per (method, steps), with the seed spread of the first column."""
+    ok = frame[frame["status"] == "ok"]
+    aggregations = {c: (c, "mean") for c in columns if c in ok.columns}
+    if columns and columns[0] in ok.columns:
+        aggregations[f"{columns[0]}_seed_std"] = (columns[0], "std")
+    return (
+        ok.groupby(METHOD_KEYS + ["steps"], sort=False, dropna=False)
+        .agg(seeds=("seed", "nunique"), **aggregations)
+        .reset_index()
+    )
+
+
+def aggregate_metrics(frame, metrics: list[dict]):
+    """Per (method, steps): every metric's seed mean, seed std and its other spread columns."""
+    columns = tuple(c for m in metrics for c in metric_columns(m["id"], frame))
+    table = by_method_and_steps(frame, ())
+    ok = frame[frame["status"] == "ok"]
+    grouped = ok.groupby(METHOD_KEYS + ["steps"], sort=False, dropna=False)
+    for column in columns:
+        table[column] = grouped[column].mean().to_numpy()
+    for m in metrics:
+        if m["id"] in ok.columns:
+            table[f"{m['id']}_seed_std"] = grouped[m["id"]].std().to_numpy()
+    return table
+
+
+def spread(row, mid: str) -> float:
+    """The uncertainty shown for a value: seed std when there are seeds, else the subset std, else NaN."""
+    if row.get("seeds", 1) > 1 and _finite(row.get(f"{mid}_seed_std")):
+        return float(row[f"{mid}_seed_std"])
+    if _finite(row.get(f"{mid}_subset_std")):
+        return float(row[f"{mid}_subset_std"])
+    return math.nan
+
+
+def _finite(value) -> bool:
+    return value is not None and isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def metric_meta(records: list[dict], manifests: list[dict]) -> dict[str, dict]:
+    """Metric id -> {id, label, higher_is_better, kind} for every metric the runs declare."""
+    meta = {}
+    for manifest in manifests:
+        for m in manifest.get("metrics", []):
+            meta.setdefault(m["id"], {"id": m["id"], "name": m["name"], "label": m["id"], "higher_is_better": False})
+    for record in records:
+        for mid, m in record.get("metrics", {}).items():
+            if mid in meta:
+                meta[mid].update(label=m["label"], higher_is_better=m["higher_is_better"])
+    return meta
+
+
+def distance_metric(meta: dict[str, dict]) -> dict | None:
+    """The suite's Fréchet-style distance (FID, FD-*, KID), the paper's main quality column."""
+    return next((m for m in meta.values() if m["name"] in ("fid", "fd", "kid", "cmmd")), None)
+
+
+def clip_metric(meta: dict[str, dict]) -> dict | None:
+    return next((m for m in meta.values() if m["name"] == "clip_score"), None)

@@ -1,0 +1,83 @@
+"""Sample grids from a run's saved images: rows method x steps, columns the same samples (prompt and seed) of
+every cell, so a column compares methods on one initial latent and caption."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+from .frame import METHOD_KEYS, method_label
+from .plots import _pyplot, save
+
+
+def _caption(record: dict, prompt_index: int) -> str:
+    from ..prompts import read_prompts
+
+    source = record["spec"]["prompts"]
+    try:
+        prompts = read_prompts(Path(source["source"]), source["format"], source.get("column"))
+        return prompts[prompt_index]
+    except Exception:  # the prompt file may live on another machine; the index still identifies the sample
+        return f"prompt #{prompt_index}"
+
+
+def sample_grid(records: list[dict], run_dirs: dict[str, Path], prompts: str, path: Path, columns: int = 6):
+    """The first ``columns`` samples of the lowest seed of each (method, steps) cell for one prompt set."""
+    import numpy as np
+    from PIL import Image
+
+    cells = [r for r in records if r["status"] == "ok" and r["spec"]["prompts"]["name"] == prompts]
+    if not cells:
+        return None
+    seed = min(r["spec"]["seed"] for r in cells)
+    cells = [r for r in cells if r["spec"]["seed"] == seed]
+    cells.sort(key=lambda r: (_method_key(r), r["spec"]["steps"]))
+    rows, labels = [], []
+    for record in cells:
+        if record["cell_id"] not in run_dirs:
+            continue
+        folder = run_dirs[record["cell_id"]] / "images" / record["cell_id"]
+        files = [folder / f"{i:05d}.png" for i in range(min(columns, len(record["samples"])))]
+        if not files or not all(f.is_file() for f in files):
+            continue
+        rows.append([np.asarray(Image.open(f).convert("RGB")) for f in files])
+        row = _method_row(record)
+        labels.append(f"{method_label(row)}\n{record['spec']['steps']} step{'s' * (record['spec']['steps'] > 1)}")
+    if not rows:
+        return None
+    n = min(len(r) for r in rows)
+    h, w = rows[0][0].shape[:2]
+    pad = 2
+    canvas = np.full((len(rows) * (h + pad), n * (w + pad), 3), 255, dtype=np.uint8)
+    for i, images in enumerate(rows):
+        for j, image in enumerate(images[:n]):
+            canvas[i * (h + pad) : i * (h + pad) + h, j * (w + pad) : j * (w + pad) + w] = image
+    captions = [_caption(cells[0], s["prompt_index"]) for s in cells[0]["samples"][:n]]
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(2.6 + n * 0.95, 1.2 + len(rows) * 0.9))
+    ax.imshow(canvas, interpolation="nearest")
+    ax.set_yticks([i * (h + pad) + h / 2 for i in range(len(rows))], labels, fontsize=6)
+    ax.set_xticks([j * (w + pad) + w / 2 for j in range(n)], [textwrap.fill(c, 18) for c in captions], fontsize=6)
+    ax.xaxis.tick_top()
+    ax.tick_params(length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    ax.set_title(f"Samples — {prompts}, seed {seed} (same initial latents in each column)", fontsize=8, pad=30)
+    fig.tight_layout()
+    return save(fig, path)
+
+
+def _method_row(record: dict) -> dict:
+    spec = record["spec"]
+    return {
+        "model": spec["model"]["name"],
+        "sampler_label": record["sampler_label"],
+        "guidance_scale": spec["guidance_scale"],
+        "prompts": spec["prompts"]["name"],
+        "hardware": spec["hardware"]["name"],
+    }
+
+
+def _method_key(record: dict) -> tuple:
+    row = _method_row(record)
+    return tuple(str(row[k]) for k in METHOD_KEYS)

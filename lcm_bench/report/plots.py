@@ -1,0 +1,286 @@
+"""Paper-style figures (matplotlib, PNG and PDF, one colour per method in every figure): quality against steps,
+distance against CLIP score across guidance scales, quality against cost with the Pareto front and the
+iso-quality target, cost against steps, and quality along distillation."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from .frame import METHOD_KEYS, PALETTE, aggregate_metrics, by_method_and_steps, method_label, method_name, spread
+from .speedup import cost_to_reach
+
+MARKERS = "osD^v<>Pp*"
+LINESTYLES = ["-", "--", ":", "-."]
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save(fig, path: Path) -> Path:
+    """PNG (shown by the reports) and PDF (for papers) side by side."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=130)
+    fig.savefig(path.with_suffix(".pdf"))
+    _pyplot().close(fig)
+    return path
+
+
+def _log2_steps(ax, steps) -> None:
+    import matplotlib.ticker
+
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(sorted(steps))
+    ax.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    ax.get_xaxis().set_minor_locator(matplotlib.ticker.NullLocator())
+
+
+def _axis_label(metric: dict) -> str:
+    return f"{metric['label']} ({'higher' if metric['higher_is_better'] else 'lower'} is better)"
+
+
+def _grid(n_rows: int, n_cols: int, width: float = 5.0, height: float = 3.8):
+    plt = _pyplot()
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(width * n_cols, height * n_rows + 0.9), squeeze=False)
+    return fig, axes
+
+
+def _legend(fig, axes) -> None:
+    handles, labels = {}, []
+    for ax in axes.flat:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            if label not in handles:
+                handles[label] = handle
+                labels.append(label)
+    fig.legend([handles[x] for x in labels], labels, loc="lower center", ncol=min(3, len(labels)), fontsize=7)
+
+
+def _label(ax, xlabel: str, ylabel: str, title: str) -> None:
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    ax.grid(True, alpha=0.3)
+
+
+def _finish(fig, axes, path: Path, legend_space: float = 0.12) -> Path:
+    _legend(fig, axes)
+    fig.tight_layout(rect=(0, legend_space, 1, 1))
+    return save(fig, path)
+
+
+def _scales(table) -> dict[str, list]:
+    """Each method's guidance scales: a method run at several gets one line style per scale."""
+    scales: dict[str, set] = {}
+    for _, row in table.iterrows():
+        scales.setdefault(method_name(row), set()).add(row["guidance_scale"])
+    return {name: sorted(values) for name, values in scales.items()}
+
+
+def _style(row, colours: dict, scales: dict[str, list]) -> dict:
+    own = scales.get(method_name(row), [])
+    index = own.index(row["guidance_scale"]) if row["guidance_scale"] in own else 0
+    return {
+        "color": colours[method_name(row)],
+        "linestyle": LINESTYLES[index % len(LINESTYLES)],
+        "marker": MARKERS[index % len(MARKERS)],
+    }
+
+
+def quality_vs_steps(frame, metrics: list[dict], colours: dict, path: Path) -> Path | None:
+    """One panel per (prompt set, metric): the metric against steps (log2 axis), error bars = seed spread."""
+    metrics = [m for m in metrics if m["id"] in frame.columns and frame[m["id"]].notna().any()]
+    table = aggregate_metrics(frame, metrics)
+    if not metrics or table.empty:
+        return None
+    prompt_sets = list(dict.fromkeys(table["prompts"]))
+    scales = _scales(table)
+    fig, axes = _grid(len(prompt_sets), len(metrics))
+    for i, prompts in enumerate(prompt_sets):
+        for j, m in enumerate(metrics):
+            ax = axes[i][j]
+            for key, group in table[table["prompts"] == prompts].groupby(METHOD_KEYS, sort=False, dropna=False):
+                row = dict(zip(METHOD_KEYS, key, strict=True))
+                group = group[group[m["id"]].notna()].sort_values("steps")
+                if group.empty:
+                    continue
+                errors = [spread(r, m["id"]) for _, r in group.iterrows()]
+                errors = [0.0 if math.isnan(e) else e for e in errors]
+                ax.errorbar(
+                    group["steps"],
+                    group[m["id"]],
+                    yerr=errors,
+                    capsize=3,
+                    label=method_label(row),
+                    **_style(row, colours, scales),
+                )
+            _log2_steps(ax, table["steps"].unique())
+            _label(ax, "sampling steps", _axis_label(m), f"{m['label']} — {prompts}")
+    return _finish(fig, axes, path)
+
+
+def guidance_curves(frame, distance: dict, clip: dict, colours: dict, path: Path) -> Path | None:
+    """The paper's guidance study: distance against CLIP score across guidance scales, one curve per method and
+    step count, points labelled with paper w. Drawn only where a method ran at two or more scales."""
+    if distance is None or clip is None:
+        return None
+    table = aggregate_metrics(frame, [distance, clip]).dropna(subset=[distance["id"], clip["id"]])
+    keys = ["model", "sampler_label", "prompts", "hardware", "steps"]
+    curves = [(k, g) for k, g in table.groupby(keys, sort=False) if g["guidance_scale"].nunique() > 1]
+    if not curves:
+        return None
+    prompt_sets = list(dict.fromkeys(k[2] for k, _ in curves))
+    all_steps = sorted({k[4] for k, _ in curves})
+    fig, axes = _grid(1, len(prompt_sets), width=6.0, height=4.6)
+    for key, group in curves:
+        row = dict(zip(keys, key, strict=True))
+        ax = axes[0][prompt_sets.index(row["prompts"])]
+        group = group.sort_values("guidance_scale")
+        index = all_steps.index(row["steps"])
+        ax.plot(
+            group[clip["id"]],
+            group[distance["id"]],
+            color=colours[method_name(row)],
+            marker=MARKERS[index % 10],
+            linestyle=LINESTYLES[index % 4],
+            label=f"{method_name(row)}, {row['steps']} step{'s' * (row['steps'] > 1)}",
+        )
+        for _, r in group.iterrows():
+            ax.annotate(
+                f"w={r['guidance_scale'] - 1:g}",
+                (r[clip["id"]], r[distance["id"]]),
+                fontsize=6,
+                xytext=(3, 3),
+                textcoords="offset points",
+            )
+    for ax, prompts in zip(axes[0], prompt_sets, strict=True):
+        title = f"Guidance: {distance['label']} against {clip['label']} — {prompts}"
+        _label(ax, _axis_label(clip), _axis_label(distance), title)
+    return _finish(fig, axes, path)
+
+
+def pareto_front(points: list[tuple[float, float]], higher_is_better: bool) -> list[tuple[float, float]]:
+    """Points (cost, quality) no other point beats on both cost and quality, sorted by cost."""
+    front, best = [], None
+    for cost, value in sorted(points, key=lambda p: (p[0], -p[1] if higher_is_better else p[1])):
+        if best is None or (value > best if higher_is_better else value < best):
+            front.append((cost, value))
+            best = value
+    return front
+
+
+def quality_vs_cost(frame, metric: dict, colours: dict, path: Path, targets: dict | None = None) -> Path | None:
+    """The metric against NFE and against ms per image (log axes), one line per method over its step counts,
+    the Pareto front dashed, and per prompt set the iso-quality target with each method's crossing marked."""
+    if metric is None:
+        return None
+    table = aggregate_metrics(frame, [metric])
+    cost = by_method_and_steps(frame)
+    table = table.assign(nfe=cost["nfe_per_image"].to_numpy(), ms=cost["seconds_per_image"].to_numpy() * 1e3)
+    table = table[table[metric["id"]].notna()]
+    if table.empty:
+        return None
+    prompt_sets = list(dict.fromkeys(table["prompts"]))
+    scales = _scales(table)
+    higher = metric["higher_is_better"]
+    fig, axes = _grid(len(prompt_sets), 2)
+    for i, prompts in enumerate(prompt_sets):
+        subset = table[table["prompts"] == prompts]
+        target = (targets or {}).get(prompts)
+        for j, (column, label) in enumerate((("nfe", "NFE per image"), ("ms", "ms per image"))):
+            ax = axes[i][j]
+            for key, group in subset.groupby(METHOD_KEYS, sort=False, dropna=False):
+                row = dict(zip(METHOD_KEYS, key, strict=True))
+                group = group.sort_values(column)
+                style = _style(row, colours, scales)
+                ax.plot(group[column], group[metric["id"]], label=method_label(row), **style)
+                if target is not None:
+                    crossing = cost_to_reach(
+                        list(zip(group[column], group[metric["id"]], strict=True)), target[0], higher
+                    )
+                    if not math.isnan(crossing):
+                        ax.plot(
+                            [crossing],
+                            [target[0]],
+                            marker="X",
+                            markersize=9,
+                            color=style["color"],
+                            markeredgecolor="black",
+                            linestyle="none",
+                        )
+            front = pareto_front(list(zip(subset[column], subset[metric["id"]], strict=True)), higher)
+            ax.step(
+                *zip(*front, strict=True),
+                where="post",
+                color="black",
+                linestyle="--",
+                linewidth=1,
+                alpha=0.6,
+                label="Pareto front",
+            )
+            if target is not None:
+                ax.axhline(target[0], color="grey", linewidth=0.8, linestyle=":", label="iso-quality target")
+            ax.set_xscale("log")
+            _label(ax, label, _axis_label(metric), f"{metric['label']} against {label} — {prompts}")
+    return _finish(fig, axes, path)
+
+
+def latency_vs_steps(frame, colours: dict, path: Path) -> Path | None:
+    """Milliseconds per image against steps, one line per method and hardware."""
+    table = by_method_and_steps(frame)
+    if table.empty:
+        return None
+    table = table.drop_duplicates(subset=["model", "sampler_label", "guidance_scale", "hardware", "steps"])
+    scales = _scales(table)
+    fig, axes = _grid(1, 1, width=6.5, height=4.2)
+    ax = axes[0][0]
+    for key, group in table.groupby(["model", "sampler_label", "guidance_scale", "hardware"], sort=False):
+        row = dict(zip(["model", "sampler_label", "guidance_scale", "hardware"], key, strict=True))
+        group = group.sort_values("steps")
+        ax.errorbar(
+            group["steps"],
+            group["seconds_per_image"] * 1e3,
+            yerr=(group["seconds_per_image_seed_std"].fillna(0) * 1e3),
+            capsize=3,
+            label=f"{method_label(row)} / {row['hardware']}",
+            **_style(row, colours, scales),
+        )
+    _log2_steps(ax, table["steps"].unique())
+    _label(ax, "sampling steps", "ms per image (text + denoise + VAE)", "Cost against steps")
+    return _finish(fig, axes, path, 0.16)
+
+
+def training_curves(frame, metric: dict, path: Path) -> Path | None:
+    """For students a suite distils with snapshots (models ``<name>@<iterations>``): the metric against training
+    iterations, one colour per student and one line style per step count (the LCM paper's ablation figures)."""
+    mid = metric["id"]
+    ok = frame[(frame["status"] == "ok") & frame["model"].str.contains(r"@\d+$", regex=True)]
+    if ok.empty or mid not in ok.columns or ok[mid].isna().all():
+        return None
+    ok = ok.assign(
+        student=ok["model"].str.replace(r"@\d+$", "", regex=True),
+        iterations=ok["model"].str.extract(r"@(\d+)$")[0].astype(int),
+    )
+    table = ok.groupby(["student", "steps", "iterations"], sort=False)[mid].mean().reset_index()
+    fig, axes = _grid(1, 1, width=7.0, height=4.5)
+    ax = axes[0][0]
+    students = list(dict.fromkeys(table["student"]))
+    all_steps = sorted(table["steps"].unique())
+    for (student, steps), group in table.groupby(["student", "steps"], sort=False):
+        group = group.sort_values("iterations")
+        k = all_steps.index(steps)
+        ax.plot(
+            group["iterations"],
+            group[mid],
+            color=PALETTE[students.index(student) % len(PALETTE)],
+            marker=MARKERS[k % len(MARKERS)],
+            linestyle=LINESTYLES[k % len(LINESTYLES)],
+            label=f"{student}, {steps} step{'s' * (steps > 1)}",
+        )
+    _label(ax, "training iterations", _axis_label(metric), f"{metric['label']} along distillation")
+    return _finish(fig, axes, path, 0.2)

@@ -1,0 +1,84 @@
+"""Hot-path benchmarks (pytest-benchmark, marked slow) with a saved baseline: one denoising step per sampler on
+the embedded models (batch 64, the quickstart's shape) and feature extraction for the embedded metrics.
+
+Run and compare against the committed baseline (fails when a mean is 60 % slower; nothing here is a timed assert):
+``pytest -m slow tests/test_hotpaths.py --benchmark-storage=benchmarks --benchmark-compare
+--benchmark-compare-fail=mean:60%``; refresh the baseline with ``--benchmark-save=hotpaths`` on the CI machine
+class."""
+
+import numpy as np
+import pytest
+import torch
+
+from lcm_bench.generate import CountingNetwork, classifier_free, embedded_guidance, guidance_embedding
+from lcm_bench.models import load_pipeline, resolve_model
+from lcm_bench.samplers import build_scheduler
+from lcm_bench.spec import Hardware, ModelSpec, SamplerSpec
+
+pytestmark = pytest.mark.slow
+CPU = Hardware("cpu-fp32", "cpu", "fp32")
+BATCH, STEPS, SCALE = 64, 4, 3.0
+
+
+@pytest.fixture(scope="module")
+def pipelines():
+    torch.manual_seed(0)
+    loaded = {}
+    for name in ("shapes-teacher", "shapes-lcm"):
+        resolved = resolve_model(ModelSpec(name, name))
+        loaded[name] = load_pipeline(resolved, CPU)
+    return loaded
+
+
+def _conditioning(pipe):
+    ids = pipe.tokenizer(["a large red circle in the center"] * BATCH, padding="max_length", return_tensors="pt")
+    empty = pipe.tokenizer([""] * BATCH, padding="max_length", return_tensors="pt")
+    with torch.inference_mode():
+        cond = pipe.text_encoder(ids.input_ids)[0]
+        uncond = pipe.text_encoder(empty.input_ids)[0]
+    return {"encoder_hidden_states": cond}, {"encoder_hidden_states": uncond}
+
+
+@pytest.mark.parametrize("sampler", ["ddim", "dpmsolver", "dpmsolver++", "euler", "lcm"])
+def test_bench_one_sampler_step(benchmark, pipelines, sampler):
+    pipe = pipelines["shapes-lcm" if sampler == "lcm" else "shapes-teacher"]
+    cond, uncond = _conditioning(pipe)
+    net = CountingNetwork(pipe.unet)
+    if sampler == "lcm":
+        w = guidance_embedding(SCALE - 1, pipe.unet.config.time_cond_proj_dim, BATCH, torch.float32)
+        denoise = embedded_guidance(net, cond, w)
+    else:
+        denoise = classifier_free(net, cond, uncond, SCALE)
+    shape = (BATCH, pipe.unet.config.in_channels, 4, 4)
+
+    def fresh():
+        scheduler, step_kwargs, takes_generator = build_scheduler(SamplerSpec(sampler), pipe.scheduler.config)
+        if takes_generator:
+            step_kwargs["generator"] = torch.Generator().manual_seed(0)
+        scheduler.set_timesteps(STEPS)
+        latents = torch.randn(shape, generator=torch.Generator().manual_seed(0)) * scheduler.init_noise_sigma
+        return (scheduler, step_kwargs, latents), {}
+
+    def step(scheduler, step_kwargs, latents):
+        t = scheduler.timesteps[0]
+        with torch.inference_mode():
+            model_input = scheduler.scale_model_input(latents, t)
+            return scheduler.step(denoise(model_input, t), t, latents, **step_kwargs).prev_sample
+
+    benchmark.group = "sampler-step"
+    out = benchmark.pedantic(step, setup=fresh, rounds=40, warmup_rounds=3)
+    assert out.shape == shape and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize(
+    "extractor,options",
+    [("shapes-judge", {}), ("clip", {"model": "lcm-bench-shapes-clip", "pretrained": "embedded"})],
+)
+def test_bench_feature_extraction(benchmark, extractor, options):
+    from lcm_bench.metrics.extractors import build_extractor
+
+    features = build_extractor(extractor, options)
+    images = np.random.default_rng(0).integers(0, 256, size=(256, 32, 32, 3), dtype=np.uint8)
+    benchmark.group = "features"
+    out = benchmark.pedantic(features.features, args=(images,), rounds=10, warmup_rounds=1)
+    assert out.shape == (256, features.dim) and np.isfinite(out).all()

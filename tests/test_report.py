@@ -1,0 +1,232 @@
+"""Reports from records alone: paper-style tables in four formats, the published overlay, iso-quality speedup,
+figures, sample grids and a self-contained HTML page that renders in headless Chromium.
+
+The runs here are written record by record with known values, so every number in a table can be checked."""
+
+import json
+import math
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from conftest import write_suite
+from PIL import Image
+
+from lcm_bench.cli import main
+from lcm_bench.report.plots import pareto_front
+from lcm_bench.report.speedup import cost_to_reach
+from lcm_bench.store import RunDir
+
+FD, CLIP = "fd_judge", "clip_score_tiny"
+MACHINE = {"cpu": "Test CPU", "cpu_count": 2, "cuda": None}
+
+
+def quality(sampler: str, steps: int, scale: float, seed: int) -> tuple[float, float]:
+    """Known curves: the teacher needs steps, the LCM does not; guidance trades distance for CLIP score."""
+    fd = 40.0 + 2.0 * abs(scale - 3.0) - 2.0 * math.log2(steps) if sampler == "lcm" else 200.0 / steps + 20.0
+    clip = 30.0 - 10.0 / steps + scale
+    return fd + seed, clip + 0.1 * seed
+
+
+def write_run(path, methods=(("teacher", "ddim", 3.0), ("lcm", "lcm", 3.0)), published=None, images=True):
+    run = RunDir(path)
+    cells = []
+    for model, sampler, scale in methods:
+        nfe_per_step = 1 if sampler == "lcm" else 2
+        for steps in (1, 2, 4, 8):
+            for seed in (0, 1):
+                cell_id = f"{model}.{sampler}.s{steps}.g{scale:g}.cpu-fp32.{seed:010d}"
+                fd, clip = quality(sampler, steps, scale, seed)
+                record = {
+                    "cell_id": cell_id,
+                    "status": "ok",
+                    "sampler_label": sampler,
+                    "spec": {
+                        "model": {"name": model},
+                        "sampler": {"name": sampler},
+                        "steps": steps,
+                        "guidance_scale": scale,
+                        "prompts": {"name": "mini", "source": "/nowhere.txt", "format": "txt", "column": None},
+                        "hardware": {"name": "cpu-fp32", "device": "cpu", "dtype": "fp32"},
+                        "seed": seed,
+                        "num_images": 4,
+                        "batch_size": 4,
+                    },
+                    "samples": [{"index": i, "prompt_index": i, "seed": i} for i in range(4)],
+                    "throughput": {
+                        "nfe_per_image": float(nfe_per_step * steps),
+                        "seconds_per_image": 0.001 * (2 + nfe_per_step * steps),
+                        "images_per_s": 1 / (0.001 * (2 + nfe_per_step * steps)),
+                        "text_encoding_s_per_image": 0.0005,
+                        "denoising_s_per_image": 0.001 * nfe_per_step * steps,
+                        "vae_decoding_s_per_image": 0.0015,
+                        "peak_memory_mb": 100.0,
+                        "memory_kind": "process_rss",
+                    },
+                    "metrics": {
+                        FD: {"value": fd, "label": "FD-Judge", "higher_is_better": False, "noise_floor": 10.0},
+                        CLIP: {
+                            "value": clip,
+                            "label": "CLIP score",
+                            "higher_is_better": True,
+                            "ci95": [clip - 1, clip + 1],
+                        },
+                    },
+                    "provenance": {"machine": MACHINE},
+                }
+                run.write_record(record)
+                cells.append(cell_id)
+                if images:
+                    folder = run.images_dir(cell_id)
+                    folder.mkdir(parents=True, exist_ok=True)
+                    for i in range(4):
+                        pixels = np.full((16, 16, 3), 40 * i + 10 * steps, dtype=np.uint8)
+                        Image.fromarray(pixels).save(folder / f"{i:05d}.png")
+    run.write_manifest(
+        {
+            "suite": {"name": "fake", "hash": "0" * 16, "published": published},
+            "cells": cells,
+            "metrics": [{"id": FD, "name": "fd", "options": {}}, {"id": CLIP, "name": "clip_score", "options": {}}],
+            "skipped": [],
+            "provenance": {"git": {"commit": "abc"}, "versions": {"torch": "2"}, "machine": MACHINE},
+        }
+    )
+    return path
+
+
+def test_cost_to_reach_interpolates_in_log_cost():
+    assert cost_to_reach([(2, 100.0), (4, 50.0)], 70.0, higher_is_better=False) == pytest.approx(2**1.6)
+    assert cost_to_reach([(1, 0.5), (2, 0.8), (4, 0.9)], 0.8, higher_is_better=True) == 2
+    assert cost_to_reach([(1, 0.5)], 0.4, higher_is_better=True) == 1
+    assert math.isnan(cost_to_reach([(1, 90.0), (2, 80.0)], 50.0, higher_is_better=False))
+
+
+def test_pareto_front_keeps_only_undominated_points():
+    points = [(1, 50.0), (2, 60.0), (2, 40.0), (4, 45.0), (8, 20.0)]
+    assert pareto_front(points, higher_is_better=False) == [(1, 50.0), (2, 40.0), (8, 20.0)]
+    assert pareto_front([(1, 0.2), (2, 0.1), (4, 0.9)], higher_is_better=True) == [(1, 0.2), (4, 0.9)]
+
+
+def test_quality_table_in_four_formats_marks_the_best(tmp_path):
+    run = write_run(tmp_path / "run")
+    assert main(["report", str(run)]) == 0
+    markdown = (run / "tables" / "quality.md").read_text()
+    lcm_row = next(line for line in markdown.splitlines() if line.startswith("| lcm / lcm"))
+    teacher_row = next(line for line in markdown.splitlines() if line.startswith("| teacher / ddim"))
+    # 1 step: LCM fd 40 (seeds 40, 41 -> 40.5 ± 0.71) beats the teacher's 220.5; CLIP at 8 steps: teacher ties LCM
+    assert "**40.5 ± 0.71**" in lcm_row and "220.5 ± 0.71" in teacher_row and "**" not in teacher_row.split("|")[2]
+    assert "| FD-Judge 1 |" in markdown and "| CLIP score 8 |" in markdown
+    assert markdown.index("| teacher / ddim") < markdown.index("| lcm / lcm"), "rows follow the suite's order"
+    assert r"\textbf{40.5 $\pm$ 0.71}" in (run / "tables" / "quality.tex").read_text()
+    assert "<td><b>40.5 ± 0.71</b></td>" in (run / "tables" / "quality.html").read_text()
+    assert (run / "tables" / "quality.csv").read_text().startswith("method,FD-Judge 1,")
+    import pandas as pd
+
+    tidy = pd.read_csv(run / "tables" / "quality_long.csv")
+    one = tidy[(tidy["model"] == "lcm") & (tidy["steps"] == 1) & (tidy["metric"] == FD)].iloc[0]
+    assert one["mean"] == pytest.approx(40.5) and one["nfe_per_image"] == 1 and one["noise_floor"] == 10
+
+
+def test_iso_quality_speedup_against_the_best_baseline(tmp_path):
+    run = write_run(tmp_path / "run")
+    assert main(["report", str(run), "--target", "70"]) == 0
+    table = (run / "tables" / "speedup_mini.md").read_text()
+    # teacher fd (seed mean): 220.5, 120.5, 70.5, 45.5 at NFE 2, 4, 8, 16 -> 70 crossed just after NFE 8
+    teacher_nfe = math.exp(math.log(8) + (70 - 70.5) / (45.5 - 70.5) * (math.log(16) - math.log(8)))
+    lcm_row = next(line for line in table.splitlines() if line.startswith("| lcm / lcm"))
+    assert f"| {teacher_nfe:.3g} |" in table and "| 1 |" in lcm_row
+    assert f"{teacher_nfe:.2g}x /" in lcm_row
+    default = tmp_path / "default"
+    shutil.copytree(run, default)
+    assert main(["report", str(default)]) == 0
+    # default target: the best baseline at its largest step count (teacher, 8 steps, 45.5): LCM never reaches it
+    assert "at most 45.5" in (default / "report.md").read_text()
+
+
+def test_published_overlay_and_figures(tmp_path):
+    run = write_run(tmp_path / "run", methods=(("teacher", "ddim", 3.0), ("lcm", "lcm", 3.0), ("lcm", "lcm", 9.0)))
+    assert main(["report", str(run), "--published", "lcm-table1"]) == 0
+    text = (run / "report.md").read_text()
+    assert "## Reported against measured" in text
+    overlay = (run / "tables" / "published.md").read_text()
+    assert "| DDIM | reported | 183.29 |" in overlay and "| LCM | measured: lcm, s=9, mini | 52.5 |" in overlay
+    for figure in ("quality_vs_steps", "guidance", "quality_vs_cost", "cost_vs_steps", "samples_mini"):
+        assert (run / "plots" / f"{figure}.png").stat().st_size > 5000, figure
+        assert (run / "plots" / f"{figure}.pdf").is_file(), figure
+        assert f"(plots/{figure}.png)" in text, figure
+
+
+def test_suite_names_its_published_table(tmp_path, capsys):
+    suite = write_suite(
+        tmp_path, "version: 1\nmodels: [tiny-sd]\nsamplers: [ddim]\nprompts: [shapes-mini]\npublished: table9\n"
+    )
+    assert main(["validate", str(suite)]) == 2
+    assert "published: unknown published table 'table9'" in capsys.readouterr().err
+    run = write_run(tmp_path / "run", published="lcm-table1", images=False)
+    assert main(["report", str(run)]) == 0
+    assert "| LCM | reported | 35.36 |" in (run / "report.md").read_text()
+    assert main(["report", str(run), "--published", "table9"]) == 2
+    assert main(["report", str(run), "--target-metric", "nope"]) == 2
+
+
+def test_throughput_merges_machines(tmp_path):
+    first = write_run(tmp_path / "a", methods=(("teacher", "ddim", 3.0),), images=False)
+    second = write_run(tmp_path / "b", methods=(("teacher", "ddim", 3.0),), images=False)
+    for file in (second / "cells").glob("*.json"):
+        record = json.loads(file.read_text())
+        record["cell_id"] = record["cell_id"] + "-gpu"
+        record["provenance"]["machine"] = {"cuda": {"devices": ["Test GPU"]}}
+        record["throughput"]["seconds_per_image"] /= 10
+        file.unlink()
+        (second / "cells" / f"{record['cell_id']}.json").write_text(json.dumps(record))
+    manifest = json.loads((second / "manifest.json").read_text())
+    manifest["cells"] = [c + "-gpu" for c in manifest["cells"]]
+    (second / "manifest.json").write_text(json.dumps(manifest))
+    assert main(["report", str(first), str(second), "--out", str(tmp_path / "merged")]) == 0
+    table = (tmp_path / "merged" / "tables" / "throughput.md").read_text()
+    assert "| Test CPU x2 | cpu-fp32 | 8 | 16 |" in table and "| Test GPU | cpu-fp32 | 8 | 16 |" in table
+    assert "| 18.00 ± 0.00 |" in table and "| 1.80 ± 0.00 |" in table
+
+
+def chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+PROBE = """<script>
+window.__errors = [];
+window.addEventListener("error", e => window.__errors.push(String(e.message || (e.target && e.target.src))), true);
+const original = console.error;
+console.error = (...a) => { window.__errors.push(a.join(" ")); original(...a); };
+window.addEventListener("load", () => {
+  const images = Array.from(document.images);
+  const broken = images.filter(i => !i.complete || i.naturalWidth === 0).length;
+  document.title = `probe images=${images.length} broken=${broken} errors=${window.__errors.length}`;
+});
+</script>"""
+
+
+@pytest.mark.skipif(
+    chromium() is None, reason="headless Chromium is not installed (.ci/run installs Debian's chromium)"
+)
+def test_report_html_renders_in_headless_chromium(tmp_path):
+    run = write_run(tmp_path / "run")
+    assert main(["report", str(run)]) == 0
+    page = (run / "report.html").read_text()
+    assert "src='plots/" not in page and page.count("data:image/png;base64,") >= 4
+    probe = tmp_path / "probe.html"
+    probe.write_text(page.replace("<head>", "<head>" + PROBE, 1))
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--virtual-time-budget=5000"]
+    dom = subprocess.run(
+        [chromium(), *flags, "--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=120
+    ).stdout
+    images = page.count("<img ")
+    assert f"probe images={images} broken=0 errors=0" in dom
+    shot = tmp_path / "shot.png"
+    subprocess.run(
+        [chromium(), *flags, f"--screenshot={shot}", "--window-size=1200,1600", (run / "report.html").as_uri()],
+        capture_output=True,
+        timeout=120,
+    )
+    pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
+    assert pixels.std() > 10 and (pixels < 128).mean() > 0.005
