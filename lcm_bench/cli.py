@@ -200,10 +200,6 @@ def cmd_report(args) -> int:
     for path in args.run_dirs:
         if not Path(path).is_dir():
             raise UserError(f"run_dirs: '{path}' is not a directory")
-    if args.published is not None:
-        from .published import check_published
-
-        check_published(args.published, "--published")
     report = write_report(
         args.run_dirs, args.out, published=args.published, target=args.target, target_metric=args.target_metric
     )
@@ -256,16 +252,20 @@ def cmd_list(args) -> int:
 
 
 def _config_fields() -> dict[str, tuple[str, object]]:
-    """Every field of the LCD and guided-distillation configs: name -> (config class name, default)."""
+    """Every option of the distillation configs: name -> (the methods that take it, default)."""
     import dataclasses
 
     from .distill.guided import GuidedConfig
-    from .distill.lcd import LCDConfig
+    from .distill.lcd import LCDConfig, StudentConfig
 
     fields = {}
-    for config in (LCDConfig, GuidedConfig):
+    for config, methods in (
+        (StudentConfig, "all methods"),
+        (LCDConfig, "lcm, lcm-lora, lcf"),
+        (GuidedConfig, "guided-distill"),
+    ):
         for field in dataclasses.fields(config):
-            fields.setdefault(field.name, (config.__name__, field.default))
+            fields.setdefault(field.name, (methods, field.default))
     return fields
 
 
@@ -277,15 +277,14 @@ def _steps_list(text: str) -> tuple[int, ...]:
 
 
 def _add_config_options(parser: ArgumentParser) -> None:
-    for name, (owner, default) in _config_fields().items():
+    for name, (methods, default) in _config_fields().items():
         is_tuple = isinstance(default, tuple)
         parser.add_argument(
             f"--{name.replace('_', '-')}",
             dest=name,
             type=_steps_list if is_tuple else type(default),
             default=None,
-            help=f"({'guided-distill' if owner == 'GuidedConfig' else 'lcm, lcm-lora'}; default "
-            f"{','.join(map(str, default)) if is_tuple else default})",
+            help=f"({methods}; default {','.join(map(str, default)) if is_tuple else default})",
         )
 
 

@@ -18,6 +18,7 @@ from .hardware import parse_hardware
 from .metrics import EXTRACTOR_NAMES, EXTRACTOR_OPTIONS, INCEPTION_MODES, METRICS
 from .models import check_reference
 from .prompts import FORMATS, PROMPT_SETS, content_hash, infer_format, read_prompts
+from .published import check_published
 from .registry import did_you_mean
 from .samplers import SCHEDULER_OPTIONS, check_sampler
 from .spec import (
@@ -416,8 +417,6 @@ def _load(path: Path) -> Suite:
     name = str(raw.get("name") or path.stem)
     published = None
     if raw.get("published") is not None:
-        from .published import check_published
-
         published = check_published(_str(raw["published"], "published"))
     canonical = [c.identity() for c in unique.values()]
     return Suite(

@@ -137,6 +137,9 @@ def test_training_steps_lower_a_fixed_batch_loss(teacher, data, method):
         assert all("lora" in name for name, p in student.named_parameters() if p.requires_grad)
 
 
+TINY_STUDENT = ["--batch", "4", "--n-train", "64", "--w-embedding-dim", "64"]
+
+
 def _run_tiny_suite(tmp_path, models: str, sampler: str, scale: float):
     suite = write_suite(
         tmp_path,
@@ -159,14 +162,9 @@ def test_distilled_students_run_through_the_same_paths_as_real_lcm_checkpoints(t
                 str(tmp_path / method),
                 "--steps",
                 "3",
-                "--batch",
-                "4",
-                "--n-train",
-                "64",
-                "--w-embedding-dim",
-                "64",
                 "--lora-rank",
                 "4",
+                *TINY_STUDENT,
             ]
         )
         assert code == 0
@@ -228,12 +226,7 @@ def test_guided_distillation_students_load_per_step_count(tiny_sd_path, tmp_path
             "4",
             "--keep",
             "2,1",
-            "--batch",
-            "4",
-            "--n-train",
-            "64",
-            "--w-embedding-dim",
-            "64",
+            *TINY_STUDENT,
         ]
     )
     assert code == 0

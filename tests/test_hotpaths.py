@@ -10,7 +10,14 @@ import numpy as np
 import pytest
 import torch
 
-from lcm_bench.generate import CountingNetwork, classifier_free, embedded_guidance, guidance_embedding
+from lcm_bench.generate import (
+    CountingNetwork,
+    GenerationSettings,
+    classifier_free,
+    embedded_guidance,
+    encode_prompts,
+    guidance_embedding,
+)
 from lcm_bench.models import load_pipeline, resolve_model
 from lcm_bench.samplers import build_scheduler
 from lcm_bench.spec import Hardware, ModelSpec, SamplerSpec
@@ -31,12 +38,9 @@ def pipelines():
 
 
 def _conditioning(pipe):
-    ids = pipe.tokenizer(["a large red circle in the center"] * BATCH, padding="max_length", return_tensors="pt")
-    empty = pipe.tokenizer([""] * BATCH, padding="max_length", return_tensors="pt")
+    settings = GenerationSettings(STEPS, SCALE, "cfg", 32, 32, "", "cpu", torch.float32)
     with torch.inference_mode():
-        cond = pipe.text_encoder(ids.input_ids)[0]
-        uncond = pipe.text_encoder(empty.input_ids)[0]
-    return {"encoder_hidden_states": cond}, {"encoder_hidden_states": uncond}
+        return encode_prompts(pipe, "sd", ["a large red circle in the center"] * BATCH, "", True, settings)
 
 
 @pytest.mark.parametrize("sampler", ["ddim", "dpmsolver", "dpmsolver++", "euler", "lcm"])

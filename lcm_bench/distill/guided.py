@@ -19,25 +19,19 @@ import torch
 
 from ..errors import UserError
 from ..generate import guidance_embedding
-from .lcd import lcd_student
+from .lcd import StudentConfig, lcd_student
 from .teacher import LatentData, Teacher, x0_from_eps
 
 
 @dataclass(frozen=True)
-class GuidedConfig:
+class GuidedConfig(StudentConfig):
     stage1_steps: int = 800
     stage2_steps: int = 300
     start_steps: int = 32
     keep: tuple[int, ...] = (8, 4, 2, 1)
-    batch: int = 64
-    lr: float = 2e-4
-    w_min: float = 2.0
-    w_max: float = 14.0
-    w_embedding_dim: int = 256
-    n_train: int = 40000
-    seed: int = 0
 
     def validate(self) -> None:
+        super().validate()
         if self.start_steps < 2 or self.start_steps & (self.start_steps - 1):
             raise UserError(f"--start-steps: {self.start_steps} is not a power of two >= 2")
         if not set(self.keep) <= set(self.halvings()):

@@ -39,35 +39,45 @@ LORA_TARGETS = [
 
 
 @dataclass(frozen=True)
-class LCDConfig:
-    """The paper's defaults where it states them (k = 20, DDIM solver, w in [2, 14] i.e. paper w, EMA 0.95, Huber)."""
+class StudentConfig:
+    """Options every distillation method shares: batch, learning rate, the range of paper-convention guidance w
+    drawn per sample, the guidance-embedding width, the training-set size and the seed."""
 
-    steps: int = 2400
     batch: int = 64
     lr: float = 2e-4
-    skip: int = 20
-    solver: str = "ddim"
     w_min: float = 2.0
     w_max: float = 14.0
-    ema: float = 0.95
-    loss: str = "huber"
-    huber_c: float = 0.001
-    timestep_scaling: float = 10.0
     w_embedding_dim: int = 256
-    lora_rank: int = 16
-    caption_dropout: float = 0.0
     n_train: int = 40000
     seed: int = 0
 
     def validate(self) -> None:
+        if not 0 <= self.w_min <= self.w_max:
+            raise UserError(f"--w-min/--w-max: need 0 <= w_min <= w_max, got {self.w_min}, {self.w_max}")
+
+
+@dataclass(frozen=True)
+class LCDConfig(StudentConfig):
+    """The paper's defaults where it states them (k = 20, DDIM solver, w in [2, 14] i.e. paper w, EMA 0.95, Huber)."""
+
+    steps: int = 2400
+    skip: int = 20
+    solver: str = "ddim"
+    ema: float = 0.95
+    loss: str = "huber"
+    huber_c: float = 0.001
+    timestep_scaling: float = 10.0
+    lora_rank: int = 16
+    caption_dropout: float = 0.0
+
+    def validate(self) -> None:
+        super().validate()
         if self.solver not in SOLVERS:
             raise UserError(f"--solver: '{self.solver}' is not one of {sorted(SOLVERS)}")
         if self.loss not in ("huber", "l2"):
             raise UserError(f"--loss: '{self.loss}' is not one of ['huber', 'l2']")
         if not 1 <= self.skip <= 500:
             raise UserError(f"--skip: {self.skip} is outside 1..500 (timesteps of the 1000-step schedule)")
-        if not 0 <= self.w_min <= self.w_max:
-            raise UserError(f"--w-min/--w-max: need 0 <= w_min <= w_max, got {self.w_min}, {self.w_max}")
         if not 0 <= self.ema < 1:
             raise UserError(f"--ema: {self.ema} is outside [0, 1)")
 

@@ -70,14 +70,10 @@ def _inline_code(text: str) -> str:
     return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(pieces))
 
 
-def in_suite_order(frame, manifests: list[dict]):
-    """Rows in the order the suites list their cells (models, then samplers, ... as written), so tables and
-    legends read like the suite file: the paper's layout when the suite follows it."""
-    order = {cell: i for i, cell in enumerate(c for m in manifests for c in m.get("cells", []))}
-    if frame.empty or "cell_id" not in frame.columns:
-        return frame
-    rank = frame["cell_id"].map(order).fillna(len(order))
-    return frame.iloc[rank.argsort(kind="stable")].reset_index(drop=True)
+def suite_rank(manifests: list[dict]) -> dict[str, int]:
+    """Cell id -> its position in the suites' cell lists (models, then samplers, ... as the suite file writes them),
+    so tables, legends and grids read like the suite: the paper's layout when the suite follows it."""
+    return {cell: i for i, cell in enumerate(c for m in manifests for c in m.get("cells", []))}
 
 
 def _write_table(table: Table | None, folder: Path, name: str) -> Table | None:
@@ -111,10 +107,14 @@ def write_report(
     ``published`` overlays a published table (default: the one the suite names); the iso-quality study uses
     ``target_metric`` (default: the suite's distance) and ``target`` (default: the best baseline's value at its
     largest step count)."""
+    if published is not None:
+        check_published(published, "--published")
     run_dirs = [Path(p) for p in run_dirs]
     records, manifests = load_runs(run_dirs)
+    rank = suite_rank(manifests)
+    records.sort(key=lambda r: rank.get(r["cell_id"], len(rank)))
     out = Path(out_dir or run_dirs[0])
-    frame = in_suite_order(results_frame(records), manifests)
+    frame = results_frame(records)
     meta = metric_meta(records, manifests)
     metrics = list(meta.values())
     distance, clip = distance_metric(meta), clip_metric(meta)

@@ -50,9 +50,10 @@ def by_method_and_steps(frame, columns: tuple[str, ...] = ("seconds_per_image", 
 
 
 def aggregate_metrics(frame, metrics: list[dict]):
-    """Per (method, steps): every metric's seed mean, seed std and its other spread columns."""
+    """Per (method, steps): cost (``seconds_per_image``, ``nfe_per_image``) and every metric's seed mean, seed std
+    and its other spread columns."""
     columns = tuple(c for m in metrics for c in metric_columns(m["id"], frame))
-    table = by_method_and_steps(frame, ())
+    table = by_method_and_steps(frame)
     ok = frame[frame["status"] == "ok"]
     grouped = ok.groupby(METHOD_KEYS + ["steps"], sort=False, dropna=False)
     for column in columns:

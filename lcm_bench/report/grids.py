@@ -6,23 +6,25 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-from .frame import METHOD_KEYS, method_label
+from ..store import result_row
+from .frame import method_label
 from .plots import _pyplot, save
 
 
-def _caption(record: dict, prompt_index: int) -> str:
+def _captions(record: dict, prompt_indices: list[int]) -> list[str]:
     from ..prompts import read_prompts
 
     source = record["spec"]["prompts"]
     try:
         prompts = read_prompts(Path(source["source"]), source["format"], source.get("column"))
-        return prompts[prompt_index]
+        return [prompts[i] for i in prompt_indices]
     except Exception:  # the prompt file may live on another machine; the index still identifies the sample
-        return f"prompt #{prompt_index}"
+        return [f"prompt #{i}" for i in prompt_indices]
 
 
 def sample_grid(records: list[dict], run_dirs: dict[str, Path], prompts: str, path: Path, columns: int = 6):
-    """The first ``columns`` samples of the lowest seed of each (method, steps) cell for one prompt set."""
+    """The first ``columns`` samples of the lowest seed of each (method, steps) cell for one prompt set; methods in
+    the order ``records`` first lists them."""
     import numpy as np
     from PIL import Image
 
@@ -31,7 +33,8 @@ def sample_grid(records: list[dict], run_dirs: dict[str, Path], prompts: str, pa
         return None
     seed = min(r["spec"]["seed"] for r in cells)
     cells = [r for r in cells if r["spec"]["seed"] == seed]
-    cells.sort(key=lambda r: (_method_key(r), r["spec"]["steps"]))
+    methods = list(dict.fromkeys(method_label(result_row(r)) for r in cells))
+    cells.sort(key=lambda r: (methods.index(method_label(result_row(r))), r["spec"]["steps"]))
     rows, labels = [], []
     for record in cells:
         if record["cell_id"] not in run_dirs:
@@ -41,7 +44,7 @@ def sample_grid(records: list[dict], run_dirs: dict[str, Path], prompts: str, pa
         if not files or not all(f.is_file() for f in files):
             continue
         rows.append([np.asarray(Image.open(f).convert("RGB")) for f in files])
-        row = _method_row(record)
+        row = result_row(record)
         labels.append(f"{method_label(row)}\n{record['spec']['steps']} step{'s' * (record['spec']['steps'] > 1)}")
     if not rows:
         return None
@@ -52,7 +55,7 @@ def sample_grid(records: list[dict], run_dirs: dict[str, Path], prompts: str, pa
     for i, images in enumerate(rows):
         for j, image in enumerate(images[:n]):
             canvas[i * (h + pad) : i * (h + pad) + h, j * (w + pad) : j * (w + pad) + w] = image
-    captions = [_caption(cells[0], s["prompt_index"]) for s in cells[0]["samples"][:n]]
+    captions = _captions(cells[0], [s["prompt_index"] for s in cells[0]["samples"][:n]])
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(2.6 + n * 0.95, 1.2 + len(rows) * 0.9))
     ax.imshow(canvas, interpolation="nearest")
@@ -65,19 +68,3 @@ def sample_grid(records: list[dict], run_dirs: dict[str, Path], prompts: str, pa
     ax.set_title(f"Samples — {prompts}, seed {seed} (same initial latents in each column)", fontsize=8, pad=30)
     fig.tight_layout()
     return save(fig, path)
-
-
-def _method_row(record: dict) -> dict:
-    spec = record["spec"]
-    return {
-        "model": spec["model"]["name"],
-        "sampler_label": record["sampler_label"],
-        "guidance_scale": spec["guidance_scale"],
-        "prompts": spec["prompts"]["name"],
-        "hardware": spec["hardware"]["name"],
-    }
-
-
-def _method_key(record: dict) -> tuple:
-    row = _method_row(record)
-    return tuple(str(row[k]) for k in METHOD_KEYS)

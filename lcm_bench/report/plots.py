@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 
 from .frame import METHOD_KEYS, PALETTE, aggregate_metrics, by_method_and_steps, method_label, method_name, spread
-from .speedup import cost_to_reach
+from .speedup import crossing
 
 MARKERS = "osD^v<>Pp*"
 LINESTYLES = ["-", "--", ":", "-."]
@@ -180,8 +180,7 @@ def quality_vs_cost(frame, metric: dict, colours: dict, path: Path, targets: dic
     if metric is None:
         return None
     table = aggregate_metrics(frame, [metric])
-    cost = by_method_and_steps(frame)
-    table = table.assign(nfe=cost["nfe_per_image"].to_numpy(), ms=cost["seconds_per_image"].to_numpy() * 1e3)
+    table = table.assign(ms=table["seconds_per_image"] * 1e3)
     table = table[table[metric["id"]].notna()]
     if table.empty:
         return None
@@ -192,7 +191,7 @@ def quality_vs_cost(frame, metric: dict, colours: dict, path: Path, targets: dic
     for i, prompts in enumerate(prompt_sets):
         subset = table[table["prompts"] == prompts]
         target = (targets or {}).get(prompts)
-        for j, (column, label) in enumerate((("nfe", "NFE per image"), ("ms", "ms per image"))):
+        for j, (column, label) in enumerate((("nfe_per_image", "NFE per image"), ("ms", "ms per image"))):
             ax = axes[i][j]
             for key, group in subset.groupby(METHOD_KEYS, sort=False, dropna=False):
                 row = dict(zip(METHOD_KEYS, key, strict=True))
@@ -200,12 +199,10 @@ def quality_vs_cost(frame, metric: dict, colours: dict, path: Path, targets: dic
                 style = _style(row, colours, scales)
                 ax.plot(group[column], group[metric["id"]], label=method_label(row), **style)
                 if target is not None:
-                    crossing = cost_to_reach(
-                        list(zip(group[column], group[metric["id"]], strict=True)), target[0], higher
-                    )
-                    if not math.isnan(crossing):
+                    reached_at = crossing(group, column, metric, target[0])
+                    if not math.isnan(reached_at):
                         ax.plot(
-                            [crossing],
+                            [reached_at],
                             [target[0]],
                             marker="X",
                             markersize=9,

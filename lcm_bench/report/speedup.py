@@ -30,6 +30,12 @@ def cost_to_reach(points: list[tuple[float, float]], target: float, higher_is_be
     return math.nan
 
 
+def crossing(group, cost_column: str, metric: dict, target: float) -> float:
+    """``cost_to_reach`` along one method's rows of an aggregated table."""
+    points = zip(group[cost_column], group[metric["id"]], strict=True)
+    return cost_to_reach(list(points), target, metric["higher_is_better"])
+
+
 def default_target(frame, metric: dict) -> tuple[float, str] | None:
     """The best baseline's value at its largest measured step count (8 in the paper's grid)."""
     table = aggregate_metrics(frame, [metric])
@@ -44,24 +50,19 @@ def default_target(frame, metric: dict) -> tuple[float, str] | None:
 def iso_quality(frame, metric: dict, target: float) -> list[dict]:
     """Per method (and prompt set): NFE and seconds per image to reach ``target``."""
     table = aggregate_metrics(frame, [metric])
-    cost = frame[frame["status"] == "ok"].groupby(METHOD_KEYS + ["steps"], sort=False, dropna=False)
-    nfe = cost["nfe_per_image"].mean().to_numpy()
-    seconds = cost["seconds_per_image"].mean().to_numpy()
-    table = table.assign(nfe=nfe, seconds=seconds)
     out = []
     for key, group in table.groupby(METHOD_KEYS, sort=False, dropna=False):
         row = dict(zip(METHOD_KEYS, key, strict=True))
         group = group[group[metric["id"]].notna()]
         if group.empty:
             continue
-        higher = metric["higher_is_better"]
         out.append(
             {
                 **row,
                 "label": method_label(row),
                 "baseline": is_baseline(row),
-                "nfe": cost_to_reach(list(zip(group["nfe"], group[metric["id"]], strict=True)), target, higher),
-                "seconds": cost_to_reach(list(zip(group["seconds"], group[metric["id"]], strict=True)), target, higher),
+                "nfe": crossing(group, "nfe_per_image", metric, target),
+                "seconds": crossing(group, "seconds_per_image", metric, target),
             }
         )
     return out

@@ -9,7 +9,7 @@ import io
 import math
 from dataclasses import dataclass, field
 
-from .frame import METHOD_KEYS, aggregate_metrics, by_method_and_steps, method_label, spread
+from .frame import METHOD_KEYS, aggregate_metrics, method_label, spread
 
 
 @dataclass
@@ -195,9 +195,8 @@ def tidy_results(frame, metrics: list[dict]):
     import pandas as pd
 
     table = aggregate_metrics(frame, metrics)
-    cost = by_method_and_steps(frame)
     rows = []
-    for i, r in table.iterrows():
+    for _, r in table.iterrows():
         for m in metrics:
             mid = m["id"]
             if mid not in table.columns or r[mid] != r[mid]:
@@ -214,8 +213,8 @@ def tidy_results(frame, metrics: list[dict]):
                     "ci_high": r.get(f"{mid}_ci_high", math.nan) if r["seeds"] == 1 else math.nan,
                     "noise_floor": r.get(f"{mid}_noise_floor", math.nan),
                     "seeds": int(r["seeds"]),
-                    "nfe_per_image": cost.loc[i, "nfe_per_image"],
-                    "seconds_per_image": cost.loc[i, "seconds_per_image"],
+                    "nfe_per_image": r["nfe_per_image"],
+                    "seconds_per_image": r["seconds_per_image"],
                 }
             )
     return pd.DataFrame(rows)
