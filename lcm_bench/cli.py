@@ -30,6 +30,8 @@ def cmd_run(args) -> int:
         f"{summary.scored} metric values computed "
         f"-> {out / 'results.csv'}" + (f", {report}" if report else "")
     )
+    if summary.recomputed:
+        print(f"recomputed {summary.recompute_note()}")
     return 0
 
 
@@ -149,18 +151,26 @@ def _tolerance(args) -> dict[str, float]:
     return {k: v for k, v in given.items() if v is not None}
 
 
-def _gate(baseline: dict, run_dirs: list[str], summary: str | None) -> int:
-    from .gate import check, exit_code, summary_markdown
+def _gate(baseline: dict, run_dirs: list[str], args) -> int:
+    from .gate import check, summary_markdown
 
     for path in run_dirs:
         if not Path(path).is_dir():
             raise UserError(f"run_dirs: '{path}' is not a directory")
-    findings = check(baseline, run_dirs)
-    text = summary_markdown(findings)
+    result = check(
+        baseline,
+        run_dirs,
+        gate_throughput=args.gate_throughput,
+        allow_missing=args.allow_missing,
+        allow_incomparable=args.allow_incomparable,
+    )
+    text = summary_markdown(result)
     print(text)
-    if summary:
-        Path(summary).write_text(text)
-    return exit_code(findings)
+    if args.summary:
+        from .store import write_atomic
+
+        write_atomic(Path(args.summary), text.encode())
+    return result.exit_code
 
 
 def cmd_baseline(args) -> int:
@@ -174,7 +184,8 @@ def cmd_baseline(args) -> int:
 
 
 def cmd_check(args) -> int:
-    """Exit 0 when nothing regressed against the baseline file, 1 on a regression, 2 on bad input."""
+    """Exit 0 when every baseline value passed (or improved), 1 on a regressed, missing or not comparable value
+    (unless allowed), 2 on bad input."""
     from .gate import read_baseline
 
     baseline = read_baseline(args.baseline)
@@ -182,7 +193,7 @@ def cmd_check(args) -> int:
         for cell in baseline["cells"].values():
             for entry in cell["metrics"].values():
                 entry["tolerance"] = {**entry.get("tolerance", {}), **_tolerance(args)}
-    return _gate(baseline, args.run_dirs, args.summary)
+    return _gate(baseline, args.run_dirs, args)
 
 
 def cmd_compare(args) -> int:
@@ -191,7 +202,7 @@ def cmd_compare(args) -> int:
 
     if not Path(args.baseline_run).is_dir():
         raise UserError(f"baseline_run: '{args.baseline_run}' is not a directory")
-    return _gate(make_baseline([args.baseline_run], _tolerance(args)), [args.run], args.summary)
+    return _gate(make_baseline([args.baseline_run], _tolerance(args)), [args.run], args)
 
 
 def cmd_report(args) -> int:
@@ -288,6 +299,24 @@ def _add_config_options(parser: ArgumentParser) -> None:
         )
 
 
+def _add_gate_options(parser: ArgumentParser) -> None:
+    parser.add_argument("--summary", help="also write the Markdown summary to this file (a PR comment)")
+    parser.add_argument(
+        "--allow-missing", action="store_true", help="pass although baseline values are missing from the run"
+    )
+    parser.add_argument(
+        "--allow-incomparable",
+        action="store_true",
+        help="pass although values were measured differently (extractor weights, reference set, N, mode, options)",
+    )
+    parser.add_argument(
+        "--gate-throughput",
+        action="store_true",
+        help="also gate NFE, seconds per image and peak memory (timings only on the same machine, hardware, batch)",
+    )
+    _add_tolerance_options(parser)
+
+
 def _add_tolerance_options(parser: ArgumentParser) -> None:
     parser.add_argument("--rel", type=float, help="relative tolerance (default 0.1; 0 for attribute accuracy)")
     parser.add_argument("--abs", type=float, help="absolute tolerance (default 0; 0.03 for attribute accuracy)")
@@ -342,17 +371,17 @@ def build_parser() -> ArgumentParser:
     baseline.add_argument("--out", required=True, help="baseline JSON file to write")
     _add_tolerance_options(baseline)
     baseline.set_defaults(func=cmd_baseline)
-    check = sub.add_parser("check", help="gate a run against a baseline file: exit 1 on a quality regression")
+    check = sub.add_parser(
+        "check", help="gate a run against a baseline file: exit 1 on a regressed, missing or not comparable value"
+    )
     check.add_argument("run_dirs", nargs="+")
     check.add_argument("--baseline", required=True, help="baseline JSON file (lcm-bench baseline)")
-    check.add_argument("--summary", help="also write the Markdown summary to this file (a PR comment)")
-    _add_tolerance_options(check)
+    _add_gate_options(check)
     check.set_defaults(func=cmd_check)
     compare = sub.add_parser("compare", help="gate RUN against BASELINE_RUN directly")
     compare.add_argument("baseline_run")
     compare.add_argument("run")
-    compare.add_argument("--summary", help="also write the Markdown summary to this file")
-    _add_tolerance_options(compare)
+    _add_gate_options(compare)
     compare.set_defaults(func=cmd_compare)
     lst = sub.add_parser("list", help="registered samplers, models, prompt sets and metrics")
     lst.set_defaults(func=cmd_list)

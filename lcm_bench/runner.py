@@ -24,7 +24,17 @@ class RunSummary:
     computed: list[str] = field(default_factory=list)
     reused: list[str] = field(default_factory=list)
     skipped: list[dict] = field(default_factory=list)
+    recomputed: dict[str, str] = field(default_factory=dict)
     scored: int = 0
+
+    def recompute_note(self) -> str:
+        """``3 cells: weights of m changed (unet)``: how many stale cells, grouped by reason."""
+        from collections import Counter
+
+        counts = Counter(self.recomputed.values())
+        reasons = "; ".join(f"{r} [{n}]" if len(counts) > 1 else r for r, n in counts.items())
+        n = len(self.recomputed)
+        return f"{n} cell{'s' if n != 1 else ''}: {reasons}"
 
 
 def guidance_mode(cell: CellSpec, resolved: ResolvedModel, field_name: str) -> str:
@@ -146,6 +156,7 @@ def run_cell(
     total = sum(timer.seconds.values())
     return {
         "cell_id": cell.cell_id,
+        "config_key": cell.config_key,
         "status": "ok",
         "spec": cell.canonical(),
         "sampler_label": cell.sampler.label,
@@ -176,10 +187,12 @@ def run_cell(
     }
 
 
-def preflight(cells: list[CellSpec]) -> tuple[dict[ModelSpec, ResolvedModel], dict[str, str]]:
+def preflight(
+    cells: list[CellSpec], resolved: dict[ModelSpec, ResolvedModel] | None = None
+) -> tuple[dict[ModelSpec, ResolvedModel], dict[str, str]]:
     """Resolve every model the runnable cells need and check guidance; errors surface before any work (students
     the suite distils must be trained first: lcm_bench.students.ensure_students)."""
-    resolved: dict[ModelSpec, ResolvedModel] = {}
+    resolved = {} if resolved is None else resolved
     modes: dict[str, str] = {}
     for cell in cells:
         if cell.model not in resolved:
@@ -189,13 +202,53 @@ def preflight(cells: list[CellSpec]) -> tuple[dict[ModelSpec, ResolvedModel], di
     return resolved, modes
 
 
+def fingerprints(cells: list[CellSpec]) -> tuple[dict[str, dict], dict[ModelSpec, ResolvedModel]]:
+    """Every cell's content fingerprint; models are resolved (not loaded) on the way, students by their key."""
+    from .digests import digest_cache
+    from .fingerprint import cell_fingerprint
+
+    resolved: dict[ModelSpec, ResolvedModel] = {}
+    memo: dict = {}
+    out = {}
+    for cell in cells:
+        if not cell.model.distill and cell.model not in resolved:
+            resolved[cell.model] = resolve_model(cell.model, f"models[{cell.model.name}]")
+        model = resolved.get(cell.model)
+        if model is not None:
+            model.unet_for(cell.steps, f"models[{cell.model.name}] at steps: {cell.steps}")
+        out[cell.cell_id] = cell_fingerprint(cell, model, memo)
+    digest_cache().flush()
+    return out, resolved
+
+
+def stale_cells(run: RunDir, cells: list[CellSpec], current: dict[str, dict]) -> tuple[list, list, dict[str, str]]:
+    """(cells to compute, finished cell ids to reuse, why each recorded cell must be recomputed)."""
+    from .fingerprint import changed_components, describe_change
+
+    records = run.records()
+    todo, reused, reasons = [], [], {}
+    for cell in cells:
+        record = records.get(cell.cell_id)
+        if record is None:
+            todo.append(cell)
+        elif (record.get("fingerprint") or {}).get("value") == current[cell.cell_id]["value"]:
+            reused.append(cell.cell_id)
+        else:
+            old = record.get("fingerprint")
+            changed = changed_components(old, current[cell.cell_id])
+            reasons[cell.cell_id] = describe_change(cell.model.name, cell.sampler.label, changed, old)
+            todo.append(cell)
+    return todo, reused, reasons
+
+
 def run_suite(suite: Suite, out: str | Path, provenance: dict, progress: bool = True) -> RunSummary:
-    """Run every unfinished cell of ``suite`` into ``out``; finished cells are never recomputed."""
+    """Run every unfinished or stale cell of ``suite`` into ``out``; a cell whose fingerprint is unchanged is never
+    recomputed."""
     from tqdm import tqdm
 
     run = RunDir(out)
     summary = RunSummary(Path(out))
-    todo, skipped = [], []
+    runnable, skipped = [], []
     for cell in suite.cells:
         reason = unavailable_reason(cell.hardware)
         if reason:
@@ -208,15 +261,17 @@ def run_suite(suite: Suite, out: str | Path, provenance: dict, progress: bool = 
                     "sampler_label": cell.sampler.label,
                 }
             )
-        elif run.has_record(cell.cell_id):
-            summary.reused.append(cell.cell_id)
         else:
-            todo.append(cell)
+            runnable.append(cell)
     summary.skipped = skipped
+    current, resolved = fingerprints(runnable)
+    todo, summary.reused, summary.recomputed = stale_cells(run, runnable, current)
+    if summary.recomputed and progress:
+        print(f"recomputing {summary.recompute_note()}", file=sys.stderr)
     from .students import ensure_students
 
     ensure_students({c.model for c in todo}, progress=progress)
-    resolved, modes = preflight(todo)
+    resolved, modes = preflight(todo, resolved)
     run.write_manifest(
         {
             "suite": {
@@ -249,7 +304,9 @@ def run_suite(suite: Suite, out: str | Path, provenance: dict, progress: bool = 
                 pipe = load_pipeline(resolved[cell.model], cell.hardware, cell.steps)
                 loaded_key = key
             bar.set_description(f"[{index}/{len(todo)}] {cell.model.name} {cell.sampler.label} {cell.steps} steps")
+            run.discard_cell(cell.cell_id)
             record = run_cell(run, cell, resolved[cell.model], pipe, modes[cell.cell_id], bar.update)
+            record["fingerprint"] = current[cell.cell_id]
             record["provenance"] = provenance
             record["suite"] = {"name": suite.name, "hash": suite.suite_hash}
             run.write_record(record)

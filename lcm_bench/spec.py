@@ -1,17 +1,24 @@
 """Frozen dataclasses describing a suite and its cells (one grid point each).
 
-A cell's id is derived from its canonical JSON form; it is the cell's cache key and its file name in a run.
+A cell has two identities, never confused. Its *configuration key* (the hash in its id) says what was asked: gate
+matching, report rows and merging runs use it; it leaves out execution settings (batch size, warm-up, image saving)
+and where files lie (a prompt set is named by its content, a local model by its suite name). Its *content
+fingerprint* (lcm_bench.fingerprint) says what produced a result: weights digests, the resolved scheduler, the
+generation code's version; a cache or a finished cell is reused only while it is unchanged.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-CELL_SPEC_VERSION = 1
+CELL_SPEC_VERSION = 2
+EXECUTION_FIELDS = ("batch_size", "warmup", "save_images")
+LOCAL = "local"
 GUIDANCE_MODES = ("auto", "cfg", "embedding")
 SAVE_IMAGES = ("none", "grid", "all")
 
@@ -19,6 +26,11 @@ SAVE_IMAGES = ("none", "grid", "all")
 def stable_hash(obj: Any, length: int = 12) -> str:
     payload = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:length]
+
+
+def _located(source: str) -> str:
+    """A registry name or hub id as it is; a local path by no path at all (content goes into the fingerprint)."""
+    return LOCAL if os.path.isabs(source) else source
 
 
 def paper_w(guidance_scale: float) -> float:
@@ -103,12 +115,29 @@ class CellSpec:
             del data["model"]["distill"]
         return data
 
-    def identity(self) -> dict[str, Any]:
-        """What the cell id hashes: the canonical spec without where the prompt file lies (its content hash stays),
-        so two checkouts of one suite share cell ids and a baseline."""
+    def configuration(self) -> dict[str, Any]:
+        """What the configuration key hashes: the canonical spec without execution settings and without where files
+        lie, so two checkouts of a suite (or one with another batch size) share cell ids and a baseline."""
         data = self.canonical()
+        for name in EXECUTION_FIELDS:
+            del data[name]
         del data["prompts"]["source"]
+        model = data["model"]
+        if self.model.distill:
+            distill = dict(self.model.distill)
+            distill.pop("teacher_weights", None)
+            distill["teacher"] = _located(distill["teacher"])
+            model["distill"] = sorted(distill.items())
+            model["source"] = None
+        else:
+            model["source"] = _located(model["source"])
+        for lora in model["loras"]:
+            lora["source"] = _located(lora["source"])
         return data
+
+    @property
+    def config_key(self) -> str:
+        return stable_hash(self.configuration(), 16)
 
     @property
     def paper_w(self) -> float:
@@ -118,7 +147,7 @@ class CellSpec:
     def cell_id(self) -> str:
         readable = f"{self.model.name}.{self.sampler.name}.s{self.steps}.g{self.guidance_scale:g}.{self.hardware.name}"
         readable = re.sub(r"[^A-Za-z0-9_.+-]", "_", readable)
-        return f"{readable}.{stable_hash(self.identity(), 10)}"
+        return f"{readable}.{self.config_key[:10]}"
 
     def axis_values(self) -> dict[str, Any]:
         """The values include/exclude rules match against."""

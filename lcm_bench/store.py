@@ -1,8 +1,9 @@
 """A run directory: one JSON record per finished cell (written atomically), a manifest, and results.csv.
 
 Layout: ``manifest.json``, ``cells/<cell_id>.json``, ``images/<cell_id>/NNNNN.png``, ``results.csv``,
-``report.md``. A cell is finished when its record exists; resuming skips it. Writes go to a temporary file in the
-same folder and are renamed into place, so a killed run never leaves a half-written file behind.
+``report.md``. A cell is finished when its record exists and its content fingerprint matches what would produce it
+now; resuming skips it. Writes go to a temporary file in the same folder and are renamed into place, so a killed
+run never leaves a half-written file behind.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from typing import Any
 
 from .errors import UserError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_SCHEMAS = (1, 2)
 RESULT_COLUMNS = (
     "cell_id",
     "status",
@@ -111,12 +113,24 @@ class RunDir:
     def write_record(self, record: dict) -> None:
         write_json(self.record_path(record["cell_id"]), {"schema_version": SCHEMA_VERSION, **record})
 
+    def discard_cell(self, cell_id: str) -> None:
+        """Forget a cell that is about to be recomputed: its record first (so a kill leaves it unfinished), then its
+        images and features."""
+        import shutil
+
+        self.record_path(cell_id).unlink(missing_ok=True)
+        (self.path / "images" / f"{cell_id}.grid.png").unlink(missing_ok=True)
+        for folder in (self.images_dir(cell_id), self.path / "features" / cell_id):
+            shutil.rmtree(folder, ignore_errors=True)
+
     def records(self) -> dict[str, dict]:
         out = {}
         for file in sorted(self.cells_dir.glob("*.json")) if self.cells_dir.is_dir() else []:
             record = json.loads(file.read_text())
-            if record.get("schema_version") != SCHEMA_VERSION:
-                raise UserError(f"{file}: schema_version {record.get('schema_version')} is not {SCHEMA_VERSION}")
+            if record.get("schema_version") not in READABLE_SCHEMAS:
+                raise UserError(
+                    f"{file}: schema_version {record.get('schema_version')} is not one of {list(READABLE_SCHEMAS)}"
+                )
             out[record["cell_id"]] = record
         return out
 
@@ -144,6 +158,24 @@ def load_runs(paths: list[str | Path]) -> tuple[list[dict], list[dict]]:
         current = set(manifest.get("cells", []))
         records.update({k: v for k, v in run.records().items() if not current or k in current})
     return list(records.values()), manifests
+
+
+def version_changes(records: list[dict], reference: dict | None = None) -> list[str]:
+    """Libraries whose recorded versions differ between records (or from ``reference`` versions):
+    ``torch 2.4.0 (3 cells) / 2.5.1 (9 cells)``."""
+    from collections import Counter
+
+    seen: dict[str, Counter] = {}
+    for record in records:
+        for name, version in (record.get("provenance") or {}).get("versions", {}).items():
+            seen.setdefault(name, Counter())[version] += 1
+    lines = []
+    for name, counts in sorted(seen.items()):
+        expected = (reference or {}).get(name)
+        if len(counts) > 1 or (reference is not None and expected not in counts):
+            found = " / ".join(f"{v} ({n} cell{'s' if n != 1 else ''})" for v, n in counts.most_common())
+            lines.append(f"{name} {found}" + (f", baseline {expected}" if reference is not None else ""))
+    return lines
 
 
 def machine_label(machine: dict) -> str | None:

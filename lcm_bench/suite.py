@@ -16,7 +16,7 @@ import yaml
 from .errors import UserError
 from .hardware import parse_hardware
 from .metrics import EXTRACTOR_NAMES, EXTRACTOR_OPTIONS, INCEPTION_MODES, METRICS
-from .models import check_reference
+from .models import MODELS, check_reference
 from .prompts import FORMATS, PROMPT_SETS, content_hash, infer_format, read_prompts
 from .published import check_published
 from .registry import did_you_mean
@@ -111,6 +111,9 @@ def parse_models(entry: Any, field: str, base_dir: Path) -> list[ModelSpec]:
 def parse_model(entry: Any, field: str, base_dir: Path) -> ModelSpec:
     if isinstance(entry, str):
         check_reference(entry, field)
+        if entry not in MODELS and Path(entry).expanduser().exists():
+            source = str(Path(entry).expanduser().resolve())
+            return ModelSpec(name=Path(source).name, source=source)
         return ModelSpec(name=entry, source=entry)
     if not isinstance(entry, dict):
         raise UserError(f"{field}: expected a model name or a mapping, got {entry!r}")
@@ -121,6 +124,8 @@ def parse_model(entry: Any, field: str, base_dir: Path) -> ModelSpec:
         source = str((base_dir / Path(_str(entry["path"], f"{field}.path")).expanduser()).resolve())
     else:
         source = _str(entry.get("source", entry.get("name")), f"{field}.source")
+        if source not in MODELS and Path(source).expanduser().exists():
+            source = str(Path(source).expanduser().resolve())
     check_reference(source, f"{field}.path" if "path" in entry else field)
     name = _str(entry.get("name", Path(source).name), f"{field}.name")
     loras = []
@@ -132,6 +137,8 @@ def parse_model(entry: Any, field: str, base_dir: Path) -> ModelSpec:
             raise UserError(f"{lfield}: expected a LoRA source or a mapping, got {lora!r}")
         _unknown_keys(lora, {"source", "path", "weight", "weight_name"}, lfield)
         lsource = lora.get("source")
+        if isinstance(lsource, str) and lsource not in MODELS and (base_dir / Path(lsource).expanduser()).exists():
+            lsource = str((base_dir / Path(lsource).expanduser()).resolve())
         if "path" in lora:
             lsource = str((base_dir / Path(_str(lora["path"], f"{lfield}.path")).expanduser()).resolve())
         loras.append(
@@ -418,7 +425,7 @@ def _load(path: Path) -> Suite:
     published = None
     if raw.get("published") is not None:
         published = check_published(_str(raw["published"], "published"))
-    canonical = [c.identity() for c in unique.values()]
+    canonical = [c.configuration() for c in unique.values()]
     return Suite(
         name=name,
         version=SUITE_VERSION,

@@ -1,4 +1,5 @@
-"""The quality gate on synthetic runs: direction-aware tolerances, noise band, bounds, outcomes, exit codes."""
+"""The quality gate on synthetic runs: direction-aware tolerances, noise band, bounds, outcomes, exit codes; it
+fails closed on missing and not comparable values unless told otherwise."""
 
 import json
 from pathlib import Path
@@ -12,40 +13,47 @@ from lcm_bench.store import RunDir
 CELLS = {"m.lcm.s1": (120.0, 0.80), "m.lcm.s4": (60.0, 0.90)}
 
 
-def _run(path, cells=CELLS, n=300, drop=()):
+MACHINE = {"cpu": "test cpu", "cpu_count": 2, "cuda": None}
+
+
+def _run(path, cells=CELLS, n=300, drop=(), digest="judge-1", unet="u1", seconds=0.01, machine=MACHINE, nfe=2.0):
     run = RunDir(path)
     ids = [c for c in cells if c not in drop]
     run.write_manifest({"suite": {"name": "gate", "hash": "h"}, "cells": ids})
     for cell_id in ids:
         fd, accuracy = cells[cell_id]
+        common = {"higher_is_better": False, "n": n, "mode": None, "options": {}, "extractor_digest": digest}
         run.write_record(
             {
                 "cell_id": cell_id,
                 "status": "ok",
                 "sampler_label": "lcm",
+                "fingerprint": {"value": unet, "components": {"weights:unet": unet, "scheduler": "s"}},
+                "provenance": {"machine": machine, "versions": {"torch": "2.14.1"}},
+                "throughput": {"nfe_per_image": nfe, "seconds_per_image": seconds, "peak_memory_mb": 100.0},
                 "spec": {
                     "model": {"name": "m"},
                     "sampler": {"name": "lcm"},
                     "steps": int(cell_id[-1]),
                     "guidance_scale": 3.0,
                     "prompts": {"name": "shapes-test"},
+                    "hardware": {"name": "cpu-fp32"},
+                    "batch_size": 8,
                     "seed": 0,
                 },
                 "metrics": {
                     "fd_shapes-judge": {
+                        **common,
+                        "metric": "fd",
                         "value": fd,
-                        "higher_is_better": False,
-                        "n": n,
-                        "mode": None,
-                        "options": {},
                         "subsets": {"std": 2.0},
+                        "reference_hash": "ref",
                     },
                     "attribute_accuracy_shapes-judge": {
+                        **common,
+                        "metric": "attribute_accuracy",
                         "value": accuracy,
                         "higher_is_better": True,
-                        "n": n,
-                        "mode": None,
-                        "options": {},
                         "ci95": [accuracy - 0.02, accuracy + 0.02],
                     },
                 },
@@ -89,11 +97,63 @@ def test_noise_band_widens_the_margin(tmp_path):
     assert main(["check", str(outside), "--baseline", str(tmp_path / "b.json")]) == 1
 
 
-def test_other_sample_counts_are_not_comparable_and_absent_cells_missing(baseline, tmp_path, capsys):
-    assert main(["check", str(_run(tmp_path / "n", n=100)), "--baseline", str(baseline)]) == 0
-    assert "4 not comparable" in capsys.readouterr().out
-    assert main(["check", str(_run(tmp_path / "d", drop=("m.lcm.s4",))), "--baseline", str(baseline)]) == 0
-    assert "2 missing, 2 pass" in capsys.readouterr().out
+def test_the_gate_fails_closed_on_missing_and_not_comparable_values(baseline, tmp_path, capsys):
+    dropped = _run(tmp_path / "d", drop=("m.lcm.s4",))
+    assert main(["check", str(dropped), "--baseline", str(baseline)]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL: 2 missing" in out and "2 missing, 2 pass" in out and "cell not in the run" in out
+    assert main(["check", str(dropped), "--baseline", str(baseline), "--allow-missing"]) == 0
+    assert "PASS (2 missing allowed by --allow-missing)" in capsys.readouterr().out
+
+    other_n = _run(tmp_path / "n", n=100)
+    assert main(["check", str(other_n), "--baseline", str(baseline)]) == 1
+    assert "FAIL: 4 not comparable" in capsys.readouterr().out
+    assert main(["check", str(other_n), "--baseline", str(baseline), "--allow-incomparable"]) == 0
+    assert main(["check", str(other_n), "--baseline", str(baseline), "--allow-missing"]) == 1
+
+    retrained = _run(tmp_path / "judge", digest="judge-2")
+    assert main(["check", str(retrained), "--baseline", str(baseline)]) == 1
+    assert capsys.readouterr().out.count("extractor weights changed") == 4
+
+
+def test_new_weights_are_judged_and_named(baseline, tmp_path, capsys):
+    new_unet = _run(tmp_path / "u", {"m.lcm.s1": (150.0, 0.80), "m.lcm.s4": (60.0, 0.90)}, unet="u2")
+    assert main(["check", str(new_unet), "--baseline", str(baseline)]) == 1
+    out = capsys.readouterr().out
+    assert "m / lcm / 1 steps / s=3 / shapes-test / seed 0: weights of m changed (unet)" in out
+    assert "FAIL: 1 regressed" in out
+
+
+def test_extra_cells_and_version_changes_are_stated(baseline, tmp_path, capsys):
+    extra = _run(tmp_path / "x", {**CELLS, "m.lcm.s8": (50.0, 0.95)})
+    record = json.loads((extra / "cells" / "m.lcm.s8.json").read_text())
+    record["provenance"]["versions"]["torch"] = "2.15.0"
+    (extra / "cells" / "m.lcm.s8.json").write_text(json.dumps(record))
+    assert main(["check", str(extra), "--baseline", str(baseline)]) == 0
+    out = capsys.readouterr().out
+    assert "1 cells of the run are not in the baseline (not gated): m.lcm.s8" in out
+    assert "library versions differ from the baseline's: torch 2.14.1 (2 cells) / 2.15.0 (1 cell)" in out
+
+
+def test_throughput_is_gated_only_on_request_and_on_the_same_machine(baseline, tmp_path, capsys):
+    slow = _run(tmp_path / "slow", seconds=0.05)
+    assert main(["check", str(slow), "--baseline", str(baseline)]) == 0
+    assert main(["check", str(slow), "--baseline", str(baseline), "--gate-throughput"]) == 1
+    assert "FAIL: 2 regressed" in capsys.readouterr().out
+    elsewhere = _run(tmp_path / "gpu", seconds=0.05, machine={**MACHINE, "cpu": "other cpu"})
+    assert main(["check", str(elsewhere), "--baseline", str(baseline), "--gate-throughput"]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL: 4 not comparable" in out and "machine test cpu x2 -> other cpu x2" in out
+    lenient = ["--baseline", str(baseline), "--gate-throughput", "--allow-incomparable"]
+    assert main(["check", str(elsewhere), *lenient]) == 0
+    more_nfe = _run(tmp_path / "nfe", nfe=4.0, machine={**MACHINE, "cpu": "other cpu"})
+    assert main(["check", str(more_nfe), *lenient]) == 1
+
+
+def test_non_finite_values_regress(baseline, tmp_path, capsys):
+    nan = _run(tmp_path / "nan", {"m.lcm.s1": (float("nan"), 0.80), "m.lcm.s4": (60.0, 0.90)})
+    assert main(["check", str(nan), "--baseline", str(baseline)]) == 1
+    assert "not a finite number" in capsys.readouterr().out
 
 
 def test_two_sided_bounds(baseline, tmp_path):
@@ -112,6 +172,11 @@ def test_compare_two_runs_and_bad_input(tmp_path, capsys):
     assert main(["check", str(base), "--baseline", str(tmp_path / "junk.json")]) == 2
     assert "not an lcm-bench baseline" in capsys.readouterr().err
     assert main(["check", str(base), "--baseline", str(tmp_path / "none.json")]) == 2
+    capsys.readouterr()
+    (tmp_path / "old.json").write_text(json.dumps({"schema_version": 1, "cells": {}}))
+    assert main(["check", str(base), "--baseline", str(tmp_path / "old.json")]) == 2
+    err = capsys.readouterr().err
+    assert "has schema_version 1" in err and "lcm-bench baseline RUN --out" in err and err.count("\n") == 1
     assert main(["compare", str(base), str(worse), "--rel", "-1"]) == 2
     assert "--rel: must be >= 0" in capsys.readouterr().err
 

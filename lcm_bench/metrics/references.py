@@ -1,5 +1,7 @@
 """Reference image sets (a folder, a Parquet file of image bytes, or a registered generator) and their cached
-features, keyed by extractor, preprocessing mode, resolution, N and a content hash (torch-fidelity style)."""
+features, keyed by content (torch-fidelity style, but by digest rather than by name): the extractor's weights
+digest, its preprocessing mode, N, the reference set's content hash (for generated sets, the generator's version)
+and the draw."""
 
 from __future__ import annotations
 
@@ -11,9 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..digests import files_digest
 from ..errors import UserError
 from ..paths import cache_dir
 from ..registry import Registry
+from ..spec import stable_hash
 from ..store import write_atomic
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
@@ -43,13 +47,8 @@ def folder_reference(path: Path, field: str) -> ReferenceSet:
     files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise UserError(f"{field}: reference folder '{path}' holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-    digest = hashlib.sha256()
-    for file in files:
-        digest.update(file.relative_to(path).as_posix().encode())
-        digest.update(file.read_bytes())
-    return ReferenceSet(
-        str(path), len(files), digest.hexdigest()[:16], lambda draw: (_decode(f.read_bytes()) for f in files)
-    )
+    digest = files_digest(files, path)[:16]
+    return ReferenceSet(str(path), len(files), digest, lambda draw: (_decode(f.read_bytes()) for f in files))
 
 
 def parquet_reference(path: Path, column: str, field: str) -> ReferenceSet:
@@ -59,18 +58,20 @@ def parquet_reference(path: Path, column: str, field: str) -> ReferenceSet:
     if column not in frame.columns:
         raise UserError(f"{field}.column: '{column}' is not a column of {path} (columns: {', '.join(frame.columns)})")
     cells = [v["bytes"] if isinstance(v, dict) else v for v in frame[column]]
-    digest = hashlib.sha256(b"".join(hashlib.sha256(c).digest() for c in cells)).hexdigest()[:16]
+    digest = stable_hash([files_digest([path]), column], 16)
     return ReferenceSet(str(path), len(cells), digest, lambda draw: (_decode(c) for c in cells))
 
 
 def shapes_reference(prompts: tuple[str, ...], per_prompt: int, size: int) -> ReferenceSet:
     """Every prompt rendered ``per_prompt`` times by the shapes domain; draw d uses its own seeds."""
-    from ..domain.shapes import parse, render
+    from ..domain.shapes import DOMAIN_VERSION, parse, render
 
     bad = [p for p in prompts if parse(p) is None]
     if bad:
         raise UserError(f"references: the shapes generator cannot draw {bad[0]!r}")
-    digest = hashlib.sha256(f"shapes-v1/{size}/{per_prompt}/".encode() + "\n".join(prompts).encode()).hexdigest()[:16]
+    digest = hashlib.sha256(
+        f"shapes-v{DOMAIN_VERSION}/{size}/{per_prompt}/".encode() + "\n".join(prompts).encode()
+    ).hexdigest()[:16]
 
     def load(draw: int) -> Iterator[np.ndarray]:
         for j in range(per_prompt):
@@ -113,7 +114,8 @@ def cached(path: Path, compute: Callable[[], np.ndarray]) -> np.ndarray:
 
 
 def reference_features(reference: ReferenceSet, extractor, draw: int = 0, batch_size: int = 64) -> np.ndarray:
-    """Features of a reference set, computed once per (extractor, mode, N, content, draw) and cached."""
-    key = f"{extractor.key}-{extractor.mode}-n{reference.size}-{reference.content_hash}-d{draw}"
+    """Features of a reference set, computed once per (extractor weights, mode, N, content, draw) and cached."""
+    weights = extractor.digest[:12]
+    key = f"{extractor.key}-{extractor.mode}-w{weights}-n{reference.size}-{reference.content_hash}-d{draw}"
     path = cache_dir() / "refstats" / f"{key}.safetensors"
     return cached(path, lambda: stream_features(reference.images(draw), extractor, batch_size))

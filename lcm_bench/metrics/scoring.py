@@ -1,5 +1,9 @@
 """Scores finished cells from their saved images: features (cached per cell) -> statistics -> metric.
 
+Every cache is keyed by content: per-cell features by the cell's fingerprint and the extractor's weights digest,
+reference features by the extractor's digest and the reference set's content hash. A metric result records the
+digest and hash it was computed with; a stored result whose inputs differ from today's is recomputed.
+
 Each metric result records its value, direction, sample count, extractor and preprocessing mode, reference set,
 and its uncertainty: a bootstrap interval for per-image metrics, the spread over K disjoint subsets for
 Fréchet distances, and the noise floor (reference against an independent second draw of real images for the same
@@ -21,7 +25,7 @@ from ..store import RunDir
 from . import METRICS
 from .clip import clip_score_value, cosine_scores
 from .distances import bootstrap_ci, cmmd, feature_stats, frechet_distance, kernel_inception_distance, subset_spread
-from .extractors import Extractor, build_extractor
+from .extractors import Extractor, build_extractor, extractor_digest
 from .references import (
     GENERATORS,
     ReferenceSet,
@@ -95,6 +99,7 @@ class Scorer:
         self._references: dict[str, ReferenceSet] = {}
         self._floors: dict[tuple, np.ndarray] = {}
         self._floor_values: dict[tuple, float] = {}
+        self._digests: dict[str, str] = {}
 
     def extractor(self, metric: MetricSpec, field: str) -> Extractor:
         name, options = _extractor_request(metric)
@@ -102,6 +107,21 @@ class Scorer:
         if key not in self._extractors:
             self._extractors[key] = build_extractor(name, options, self.device, field)
         return self._extractors[key]
+
+    def extractor_digest(self, metric: MetricSpec, field: str) -> str:
+        """The extractor's weights digest without loading it (built only when its weights are not on disk yet)."""
+        name, options = _extractor_request(metric)
+        key = repr((name, sorted(options.items())))
+        if key not in self._digests:
+            self._digests[key] = extractor_digest(name, options) or self.extractor(metric, field).digest
+        return self._digests[key]
+
+    def inputs(self, record: dict, metric: MetricSpec, field: str) -> dict[str, str]:
+        """What a metric result of ``record`` depends on besides the cell: extractor weights, reference content."""
+        out = {"extractor_digest": self.extractor_digest(metric, field)}
+        if METRICS.get(metric.name).needs_reference:
+            out["reference_hash"] = self.reference(record["spec"]["prompts"]).content_hash
+        return out
 
     def reference(self, prompt_spec: dict) -> ReferenceSet:
         name = prompt_spec["name"]
@@ -122,7 +142,12 @@ class Scorer:
 
     def cell_features(self, record: dict, extractor: Extractor) -> np.ndarray:
         cell_id, n = record["cell_id"], record["spec"]["num_images"]
-        path = self.run.path / "features" / cell_id / f"{extractor.key}-{extractor.mode}.safetensors"
+        cell = (record.get("fingerprint") or {}).get("value", "unknown")[:12]
+        name = f"{extractor.key}-{extractor.mode}-w{extractor.digest[:12]}-c{cell}.safetensors"
+        path = self.run.path / "features" / cell_id / name
+        if not path.is_file():
+            for stale in path.parent.glob(f"{extractor.key}-{extractor.mode}-*.safetensors"):
+                stale.unlink()
         return cached(path, lambda: stream_features(load_images(self.run, cell_id, n), extractor))
 
     def noise_floor(
@@ -148,10 +173,12 @@ class Scorer:
         all_prompts = read_prompts(Path(prompt_spec["source"]), prompt_spec["format"], prompt_spec["column"])
         prompts = [all_prompts[s["prompt_index"]] for s in record["samples"]]
         result: dict[str, Any] = {
+            "metric": metric.name,
             "label": _label(metric.name, definition.label, extractor),
             "higher_is_better": definition.higher_is_better,
             "n": len(generated),
             "extractor": extractor.key,
+            "extractor_digest": extractor.digest,
             "mode": extractor.mode,
             "options": options,
         }
@@ -177,6 +204,7 @@ class Scorer:
         reference = self.reference(prompt_spec)
         ref_features = reference_features(reference, extractor)
         result["reference"] = {"name": reference.name, "n": reference.size, "hash": reference.content_hash}
+        result["reference_hash"] = reference.content_hash
         if metric.name in ("fid", "fd"):
             ref_stats = feature_stats(ref_features)
 
@@ -214,17 +242,28 @@ def score_run(run: RunDir, suite, cell_ids: list[str], progress: bool = True, de
     import torch
     from tqdm import tqdm
 
+    from ..digests import digest_cache
+
     if not suite.metrics:
         return 0
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     scorer = Scorer(run, suite.references, device)
     records = run.records()
-    todo = [
-        (records[c], i, m)
-        for i, m in enumerate(suite.metrics)
-        for c in cell_ids
-        if c in records and m.metric_id not in records[c].get("metrics", {})
-    ]
+    sources = {c.prompts.name: c.prompts.source for c in suite.cells}
+    for record in records.values():
+        prompts = record["spec"]["prompts"]
+        prompts["source"] = sources.get(prompts["name"], prompts["source"])
+    todo = []
+    for index, metric in enumerate(suite.metrics):
+        for cell_id in cell_ids:
+            record = records.get(cell_id)
+            if record is None:
+                continue
+            stored = record.get("metrics", {}).get(metric.metric_id)
+            inputs = scorer.inputs(record, metric, f"metrics[{index}]")
+            if stored is None or any(stored.get(k) != v for k, v in inputs.items()):
+                todo.append((record, index, metric))
+    digest_cache().flush()
     for record, index, metric in tqdm(
         todo, desc="scoring", unit="metric", disable=not progress or not todo, file=sys.stderr, dynamic_ncols=True
     ):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..published import DESCRIPTIONS, check_published
-from ..store import load_runs, results_frame, write_atomic
+from ..store import load_runs, results_frame, version_changes, write_atomic
 from . import grids, plots
 from .frame import clip_metric, distance_metric, method_colours, metric_meta
 from .overlay import overlay_table
@@ -152,6 +152,9 @@ def write_report(
         for (hardware, reason), group in skipped.groupby(["hardware", "reason"]):
             blocks.append(Block("p", f"- {len(group)} cells on `{hardware}`: {reason}"))
     blocks += [Block("h2", "Provenance")] + [Block("p", line) for line in provenance_lines(manifests)]
+    changes = version_changes([r for r in records if r.get("status") == "ok"])
+    if changes:
+        blocks.append(Block("p", "**Library versions differ between the cells of this report:** " + "; ".join(changes)))
     if metrics and not ok.empty:
         tables_dir.mkdir(parents=True, exist_ok=True)
         write_atomic(tables_dir / "quality_long.csv", tidy_results(ok, metrics).to_csv(index=False).encode())
