@@ -49,7 +49,7 @@ class DigestCache:
         if real.parent.name == "blobs" and HUB_BLOB.match(real.name):
             return real.name
         stat = real.stat()
-        key = f"{real}|{stat.st_size}|{stat.st_mtime_ns}|{stat.st_ino}"
+        key = f"file|{real}|{stat.st_size}|{stat.st_mtime_ns}|{stat.st_ino}"
         digest = self.entries.get(key)
         if digest is None:
             h = hashlib.sha256()
@@ -62,6 +62,7 @@ class DigestCache:
 
     def memo(self, key: str, compute) -> Any:
         """A derived value (e.g. a resolved scheduler config) cached under ``key``, which must name all its inputs."""
+        key = f"memo|{key}"
         if key not in self.entries:
             self.entries[key] = self._new[key] = compute()
         return self.entries[key]
@@ -77,7 +78,9 @@ class DigestCache:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(self.path) + ".lock"):
             merged = {**self._read(), **self._new}
-            alive = {k: v for k, v in merged.items() if "|" not in k or Path(k.split("|", 1)[0]).exists()}
+            alive = {
+                k: v for k, v in merged.items() if not k.startswith("file|") or Path(k[5:].rsplit("|", 3)[0]).exists()
+            }
             write_json(self.path, alive)
         self._new = {}
 

@@ -131,7 +131,9 @@ def test_weight_digests_are_cached_by_file_identity(tmp_path, monkeypatch):
     file.write_bytes(b"x" * 4096)
     cache = digests.DigestCache(tmp_path / "digests.json")
     first = cache.file(file)
+    assert cache.memo("derived|v1", lambda: "value") == "value"
     cache.flush()
+    assert digests.DigestCache(tmp_path / "digests.json").memo("derived|v1", lambda: "recomputed") == "value"
 
     def no_reading(*args, **kwargs):
         raise AssertionError("a cached digest read the file")
