@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from pathlib import Path
@@ -146,8 +147,8 @@ def cmd_distill(args) -> int:
 def _tolerance(args) -> dict[str, float]:
     given = {"rel": args.rel, "abs": args.abs, "noise_k": args.noise_k}
     for name, value in given.items():
-        if value is not None and value < 0:
-            raise UserError(f"--{name.replace('_', '-')}: must be >= 0, got {value}")
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise UserError(f"--{name.replace('_', '-')}: must be a finite number >= 0, got {value}")
     return {k: v for k, v in given.items() if v is not None}
 
 
@@ -211,6 +212,8 @@ def cmd_report(args) -> int:
     for path in args.run_dirs:
         if not Path(path).is_dir():
             raise UserError(f"run_dirs: '{path}' is not a directory")
+    if args.target is not None and not math.isfinite(args.target):
+        raise UserError(f"--target: must be a finite number, got {args.target}")
     report = write_report(
         args.run_dirs, args.out, published=args.published, target=args.target, target_metric=args.target_metric
     )
@@ -227,13 +230,42 @@ def cmd_validate(args) -> int:
     suite = load_suite(args.suite)
     runnable = [c for c in suite.cells if unavailable_reason(c.hardware) is None]
     untrained = set(pending({c.model for c in runnable}))
-    preflight([c for c in runnable if c.model not in untrained])
+    _, modes = preflight([c for c in runnable if c.model not in untrained])
     print(f"suite '{suite.name}' (hash {suite.suite_hash}): {len(suite.cells)} cells, {len(runnable)} runnable here")
     if untrained:
         print(f"students to distil on the first run: {', '.join(sorted(m.name for m in untrained))}")
-    for cell in suite.cells:
-        print(f"  {cell.cell_id}")
+    print(grid_table(suite.cells, modes))
+    if args.cells:
+        for cell in suite.cells:
+            print(f"  {cell.cell_id}")
     return 0
+
+
+def grid_table(cells, modes: dict[str, str]) -> str:
+    """Methods x steps, each entry the NFE per image (``?`` until a student is distilled or where the hardware is
+    absent), with how many cells (prompt sets x seeds x hardware) stand behind each entry."""
+    from .samplers import nfe_per_image
+
+    rows: dict[tuple[str, float], dict[int, list]] = {}
+    for cell in cells:
+        entry = rows.setdefault((cell.method_label, cell.guidance_scale), {}).setdefault(cell.steps, [])
+        mode = modes.get(cell.cell_id)
+        entry.append("?" if mode is None else str(nfe_per_image(cell.steps, mode, cell.guidance_scale)))
+    steps = sorted({s for row in rows.values() for s in row})
+    header = ["method", "s", *(f"{s} step{'s' * (s > 1)}" for s in steps)]
+    table = [header]
+    for (label, scale), row in rows.items():
+        table.append([label, f"{scale:g}", *(("/".join(dict.fromkeys(row[s])) if s in row else "") for s in steps)])
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    lines = [
+        "  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(r, widths, strict=True)))
+        for r in table
+    ]
+    per_entry = sorted({len(v) for row in rows.values() for v in row.values()})
+    counts = "/".join(map(str, per_entry))
+    return f"NFE per image (each entry {counts} cell{'s' * (per_entry != [1])}: prompt sets x seeds x hardware)\n" + (
+        "\n".join(lines)
+    )
 
 
 def cmd_list(args) -> int:
@@ -344,8 +376,9 @@ def build_parser() -> ArgumentParser:
     )
     report.add_argument("--target-metric", help="metric id of the iso-quality study (default: the suite's distance)")
     report.set_defaults(func=cmd_report)
-    validate = sub.add_parser("validate", help="check a suite file and list its cells")
+    validate = sub.add_parser("validate", help="check a suite file; print its methods x steps with NFE per image")
     validate.add_argument("suite")
+    validate.add_argument("--cells", action="store_true", help="also list every cell id")
     validate.set_defaults(func=cmd_validate)
     refs = sub.add_parser("ref-stats", help="compute and cache the reference statistics a suite's metrics need")
     refs.add_argument("suite")
@@ -398,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except UserError as exc:
-        print(f"lcm-bench: error: {exc}", file=sys.stderr)
+        print(f"lcm-bench: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("lcm-bench: interrupted; finished cells are saved, run the same command to resume", file=sys.stderr)

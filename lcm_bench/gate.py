@@ -25,7 +25,8 @@ from typing import Any
 from .errors import UserError
 from .fingerprint import changed_components, describe_change
 from .metrics import metric_of
-from .store import load_runs, machine_label, version_changes, write_atomic
+from .store import load_runs, machine_label, method_of, version_changes, write_atomic
+from .textfiles import read_text
 
 BASELINE_SCHEMA = 2
 OUTCOMES = ("regressed", "missing", "not comparable", "improved", "pass")
@@ -51,8 +52,8 @@ def _noise(metric: dict) -> float:
 def _label(record: dict) -> str:
     spec = record["spec"]
     return (
-        f"{spec['model']['name']} / {record.get('sampler_label', spec['sampler']['name'])} / {spec['steps']} steps / "
-        f"s={spec['guidance_scale']:g} / {spec['prompts']['name']} / seed {spec['seed']}"
+        f"{method_of(record)} / {spec['steps']} steps / s={spec['guidance_scale']:g} / {spec['prompts']['name']} / "
+        f"seed {spec['seed']}"
     )
 
 
@@ -109,11 +110,9 @@ def make_baseline(run_dirs: list[str | Path], tolerance: dict[str, float] | None
 
 def read_baseline(path: str | Path) -> dict:
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"--baseline: '{path}' does not exist")
     try:
-        baseline = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as error:
+        baseline = json.loads(read_text(path, "--baseline", "baseline file"))
+    except ValueError as error:
         raise UserError(f"--baseline: '{path}' is not JSON ({error})") from None
     if not isinstance(baseline, dict) or not isinstance(baseline.get("schema_version"), int):
         raise UserError(f"--baseline: '{path}' is not an lcm-bench baseline (schema_version {BASELINE_SCHEMA})")

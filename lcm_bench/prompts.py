@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import random
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from .errors import UserError
 from .registry import Registry
+from .textfiles import read_text
 
 FORMATS = ("txt", "csv", "tsv", "jsonl", "parquet", "coco", "parti")
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
@@ -85,16 +87,16 @@ def read_prompts(path: Path, fmt: str, column: str | None, field: str = "prompts
         raise UserError(f"{field}: prompt file '{path}' does not exist")
     if fmt not in FORMATS:
         raise UserError(f"{field}.format: '{fmt}' is not one of {list(FORMATS)}")
+    text = read_text(path, field, "prompt file") if fmt != "parquet" else ""
     try:
         if fmt == "txt":
-            prompts = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+            prompts = [line.strip() for line in text.splitlines()]
         elif fmt in ("csv", "tsv", "parti"):
             delimiter = "," if fmt == "csv" else "\t"
-            with path.open(newline="", encoding="utf-8") as f:
-                rows = list(csv.DictReader(f, delimiter=delimiter))
+            rows = list(csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter))
             prompts = _column(rows, column or ("Prompt" if fmt == "parti" else "prompt"), path, field)
         elif fmt == "jsonl":
-            rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+            rows = [json.loads(line) for line in text.splitlines() if line.strip()]
             prompts = _column(rows, column or "prompt", path, field)
         elif fmt == "parquet":
             import pandas as pd
@@ -102,13 +104,14 @@ def read_prompts(path: Path, fmt: str, column: str | None, field: str = "prompts
             frame = pd.read_parquet(path)
             prompts = _column(frame.to_dict("records"), column or "prompt", path, field)
         else:
-            annotations = json.loads(path.read_text(encoding="utf-8")).get("annotations")
+            data = json.loads(text)
+            annotations = data.get("annotations") if isinstance(data, dict) else None
             if not isinstance(annotations, list):
                 raise UserError(f"{field}: '{path}' is not a COCO captions file (no 'annotations' list)")
             prompts = [str(a["caption"]).strip() for a in sorted(annotations, key=lambda a: (a["image_id"], a["id"]))]
     except UserError:
         raise
-    except (ValueError, KeyError, UnicodeDecodeError, csv.Error, OSError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, csv.Error, OSError) as exc:
         raise UserError(f"{field}: cannot read '{path}' as {fmt}: {exc}") from None
     prompts = [p for p in prompts if p]
     if not prompts:

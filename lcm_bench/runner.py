@@ -190,15 +190,24 @@ def run_cell(
 def preflight(
     cells: list[CellSpec], resolved: dict[ModelSpec, ResolvedModel] | None = None
 ) -> tuple[dict[ModelSpec, ResolvedModel], dict[str, str]]:
-    """Resolve every model the runnable cells need and check guidance; errors surface before any work (students
-    the suite distils must be trained first: lcm_bench.students.ensure_students)."""
+    """Resolve every model the runnable cells need and check what their configs allow (guidance, steps,
+    resolution, LoRA keys); errors surface before any work (students the suite distils must be trained first:
+    lcm_bench.students.ensure_students)."""
+    from .checks import check_lora, check_resolution, check_steps
+
     resolved = {} if resolved is None else resolved
     modes: dict[str, str] = {}
     for cell in cells:
+        where = f"methods[{cell.method}]" if cell.method else f"models[{cell.model.name}]"
         if cell.model not in resolved:
-            resolved[cell.model] = resolve_model(cell.model, f"models[{cell.model.name}]")
-        modes[cell.cell_id] = guidance_mode(cell, resolved[cell.model], f"samplers[{cell.sampler.name}]")
-        resolved[cell.model].unet_for(cell.steps, f"models[{cell.model.name}] at steps: {cell.steps}")
+            model = resolved[cell.model] = resolve_model(cell.model, f"models[{cell.model.name}]")
+            for i, (path, _, weight_name) in enumerate(model.lora_paths):
+                check_lora(path, weight_name, model.unet_path or model.pipeline_path / "unet", f"{where}.loras[{i}]")
+        model = resolved[cell.model]
+        modes[cell.cell_id] = guidance_mode(cell, model, f"samplers[{cell.sampler.name}]")
+        unet = model.unet_for(cell.steps, f"{where} at steps: {cell.steps}")
+        check_steps(cell, model.pipeline_path, f"{where}.steps")
+        check_resolution(cell, model.pipeline_path, unet)
     return resolved, modes
 
 

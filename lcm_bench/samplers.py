@@ -73,17 +73,73 @@ SCHEDULER_OPTIONS = {
     "rescale_betas_zero_snr",
     "prediction_type",
 }
+_COMMON = {"prediction_type", "rescale_betas_zero_snr"}
+_SOLVER = _COMMON | {"final_sigmas_type", "lower_order_final", "solver_order", "use_karras_sigmas"}
+_CONSISTENCY = _COMMON | {"original_inference_steps", "timestep_scaling"}
+SCHEDULER_ACCEPTS = {
+    "DDIMScheduler": _COMMON | {"eta"},
+    "DPMSolverMultistepScheduler": _SOLVER,
+    "EulerDiscreteScheduler": _COMMON | {"final_sigmas_type", "use_karras_sigmas"},
+    "UniPCMultistepScheduler": _SOLVER,
+    "LCMScheduler": _CONSISTENCY,
+    "TCDScheduler": _CONSISTENCY | {"eta"},
+}
+"""Which options each scheduler takes (in ``__init__`` or ``step``), so a suite is checked without importing
+diffusers; tests/test_validation.py compares it with diffusers' signatures."""
+CONSISTENCY_SCHEDULERS = {"LCMScheduler", "TCDScheduler"}
+
+
+def _choice(*allowed):
+    return lambda v: v in allowed, f"one of {list(allowed)}"
+
+
+OPTION_VALUES = {
+    "eta": (lambda v: _number(v) and 0 <= v <= 1, "a number in [0, 1]"),
+    "original_inference_steps": (lambda v: _integer(v) and 1 <= v <= 1000, "an integer in 1..1000"),
+    "solver_order": (lambda v: _integer(v) and 1 <= v <= 3, "1, 2 or 3"),
+    "lower_order_final": _choice(True, False),
+    "use_karras_sigmas": _choice(True, False),
+    "rescale_betas_zero_snr": _choice(True, False),
+    "final_sigmas_type": _choice("zero", "sigma_min"),
+    "timestep_scaling": (lambda v: _number(v) and 0 < v <= 1e6, "a number > 0"),
+    "prediction_type": _choice("epsilon", "v_prediction", "sample"),
+}
+
+
+def _number(value) -> bool:
+    import math
+
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _integer(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def nfe_per_image(steps: int, guidance_mode: str, guidance_scale: float) -> int:
+    """Network evaluations per image: one per step (every registered sampler is single-evaluation per step), two
+    under classifier-free guidance with s > 1 (the unconditional pass); a guidance embedding costs nothing extra."""
+    return steps * (2 if guidance_mode == "cfg" and guidance_scale > 1.0 else 1)
 
 
 def check_sampler(spec: SamplerSpec, field: str) -> SamplerDef:
     sampler = SAMPLERS.get(spec.name, field)
     if spec.timestep_spacing is not None and spec.timestep_spacing not in SPACINGS:
         raise UserError(f"{field}.timestep_spacing: '{spec.timestep_spacing}' is not one of {list(SPACINGS)}")
-    for key, _ in spec.options:
+    accepted = SCHEDULER_ACCEPTS.get(sampler.scheduler, SCHEDULER_OPTIONS)
+    for key, value in spec.options:
         if key not in SCHEDULER_OPTIONS:
             raise UserError(
                 f"{field}: unknown sampler option '{key}' (allowed: {', '.join(sorted(SCHEDULER_OPTIONS))})"
             )
+        if key not in accepted:
+            raise UserError(
+                f"{field}.{key}: sampler '{spec.name}' ({sampler.scheduler}) does not take this option "
+                f"(it takes: {', '.join(sorted(accepted))})"
+            )
+        valid, allowed = OPTION_VALUES[key]
+        if not valid(value):
+            raise UserError(f"{field}.{key}: expected {allowed}, got {value!r}")
     return sampler
 
 
@@ -94,6 +150,10 @@ def build_scheduler(spec: SamplerSpec, base_config: dict[str, Any]):
     sampler = SAMPLERS.get(spec.name)
     cls = getattr(diffusers, sampler.scheduler)
     options = dict(spec.options)
+    takes = set(inspect.signature(cls.__init__).parameters) | set(inspect.signature(cls.step).parameters)
+    ignored = sorted(set(options) - takes)
+    if ignored:
+        raise UserError(f"samplers: {spec.label}: this diffusers' {cls.__name__} does not take {', '.join(ignored)}")
     step_kwargs = dict(sampler.step_kwargs)
     if "eta" in options:
         step_kwargs["eta"] = options.pop("eta")

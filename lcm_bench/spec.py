@@ -14,6 +14,7 @@ import json
 import os
 import re
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from typing import Any
 
 CELL_SPEC_VERSION = 2
@@ -82,6 +83,17 @@ class SamplerSpec:
 
 
 @dataclass(frozen=True)
+class Method:
+    """A named way of sampling: one model, one sampler with its options, guidance scales, optional own steps."""
+
+    name: str
+    model: ModelSpec
+    sampler: SamplerSpec
+    guidance_scales: tuple[float, ...]
+    steps: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True)
 class PromptSetSpec:
     name: str
     source: str
@@ -107,12 +119,15 @@ class CellSpec:
     negative_prompt: str = ""
     save_images: str = "all"
     warmup: int = 1
+    method: str | None = None
     spec_version: int = field(default=CELL_SPEC_VERSION)
 
     def canonical(self) -> dict[str, Any]:
         data = asdict(self)
         if not self.model.distill:
             del data["model"]["distill"]
+        if self.method is None:
+            del data["method"]
         return data
 
     def configuration(self) -> dict[str, Any]:
@@ -135,7 +150,7 @@ class CellSpec:
             lora["source"] = _located(lora["source"])
         return data
 
-    @property
+    @cached_property
     def config_key(self) -> str:
         return stable_hash(self.configuration(), 16)
 
@@ -149,9 +164,15 @@ class CellSpec:
         readable = re.sub(r"[^A-Za-z0-9_.+-]", "_", readable)
         return f"{readable}.{self.config_key[:10]}"
 
+    @property
+    def method_label(self) -> str:
+        """The row label: the suite's method name, or model / sampler for a models x samplers grid."""
+        return self.method or f"{self.model.name} / {self.sampler.label}"
+
     def axis_values(self) -> dict[str, Any]:
         """The values include/exclude rules match against."""
         return {
+            "method": self.method,
             "model": self.model.name,
             "sampler": self.sampler.name,
             "steps": self.steps,

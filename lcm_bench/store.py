@@ -21,6 +21,7 @@ READABLE_SCHEMAS = (1, 2)
 RESULT_COLUMNS = (
     "cell_id",
     "status",
+    "method",
     "model",
     "sampler",
     "sampler_label",
@@ -187,12 +188,19 @@ def machine_label(machine: dict) -> str | None:
     return f"{machine.get('cpu')} x{machine.get('cpu_count')}"
 
 
+def method_of(record: dict) -> str:
+    """The record's row label: its suite's method name, or model / sampler for a grid suite."""
+    spec = record["spec"]
+    return spec.get("method") or f"{spec['model']['name']} / {record.get('sampler_label', spec['sampler']['name'])}"
+
+
 def result_row(record: dict) -> dict[str, Any]:
     """One results.csv row: the record's spec, schedule and measurements, flattened."""
     spec = record["spec"]
     row: dict[str, Any] = {
         "cell_id": record["cell_id"],
         "status": record["status"],
+        "method": method_of(record),
         "model": spec["model"]["name"],
         "sampler": spec["sampler"]["name"],
         "sampler_label": record.get("sampler_label", spec["sampler"]["name"]),

@@ -1,13 +1,17 @@
 """Suite files: YAML -> validated frozen dataclasses -> the grid of cells.
 
-Axes (models, samplers, steps, guidance_scales, prompts, hardware, seeds) expand as a product; ``include`` adds
-sub-grids, ``exclude`` removes matching cells (asv's ``matrix`` semantics). ``extends`` inherits another suite:
-keys in the child replace the parent's. Every unknown key or impossible value is a one-line ``UserError``.
+A suite names its methods (a model, a sampler, a guidance setting and options, each with a name) crossed with the
+axes steps, prompts, hardware and seeds; a method may override the suite's steps. The older form crosses models x
+samplers x guidance_scales instead. Either way ``include`` adds sub-grids and ``exclude`` removes matching cells
+(asv's ``matrix`` semantics), and ``extends`` inherits another suite: keys in the child replace the parent's.
+Every unknown key or impossible value is a one-line ``UserError``.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +30,7 @@ from .spec import (
     SAVE_IMAGES,
     CellSpec,
     LoraSpec,
+    Method,
     MetricSpec,
     ModelSpec,
     PromptSetSpec,
@@ -34,6 +39,7 @@ from .spec import (
     Suite,
     stable_hash,
 )
+from .textfiles import read_text
 
 SUITE_VERSION = 1
 AXES = {
@@ -45,8 +51,27 @@ AXES = {
     "hardware": "hardware",
     "seeds": "seed",
 }
+MAX_STEPS = 10_000
+"""A ceiling for any suite; the model's scheduler sets the real one (checked before compute, lcm_bench.checks)."""
+MAX_GUIDANCE = 100.0
+GRID_KEYS = ("models", "samplers", "guidance_scales")
+METHOD_AXES = ("steps", "prompts", "hardware", "seed")
+METHOD_FIELDS = {"name", "model", "sampler", "guidance_scale", "guidance", "steps", "timestep_spacing"}
+FILE_SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 SCALARS = ("num_images", "batch_size", "resolution", "negative_prompt", "save_images", "warmup")
-TOP_KEYS = {"version", "name", "description", "published", "extends", "include", "exclude", "metrics", *AXES, *SCALARS}
+TOP_KEYS = {
+    "version",
+    "name",
+    "description",
+    "published",
+    "extends",
+    "include",
+    "exclude",
+    "metrics",
+    "methods",
+    *AXES,
+    *SCALARS,
+}
 DEFAULTS: dict[str, Any] = {
     "steps": [1, 2, 4, 8],
     "guidance_scales": [7.5],
@@ -76,19 +101,19 @@ def _as_list(value: Any, field: str) -> list:
     return items
 
 
-def _int(value: Any, field: str, minimum: int) -> int:
+def _int(value: Any, field: str, minimum: int, maximum: int = 2**31 - 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise UserError(f"{field}: expected an integer >= {minimum}, got {value!r}")
-    if value < minimum:
-        raise UserError(f"{field}: must be >= {minimum}, got {value}")
+        raise UserError(f"{field}: expected an integer in {minimum}..{maximum}, got {value!r}")
+    if not minimum <= value <= maximum:
+        raise UserError(f"{field}: must be in {minimum}..{maximum}, got {value}")
     return value
 
 
-def _float(value: Any, field: str, minimum: float) -> float:
+def _float(value: Any, field: str, minimum: float, maximum: float = 1e6) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise UserError(f"{field}: expected a number >= {minimum:g}, got {value!r}")
-    if value < minimum:
-        raise UserError(f"{field}: must be >= {minimum:g}, got {value:g}")
+        raise UserError(f"{field}: expected a number in [{minimum:g}, {maximum:g}], got {value!r}")
+    if not math.isfinite(value) or not minimum <= value <= maximum:
+        raise UserError(f"{field}: must be a finite number in [{minimum:g}, {maximum:g}], got {value!r}")
     return float(value)
 
 
@@ -144,7 +169,7 @@ def parse_model(entry: Any, field: str, base_dir: Path) -> ModelSpec:
         loras.append(
             LoraSpec(
                 source=_str(lsource, f"{lfield}.source"),
-                weight=_float(lora.get("weight", 1.0), f"{lfield}.weight", -10.0),
+                weight=_float(lora.get("weight", 1.0), f"{lfield}.weight", -10.0, 10.0),
                 weight_name=lora.get("weight_name"),
             )
         )
@@ -174,6 +199,57 @@ def parse_sampler(entry: Any, field: str) -> SamplerSpec:
     return spec
 
 
+def parse_method(entry: Any, field: str, base_dir: Path) -> list[Method]:
+    """One method entry; a distilled model with several snapshots gives one method per snapshot (``name@N``)."""
+    if not isinstance(entry, dict):
+        raise UserError(f"{field}: expected a mapping such as {{name: lcm, model: shapes-lcm, sampler: lcm}}")
+    _unknown_keys(entry, METHOD_FIELDS | SCHEDULER_OPTIONS, field)
+    name = _str(entry.get("name"), f"{field}.name")
+    if not FILE_SAFE.match(name):
+        raise UserError(
+            f"{field}.name: '{name}' is not file-safe (letters, digits, '_', '.', '+', '-'; a letter or digit first)"
+        )
+    for key in ("model", "sampler"):
+        if key not in entry:
+            raise UserError(f"{field}.{key}: missing; a method names a model and a sampler")
+    sampler = entry["sampler"]
+    options = {k: v for k, v in entry.items() if k in SCHEDULER_OPTIONS or k in ("guidance", "timestep_spacing")}
+    if options:
+        base = sampler if isinstance(sampler, dict) else {"name": sampler}
+        if not isinstance(base, dict):
+            raise UserError(f"{field}.sampler: expected a sampler name or a mapping, got {sampler!r}")
+        sampler = {**base, **options}
+    sampler_spec = parse_sampler(sampler, f"{field}.sampler")
+    scales = entry.get("guidance_scale", DEFAULTS["guidance_scales"])
+    scales = _as_list(scales, f"{field}.guidance_scale")
+    scales = tuple(_float(v, f"{field}.guidance_scale", 0.0, MAX_GUIDANCE) for v in scales)
+    steps = None
+    if "steps" in entry:
+        steps = tuple(_int(v, f"{field}.steps", 1, MAX_STEPS) for v in _as_list(entry["steps"], f"{field}.steps"))
+    models = parse_models(entry["model"], f"{field}.model", base_dir)
+    return [
+        Method(name if len(models) == 1 else f"{name}@{m.name.rsplit('@', 1)[-1]}", m, sampler_spec, scales, steps)
+        for m in models
+    ]
+
+
+def parse_methods(entries: list, base_dir: Path) -> list[Method]:
+    """Every method, with unique names and one meaning per model name."""
+    methods = [m for i, e in enumerate(entries) for m in parse_method(e, f"methods[{i}]", base_dir)]
+    seen: dict[str, Method] = {}
+    models: dict[str, ModelSpec] = {}
+    for method in methods:
+        if method.name in seen:
+            raise UserError(f"methods: the name '{method.name}' is used twice; every method needs its own")
+        seen[method.name] = method
+        if models.setdefault(method.model.name, method.model) != method.model:
+            raise UserError(
+                f"methods[{method.name}].model: the model name '{method.model.name}' already stands for another "
+                "model in this suite; give this one its own name"
+            )
+    return methods
+
+
 def parse_references(entry: Any, field: str, base_dir: Path) -> ReferenceSpec | None:
     """A prompt set's reference images: {path: DIR}, {path: FILE.parquet, column: C} or {generator: NAME, ...}."""
     if isinstance(entry, str):
@@ -192,8 +268,8 @@ def parse_references(entry: Any, field: str, base_dir: Path) -> ReferenceSpec | 
 
         GENERATORS.get(str(refs["generator"]), f"{field}.generator")
         options = (
-            ("per_prompt", _int(refs.get("per_prompt", 32), f"{field}.per_prompt", 1)),
-            ("size", _int(refs.get("size", 32), f"{field}.size", 8)),
+            ("per_prompt", _int(refs.get("per_prompt", 32), f"{field}.per_prompt", 1, 100_000)),
+            ("size", _int(refs.get("size", 32), f"{field}.size", 8, 4096)),
         )
         return ReferenceSpec("generator", refs["generator"], options)
     _unknown_keys(refs, {"path", "column"}, field)
@@ -201,6 +277,9 @@ def parse_references(entry: Any, field: str, base_dir: Path) -> ReferenceSpec | 
     if not path.exists():
         raise UserError(f"{field}.path: '{path}' does not exist")
     if path.is_dir():
+        from .metrics.references import image_files
+
+        image_files(path, f"{field}.path")
         return ReferenceSpec("folder", str(path))
     if path.suffix != ".parquet":
         raise UserError(f"{field}.path: '{path}' is neither a folder of images nor a .parquet file")
@@ -217,6 +296,17 @@ def parse_metric(entry: Any, field: str, base_dir: Path = Path(".")) -> MetricSp
     allowed = {"name", *definition.defaults} | (EXTRACTOR_OPTIONS if "extractor" in definition.defaults else set())
     _unknown_keys(entry, allowed, field)
     options = {**definition.defaults, **{k: v for k, v in entry.items() if k != "name"}}
+    for key, value in options.items():
+        default = definition.defaults.get(key, "")
+        if isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise UserError(f"{field}.{key}: expected true or false, got {value!r}")
+        elif isinstance(default, int):
+            _int(value, f"{field}.{key}", 1, 1_000_000)
+        elif isinstance(default, float):
+            _float(value, f"{field}.{key}", 0.0)
+        else:
+            _str(value, f"{field}.{key}")
     for key in ("pretrained", "weights"):
         value = options.get(key)
         if isinstance(value, str) and ("/" in value or value.endswith((".safetensors", ".pt", ".pth"))):
@@ -264,7 +354,7 @@ def _resolution(value: Any) -> tuple[int | None, int | None]:
     pair = value if isinstance(value, list) else [value, value]
     if len(pair) != 2:
         raise UserError(f"resolution: expected an integer or [height, width], got {value!r}")
-    height, width = (_int(v, "resolution", 8) for v in pair)
+    height, width = (_int(v, "resolution", 8, 16384) for v in pair)
     if height % 8 or width % 8:
         raise UserError(f"resolution: height and width must be multiples of 8, got {height}x{width}")
     return height, width
@@ -275,11 +365,11 @@ def parse_axis(axis: str, values: list, field: str, base_dir: Path, known: dict[
     parsers = {
         "model": lambda v, f: parse_models(v, f, base_dir),
         "sampler": parse_sampler,
-        "steps": lambda v, f: _int(v, f, 1),
-        "guidance_scale": lambda v, f: _float(v, f, 0.0),
+        "steps": lambda v, f: _int(v, f, 1, MAX_STEPS),
+        "guidance_scale": lambda v, f: _float(v, f, 0.0, MAX_GUIDANCE),
         "prompts": lambda v, f: parse_prompts(v, f, base_dir),
         "hardware": parse_hardware,
-        "seed": lambda v, f: _int(v, f, 0),
+        "seed": lambda v, f: _int(v, f, 0, 2**63 - 1),
     }
     named = known.get(axis, {})
     parsed = [
@@ -296,14 +386,14 @@ def read_suite_dict(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     path = path.resolve()
     if path in seen:
         raise UserError(f"{path}: extends forms a cycle ({' -> '.join(p.name for p in (*seen, path))})")
-    if not path.is_file():
-        raise UserError(f"suite file '{path}' does not exist")
+    text = read_text(path, "suite", "suite file")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
-        raise UserError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+        problem = getattr(exc, "problem", None) or getattr(exc, "reason", None) or exc
+        raise UserError(f"{path}: not valid YAML{where}: {problem}") from None
     if not isinstance(data, dict):
         raise UserError(f"{path}: a suite must be a mapping of keys to values")
     if "extends" in data:
@@ -311,6 +401,10 @@ def read_suite_dict(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         parent = read_suite_dict(parent_path, (*seen, path))
         parent.pop("name", None)
         parent.pop("description", None)
+        if "methods" in data:
+            parent = {k: v for k, v in parent.items() if k not in GRID_KEYS}
+        if any(k in data for k in GRID_KEYS):
+            parent.pop("methods", None)
         data = {**parent, **{k: v for k, v in data.items() if k != "extends"}}
     data["_base_dir"] = data.get("_base_dir", str(path.parent))
     return data
@@ -324,11 +418,46 @@ def _matches(values: dict[str, Any], rule: dict[str, Any]) -> bool:
     return True
 
 
-def _rule(entry: Any, field: str) -> dict[str, Any]:
+def _rule(entry: Any, field: str, methods: dict[str, Method] | None) -> dict[str, Any]:
+    """An include/exclude rule; ``method`` names must be the suite's own (only in a suite with methods)."""
     if not isinstance(entry, dict) or not entry:
-        raise UserError(f"{field}: expected a mapping of axis values, e.g. {{sampler: lcm, steps: 1}}")
-    _unknown_keys(entry, set(AXES.values()), field)
+        raise UserError(f"{field}: expected a mapping of axis values, e.g. {{method: lcm, steps: 1}}")
+    _unknown_keys(entry, {"method", *AXES.values()}, field)
+    if "method" in entry:
+        if methods is None:
+            raise UserError(f"{field}.method: only a suite with methods: has method names; match model or sampler")
+        for name in _as_list(entry["method"], f"{field}.method"):
+            if name not in methods:
+                raise UserError(f"{field}.method: no method '{name}'{did_you_mean(str(name), list(methods))}")
     return entry
+
+
+def method_cells(methods: list[Method], axes: dict[str, list], common: dict, rule: dict | None = None) -> list:
+    """Each method crossed with steps (its own, or the suite's), prompts, hardware and seeds; an include ``rule``
+    narrows the methods and replaces axis values."""
+    rule = rule or {}
+    chosen = [m for m in methods if "method" not in rule or _matches({"method": m.name}, {"method": rule["method"]})]
+    cells = []
+    for m in chosen:
+        steps = rule.get("steps") or m.steps or axes["steps"]
+        scales = rule.get("guidance_scale") or m.guidance_scales
+        for scale, step, prompts, hardware, seed in itertools.product(
+            scales, steps, axes["prompts"], axes["hardware"], axes["seed"]
+        ):
+            cells.append(
+                CellSpec(
+                    model=m.model,
+                    sampler=m.sampler,
+                    steps=step,
+                    guidance_scale=scale,
+                    prompts=prompts,
+                    hardware=hardware,
+                    seed=seed,
+                    method=m.name,
+                    **common,
+                )
+            )
+    return cells
 
 
 def load_suite(path: str | Path) -> Suite:
@@ -349,45 +478,64 @@ def _load(path: Path) -> Suite:
         raise UserError(f"version: missing; add 'version: {SUITE_VERSION}'")
     if raw["version"] != SUITE_VERSION:
         raise UserError(f"version: {raw['version']!r} is not supported (supported: {SUITE_VERSION})")
-    for required in ("models", "samplers", "prompts"):
+    uses_methods = "methods" in raw
+    mixed = [k for k in GRID_KEYS if k in raw]
+    if uses_methods and mixed:
+        raise UserError(
+            f"methods: a suite lists either methods or {' x '.join(GRID_KEYS)}, not both "
+            f"(it also has {', '.join(mixed)})"
+        )
+    for required in ("methods", "prompts") if uses_methods else ("models", "samplers", "prompts"):
         if required not in raw:
             raise UserError(f"{required}: missing; a suite must name at least one")
     data = {**DEFAULTS, **raw}
 
     axes: dict[str, list] = {}
     for key, axis in AXES.items():
-        axes[axis] = parse_axis(axis, _as_list(data[key], key), key, base_dir, {})
-    names = [m.name for m in axes["model"]]
+        if not uses_methods or axis in METHOD_AXES:
+            axes[axis] = parse_axis(axis, _as_list(data[key], key), key, base_dir, {})
+    methods = parse_methods(_as_list(data["methods"], "methods"), base_dir) if uses_methods else None
+    names = [m.name for m in axes.get("model", [])]
     if len(set(names)) != len(names):
         raise UserError(f"models: names must be unique, got {names}")
     height, width = _resolution(data["resolution"])
     if data["save_images"] not in SAVE_IMAGES:
         raise UserError(f"save_images: '{data['save_images']}' is not one of {list(SAVE_IMAGES)}")
     common = {
-        "num_images": _int(data["num_images"], "num_images", 1),
-        "batch_size": _int(data["batch_size"], "batch_size", 1),
+        "num_images": _int(data["num_images"], "num_images", 1, 10_000_000),
+        "batch_size": _int(data["batch_size"], "batch_size", 1, 65536),
         "height": height,
         "width": width,
         "negative_prompt": data["negative_prompt"] if isinstance(data["negative_prompt"], str) else "",
         "save_images": data["save_images"],
-        "warmup": _int(data["warmup"], "warmup", 0),
+        "warmup": _int(data["warmup"], "warmup", 0, 1000),
     }
 
     def cells_of(grid: dict[str, list]) -> list[CellSpec]:
         combos = itertools.product(*grid.values())
         return [CellSpec(**dict(zip(grid, combo, strict=True)), **common) for combo in combos]
 
-    cells = cells_of(axes)
-    known = {axis: {v.name: v for v in axes[axis]} for axis in ("model", "sampler", "prompts", "hardware")}
+    by_name = {m.name: m for m in methods} if methods is not None else None
+    cells = method_cells(methods, axes, common) if methods is not None else cells_of(axes)
+    known = {
+        axis: {v.name: v for v in axes[axis]} for axis in ("model", "sampler", "prompts", "hardware") if axis in axes
+    }
     for i, entry in enumerate(_as_list(data["include"], "include") if "include" in data else []):
-        rule = _rule(entry, f"include[{i}]")
-        grid = {
-            **axes,
-            **{k: parse_axis(k, _as_list(v, k), f"include[{i}].{k}", base_dir, known) for k, v in rule.items()},
+        rule = _rule(entry, f"include[{i}]", by_name)
+        parsed = {
+            k: parse_axis(k, _as_list(v, k), f"include[{i}].{k}", base_dir, known)
+            for k, v in rule.items()
+            if k != "method"
         }
-        cells += cells_of(grid)
+        if methods is None:
+            cells += cells_of({**axes, **parsed})
+        else:
+            if "model" in parsed or "sampler" in parsed:
+                raise UserError(f"include[{i}]: in a suite with methods, add a method instead of a model or sampler")
+            narrowed = {k: v for k, v in {**rule, **parsed}.items() if k in ("method", "steps", "guidance_scale")}
+            cells += method_cells(methods, {**axes, **parsed}, common, narrowed)
     excludes = (
-        [_rule(e, f"exclude[{i}]") for i, e in enumerate(_as_list(data["exclude"], "exclude"))]
+        [_rule(e, f"exclude[{i}]", by_name) for i, e in enumerate(_as_list(data["exclude"], "exclude"))]
         if "exclude" in data
         else []
     )

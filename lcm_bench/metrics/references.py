@@ -37,18 +37,35 @@ class ReferenceSet:
         return self.load(draw)
 
 
-def _decode(data: bytes) -> np.ndarray:
-    from PIL import Image
+def _decode(data: bytes, where: str = "reference image") -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
 
-    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+    try:
+        return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise UserError(f"references: {where} cannot be decoded ({exc})") from None
 
 
-def folder_reference(path: Path, field: str) -> ReferenceSet:
+def image_files(path: Path, field: str) -> list[Path]:
+    """The images of a reference folder, each checked to open as an image (its header; no pixels decoded)."""
+    from PIL import Image, UnidentifiedImageError
+
     files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise UserError(f"{field}: reference folder '{path}' holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    for file in files:
+        try:
+            with Image.open(file) as image:
+                image.size  # noqa: B018 - opening parses the header
+        except (UnidentifiedImageError, OSError, ValueError) as exc:
+            raise UserError(f"{field}: reference image '{file}' is not a readable image ({exc})") from None
+    return files
+
+
+def folder_reference(path: Path, field: str) -> ReferenceSet:
+    files = image_files(path, field)
     digest = files_digest(files, path)[:16]
-    return ReferenceSet(str(path), len(files), digest, lambda draw: (_decode(f.read_bytes()) for f in files))
+    return ReferenceSet(str(path), len(files), digest, lambda draw: (_decode(f.read_bytes(), str(f)) for f in files))
 
 
 def parquet_reference(path: Path, column: str, field: str) -> ReferenceSet:

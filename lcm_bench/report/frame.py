@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-METHOD_KEYS = ["model", "sampler_label", "guidance_scale", "prompts", "hardware"]
+METHOD_KEYS = ["method", "model", "sampler_label", "guidance_scale", "prompts", "hardware"]
 DISTILLED_SAMPLERS = {"lcm", "tcd", "guided-distill"}
 PALETTE = [
     "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f",
@@ -12,8 +12,9 @@ PALETTE = [
 
 
 def method_name(row) -> str:
-    """A method without its operating point: model and sampler."""
-    return f"{row['model']} / {row['sampler_label']}"
+    """A method without its operating point: the suite's method name, or model / sampler for a grid suite."""
+    method = row.get("method")
+    return method if isinstance(method, str) and method else f"{row['model']} / {row['sampler_label']}"
 
 
 def method_label(row) -> str:

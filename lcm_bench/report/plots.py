@@ -130,7 +130,7 @@ def guidance_curves(frame, distance: dict, clip: dict, colours: dict, path: Path
     if distance is None or clip is None:
         return None
     table = aggregate_metrics(frame, [distance, clip]).dropna(subset=[distance["id"], clip["id"]])
-    keys = ["model", "sampler_label", "prompts", "hardware", "steps"]
+    keys = ["method", "model", "sampler_label", "prompts", "hardware", "steps"]
     curves = [(k, g) for k, g in table.groupby(keys, sort=False) if g["guidance_scale"].nunique() > 1]
     if not curves:
         return None
@@ -232,12 +232,13 @@ def latency_vs_steps(frame, colours: dict, path: Path) -> Path | None:
     table = by_method_and_steps(frame)
     if table.empty:
         return None
-    table = table.drop_duplicates(subset=["model", "sampler_label", "guidance_scale", "hardware", "steps"])
+    table = table.drop_duplicates(subset=["method", "model", "sampler_label", "guidance_scale", "hardware", "steps"])
     scales = _scales(table)
     fig, axes = _grid(1, 1, width=6.5, height=4.2)
     ax = axes[0][0]
-    for key, group in table.groupby(["model", "sampler_label", "guidance_scale", "hardware"], sort=False):
-        row = dict(zip(["model", "sampler_label", "guidance_scale", "hardware"], key, strict=True))
+    keys = ["method", "model", "sampler_label", "guidance_scale", "hardware"]
+    for key, group in table.groupby(keys, sort=False):
+        row = dict(zip(keys, key, strict=True))
         group = group.sort_values("steps")
         ax.errorbar(
             group["steps"],

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from .frame import METHOD_KEYS, aggregate_metrics, is_baseline, method_label
+from .frame import METHOD_KEYS, aggregate_metrics, is_baseline, method_label, method_name
 from .tables import Table
 
 
@@ -75,7 +75,7 @@ def speedup_table(rows: list[dict], metric: dict, target: float, target_source: 
         return None
     baselines = [r for r in rows if r["baseline"]]
     columns = ["method", "NFE to target", "ms/image to target"]
-    columns += [f"speedup vs {b['sampler_label']} (NFE / time)" for b in baselines]
+    columns += [f"speedup vs {method_name(b)} (NFE / time)" for b in baselines]
     table_rows = []
     for r in rows:
         reached = not math.isnan(r["nfe"])

@@ -153,7 +153,7 @@ def throughput_table(frame) -> Table | None:
     ok = frame[frame["status"] == "ok"]
     if ok.empty:
         return None
-    keys = ["model", "sampler_label", "guidance_scale", "machine", "hardware", "steps"]
+    keys = ["method", "model", "sampler_label", "guidance_scale", "machine", "hardware", "steps"]
     ok = ok.assign(machine=ok["machine"].fillna("unknown")) if "machine" in ok.columns else ok.assign(machine="unknown")
     grouped = ok.groupby(keys, sort=False, dropna=False)
     table = grouped.agg(**{c: (c, "mean") for c in columns}).reset_index()
@@ -172,7 +172,7 @@ def throughput_table(frame) -> Table | None:
         "peak MB",
     ]
     rows = []
-    for _, r in table.sort_values(["machine", "hardware", "model", "sampler_label", "steps"], kind="stable").iterrows():
+    for _, r in table.sort_values(["machine", "hardware", "method", "steps"], kind="stable").iterrows():
         jitter = r["seconds_per_image_std"] if r["cells"] > 1 else 0.0
         rows.append(
             [
