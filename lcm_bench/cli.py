@@ -107,8 +107,9 @@ def cmd_distill(args) -> int:
     import json
     import time
 
-    from .distill.guided import GuidedConfig, distill_guided
-    from .distill.lcd import LCDConfig, distill
+    from .distill.config import GuidedConfig, LCDConfig
+    from .distill.guided import distill_guided
+    from .distill.lcd import distill
     from .distill.teacher import load_teacher, training_latents
     from .models import EMBEDDED_DIR, quiet_libraries
     from .store import write_json
@@ -298,8 +299,7 @@ def _config_fields() -> dict[str, tuple[str, object]]:
     """Every option of the distillation configs: name -> (the methods that take it, default)."""
     import dataclasses
 
-    from .distill.guided import GuidedConfig
-    from .distill.lcd import LCDConfig, StudentConfig
+    from .distill.config import GuidedConfig, LCDConfig, StudentConfig
 
     fields = {}
     for config, methods in (

@@ -32,10 +32,14 @@ def torch_dtype(hardware: Hardware):
 
 
 def unavailable_reason(hardware: Hardware) -> str | None:
-    """Why this machine cannot run ``hardware`` (None when it can)."""
+    """Why this machine cannot run ``hardware`` (None when it can); torch is imported only for GPU entries."""
+    kind = hardware.device.split(":")[0]
+    if kind == "cpu":
+        return (
+            "fp16 on CPU is unsupported by most kernels; use cpu-fp32 or cpu-bf16" if hardware.dtype == "fp16" else None
+        )
     import torch
 
-    kind = hardware.device.split(":")[0]
     if kind == "cuda":
         if not torch.cuda.is_available():
             return "CUDA is not available on this machine"
@@ -46,8 +50,6 @@ def unavailable_reason(hardware: Hardware) -> str | None:
             return "this GPU does not support bf16"
     if kind == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
         return "MPS is not available on this machine"
-    if kind == "cpu" and hardware.dtype == "fp16":
-        return "fp16 on CPU is unsupported by most kernels; use cpu-fp32 or cpu-bf16"
     return None
 
 

@@ -279,6 +279,7 @@ def run_suite(suite: Suite, out: str | Path, provenance: dict, progress: bool = 
         print(f"recomputing {summary.recompute_note()}", file=sys.stderr)
     from .students import ensure_students
 
+    preflight([c for c in todo if not c.model.distill], resolved)
     ensure_students({c.model for c in todo}, progress=progress)
     resolved, modes = preflight(todo, resolved)
     run.write_manifest(

@@ -49,7 +49,7 @@ def _fingerprint(folder: Path) -> str:
 
 def parse_distill(entry: dict, name: str, field: str, base_dir: Path) -> list[ModelSpec]:
     """ModelSpecs (one per snapshot) of a model entry's ``distill`` mapping; one-line errors for bad options."""
-    from .distill.lcd import LCDConfig
+    from .distill.config import LCDConfig
 
     if not isinstance(entry, dict):
         raise UserError(f"{field}: expected a mapping of distillation options, got {entry!r}")

@@ -11,34 +11,16 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..errors import UserError
 from ..generate import guidance_embedding
-from .lcd import StudentConfig, lcd_student
+from .config import GuidedConfig
+from .lcd import lcd_student
 from .teacher import LatentData, Teacher, x0_from_eps
-
-
-@dataclass(frozen=True)
-class GuidedConfig(StudentConfig):
-    stage1_steps: int = 800
-    stage2_steps: int = 300
-    start_steps: int = 32
-    keep: tuple[int, ...] = (8, 4, 2, 1)
-
-    def validate(self) -> None:
-        super().validate()
-        if self.start_steps < 2 or self.start_steps & (self.start_steps - 1):
-            raise UserError(f"--start-steps: {self.start_steps} is not a power of two >= 2")
-        if not set(self.keep) <= set(self.halvings()):
-            raise UserError(f"--keep: {list(self.keep)} must be among the halvings {self.halvings()}")
-
-    def halvings(self) -> list[int]:
-        return [self.start_steps >> i for i in range(1, self.start_steps.bit_length())]
 
 
 def ddim_grid(steps: int) -> np.ndarray:

@@ -134,8 +134,9 @@ def guidance_curves(frame, distance: dict, clip: dict, colours: dict, path: Path
     curves = [(k, g) for k, g in table.groupby(keys, sort=False) if g["guidance_scale"].nunique() > 1]
     if not curves:
         return None
-    prompt_sets = list(dict.fromkeys(k[2] for k, _ in curves))
-    all_steps = sorted({k[4] for k, _ in curves})
+    rows = [dict(zip(keys, k, strict=True)) for k, _ in curves]
+    prompt_sets = list(dict.fromkeys(r["prompts"] for r in rows))
+    all_steps = sorted({r["steps"] for r in rows})
     fig, axes = _grid(1, len(prompt_sets), width=6.0, height=4.6)
     for key, group in curves:
         row = dict(zip(keys, key, strict=True))
