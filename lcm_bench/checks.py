@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-from functools import cache
 from pathlib import Path
 
 from .errors import UserError
@@ -17,7 +16,6 @@ LORA_KEY = re.compile(r"^(?:unet\.|base_model\.model\.)?(?P<module>.+?)\.(?:lora
 KOHYA_KEY = re.compile(r"^lora_unet_(?P<module>.+)\.lora_down\.weight$")
 
 
-@cache
 def _json(path: Path) -> dict:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
