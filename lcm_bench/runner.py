@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UserError
+from .execute.writer import ImageWriter
 from .hardware import torch_dtype, unavailable_reason
 from .models import ResolvedModel, load_pipeline, resolve_model
 from .prompts import read_prompts, select
@@ -61,17 +62,6 @@ def default_resolution(pipe) -> tuple[int, int]:
     return size[0] * pipe.vae_scale_factor, size[1] * pipe.vae_scale_factor
 
 
-def save_images(run: RunDir, cell: CellSpec, images, start: int) -> None:
-    from PIL import Image
-
-    if cell.save_images != "all":
-        return
-    folder = run.images_dir(cell.cell_id)
-    folder.mkdir(parents=True, exist_ok=True)
-    for offset, image in enumerate(images):
-        Image.fromarray(image).save(folder / f"{start + offset:05d}.png")
-
-
 def save_grid(run: RunDir, cell: CellSpec, images) -> None:
     import numpy as np
     from PIL import Image
@@ -95,9 +85,11 @@ def run_cell(
     resolved: ResolvedModel,
     pipe,
     mode: str,
+    writer: ImageWriter,
     on_images: Callable[[int], None] = lambda n: None,
 ) -> dict[str, Any]:
-    """Generate every image of one cell and return its record (throughput measured over the timed batches)."""
+    """Generate every image of one cell and return its record (throughput measured over the timed batches); the
+    images are on disk when it returns (``writer`` writes them off the device's path)."""
     import numpy as np
 
     from .generate import GenerationSettings, generate_batch, sample_seed
@@ -147,11 +139,13 @@ def run_cell(
                 timer,
             )
             evaluations += nfe
-            save_images(run, cell, images, batch.start)
+            if cell.save_images == "all":
+                writer.submit(run.images_dir(cell.cell_id), batch.start, images)
             if len(kept) < 16:
                 kept.extend(images[: 16 - len(kept)])
             on_images(len(batch))
     save_grid(run, cell, np.stack(kept))
+    writer.flush()
     n = cell.num_images
     total = sum(timer.seconds.values())
     return {
@@ -306,6 +300,7 @@ def run_suite(suite: Suite, out: str | Path, provenance: dict, progress: bool = 
         dynamic_ncols=True,
     )
     loaded_key, pipe = None, None
+    writer = ImageWriter()
     try:
         for index, cell in enumerate(todo, 1):
             key = (cell.model, cell.hardware, resolved[cell.model].unet_for(cell.steps, "steps"))
@@ -315,7 +310,7 @@ def run_suite(suite: Suite, out: str | Path, provenance: dict, progress: bool = 
                 loaded_key = key
             bar.set_description(f"[{index}/{len(todo)}] {cell.model.name} {cell.sampler.label} {cell.steps} steps")
             run.discard_cell(cell.cell_id)
-            record = run_cell(run, cell, resolved[cell.model], pipe, modes[cell.cell_id], bar.update)
+            record = run_cell(run, cell, resolved[cell.model], pipe, modes[cell.cell_id], writer, bar.update)
             record["fingerprint"] = current[cell.cell_id]
             record["provenance"] = provenance
             record["suite"] = {"name": suite.name, "hash": suite.suite_hash}
@@ -332,6 +327,7 @@ def run_suite(suite: Suite, out: str | Path, provenance: dict, progress: bool = 
         summary.scored = score_run(run, suite, [c.cell_id for c in suite.cells], progress=progress)
     finally:
         bar.close()
+        writer.close()
         finished = run.records()
         current = [finished[c.cell_id] for c in suite.cells if c.cell_id in finished]
         write_results_csv(run.path / "results.csv", current + skipped)

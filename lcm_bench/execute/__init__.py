@@ -1,0 +1,1 @@
+"""Execution: writing what generation produces without making the device wait."""
