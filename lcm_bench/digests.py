@@ -114,7 +114,3 @@ def folder_digest(folder: Path, pattern: str = "*") -> str:
         if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
     ]
     return files_digest(files, folder)
-
-
-def short(digest: str, length: int = 12) -> str:
-    return digest[:length]

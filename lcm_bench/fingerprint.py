@@ -88,17 +88,18 @@ def cell_fingerprint(cell: CellSpec, resolved, memo: dict | None = None) -> dict
     return {"value": stable_hash(components, 16), "components": components}
 
 
-def changed_components(old: dict | None, new: dict) -> list[str]:
-    old_components = (old or {}).get("components")
-    if not old_components:
-        return ["(none recorded)"]
-    keys = sorted(set(old_components) | set(new["components"]))
-    return [k for k in keys if old_components.get(k) != new["components"].get(k)]
+def changed_components(old: dict | None, new: dict | None) -> list[str] | None:
+    """The components whose digests differ between two fingerprints; None when ``old`` records none."""
+    before, after = (old or {}).get("components"), (new or {}).get("components") or {}
+    if not before:
+        return None
+    return [k for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)]
 
 
-def describe_change(model: str, sampler: str, changed: list[str], old: dict | None = None) -> str:
+def describe_change(model: str, sampler: str, old: dict | None, new: dict | None) -> str:
     """A short reason a cell's fingerprint differs: ``weights of m changed (unet, vae)``."""
-    if changed == ["(none recorded)"]:
+    changed = changed_components(old, new)
+    if changed is None:
         return "recorded without a fingerprint (older lcm-bench)"
     weights = [c.split(":", 1)[1] for c in changed if c.startswith("weights:")]
     parts = [f"weights of {model} changed ({', '.join(weights)})"] if weights else []
@@ -109,6 +110,6 @@ def describe_change(model: str, sampler: str, changed: list[str], old: dict | No
     if "scheduler" in changed:
         parts.append(f"scheduler of {sampler} changed")
     if "generation" in changed:
-        before = ((old or {}).get("components") or {}).get("generation")
-        parts.append(f"generation code changed (GENERATION_VERSION {before} -> current)")
+        versions = [((f or {}).get("components") or {}).get("generation") for f in (old, new)]
+        parts.append(f"generation code changed (GENERATION_VERSION {versions[0]} -> {versions[1]})")
     return "; ".join(parts) or f"{', '.join(changed)} changed"

@@ -24,7 +24,7 @@ from typing import Any
 
 from .errors import UserError
 from .fingerprint import changed_components, describe_change
-from .metrics import metric_of
+from .metrics import metric_of, result_inputs
 from .store import load_runs, machine_label, method_of, version_changes, write_atomic
 from .textfiles import read_text
 
@@ -82,8 +82,7 @@ def make_baseline(run_dirs: list[str | Path], tolerance: dict[str, float] | None
                 "higher_is_better": metric["higher_is_better"],
                 "noise": _noise(metric),
                 "tolerance": {**metric_of(metric_id, metric).tolerance, **(tolerance or {})},
-                "extractor_digest": metric.get("extractor_digest"),
-                "reference_hash": metric.get("reference_hash"),
+                **result_inputs(metric),
                 **{k: metric.get(k) for k in COMPARABLE},
             }
         throughput = record.get("throughput", {})
@@ -184,9 +183,10 @@ def judge_value(entry: dict, value: float, higher_is_better: bool) -> tuple[str,
 
 def judge_metric(entry: dict, metric: dict) -> tuple[str, float, str]:
     """Like judge_value, after checking that the two values were measured the same way."""
-    if entry.get("extractor_digest") != metric.get("extractor_digest"):
+    inputs = result_inputs(metric)
+    if entry.get("extractor_digest") != inputs["extractor_digest"]:
         return "not comparable", 0.0, f"extractor weights changed ({metric.get('extractor')})"
-    if entry.get("reference_hash") != metric.get("reference_hash"):
+    if entry.get("reference_hash") != inputs["reference_hash"]:
         return "not comparable", 0.0, "reference set changed"
     differ = [k for k in COMPARABLE if metric.get(k) != entry.get(k)]
     if differ:
@@ -229,10 +229,9 @@ def check(
         record = by_id.get(cell_id)
         label = cell.get("label", cell_id)
         if record is not None and cell.get("fingerprint"):
-            changed = changed_components({"components": cell["fingerprint"]}, record.get("fingerprint") or {})
-            if changed:
-                spec = record["spec"]
-                reason = describe_change(spec["model"]["name"], record.get("sampler_label", ""), changed)
+            base, run = {"components": cell["fingerprint"]}, record.get("fingerprint")
+            if changed_components(base, run):
+                reason = describe_change(record["spec"]["model"]["name"], record.get("sampler_label", ""), base, run)
                 result.notes.append(f"{label}: {reason}")
         for metric_id, entry in sorted(cell["metrics"].items()):
             metric = (record or {}).get("metrics", {}).get(metric_id)

@@ -226,7 +226,7 @@ def fingerprints(cells: list[CellSpec]) -> tuple[dict[str, dict], dict[ModelSpec
 
 def stale_cells(run: RunDir, cells: list[CellSpec], current: dict[str, dict]) -> tuple[list, list, dict[str, str]]:
     """(cells to compute, finished cell ids to reuse, why each recorded cell must be recomputed)."""
-    from .fingerprint import changed_components, describe_change
+    from .fingerprint import describe_change
 
     records = run.records()
     todo, reused, reasons = [], [], {}
@@ -238,8 +238,7 @@ def stale_cells(run: RunDir, cells: list[CellSpec], current: dict[str, dict]) ->
             reused.append(cell.cell_id)
         else:
             old = record.get("fingerprint")
-            changed = changed_components(old, current[cell.cell_id])
-            reasons[cell.cell_id] = describe_change(cell.model.name, cell.sampler.label, changed, old)
+            reasons[cell.cell_id] = describe_change(cell.model.name, cell.sampler.label, old, current[cell.cell_id])
             todo.append(cell)
     return todo, reused, reasons
 
@@ -273,9 +272,9 @@ def run_suite(suite: Suite, out: str | Path, provenance: dict, progress: bool = 
         print(f"recomputing {summary.recompute_note()}", file=sys.stderr)
     from .students import ensure_students
 
-    preflight([c for c in todo if not c.model.distill], resolved)
+    resolved, modes = preflight([c for c in todo if not c.model.distill], resolved)
     ensure_students({c.model for c in todo}, progress=progress)
-    resolved, modes = preflight(todo, resolved)
+    modes.update(preflight([c for c in todo if c.model.distill], resolved)[1])
     run.write_manifest(
         {
             "suite": {

@@ -108,9 +108,6 @@ class RunDir:
     def record_path(self, cell_id: str) -> Path:
         return self.cells_dir / f"{cell_id}.json"
 
-    def has_record(self, cell_id: str) -> bool:
-        return self.record_path(cell_id).is_file()
-
     def write_record(self, record: dict) -> None:
         write_json(self.record_path(record["cell_id"]), {"schema_version": SCHEMA_VERSION, **record})
 

@@ -123,6 +123,13 @@ def _str(value: Any, field: str) -> str:
     return value
 
 
+def _absolute_if_local(source: str, base: Path) -> str:
+    """A source naming an existing file or folder (and no registered model) as an absolute path, so neither the
+    configuration key nor resolution depends on the working directory; anything else as it is."""
+    path = base / Path(source).expanduser()
+    return str(path.resolve()) if source not in MODELS and path.exists() else source
+
+
 def parse_models(entry: Any, field: str, base_dir: Path) -> list[ModelSpec]:
     """One model, or one per snapshot of a student the suite distils (``distill:``, see lcm_bench.students)."""
     if isinstance(entry, dict) and "distill" in entry:
@@ -136,10 +143,8 @@ def parse_models(entry: Any, field: str, base_dir: Path) -> list[ModelSpec]:
 def parse_model(entry: Any, field: str, base_dir: Path) -> ModelSpec:
     if isinstance(entry, str):
         check_reference(entry, field)
-        if entry not in MODELS and Path(entry).expanduser().exists():
-            source = str(Path(entry).expanduser().resolve())
-            return ModelSpec(name=Path(source).name, source=source)
-        return ModelSpec(name=entry, source=entry)
+        source = _absolute_if_local(entry, Path.cwd())
+        return ModelSpec(name=Path(source).name if source != entry else entry, source=source)
     if not isinstance(entry, dict):
         raise UserError(f"{field}: expected a model name or a mapping, got {entry!r}")
     _unknown_keys(entry, {"name", "source", "path", "loras", "guidance_embedding", "distill"}, field)
@@ -148,9 +153,7 @@ def parse_model(entry: Any, field: str, base_dir: Path) -> ModelSpec:
     if "path" in entry:
         source = str((base_dir / Path(_str(entry["path"], f"{field}.path")).expanduser()).resolve())
     else:
-        source = _str(entry.get("source", entry.get("name")), f"{field}.source")
-        if source not in MODELS and Path(source).expanduser().exists():
-            source = str(Path(source).expanduser().resolve())
+        source = _absolute_if_local(_str(entry.get("source", entry.get("name")), f"{field}.source"), Path.cwd())
     check_reference(source, f"{field}.path" if "path" in entry else field)
     name = _str(entry.get("name", Path(source).name), f"{field}.name")
     loras = []
@@ -162,8 +165,8 @@ def parse_model(entry: Any, field: str, base_dir: Path) -> ModelSpec:
             raise UserError(f"{lfield}: expected a LoRA source or a mapping, got {lora!r}")
         _unknown_keys(lora, {"source", "path", "weight", "weight_name"}, lfield)
         lsource = lora.get("source")
-        if isinstance(lsource, str) and lsource not in MODELS and (base_dir / Path(lsource).expanduser()).exists():
-            lsource = str((base_dir / Path(lsource).expanduser()).resolve())
+        if isinstance(lsource, str):
+            lsource = _absolute_if_local(lsource, base_dir)
         if "path" in lora:
             lsource = str((base_dir / Path(_str(lora["path"], f"{lfield}.path")).expanduser()).resolve())
         loras.append(

@@ -47,7 +47,7 @@ def _run(path, cells=CELLS, n=300, drop=(), digest="judge-1", unet="u1", seconds
                         "metric": "fd",
                         "value": fd,
                         "subsets": {"std": 2.0},
-                        "reference_hash": "ref",
+                        "reference": {"hash": "ref"},
                     },
                     "attribute_accuracy_shapes-judge": {
                         **common,

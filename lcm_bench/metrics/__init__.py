@@ -92,6 +92,15 @@ def metric_of(metric_id: str, result: dict) -> MetricDef:
     return METRICS.get(name or metric_id)
 
 
+def result_inputs(result: dict) -> dict[str, str | None]:
+    """What a stored metric result was computed with besides its cell's images: the extractor's weights digest and
+    the reference set's content hash (None for metrics without a reference)."""
+    return {
+        "extractor_digest": result.get("extractor_digest"),
+        "reference_hash": (result.get("reference") or {}).get("hash"),
+    }
+
+
 EXTRACTOR_OPTIONS = {"mode", "model", "pretrained", "weights", "arch"}
 EXTRACTOR_NAMES = ("inception", "effnet-lite0", "clip", "dinov2", "shapes-judge")
 INCEPTION_MODES = ("clean", "legacy_tensorflow", "legacy_pytorch")

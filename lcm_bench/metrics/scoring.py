@@ -22,7 +22,7 @@ from ..errors import UserError
 from ..prompts import read_prompts
 from ..spec import MetricSpec, ReferenceSpec
 from ..store import RunDir
-from . import METRICS
+from . import METRICS, result_inputs
 from .clip import clip_score_value, cosine_scores
 from .distances import bootstrap_ci, cmmd, feature_stats, frechet_distance, kernel_inception_distance, subset_spread
 from .extractors import Extractor, build_extractor, extractor_digest
@@ -35,6 +35,11 @@ from .references import (
     reference_features,
     stream_features,
 )
+
+
+def _request_key(metric: MetricSpec) -> str:
+    name, options = _extractor_request(metric)
+    return repr((name, sorted(options.items())))
 
 
 def _extractor_request(metric: MetricSpec) -> tuple[str, dict[str, Any]]:
@@ -103,7 +108,7 @@ class Scorer:
 
     def extractor(self, metric: MetricSpec, field: str) -> Extractor:
         name, options = _extractor_request(metric)
-        key = repr((name, sorted(options.items())))
+        key = _request_key(metric)
         if key not in self._extractors:
             self._extractors[key] = build_extractor(name, options, self.device, field)
         return self._extractors[key]
@@ -111,17 +116,17 @@ class Scorer:
     def extractor_digest(self, metric: MetricSpec, field: str) -> str:
         """The extractor's weights digest without loading it (built only when its weights are not on disk yet)."""
         name, options = _extractor_request(metric)
-        key = repr((name, sorted(options.items())))
+        key = _request_key(metric)
         if key not in self._digests:
             self._digests[key] = extractor_digest(name, options) or self.extractor(metric, field).digest
         return self._digests[key]
 
-    def inputs(self, record: dict, metric: MetricSpec, field: str) -> dict[str, str]:
-        """What a metric result of ``record`` depends on besides the cell: extractor weights, reference content."""
-        out = {"extractor_digest": self.extractor_digest(metric, field)}
+    def inputs(self, record: dict, metric: MetricSpec, field: str) -> dict[str, str | None]:
+        """Today's ``result_inputs`` for a metric of ``record``: extractor weights digest, reference content hash."""
+        reference = None
         if METRICS.get(metric.name).needs_reference:
-            out["reference_hash"] = self.reference(record["spec"]["prompts"]).content_hash
-        return out
+            reference = self.reference(record["spec"]["prompts"]).content_hash
+        return {"extractor_digest": self.extractor_digest(metric, field), "reference_hash": reference}
 
     def reference(self, prompt_spec: dict) -> ReferenceSet:
         name = prompt_spec["name"]
@@ -204,7 +209,6 @@ class Scorer:
         reference = self.reference(prompt_spec)
         ref_features = reference_features(reference, extractor)
         result["reference"] = {"name": reference.name, "n": reference.size, "hash": reference.content_hash}
-        result["reference_hash"] = reference.content_hash
         if metric.name in ("fid", "fd"):
             ref_stats = feature_stats(ref_features)
 
@@ -261,7 +265,7 @@ def score_run(run: RunDir, suite, cell_ids: list[str], progress: bool = True, de
                 continue
             stored = record.get("metrics", {}).get(metric.metric_id)
             inputs = scorer.inputs(record, metric, f"metrics[{index}]")
-            if stored is None or any(stored.get(k) != v for k, v in inputs.items()):
+            if stored is None or result_inputs(stored) != inputs:
                 todo.append((record, index, metric))
     digest_cache().flush()
     for record, index, metric in tqdm(
