@@ -1,4 +1,5 @@
-"""``lcm-bench``: run / report / validate / ref-stats / train / distill / baseline / check / compare / list."""
+"""``lcm-bench``: run / merge / plan / report / validate / ref-stats / train / distill / baseline / check / compare /
+list."""
 
 from __future__ import annotations
 
@@ -17,14 +18,23 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def cmd_run(args) -> int:
+    from .execute.units import parse_shard
     from .provenance import provenance
     from .report import write_report
     from .runner import run_suite
     from .suite import load_suite
 
+    shard = parse_shard(args.shard)
     suite = load_suite(args.suite)
     out = Path(args.out) if args.out else Path("reports") / suite.name
-    summary = run_suite(suite, out, provenance(), progress=not args.quiet)
+    summary = run_suite(suite, out, provenance(), progress=not args.quiet, shard=shard, threads=args.threads)
+    if shard is not None:
+        waiting = f", {len(summary.pending)} await other shards" if summary.pending else ""
+        print(
+            f"shard {shard}: {summary.chunks} chunks generated, {len(summary.computed)} cells assembled{waiting}; "
+            f"when every shard is done: lcm-bench merge {out}"
+        )
+        return 0
     report = write_report([out]) if not args.no_report else None
     print(
         f"{len(summary.computed)} cells computed, {len(summary.reused)} reused, {len(summary.skipped)} skipped, "
@@ -33,6 +43,71 @@ def cmd_run(args) -> int:
     )
     if summary.recomputed:
         print(f"recomputed {summary.recompute_note()}")
+    return 0
+
+
+def cmd_merge(args) -> int:
+    """Assemble and score a run whose units were spread over shards; exit 1 while units are missing."""
+    from .report import write_report
+    from .runner import merge_run
+
+    if not Path(args.run_dir).is_dir():
+        raise UserError(f"run_dir: '{args.run_dir}' is not a directory")
+    summary = merge_run(args.run_dir, progress=not args.quiet)
+    if summary.missing:
+        count = sum(len(units) for units in summary.missing.values())
+        print(f"{count} units of {len(summary.missing)} cells are still missing:")
+        for cell_id, units in summary.missing.items():
+            print(f"  {cell_id}: images " + ", ".join(f"{u.start}..{u.stop - 1}" for u in units))
+        print(f"{len(summary.assembled)} cells assembled; run the missing shards again, then merge")
+        return 1
+    report = write_report([args.run_dir]) if not args.no_report else None
+    wall = summary.wall
+    rate = f", {wall['images_per_s']:.3g} images/s wall clock over {wall['processes']} processes" if wall else ""
+    print(
+        f"{len(summary.assembled)} cells assembled, {summary.scored} metric values computed{rate} "
+        f"-> {Path(args.run_dir) / 'results.csv'}" + (f", {report}" if report else "")
+    )
+    return 0
+
+
+def cmd_plan(args) -> int:
+    """Print each shard's units with their images and NFE (counted as the run will; ``~`` an estimate where a
+    student is not distilled yet). Shares are balanced by the spec's estimate, which every shard computes alike."""
+    from .execute.units import assign, estimated_nfe
+    from .runner import preflight, split_available
+    from .samplers import nfe_per_image
+    from .students import pending
+    from .suite import load_suite
+
+    if args.shards < 1:
+        raise UserError(f"--shards: expected an integer >= 1, got {args.shards}")
+    suite = load_suite(args.suite)
+    runnable, skipped = split_available(suite.cells)
+    untrained = set(pending({c.model for c in runnable}))
+    _, modes = preflight([c for c in runnable if c.model not in untrained])
+    by_id = {c.cell_id: c for c in runnable}
+
+    def nfe(cell_id: str) -> tuple[int, bool]:
+        cell = by_id[cell_id]
+        if cell_id in modes:
+            return nfe_per_image(cell.steps, modes[cell_id], cell.guidance_scale), True
+        return estimated_nfe(cell), False
+
+    shares = assign(runnable, args.shards)
+    print(
+        f"suite '{suite.name}': {len(runnable)} cells runnable here ({len(skipped)} skipped), "
+        f"{sum(len(s) for s in shares)} units, {args.shards} shard{'s' * (args.shards > 1)}"
+    )
+    for index, share in enumerate(shares):
+        counted = [(u, *nfe(u.cell_id)) for u in share]
+        total = sum(u.images * per for u, per, _ in counted)
+        exact = all(known for *_, known in counted)
+        images = sum(u.images for u in share)
+        print(f"shard {index}/{args.shards}: {len(share)} units, {images} images, {'' if exact else '~'}{total} NFE")
+        if args.units:
+            for u, per, known in counted:
+                print(f"  {u.cell_id} images {u.start}..{u.stop - 1} ({'' if known else '~'}{u.images * per} NFE)")
     return 0
 
 
@@ -364,7 +439,26 @@ def build_parser() -> ArgumentParser:
     run.add_argument("--no-report", action="store_true", help="do not write report.md")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     run.add_argument("--weights-dir", help="folder holding metric weights (Inception, CLIP); also $LCM_BENCH_WEIGHTS")
+    run.add_argument(
+        "--shard",
+        help="generate only share I of N (0-based) of the suite's units, such as 0/4; 'auto' reads a Slurm array or "
+        "a Kubernetes indexed job; score with lcm-bench merge",
+    )
+    run.add_argument(
+        "--threads", type=int, help="torch threads in this process (default: torch's, shared among local processes)"
+    )
     run.set_defaults(func=cmd_run)
+    merge = sub.add_parser("merge", help="assemble, score and report a run whose units were spread over shards")
+    merge.add_argument("run_dir")
+    merge.add_argument("--no-report", action="store_true", help="do not write report.md")
+    merge.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    merge.add_argument("--weights-dir", help="folder holding metric weights (Inception, CLIP); also $LCM_BENCH_WEIGHTS")
+    merge.set_defaults(func=cmd_merge)
+    plan = sub.add_parser("plan", help="print each shard's units, images and NFE")
+    plan.add_argument("suite")
+    plan.add_argument("--shards", type=int, default=1, help="number of shards (default 1)")
+    plan.add_argument("--units", action="store_true", help="also list every unit")
+    plan.set_defaults(func=cmd_plan)
     report = sub.add_parser("report", help="rebuild the report of one or more run directories from their records")
     report.add_argument("run_dirs", nargs="+")
     report.add_argument("--out", help="where to write the report (default: the first run directory)")

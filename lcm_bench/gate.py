@@ -11,7 +11,8 @@ sample count is "not comparable"; a baseline value the run lacks is "missing".
 The gate fails closed (asv's compare counts a missing benchmark as worse): exit 1 on any regressed, missing or not
 comparable value unless ``allow_missing`` / ``allow_incomparable`` say otherwise. Where a cell's fingerprint
 differs from the baseline's (new weights, same configuration: the normal CI case) the summary names the changed
-components. Throughput is gated only on request, and only between the same machine, hardware entry and batch size.
+components. Throughput is gated only on request, and only between the same machine, hardware entry, batch size
+and process count.
 """
 
 from __future__ import annotations
@@ -58,12 +59,14 @@ def _label(record: dict) -> str:
 
 
 def _execution(record: dict) -> dict[str, Any]:
-    """Where throughput was measured: it compares only within one machine, hardware entry and batch size."""
+    """Where throughput was measured: it compares only within one machine, hardware entry, batch size and number of
+    processes that shared the work."""
     spec = record["spec"]
     return {
         "machine": machine_label((record.get("provenance") or {}).get("machine", {})),
         "hardware": spec["hardware"]["name"],
         "batch_size": spec.get("batch_size"),
+        "processes": (record.get("throughput") or {}).get("processes", 1),
     }
 
 
@@ -206,8 +209,9 @@ def _throughput_findings(label: str, cell: dict, record: dict | None) -> list[Fi
             findings.append(Finding(label, name, "missing", entry["value"]))
             continue
         where = _execution(record)
-        if name in MACHINE_BOUND and any(where[k] != base.get(k) for k in where):
-            detail = ", ".join(f"{k} {base.get(k)} -> {where[k]}" for k in where if where[k] != base.get(k))
+        then = {k: base.get(k, 1 if k == "processes" else None) for k in where}
+        if name in MACHINE_BOUND and any(where[k] != then[k] for k in where):
+            detail = ", ".join(f"{k} {then[k]} -> {where[k]}" for k in where if where[k] != then[k])
             findings.append(Finding(label, name, "not comparable", entry["value"], value, None, detail))
             continue
         outcome, margin, detail = judge_value(entry, float(value), False)

@@ -83,3 +83,23 @@ def machine_info() -> dict:
             "devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
         }
     return info
+
+
+def pin_threads(requested: int | None = None) -> int:
+    """Set torch's intra-op thread count and return it: ``requested``, else ``$LCM_BENCH_THREADS``, else torch's
+    default shared among the processes of this machine (``$LOCAL_WORLD_SIZE`` under torchrun). CPU results depend
+    on it at the last bit, so every chunk records it."""
+    import torch
+
+    if requested is None and os.environ.get("LCM_BENCH_THREADS"):
+        text = os.environ["LCM_BENCH_THREADS"]
+        if not text.isdigit() or int(text) < 1:
+            raise UserError(f"$LCM_BENCH_THREADS: expected an integer >= 1, got '{text}'")
+        requested = int(text)
+    if requested is None:
+        local = os.environ.get("LOCAL_WORLD_SIZE", "1")
+        requested = max(1, torch.get_num_threads() // (int(local) if local.isdigit() and int(local) > 0 else 1))
+    if requested < 1:
+        raise UserError(f"--threads: expected an integer >= 1, got {requested}")
+    torch.set_num_threads(requested)
+    return requested

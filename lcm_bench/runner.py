@@ -1,22 +1,27 @@
-"""Runs a suite's cells: resolve the model -> sample every image -> measure -> record, resuming by cell id."""
+"""Runs a suite: check before compute -> claim and generate units (lcm_bench.execute) -> assemble records -> score.
+
+A finished cell (record with today's fingerprint) is never recomputed; an interrupted cell resumes at its first
+unfinished chunk. With ``shard`` this process generates only its share of the units and leaves scoring to
+``merge_run``, which assembles every cell once all shards are done.
+"""
 
 from __future__ import annotations
 
-import math
 import sys
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from .errors import UserError
+from .execute.chunks import ChunkStore, consistency_error, wall_clock
+from .execute.executor import Executor
+from .execute.leases import held
+from .execute.units import Shard, Unit, assign, cell_units, work_order
 from .execute.writer import ImageWriter
-from .hardware import torch_dtype, unavailable_reason
-from .models import ResolvedModel, load_pipeline, resolve_model
-from .prompts import read_prompts, select
+from .hardware import pin_threads, unavailable_reason
+from .models import ResolvedModel, resolve_model
 from .samplers import SAMPLERS
 from .spec import CellSpec, ModelSpec, Suite
-from .store import RunDir, write_results_csv
+from .store import RunDir, write_json, write_results_csv
 
 
 @dataclass
@@ -27,6 +32,9 @@ class RunSummary:
     skipped: list[dict] = field(default_factory=list)
     recomputed: dict[str, str] = field(default_factory=dict)
     scored: int = 0
+    chunks: int = 0
+    pending: list[str] = field(default_factory=list)
+    wall: dict = field(default_factory=dict)
 
     def recompute_note(self) -> str:
         """``3 cells: weights of m changed (unet)``: how many stale cells, grouped by reason."""
@@ -54,131 +62,6 @@ def guidance_mode(cell: CellSpec, resolved: ResolvedModel, field_name: str) -> s
     if wanted == "auto":
         return "embedding" if resolved.guidance_embedding else "cfg"
     return wanted
-
-
-def default_resolution(pipe) -> tuple[int, int]:
-    size = pipe.unet.config.sample_size
-    size = size if isinstance(size, (list, tuple)) else (size, size)
-    return size[0] * pipe.vae_scale_factor, size[1] * pipe.vae_scale_factor
-
-
-def save_grid(run: RunDir, cell: CellSpec, images) -> None:
-    import numpy as np
-    from PIL import Image
-
-    if cell.save_images == "none" or not len(images):
-        return
-    shown = images[:16]
-    cols = min(len(shown), 4)
-    rows = math.ceil(len(shown) / cols)
-    h, w = shown.shape[1:3]
-    grid = np.zeros((rows * h, cols * w, 3), dtype=np.uint8)
-    for i, image in enumerate(shown):
-        grid[(i // cols) * h : (i // cols + 1) * h, (i % cols) * w : (i % cols + 1) * w] = image
-    run.images_dir(cell.cell_id).parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(grid).save(run.path / "images" / f"{cell.cell_id}.grid.png")
-
-
-def run_cell(
-    run: RunDir,
-    cell: CellSpec,
-    resolved: ResolvedModel,
-    pipe,
-    mode: str,
-    writer: ImageWriter,
-    on_images: Callable[[int], None] = lambda n: None,
-) -> dict[str, Any]:
-    """Generate every image of one cell and return its record (throughput measured over the timed batches); the
-    images are on disk when it returns (``writer`` writes them off the device's path)."""
-    import numpy as np
-
-    from .generate import GenerationSettings, generate_batch, sample_seed
-    from .measure import PeakMemory, PhaseTimer
-
-    height, width = (cell.height, cell.width) if cell.height else default_resolution(pipe)
-    settings = GenerationSettings(
-        cell.steps,
-        cell.guidance_scale,
-        mode,
-        height,
-        width,
-        cell.negative_prompt,
-        cell.hardware.device,
-        torch_dtype(cell.hardware),
-    )
-    prompt_spec = cell.prompts
-    prompts = read_prompts(Path(prompt_spec.source), prompt_spec.format, prompt_spec.column, "prompts")
-    indices = select(prompts, cell.num_images, cell.seed)
-    seeds = [sample_seed(cell.seed, i) for i in range(cell.num_images)]
-    batches = [range(i, min(i + cell.batch_size, cell.num_images)) for i in range(0, cell.num_images, cell.batch_size)]
-
-    warm = GenerationSettings(**{**asdict(settings), "steps": 1})
-    for _ in range(cell.warmup):
-        first = batches[0]
-        generate_batch(
-            pipe,
-            resolved.family,
-            cell.sampler,
-            warm,
-            [prompts[indices[i]] for i in first],
-            [seeds[i] for i in first],
-            PhaseTimer(settings.device),
-        )
-
-    timer = PhaseTimer(settings.device)
-    evaluations, schedule, kept = 0, {}, []
-    with PeakMemory(settings.device) as memory:
-        for batch in batches:
-            images, nfe, schedule = generate_batch(
-                pipe,
-                resolved.family,
-                cell.sampler,
-                settings,
-                [prompts[indices[i]] for i in batch],
-                [seeds[i] for i in batch],
-                timer,
-            )
-            evaluations += nfe
-            if cell.save_images == "all":
-                writer.submit(run.images_dir(cell.cell_id), batch.start, images)
-            if len(kept) < 16:
-                kept.extend(images[: 16 - len(kept)])
-            on_images(len(batch))
-    save_grid(run, cell, np.stack(kept))
-    writer.flush()
-    n = cell.num_images
-    total = sum(timer.seconds.values())
-    return {
-        "cell_id": cell.cell_id,
-        "config_key": cell.config_key,
-        "status": "ok",
-        "spec": cell.canonical(),
-        "sampler_label": cell.sampler.label,
-        "guidance_mode": mode if (mode == "embedding" or cell.guidance_scale > 1.0) else "none",
-        "guidance": {"diffusers_guidance_scale": cell.guidance_scale, "paper_w": cell.paper_w},
-        "height": height,
-        "width": width,
-        "model": {
-            "pipeline_path": str(resolved.pipeline_path),
-            "family": resolved.family,
-            "pipeline_class": type(pipe).__name__,
-            "guidance_embedding": resolved.guidance_embedding,
-        },
-        "schedule": schedule,
-        "samples": [{"index": i, "prompt_index": indices[i], "seed": seeds[i]} for i in range(n)],
-        "throughput": {
-            "nfe_per_image": evaluations / n,
-            "images_per_s": n / total,
-            "seconds_per_image": total / n,
-            "seconds_per_nfe": timer.seconds["denoising"] / evaluations,
-            "text_encoding_s_per_image": timer.seconds["text_encoding"] / n,
-            "denoising_s_per_image": timer.seconds["denoising"] / n,
-            "vae_decoding_s_per_image": timer.seconds["vae_decoding"] / n,
-            "peak_memory_mb": memory.peak_bytes / 2**20,
-            "memory_kind": memory.kind,
-            "warmup_batches": cell.warmup,
-        },
-    }
 
 
 def preflight(
@@ -243,15 +126,10 @@ def stale_cells(run: RunDir, cells: list[CellSpec], current: dict[str, dict]) ->
     return todo, reused, reasons
 
 
-def run_suite(suite: Suite, out: str | Path, provenance: dict, progress: bool = True) -> RunSummary:
-    """Run every unfinished or stale cell of ``suite`` into ``out``; a cell whose fingerprint is unchanged is never
-    recomputed."""
-    from tqdm import tqdm
-
-    run = RunDir(out)
-    summary = RunSummary(Path(out))
+def split_available(cells: list[CellSpec]) -> tuple[list[CellSpec], list[dict]]:
+    """(cells this machine can run, a skipped entry with its reason for each of the others)."""
     runnable, skipped = [], []
-    for cell in suite.cells:
+    for cell in cells:
         reason = unavailable_reason(cell.hardware)
         if reason:
             skipped.append(
@@ -265,16 +143,64 @@ def run_suite(suite: Suite, out: str | Path, provenance: dict, progress: bool = 
             )
         else:
             runnable.append(cell)
-    summary.skipped = skipped
+    return runnable, skipped
+
+
+def units_of(cells: list[CellSpec], shard: Shard | None) -> list[Unit]:
+    """This process's units in work order: all of them, or the shard's share of the whole suite's units (the
+    same share whatever is already done, so shards never disagree)."""
+    if shard is None:
+        return [u for c in work_order(cells) for u in cell_units(c)]
+    return assign(cells, shard.count)[shard.index]
+
+
+def record_wall_clock(run: RunDir, cells: list[CellSpec]) -> dict:
+    """Store the run's wall-clock throughput across processes in the manifest (under a lease: shards finish at
+    once) and return it."""
+    store = ChunkStore(run)
+    fragments = [f for c in cells for u in cell_units(c) if (f := store.read(u)) is not None]
+    wall = wall_clock(fragments) if fragments else {}
+    with held(run.path / ".leases", "manifest"):
+        manifest = run.manifest()
+        if manifest is not None:
+            write_json(run.path / "manifest.json", {**manifest, "throughput": wall})
+    return wall
+
+
+def run_suite(
+    suite: Suite,
+    out: str | Path,
+    provenance: dict,
+    progress: bool = True,
+    shard: Shard | None = None,
+    threads: int | None = None,
+) -> RunSummary:
+    """Run every unfinished or stale unit of ``suite`` (or of ``shard``'s share) into ``out``; records are
+    assembled as cells complete, and scored unless this is a shard."""
+    from tqdm import tqdm
+
+    run = RunDir(out)
+    summary = RunSummary(Path(out))
+    threads = pin_threads(threads)
+    runnable, summary.skipped = split_available(suite.cells)
     current, resolved = fingerprints(runnable)
-    todo, summary.reused, summary.recomputed = stale_cells(run, runnable, current)
+    todo, summary.reused, recomputed = stale_cells(run, runnable, current)
+    todo_ids = {c.cell_id for c in todo}
+    units = [u for u in units_of(runnable, shard) if u.cell_id in todo_ids]
+    mine = [c for c in todo if c.cell_id in {u.cell_id for u in units}]
+    summary.recomputed = {k: v for k, v in recomputed.items() if k in {c.cell_id for c in mine}}
     if summary.recomputed and progress:
         print(f"recomputing {summary.recompute_note()}", file=sys.stderr)
+    for cell_id in summary.recomputed:
+        with held(ChunkStore(run).leases(cell_id), "record"):
+            record = run.record(cell_id)
+            if record and (record.get("fingerprint") or {}).get("value") != current[cell_id]["value"]:
+                run.discard_record(cell_id)
     from .students import ensure_students
 
-    resolved, modes = preflight([c for c in todo if not c.model.distill], resolved)
-    ensure_students({c.model for c in todo}, progress=progress)
-    modes.update(preflight([c for c in todo if c.model.distill], resolved)[1])
+    resolved, modes = preflight([c for c in mine if not c.model.distill], resolved)
+    ensure_students({c.model for c in mine}, progress=progress)
+    modes.update(preflight([c for c in mine if c.model.distill], resolved)[1])
     run.write_manifest(
         {
             "suite": {
@@ -286,48 +212,123 @@ def run_suite(suite: Suite, out: str | Path, provenance: dict, progress: bool = 
             },
             "cells": [c.cell_id for c in suite.cells],
             "metrics": [{"id": m.metric_id, "name": m.name, "options": dict(m.options)} for m in suite.metrics],
-            "skipped": skipped,
+            "skipped": summary.skipped,
             "provenance": provenance,
+            **({"throughput": run.manifest().get("throughput")} if run.manifest() else {}),
         }
     )
-    todo.sort(key=lambda c: (c.model.name, c.hardware.name, c.steps if resolved[c.model].step_unets else 0))
     bar = tqdm(
-        total=sum(c.num_images for c in todo),
+        total=sum(u.images for u in units),
         unit="img",
-        disable=not progress or not todo,
+        disable=not progress or not units,
         file=sys.stderr,
         dynamic_ncols=True,
+        desc=f"shard {shard}" if shard else None,
     )
-    loaded_key, pipe = None, None
     writer = ImageWriter()
+    executor = Executor(
+        run,
+        {c.cell_id: c for c in mine},
+        resolved,
+        modes,
+        current,
+        provenance,
+        {"name": suite.name, "hash": suite.suite_hash},
+        threads,
+        writer,
+        on_images=bar.update,
+        say=(lambda line: bar.write(line, file=sys.stderr)) if progress else (lambda line: None),
+    )
     try:
-        for index, cell in enumerate(todo, 1):
-            key = (cell.model, cell.hardware, resolved[cell.model].unet_for(cell.steps, "steps"))
-            if key != loaded_key:
-                pipe, loaded_key = None, None
-                pipe = load_pipeline(resolved[cell.model], cell.hardware, cell.steps)
-                loaded_key = key
-            bar.set_description(f"[{index}/{len(todo)}] {cell.model.name} {cell.sampler.label} {cell.steps} steps")
-            run.discard_cell(cell.cell_id)
-            record = run_cell(run, cell, resolved[cell.model], pipe, modes[cell.cell_id], writer, bar.update)
-            record["fingerprint"] = current[cell.cell_id]
-            record["provenance"] = provenance
-            record["suite"] = {"name": suite.name, "hash": suite.suite_hash}
-            run.write_record(record)
-            summary.computed.append(cell.cell_id)
-            tp = record["throughput"]
-            bar.write(
-                f"  {cell.cell_id}: {tp['seconds_per_image'] * 1e3:.1f} ms/img, NFE {tp['nfe_per_image']:g}",
-                file=sys.stderr,
-            ) if progress else None
+        executor.work(units)
+        summary.computed, summary.chunks = executor.assembled, len(executor.generated)
+        finished = run.records()
+        summary.pending = [c.cell_id for c in mine if c.cell_id not in finished]
+        summary.wall = record_wall_clock(run, runnable)
         bar.close()
-        from .metrics.scoring import score_run
+        if shard is None:
+            from .metrics.scoring import score_run
 
-        summary.scored = score_run(run, suite, [c.cell_id for c in suite.cells], progress=progress)
+            summary.scored = score_run(run, suite, [c.cell_id for c in suite.cells], progress=progress)
     finally:
         bar.close()
         writer.close()
-        finished = run.records()
-        current = [finished[c.cell_id] for c in suite.cells if c.cell_id in finished]
-        write_results_csv(run.path / "results.csv", current + skipped)
+        write_results(run, suite, summary.skipped)
+    return summary
+
+
+def write_results(run: RunDir, suite: Suite, skipped: list[dict]) -> None:
+    finished = run.records()
+    records = [finished[c.cell_id] for c in suite.cells if c.cell_id in finished]
+    write_results_csv(run.path / "results.csv", records + skipped)
+
+
+@dataclass
+class MergeSummary:
+    assembled: list[str] = field(default_factory=list)
+    missing: dict[str, list[Unit]] = field(default_factory=dict)
+    scored: int = 0
+    wall: dict = field(default_factory=dict)
+
+
+def merge_run(run_dir: str | Path, progress: bool = True) -> MergeSummary:
+    """Assemble every cell whose chunks are all done (refusing chunks of one cell made from different weights or
+    library versions), list the units still missing, and score the run once nothing is missing."""
+    from .execute.chunks import assemble_record, compose_grid
+    from .suite import load_suite
+
+    run = RunDir(run_dir)
+    manifest = run.manifest()
+    if manifest is None:
+        raise UserError(f"merge: '{run_dir}' has no manifest.json (is it an lcm-bench run directory?)")
+    source = manifest["suite"]["source"]
+    if not source or not Path(source).is_file():
+        raise UserError(f"merge: the run's suite file '{source}' is gone; merge needs it (for the metrics)")
+    suite = load_suite(source)
+    if suite.suite_hash != manifest["suite"]["hash"]:
+        raise UserError(
+            f"merge: suite file '{source}' changed since the run (hash {manifest['suite']['hash']} -> "
+            f"{suite.suite_hash}); restore it or rerun the shards"
+        )
+    skipped_ids = {s["cell_id"] for s in manifest.get("skipped", [])}
+    cells = [c for c in work_order(suite.cells) if c.cell_id not in skipped_ids]
+    store, summary = ChunkStore(run), MergeSummary()
+    errors = []
+    ready = []
+    for cell in cells:
+        units = cell_units(cell)
+        fragments = [store.read(u) for u in units]
+        record = run.record(cell.cell_id)
+        if not any(fragments) and record is not None:
+            continue
+        absent = [u for u, f in zip(units, fragments, strict=True) if f is None or f["batch_size"] != cell.batch_size]
+        if absent:
+            summary.missing[cell.cell_id] = absent
+            continue
+        error = consistency_error(cell, fragments)
+        if error:
+            errors.append(error)
+            continue
+        fingerprint = fragments[0]["fingerprint"]["value"]
+        if record is None or (record.get("fingerprint") or {}).get("value") != fingerprint:
+            ready.append((cell, units, fragments))
+    if errors:
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise UserError(
+            f"merge: {errors[0]}{more}; remove those cells' chunks under chunks/ and run them again with one "
+            "environment"
+        )
+    for cell, units, fragments in ready:
+        with held(store.leases(cell.cell_id), "record"):
+            compose_grid(run, cell)
+            record = assemble_record(cell, units, fragments)
+            record["suite"] = {"name": suite.name, "hash": suite.suite_hash}
+            run.write_record(record)
+        summary.assembled.append(cell.cell_id)
+    summary.wall = record_wall_clock(run, cells)
+    if not summary.missing:
+        from .metrics.scoring import score_run
+
+        summary.scored = score_run(run, suite, [c.cell_id for c in suite.cells], progress=progress)
+    write_results(run, suite, manifest.get("skipped", []))
     return summary

@@ -1,8 +1,8 @@
 """Frozen dataclasses describing a suite and its cells (one grid point each).
 
 A cell has two identities, never confused. Its *configuration key* (the hash in its id) says what was asked: gate
-matching, report rows and merging runs use it; it leaves out execution settings (batch size, warm-up, image saving)
-and where files lie (a prompt set is named by its content, a local model by its suite name). Its *content
+matching, report rows and merging runs use it; it leaves out execution settings (batch size, warm-up, image saving,
+chunk size) and where files lie (a prompt set is named by its content, a local model by its suite name). Its *content
 fingerprint* (lcm_bench.fingerprint) says what produced a result: weights digests, the resolved scheduler, the
 generation code's version; a cache or a finished cell is reused only while it is unchanged.
 """
@@ -18,7 +18,7 @@ from functools import cached_property
 from typing import Any
 
 CELL_SPEC_VERSION = 2
-EXECUTION_FIELDS = ("batch_size", "warmup", "save_images")
+EXECUTION_FIELDS = ("batch_size", "warmup", "save_images", "chunk_size")
 LOCAL = "local"
 GUIDANCE_MODES = ("auto", "cfg", "embedding")
 SAVE_IMAGES = ("none", "grid", "all")
@@ -119,6 +119,7 @@ class CellSpec:
     negative_prompt: str = ""
     save_images: str = "all"
     warmup: int = 1
+    chunk_size: int = 1000
     method: str | None = None
     spec_version: int = field(default=CELL_SPEC_VERSION)
 

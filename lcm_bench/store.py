@@ -1,9 +1,10 @@
 """A run directory: one JSON record per finished cell (written atomically), a manifest, and results.csv.
 
-Layout: ``manifest.json``, ``cells/<cell_id>.json``, ``images/<cell_id>/NNNNN.png``, ``results.csv``,
-``report.md``. A cell is finished when its record exists and its content fingerprint matches what would produce it
-now; resuming skips it. Writes go to a temporary file in the same folder and are renamed into place, so a killed
-run never leaves a half-written file behind.
+Layout: ``manifest.json``, ``cells/<cell_id>.json``, ``chunks/<cell_id>/<start>-<stop>.json`` (one fragment per finished
+chunk, lcm_bench.execute.chunks), ``images/<cell_id>/NNNNN.png``, ``results.csv``, ``report.md``, and ``.leases/`` (lock
+files). A cell is finished when its record exists and its content fingerprint matches what would produce it now;
+resuming skips it. Writes go to a temporary file in the same folder and are renamed into place, so a killed run never
+leaves a half-written file behind.
 """
 
 from __future__ import annotations
@@ -111,15 +112,21 @@ class RunDir:
     def write_record(self, record: dict) -> None:
         write_json(self.record_path(record["cell_id"]), {"schema_version": SCHEMA_VERSION, **record})
 
-    def discard_cell(self, cell_id: str) -> None:
-        """Forget a cell that is about to be recomputed: its record first (so a kill leaves it unfinished), then its
-        images and features."""
+    def record(self, cell_id: str) -> dict | None:
+        path = self.record_path(cell_id)
+        try:
+            return json.loads(path.read_text())
+        except FileNotFoundError:
+            return None
+
+    def discard_record(self, cell_id: str) -> None:
+        """Forget a stale cell's record (first, so a kill leaves it unfinished), grid and features; its images stay
+        until the chunks that own them are generated again."""
         import shutil
 
         self.record_path(cell_id).unlink(missing_ok=True)
         (self.path / "images" / f"{cell_id}.grid.png").unlink(missing_ok=True)
-        for folder in (self.images_dir(cell_id), self.path / "features" / cell_id):
-            shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(self.path / "features" / cell_id, ignore_errors=True)
 
     def records(self) -> dict[str, dict]:
         out = {}

@@ -112,34 +112,45 @@ def pending(specs) -> list[ModelSpec]:
 
 
 def ensure_students(specs, progress: bool = True) -> None:
-    """Train every pending student, one run per distinct configuration, snapshots in order."""
-    from .distill.lcd import LCDConfig, distill
-    from .distill.teacher import load_teacher, training_latents
-    from .models import quiet_libraries
-    from .store import write_json
+    """Train every pending student, one run per distinct configuration, snapshots in order; a lease per
+    configuration lets concurrent shards wait for one distillation instead of repeating it."""
+    from .execute.leases import held
 
     runs: dict[Path, list[ModelSpec]] = defaultdict(list)
     for spec in pending(specs):
         runs[student_folder(spec).parent].append(spec)
     for run, members in runs.items():
-        options: dict[str, Any] = dict(members[0].distill)
-        quiet_libraries()
-        teacher = load_teacher(teacher_folder(options["teacher"], Path.cwd(), "distill.teacher"), "distill.teacher")
-        config = LCDConfig(**dict(options["config"]))
-        data = training_latents(teacher, options["data"], config.n_train)
-        for spec in sorted(members, key=lambda s: dict(s.distill)["snapshot"]):
-            snapshot = dict(spec.distill)["snapshot"]
-            if progress:
-                print(f"distilling {spec.name}: {snapshot} of {config.steps} steps -> {run}", file=sys.stderr)
-            out = student_folder(spec)
-            card = distill(
-                options["method"],
-                teacher,
-                data,
-                out,
-                config,
-                checkpoint=run / ".checkpoint.pt",
-                stop_at=snapshot,
-                progress=progress,
-            )
-            write_json(out / "card.json", card)
+        with held(run.parent, f"{run.name}.distill"):
+            members = pending(members)
+            if members:
+                _distill_run(run, members, progress)
+
+
+def _distill_run(run: Path, members: list[ModelSpec], progress: bool) -> None:
+    """Distil one configuration's snapshots in order (callers hold its lease, so shards distil it once)."""
+    from .distill.lcd import LCDConfig, distill
+    from .distill.teacher import load_teacher, training_latents
+    from .models import quiet_libraries
+    from .store import write_json
+
+    options: dict[str, Any] = dict(members[0].distill)
+    quiet_libraries()
+    teacher = load_teacher(teacher_folder(options["teacher"], Path.cwd(), "distill.teacher"), "distill.teacher")
+    config = LCDConfig(**dict(options["config"]))
+    data = training_latents(teacher, options["data"], config.n_train)
+    for spec in sorted(members, key=lambda s: dict(s.distill)["snapshot"]):
+        snapshot = dict(spec.distill)["snapshot"]
+        if progress:
+            print(f"distilling {spec.name}: {snapshot} of {config.steps} steps -> {run}", file=sys.stderr)
+        out = student_folder(spec)
+        card = distill(
+            options["method"],
+            teacher,
+            data,
+            out,
+            config,
+            checkpoint=run / ".checkpoint.pt",
+            stop_at=snapshot,
+            progress=progress,
+        )
+        write_json(out / "card.json", card)

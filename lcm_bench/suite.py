@@ -58,7 +58,7 @@ GRID_KEYS = ("models", "samplers", "guidance_scales")
 METHOD_AXES = ("steps", "prompts", "hardware", "seed")
 METHOD_FIELDS = {"name", "model", "sampler", "guidance_scale", "guidance", "steps", "timestep_spacing"}
 FILE_SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
-SCALARS = ("num_images", "batch_size", "resolution", "negative_prompt", "save_images", "warmup")
+SCALARS = ("num_images", "batch_size", "chunk_size", "resolution", "negative_prompt", "save_images", "warmup")
 TOP_KEYS = {
     "version",
     "name",
@@ -79,6 +79,7 @@ DEFAULTS: dict[str, Any] = {
     "seeds": [0],
     "num_images": 8,
     "batch_size": 4,
+    "chunk_size": 1000,
     "resolution": None,
     "negative_prompt": "",
     "save_images": "all",
@@ -512,6 +513,7 @@ def _load(path: Path) -> Suite:
         "negative_prompt": data["negative_prompt"] if isinstance(data["negative_prompt"], str) else "",
         "save_images": data["save_images"],
         "warmup": _int(data["warmup"], "warmup", 0, 1000),
+        "chunk_size": _int(data["chunk_size"], "chunk_size", 1, 10_000_000),
     }
 
     def cells_of(grid: dict[str, list]) -> list[CellSpec]:

@@ -1,6 +1,7 @@
 """The background image writer: the same bytes as a direct save, a bounded queue, one-line errors that keep what
 was finished."""
 
+import hashlib
 import threading
 import time
 
@@ -23,9 +24,13 @@ def test_written_images_equal_a_direct_save(tmp_path):
         writer.submit(tmp_path / "a", 0, images[:3])
         writer.submit(tmp_path / "a", 3, images[3:])
         writer.flush()
+        digests = writer.take_digests(tmp_path / "a", range(5))
     for i, image in enumerate(images):
-        Image.fromarray(image).save(tmp_path / "direct.png")
-        assert (tmp_path / "a" / f"{i:05d}.png").read_bytes() == (tmp_path / "direct.png").read_bytes()
+        Image.fromarray(image).save(tmp_path / "direct.png", compress_level=1)
+        written = (tmp_path / "a" / f"{i:05d}.png").read_bytes()
+        assert written == (tmp_path / "direct.png").read_bytes()
+        assert np.array_equal(np.asarray(Image.open(tmp_path / "a" / f"{i:05d}.png")), image)
+        assert digests[f"{i:05d}.png"] == hashlib.sha256(written).hexdigest()
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == [f"{i:05d}.png" for i in range(5)]
 
 

@@ -1,0 +1,186 @@
+"""Chunk fragments: the durable record of one finished unit, and a cell's record assembled from them.
+
+A fragment (``chunks/<cell_id>/<start>-<stop>.json``, written atomically after the chunk's images are on disk)
+holds what the chunk cost and what produced it: sample range, batch size, NFE, seconds per phase, peak memory, the
+fingerprint, library versions, machine, host, process and thread count, start and end times, and the sha256 of
+every image it saved. A fragment is *current* while its fingerprint, batch size and library versions equal today's;
+anything else is generated again. When every unit of a cell has a current fragment, the cell's record is assembled:
+per-device throughput from the summed phase seconds, and the wall-clock figure across processes from the union of
+the fragments' busy intervals.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from ..errors import UserError
+from ..spec import CellSpec
+from ..store import RunDir, write_json
+from .units import Unit
+
+FRAGMENT_SCHEMA = 1
+GRID_IMAGES = 16
+
+
+class ChunkStore:
+    """Fragments and leases of one run directory."""
+
+    def __init__(self, run: RunDir):
+        self.run = run
+
+    def leases(self, cell_id: str) -> Path:
+        return self.run.path / ".leases" / cell_id
+
+    def fragment_path(self, unit: Unit) -> Path:
+        return self.run.path / "chunks" / unit.cell_id / f"{unit.name}.json"
+
+    def read(self, unit: Unit) -> dict | None:
+        """The unit's fragment, or None when absent or unreadable (a torn or foreign file counts as unfinished)."""
+        try:
+            fragment = json.loads(self.fragment_path(unit).read_text())
+        except (OSError, ValueError):
+            return None
+        ok = isinstance(fragment, dict) and fragment.get("schema_version") == FRAGMENT_SCHEMA
+        return fragment if ok and (fragment.get("start"), fragment.get("stop")) == (unit.start, unit.stop) else None
+
+    def write(self, unit: Unit, fragment: dict) -> None:
+        write_json(self.fragment_path(unit), {"schema_version": FRAGMENT_SCHEMA, **fragment})
+
+    def fragments(self, cell_id: str) -> list[dict]:
+        folder = self.run.path / "chunks" / cell_id
+        out = []
+        for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+            try:
+                out.append(json.loads(path.read_text()))
+            except (OSError, ValueError):
+                continue
+        return out
+
+
+def is_current(fragment: dict | None, fingerprint: dict, batch_size: int, versions: dict) -> bool:
+    """Made by what would make it now: same fingerprint, batch composition and library versions."""
+    return (
+        fragment is not None
+        and (fragment.get("fingerprint") or {}).get("value") == fingerprint["value"]
+        and fragment.get("batch_size") == batch_size
+        and (fragment.get("provenance") or {}).get("versions") == versions
+    )
+
+
+def busy_seconds(intervals: list[tuple[float, float]]) -> float:
+    """Length of the union of ``[start, end]`` intervals: wall time during which any process was generating."""
+    total, reach = 0.0, -math.inf
+    for start, end in sorted(intervals):
+        if end > reach:
+            total += end - max(start, reach)
+            reach = end
+    return total
+
+
+def wall_clock(fragments: list[dict]) -> dict[str, Any]:
+    """The run's images/s across processes: images over the union of busy intervals (idle gaps between sessions
+    left out), with the number of processes and their thread counts."""
+    images = sum(f["stop"] - f["start"] for f in fragments)
+    seconds = busy_seconds([(f["started"], f["finished"]) for f in fragments])
+    processes = {f["process"]["id"]: f["process"]["threads"] for f in fragments}
+    return {
+        "images": images,
+        "busy_seconds": seconds,
+        "images_per_s": images / seconds if seconds > 0 else None,
+        "processes": len(processes),
+        "threads_per_process": sorted(set(processes.values())),
+    }
+
+
+def compose_grid(run: RunDir, cell: CellSpec) -> None:
+    """``images/<cell_id>.grid.png`` from the cell's first images (removed again when only the grid is kept)."""
+    import numpy as np
+    from PIL import Image
+
+    if cell.save_images == "none":
+        return
+    folder = run.images_dir(cell.cell_id)
+    paths = [folder / f"{i:05d}.png" for i in range(min(GRID_IMAGES, cell.num_images))]
+    shown = [np.asarray(Image.open(p).convert("RGB")) for p in paths]
+    cols = min(len(shown), 4)
+    rows = math.ceil(len(shown) / cols)
+    h, w = shown[0].shape[:2]
+    grid = np.zeros((rows * h, cols * w, 3), dtype=np.uint8)
+    for i, image in enumerate(shown):
+        grid[(i // cols) * h : (i // cols + 1) * h, (i % cols) * w : (i % cols + 1) * w] = image
+    from .writer import encode_png, write_file
+
+    write_file(run.path / "images" / f"{cell.cell_id}.grid.png", encode_png(grid))
+    if cell.save_images == "grid":
+        for path in paths:
+            path.unlink(missing_ok=True)
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+
+
+def assemble_record(cell: CellSpec, units: list[Unit], fragments: list[dict]) -> dict[str, Any]:
+    """The cell's record from one current fragment per unit (in unit order)."""
+    from ..generate import sample_seed
+    from ..prompts import read_prompts, select
+
+    first = fragments[0]
+    n = sum(f["stop"] - f["start"] for f in fragments)
+    nfe = sum(f["nfe"] for f in fragments)
+    seconds = Counter()
+    for f in fragments:
+        seconds.update(f["seconds"])
+    total = sum(seconds.values())
+    spec = cell.prompts
+    prompts = read_prompts(Path(spec.source), spec.format, spec.column, "prompts")
+    indices = select(prompts, cell.num_images, cell.seed)
+    processes = Counter(f["process"]["id"] for f in fragments)
+    return {
+        "cell_id": cell.cell_id,
+        "config_key": cell.config_key,
+        "status": "ok",
+        "spec": cell.canonical(),
+        "sampler_label": cell.sampler.label,
+        **first["cell"],
+        "fingerprint": first["fingerprint"],
+        "provenance": first["provenance"],
+        "samples": [{"index": i, "prompt_index": indices[i], "seed": sample_seed(cell.seed, i)} for i in range(n)],
+        "chunks": [{"start": f["start"], "stop": f["stop"], "process": f["process"]["id"]} for f in fragments],
+        "throughput": {
+            "nfe_per_image": nfe / n,
+            "images_per_s": n / total,
+            "seconds_per_image": total / n,
+            "seconds_per_nfe": seconds["denoising"] / nfe,
+            "text_encoding_s_per_image": seconds["text_encoding"] / n,
+            "denoising_s_per_image": seconds["denoising"] / n,
+            "vae_decoding_s_per_image": seconds["vae_decoding"] / n,
+            "peak_memory_mb": max(f["peak_memory_bytes"] for f in fragments) / 2**20,
+            "memory_kind": first["memory_kind"],
+            "warmup_batches": cell.warmup,
+            "processes": len(processes),
+            "threads": max(f["process"]["threads"] for f in fragments),
+        },
+    }
+
+
+def consistency_error(cell: CellSpec, fragments: list[dict]) -> str | None:
+    """Why a cell's fragments cannot form one record: made from different weights or by different libraries."""
+    values = Counter((f.get("fingerprint") or {}).get("value") for f in fragments)
+    if len(values) > 1:
+        return f"cell {cell.cell_id}: its chunks were generated from {len(values)} different fingerprints"
+    versions = Counter(json.dumps((f.get("provenance") or {}).get("versions"), sort_keys=True) for f in fragments)
+    if len(versions) > 1:
+        found = [json.loads(v) for v in versions]
+        differing = sorted(k for k in set().union(*found) if len({json.dumps(v.get(k)) for v in found}) > 1)
+        detail = ", ".join(f"{k} {' / '.join(sorted({str(v.get(k)) for v in found}))}" for k in differing)
+        return f"cell {cell.cell_id}: its chunks were generated with different library versions ({detail})"
+    return None
+
+
+def check_consistent(cell: CellSpec, fragments: list[dict]) -> None:
+    error = consistency_error(cell, fragments)
+    if error:
+        raise UserError(error + "; remove the odd chunks under chunks/ and run them again with one environment")
