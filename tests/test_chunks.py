@@ -157,6 +157,7 @@ def test_shards_then_merge_equal_one_process(one_process, count, tmp_path, capsy
     assert len(fragments(out)) == len(fragments(reference)), "a unit was generated twice or not at all"
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["throughput"]["images"] == 4 * CASES[case]["n"] and manifest["throughput"]["images_per_s"] > 0
+    assert f"generation wall clock: {4 * CASES[case]['n']} images in" in (out / "report.md").read_text()
 
 
 def test_merge_refuses_chunks_from_different_library_versions(tmp_path, capsys):

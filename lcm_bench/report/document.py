@@ -246,4 +246,12 @@ def provenance_lines(manifests: list[dict]) -> list[str]:
             f"{versions.get('diffusers')}, {machine.get('cpu')} x{machine.get('cpu_count')}"
             f"{', GPUs: ' + ', '.join(machine['cuda']['devices']) if machine.get('cuda') else ''}"
         )
+        wall = m.get("throughput") or {}
+        if wall.get("images_per_s"):
+            threads = "/".join(map(str, wall["threads_per_process"]))
+            lines.append(
+                f"- generation wall clock: {wall['images']} images in {wall['busy_seconds']:.1f} s busy, "
+                f"{wall['images_per_s']:.3g} images/s across {wall['processes']} process"
+                f"{'es' * (wall['processes'] != 1)} ({threads} threads each)"
+            )
     return lines
