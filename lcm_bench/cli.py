@@ -18,6 +18,7 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def cmd_run(args) -> int:
+    from .execute.launcher import launched
     from .execute.units import parse_shard
     from .provenance import provenance
     from .report import write_report
@@ -25,9 +26,21 @@ def cmd_run(args) -> int:
     from .suite import load_suite
 
     shard = parse_shard(args.shard)
+    world = launched()
     suite = load_suite(args.suite)
     out = Path(args.out) if args.out else Path("reports") / suite.name
-    summary = run_suite(suite, out, provenance(), progress=not args.quiet, shard=shard, threads=args.threads)
+    summary = run_suite(
+        suite,
+        out,
+        provenance(),
+        progress=not args.quiet,
+        shard=shard,
+        threads=args.threads,
+        world=world,
+        pin_devices=args.pin_devices,
+    )
+    if world is not None and not world.is_main:
+        return 0
     if shard is not None:
         waiting = f", {len(summary.pending)} await other shards" if summary.pending else ""
         print(
@@ -39,7 +52,7 @@ def cmd_run(args) -> int:
     print(
         f"{len(summary.computed)} cells computed, {len(summary.reused)} reused, {len(summary.skipped)} skipped, "
         f"{summary.scored} metric values computed "
-        f"-> {out / 'results.csv'}" + (f", {report}" if report else "")
+        f"-> {out / 'results.csv'}" + (f", {report}" if report else "") + f"; {summary.chunks} chunks generated"
     )
     if summary.recomputed:
         print(f"recomputed {summary.recompute_note()}")
@@ -115,31 +128,17 @@ def cmd_ref_stats(args) -> int:
     """Compute and cache the reference features (and statistics) every metric of a suite needs."""
     import numpy as np
 
-    from .metrics import METRICS
     from .metrics.distances import feature_stats
-    from .metrics.references import reference_features
-    from .metrics.scoring import Scorer
-    from .store import RunDir
+    from .metrics.scoring import prepare_references
     from .suite import load_suite
 
-    suite = load_suite(args.suite)
-    scorer = Scorer(RunDir("."), suite.references)
-    prompt_sets = {c.prompts.name: c.prompts for c in suite.cells}
-    for i, metric in enumerate(suite.metrics):
-        if not METRICS.get(metric.name).needs_reference:
-            continue
-        extractor = scorer.extractor(metric, f"metrics[{i}]")
-        for name, spec in prompt_sets.items():
-            reference = scorer.reference(
-                {"name": name, "source": spec.source, "format": spec.format, "column": spec.column}
-            )
-            features = reference_features(reference, extractor)
-            stats = feature_stats(features)
-            print(
-                f"{metric.metric_id} / {name}: {reference.name}, N={stats.n}, dim={features.shape[1]}, "
-                f"hash {reference.content_hash}, |mu|={np.linalg.norm(stats.mu):.4g}, "
-                f"tr(sigma)={np.trace(stats.sigma):.4g}"
-            )
+    for metric, name, reference, features in prepare_references(load_suite(args.suite)):
+        stats = feature_stats(features)
+        print(
+            f"{metric.metric_id} / {name}: {reference.name}, N={stats.n}, dim={features.shape[1]}, "
+            f"hash {reference.content_hash}, |mu|={np.linalg.norm(stats.mu):.4g}, "
+            f"tr(sigma)={np.trace(stats.sigma):.4g}"
+        )
     return 0
 
 
@@ -446,6 +445,11 @@ def build_parser() -> ArgumentParser:
     )
     run.add_argument(
         "--threads", type=int, help="torch threads in this process (default: torch's, shared among local processes)"
+    )
+    run.add_argument(
+        "--pin-devices",
+        action="store_true",
+        help="under torchrun/accelerate, allow hardware entries that name a GPU (cuda:N) instead of cuda:LOCAL_RANK",
     )
     run.set_defaults(func=cmd_run)
     merge = sub.add_parser("merge", help="assemble, score and report a run whose units were spread over shards")

@@ -80,6 +80,8 @@ def make_baseline(run_dirs: list[str | Path], tolerance: dict[str, float] | None
             continue
         entries = {}
         for metric_id, metric in record["metrics"].items():
+            if metric.get("invalid"):
+                raise UserError(f"baseline: cell {record['cell_id']} has an invalid {metric_id} ({metric['invalid']})")
             entries[metric_id] = {
                 "value": metric["value"],
                 "higher_is_better": metric["higher_is_better"],
@@ -185,7 +187,10 @@ def judge_value(entry: dict, value: float, higher_is_better: bool) -> tuple[str,
 
 
 def judge_metric(entry: dict, metric: dict) -> tuple[str, float, str]:
-    """Like judge_value, after checking that the two values were measured the same way."""
+    """Like judge_value, after checking that the two values were measured the same way; an invalid value (images
+    with NaN or inf) is a regression whatever else changed."""
+    if metric.get("invalid"):
+        return "regressed", 0.0, f"invalid: {metric['invalid']}"
     inputs = result_inputs(metric)
     if entry.get("extractor_digest") != inputs["extractor_digest"]:
         return "not comparable", 0.0, f"extractor weights changed ({metric.get('extractor')})"

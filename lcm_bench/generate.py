@@ -128,8 +128,9 @@ def initial_latents(generators: list[torch.Generator], shape: tuple[int, ...]) -
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """VAE output in [-1, 1] -> uint8 HWC, rounding as diffusers' image processor does."""
-    images = (images.float() / 2 + 0.5).clamp(0, 1)
+    """VAE output in [-1, 1] -> uint8 HWC, rounding as diffusers' image processor does (NaN -> 0: such images are
+    counted apart)."""
+    images = (images.float() / 2 + 0.5).nan_to_num(0.0).clamp(0, 1)
     return (images.permute(0, 2, 3, 1).cpu().numpy() * 255).round().astype(np.uint8)
 
 
@@ -141,8 +142,10 @@ def generate_batch(
     prompts: list[str],
     seeds: list[int],
     timer: PhaseTimer,
+    nonfinite: list[int] | None = None,
 ) -> tuple[np.ndarray, int, dict[str, Any]]:
-    """Images (uint8, NHWC) for one batch, the network evaluations it took, and the resolved schedule."""
+    """Images (uint8, NHWC) for one batch, the network evaluations it took, and the resolved schedule; the batch
+    positions of images holding NaN or inf (an fp16 VAE overflow) are appended to ``nonfinite``."""
     s = settings
     unet, vae = pipe.unet, pipe.vae
     generators = [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
@@ -172,5 +175,7 @@ def generate_batch(
             decoder = vae.to(torch.float32) if upcast else vae
             latents = latents.to(torch.float32 if upcast else s.dtype) / vae.config.scaling_factor
             images = decoder.decode(latents, return_dict=False)[0]
+        if nonfinite is not None:
+            nonfinite.extend(torch.nonzero(~torch.isfinite(images).flatten(1).all(1)).flatten().tolist())
         step_kwargs.pop("generator", None)
         return to_uint8(images), net.evaluations, schedule_info(scheduler, step_kwargs)

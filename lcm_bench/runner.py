@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import UserError
-from .execute.chunks import ChunkStore, consistency_error, wall_clock
+from .execute.chunks import ChunkStore, consistency_error, verify_chunks, wall_clock
 from .execute.executor import Executor
+from .execute.launcher import Coordinator, World, check_devices, check_shared, select_device
 from .execute.leases import held
 from .execute.units import Shard, Unit, assign, cell_units, work_order
 from .execute.writer import ImageWriter
@@ -21,7 +22,7 @@ from .hardware import pin_threads, unavailable_reason
 from .models import ResolvedModel, resolve_model
 from .samplers import SAMPLERS
 from .spec import CellSpec, ModelSpec, Suite
-from .store import RunDir, write_json, write_results_csv
+from .store import RunDir, warn, write_json, write_results_csv
 
 
 @dataclass
@@ -174,22 +175,47 @@ def run_suite(
     progress: bool = True,
     shard: Shard | None = None,
     threads: int | None = None,
+    world: World | None = None,
+    pin_devices: bool = False,
 ) -> RunSummary:
     """Run every unfinished or stale unit of ``suite`` (or of ``shard``'s share) into ``out``; records are
-    assembled as cells complete, and scored unless this is a shard."""
+    assembled as cells complete, and scored unless this is a shard. Under a launcher (``world``) every rank
+    takes chunks from the whole suite through the leases; see lcm_bench.execute.launcher."""
+    if world is not None and shard is not None:
+        raise UserError("--shard: not under torchrun or accelerate, whose ranks already share the units")
+    coordinator = Coordinator(world) if world is not None else None
+    try:
+        return _run(suite, RunDir(out), provenance, progress, shard, threads, coordinator, pin_devices)
+    finally:
+        if coordinator is not None:
+            coordinator.close()
+
+
+def _run(suite, run, provenance, progress, shard, threads, coordinator, pin_devices) -> RunSummary:
     from tqdm import tqdm
 
-    run = RunDir(out)
-    summary = RunSummary(Path(out))
+    world = coordinator.world if coordinator else None
+    main = world is None or world.is_main
+    summary = RunSummary(run.path)
     threads = pin_threads(threads)
     runnable, summary.skipped = split_available(suite.cells)
+    if coordinator:
+        check_devices(runnable, world, pin_devices)
+        select_device(world)
+        check_shared(coordinator, run.path)
+    if main:
+        for note in verify_chunks(run, runnable):
+            warn(note)
+    if coordinator:
+        coordinator.barrier()
     current, resolved = fingerprints(runnable)
     todo, summary.reused, recomputed = stale_cells(run, runnable, current)
     todo_ids = {c.cell_id for c in todo}
     units = [u for u in units_of(runnable, shard) if u.cell_id in todo_ids]
+    units = world.rotate(units) if world else units
     mine = [c for c in todo if c.cell_id in {u.cell_id for u in units}]
     summary.recomputed = {k: v for k, v in recomputed.items() if k in {c.cell_id for c in mine}}
-    if summary.recomputed and progress:
+    if summary.recomputed and progress and main:
         print(f"recomputing {summary.recompute_note()}", file=sys.stderr)
     for cell_id in summary.recomputed:
         with held(ChunkStore(run).leases(cell_id), "record"):
@@ -201,29 +227,22 @@ def run_suite(
     resolved, modes = preflight([c for c in mine if not c.model.distill], resolved)
     ensure_students({c.model for c in mine}, progress=progress)
     modes.update(preflight([c for c in mine if c.model.distill], resolved)[1])
-    run.write_manifest(
-        {
-            "suite": {
-                "name": suite.name,
-                "source": suite.source,
-                "hash": suite.suite_hash,
-                "description": suite.description,
-                "published": suite.published,
-            },
-            "cells": [c.cell_id for c in suite.cells],
-            "metrics": [{"id": m.metric_id, "name": m.name, "options": dict(m.options)} for m in suite.metrics],
-            "skipped": summary.skipped,
-            "provenance": provenance,
-            **({"throughput": run.manifest().get("throughput")} if run.manifest() else {}),
-        }
-    )
+    if main:
+        write_manifest(run, suite, summary.skipped, provenance)
+    if coordinator:
+        if main and todo and suite.metrics:
+            from .metrics.scoring import prepare_references
+
+            for _ in prepare_references(suite):
+                pass
+        coordinator.barrier()
     bar = tqdm(
         total=sum(u.images for u in units),
         unit="img",
-        disable=not progress or not units,
+        disable=not progress or not main or not units,
         file=sys.stderr,
         dynamic_ncols=True,
-        desc=f"shard {shard}" if shard else None,
+        desc=f"shard {shard}" if shard else (f"rank 0 of {world.size}" if world else None),
     )
     writer = ImageWriter()
     executor = Executor(
@@ -237,24 +256,59 @@ def run_suite(
         threads,
         writer,
         on_images=bar.update,
-        say=(lambda line: bar.write(line, file=sys.stderr)) if progress else (lambda line: None),
+        say=(lambda line: bar.write(line, file=sys.stderr)) if progress and main else (lambda line: None),
     )
     try:
         executor.work(units)
+        if coordinator:
+            coordinator.barrier()
+            for cell in world.mine(work_order(mine)):
+                executor.assemble(cell)
+            coordinator.barrier()
         summary.computed, summary.chunks = executor.assembled, len(executor.generated)
         finished = run.records()
         summary.pending = [c.cell_id for c in mine if c.cell_id not in finished]
-        summary.wall = record_wall_clock(run, runnable)
         bar.close()
         if shard is None:
             from .metrics.scoring import score_run
 
-            summary.scored = score_run(run, suite, [c.cell_id for c in suite.cells], progress=progress)
+            cell_ids = [c.cell_id for c in suite.cells]
+            cell_ids = world.mine(cell_ids) if world else cell_ids
+            summary.scored = score_run(run, suite, cell_ids, progress=progress and main)
+        if coordinator:
+            gathered = coordinator.gather((summary.computed, summary.chunks, summary.scored))
+            summary.computed = [c for computed, _, _ in gathered for c in computed]
+            summary.chunks = sum(chunks for _, chunks, _ in gathered)
+            summary.scored = sum(scored for *_, scored in gathered)
+        if main:
+            summary.wall = record_wall_clock(run, runnable)
     finally:
         bar.close()
         writer.close()
-        write_results(run, suite, summary.skipped)
+        if main:
+            write_results(run, suite, summary.skipped)
     return summary
+
+
+def write_manifest(run: RunDir, suite: Suite, skipped: list[dict], provenance: dict) -> None:
+    """The run's manifest (kept: the wall-clock throughput of earlier sessions)."""
+    previous = run.manifest() or {}
+    run.write_manifest(
+        {
+            "suite": {
+                "name": suite.name,
+                "source": suite.source,
+                "hash": suite.suite_hash,
+                "description": suite.description,
+                "published": suite.published,
+            },
+            "cells": [c.cell_id for c in suite.cells],
+            "metrics": [{"id": m.metric_id, "name": m.name, "options": dict(m.options)} for m in suite.metrics],
+            "skipped": skipped,
+            "provenance": provenance,
+            **({"throughput": previous["throughput"]} if "throughput" in previous else {}),
+        }
+    )
 
 
 def write_results(run: RunDir, suite: Suite, skipped: list[dict]) -> None:

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from .errors import UserError
+from .faults import injected_write_error
 
 SCHEMA_VERSION = 2
 READABLE_SCHEMAS = (1, 2)
@@ -76,23 +78,54 @@ FILE_MODE = 0o666 & ~_umask()
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside ``path``, then rename: a reader sees the old file or the new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    """Write to a temporary file beside ``path``, then rename: a reader sees the old file or the new one. A failed
+    write (disk full, no permission) leaves no file behind and stops the run with one line naming ``path``."""
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "wb") as f:
+            injected_write_error(path)
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        raise UserError(f"cannot write '{path}': {exc.strerror or exc}") from None
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
         raise
 
 
 def write_json(path: Path, obj: Any) -> None:
     write_atomic(path, (json.dumps(obj, indent=1, sort_keys=True, default=str) + "\n").encode())
+
+
+def warn(message: str) -> None:
+    print(f"lcm-bench: warning: {message}", file=sys.stderr)
+
+
+def read_record(path: Path) -> dict | None:
+    """A record, or None when absent; a torn or corrupt record (a crash of the machine) is reported in one line and
+    set aside as ``<name>.corrupt`` so its cell is assembled or computed again."""
+    try:
+        record = json.loads(path.read_text())
+        valid = isinstance(record, dict) and isinstance(record.get("cell_id"), str) and "spec" in record
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        valid = False
+    if not valid:
+        warn(f"record '{path}' is corrupt; moved aside to {path.name}.corrupt, its cell will be recomputed")
+        os.replace(path, path.with_name(path.name + ".corrupt"))
+        return None
+    if record.get("schema_version") not in READABLE_SCHEMAS:
+        raise UserError(f"{path}: schema_version {record.get('schema_version')} is not one of {list(READABLE_SCHEMAS)}")
+    return record
 
 
 class RunDir:
@@ -113,11 +146,7 @@ class RunDir:
         write_json(self.record_path(record["cell_id"]), {"schema_version": SCHEMA_VERSION, **record})
 
     def record(self, cell_id: str) -> dict | None:
-        path = self.record_path(cell_id)
-        try:
-            return json.loads(path.read_text())
-        except FileNotFoundError:
-            return None
+        return read_record(self.record_path(cell_id))
 
     def discard_record(self, cell_id: str) -> None:
         """Forget a stale cell's record (first, so a kill leaves it unfinished), grid and features; its images stay
@@ -131,12 +160,9 @@ class RunDir:
     def records(self) -> dict[str, dict]:
         out = {}
         for file in sorted(self.cells_dir.glob("*.json")) if self.cells_dir.is_dir() else []:
-            record = json.loads(file.read_text())
-            if record.get("schema_version") not in READABLE_SCHEMAS:
-                raise UserError(
-                    f"{file}: schema_version {record.get('schema_version')} is not one of {list(READABLE_SCHEMAS)}"
-                )
-            out[record["cell_id"]] = record
+            record = read_record(file)
+            if record is not None:
+                out[record["cell_id"]] = record
         return out
 
     def manifest(self) -> dict | None:

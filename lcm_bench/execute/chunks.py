@@ -20,7 +20,7 @@ from typing import Any
 from ..errors import UserError
 from ..spec import CellSpec
 from ..store import RunDir, write_json
-from .units import Unit
+from .units import Unit, cell_units
 
 FRAGMENT_SCHEMA = 1
 GRID_IMAGES = 16
@@ -47,6 +47,10 @@ class ChunkStore:
         ok = isinstance(fragment, dict) and fragment.get("schema_version") == FRAGMENT_SCHEMA
         return fragment if ok and (fragment.get("start"), fragment.get("stop")) == (unit.start, unit.stop) else None
 
+    def damaged(self, unit: Unit) -> bool:
+        """A fragment file exists but does not read as this unit's fragment (torn by a crash of the machine)."""
+        return self.fragment_path(unit).is_file() and self.read(unit) is None
+
     def write(self, unit: Unit, fragment: dict) -> None:
         write_json(self.fragment_path(unit), {"schema_version": FRAGMENT_SCHEMA, **fragment})
 
@@ -59,6 +63,64 @@ class ChunkStore:
             except (OSError, ValueError):
                 continue
         return out
+
+
+def damaged_image(folder: Path, images: dict[str, list]) -> str | None:
+    """The first image a fragment lists that is missing or no longer what was written: size first, the sha256 only
+    when the modification time moved (a crash truncates, a copy rewrites)."""
+    import hashlib
+
+    for name, (sha256, size, mtime_ns) in images.items():
+        try:
+            stat = (folder / name).stat()
+        except OSError:
+            return name
+        if stat.st_size != size:
+            return name
+        if stat.st_mtime_ns != mtime_ns and hashlib.sha256((folder / name).read_bytes()).hexdigest() != sha256:
+            return name
+    return None
+
+
+def verify_chunks(run: RunDir, cells: list[CellSpec]) -> list[str]:
+    """Discard every chunk (and its cell's record) whose images are missing or damaged, so the run generates it
+    again; returns one line per discarded chunk."""
+    from .leases import Lease
+
+    store, notes = ChunkStore(run), []
+    for cell in cells:
+        folder = run.images_dir(cell.cell_id)
+        for unit in cell_units(cell):
+            fragment = store.read(unit)
+            if store.damaged(unit):
+                bad = f"chunks/{cell.cell_id}/{unit.name}.json"
+            else:
+                bad = fragment and damaged_image(folder, fragment.get("images") or {})
+            if not bad:
+                continue
+            lease = Lease(store.leases(cell.cell_id), unit.name)
+            if not lease.try_take():
+                continue
+            try:
+                run.discard_record(cell.cell_id)
+                store.fragment_path(unit).unlink(missing_ok=True)
+            finally:
+                lease.release()
+            notes.append(
+                f"cell {cell.cell_id}: {bad} is missing or damaged; images {unit.start}..{unit.stop - 1} will be "
+                "generated again"
+            )
+    return notes
+
+
+def expected_images(run: RunDir, record: dict) -> dict[str, str]:
+    """``{file name: sha256}`` of a record's saved images, from its chunks' fragments (empty for older runs)."""
+    store = ChunkStore(run)
+    out = {}
+    for i, chunk in enumerate(record.get("chunks") or []):
+        fragment = store.read(Unit(record["cell_id"], i, chunk["start"], chunk["stop"])) or {}
+        out.update({name: entry[0] for name, entry in (fragment.get("images") or {}).items()})
+    return out
 
 
 def is_current(fragment: dict | None, fingerprint: dict, batch_size: int, versions: dict) -> bool:
@@ -149,6 +211,7 @@ def assemble_record(cell: CellSpec, units: list[Unit], fragments: list[dict]) ->
         "provenance": first["provenance"],
         "samples": [{"index": i, "prompt_index": indices[i], "seed": sample_seed(cell.seed, i)} for i in range(n)],
         "chunks": [{"start": f["start"], "stop": f["stop"], "process": f["process"]["id"]} for f in fragments],
+        "nonfinite_images": [i for f in fragments for i in f.get("nonfinite_images", [])],
         "throughput": {
             "nfe_per_image": nfe / n,
             "images_per_s": n / total,

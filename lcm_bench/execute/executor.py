@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..faults import reached
 from ..hardware import torch_dtype
 from ..models import ResolvedModel, load_pipeline
 from ..prompts import read_prompts, select
@@ -66,10 +67,16 @@ def generate_chunk(
     indices = select(prompts, cell.num_images, cell.seed)
     batches = unit.batches(cell.batch_size)
 
-    def generate(batch: range, settings: GenerationSettings, timer: PhaseTimer):
+    nonfinite: list[int] = []
+
+    def generate(batch: range, settings: GenerationSettings, timer: PhaseTimer, flags: list | None = None):
         texts = [prompts[indices[i]] for i in batch]
         seeds = [sample_seed(cell.seed, i) for i in batch]
-        return generate_batch(pipe, resolved.family, cell.sampler, settings, texts, seeds, timer)
+        found: list[int] = []
+        out = generate_batch(pipe, resolved.family, cell.sampler, settings, texts, seeds, timer, found)
+        if flags is not None:
+            flags.extend(batch.start + i for i in found)
+        return out
 
     warm = GenerationSettings(**{**asdict(settings), "steps": 1})
     for _ in range(warmup):
@@ -79,7 +86,7 @@ def generate_chunk(
     folder = run.images_dir(cell.cell_id)
     with PeakMemory(settings.device) as memory:
         for batch in batches:
-            images, nfe, schedule = generate(batch, settings, timer)
+            images, nfe, schedule = generate(batch, settings, timer, nonfinite)
             evaluations += nfe
             keep = len(batch) if cell.save_images == "all" else max(0, min(len(batch), GRID_IMAGES - batch.start))
             if cell.save_images != "none" and keep:
@@ -106,11 +113,12 @@ def generate_chunk(
             "schedule": schedule,
         },
         "nfe": evaluations,
+        "nonfinite_images": nonfinite,
         "seconds": dict(timer.seconds),
         "peak_memory_bytes": memory.peak_bytes,
         "memory_kind": memory.kind,
         "warmup_batches": warmup,
-        "images": writer.take_digests(folder, range(unit.start, unit.stop)),
+        "images": writer.take_digests(folder, range(unit.start, unit.stop)) if cell.save_images == "all" else {},
     }
 
 
@@ -142,6 +150,8 @@ class Executor:
             "host": socket.gethostname(),
             "pid": os.getpid(),
             "threads": self.threads,
+            "rank": int(os.environ.get("RANK", "0")),
+            "attempt": int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")),
         }
 
     def current(self, cell: CellSpec, fragment: dict | None) -> bool:
@@ -185,6 +195,7 @@ class Executor:
         )
         self.store.write(unit, fragment)
         self.generated.append(fragment)
+        reached("chunk")
 
     def assemble(self, cell: CellSpec) -> bool:
         """Write the cell's record when every unit has a current fragment and no current record exists yet."""
@@ -200,6 +211,7 @@ class Executor:
             record = assemble_record(cell, cell_units(cell), fragments)
             record["suite"] = self.suite
             self.run.write_record(record)
+            reached("record")
         self.assembled.append(cell.cell_id)
         tp = record["throughput"]
         self.say(f"  {cell.cell_id}: {tp['seconds_per_image'] * 1e3:.1f} ms/img, NFE {tp['nfe_per_image']:g}")

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
+from ..faults import injected_write_error, reached
 
 _STOP = object()
 
@@ -41,6 +42,7 @@ def write_file(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         with open(tmp, "wb") as f:
+            injected_write_error(path)
             f.write(data)
         os.replace(tmp, path)
     except BaseException:
@@ -54,7 +56,7 @@ class ImageWriter:
     def __init__(self, max_pending: int = 4):
         self._queue: queue.Queue = queue.Queue(maxsize=max_pending)
         self._error: str | None = None
-        self._digests: dict[Path, str] = {}
+        self._digests: dict[Path, list] = {}
         self._thread = threading.Thread(target=self._work, name="lcm-bench-image-writer", daemon=True)
         self._thread.start()
 
@@ -71,7 +73,9 @@ class ImageWriter:
                         try:
                             data = encode_png(image)
                             write_file(path, data)
-                            self._digests[path] = hashlib.sha256(data).hexdigest()
+                            stat = path.stat()
+                            self._digests[path] = [hashlib.sha256(data).hexdigest(), stat.st_size, stat.st_mtime_ns]
+                            reached("image")
                         except OSError as exc:
                             self._error = f"image writer: cannot write '{path}': {exc.strerror or exc}"
                             break
@@ -96,8 +100,9 @@ class ImageWriter:
         self._queue.join()
         self._raise()
 
-    def take_digests(self, folder: Path, indices: range) -> dict[str, str]:
-        """``{file name: sha256}`` of the written images ``indices`` of ``folder`` (call after ``flush``)."""
+    def take_digests(self, folder: Path, indices: range) -> dict[str, list]:
+        """``{file name: [sha256, bytes, mtime_ns]}`` of the written images ``indices`` of ``folder`` (call after
+        ``flush``)."""
         paths = [folder / f"{i:05d}.png" for i in indices]
         return {p.name: self._digests.pop(p) for p in paths if p in self._digests}
 

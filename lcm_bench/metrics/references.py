@@ -15,10 +15,11 @@ import numpy as np
 
 from ..digests import files_digest
 from ..errors import UserError
+from ..faults import reached
 from ..paths import cache_dir
 from ..registry import Registry
 from ..spec import stable_hash
-from ..store import write_atomic
+from ..store import warn, write_atomic
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
 
@@ -120,14 +121,30 @@ def stream_features(images: Iterator[np.ndarray], extractor, batch_size: int = 6
 
 
 def cached(path: Path, compute: Callable[[], np.ndarray]) -> np.ndarray:
-    """Load an array from a safetensors file, or compute it and write it atomically."""
-    from safetensors.numpy import load_file, save
+    """Load an array from a safetensors file, or compute it and write it atomically with the sha256 of its bytes
+    in the header; a file that does not parse or whose bytes differ from that checksum is reported and recomputed."""
+    from safetensors import safe_open
+    from safetensors.numpy import save
 
     if path.is_file():
-        return load_file(path)["features"]
-    features = compute()
-    write_atomic(path, save({"features": np.ascontiguousarray(features)}))
+        try:
+            with safe_open(str(path), framework="np") as f:
+                expected = (f.metadata() or {}).get("sha256")
+                features = f.get_tensor("features")
+            if expected is None or _sha256(features) == expected:
+                return features
+        except Exception:  # noqa: BLE001 - safetensors raises its own error types for torn files
+            pass
+        warn(f"feature file '{path}' is corrupt; recomputing it")
+        path.unlink(missing_ok=True)
+    features = np.ascontiguousarray(compute())
+    write_atomic(path, save({"features": features}, metadata={"sha256": _sha256(features)}))
+    reached("features")
     return features
+
+
+def _sha256(array: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
 
 
 def reference_features(reference: ReferenceSet, extractor, draw: int = 0, batch_size: int = 64) -> np.ndarray:

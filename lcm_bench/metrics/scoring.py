@@ -19,6 +19,9 @@ import numpy as np
 import torch
 
 from ..errors import UserError
+from ..execute.chunks import ChunkStore, expected_images
+from ..execute.leases import held
+from ..faults import reached
 from ..prompts import read_prompts
 from ..spec import MetricSpec, ReferenceSpec
 from ..store import RunDir
@@ -82,7 +85,12 @@ def _label(name: str, label: str, extractor: Extractor) -> str:
     return label
 
 
-def load_images(run: RunDir, cell_id: str, n: int):
+def load_images(run: RunDir, cell_id: str, n: int, expected: dict[str, str] | None = None):
+    """The cell's saved images in order, each checked against the sha256 its chunk recorded: a damaged image stops
+    scoring in one line and its record is set aside, so the next run generates the chunk again."""
+    import hashlib
+    import io
+
     from PIL import Image
 
     folder = run.images_dir(cell_id)
@@ -90,7 +98,15 @@ def load_images(run: RunDir, cell_id: str, n: int):
         path = folder / f"{i:05d}.png"
         if not path.is_file():
             raise UserError(f"cell {cell_id}: image {path} is missing; metrics need save_images: all")
-        yield np.asarray(Image.open(path).convert("RGB"))
+        data = path.read_bytes()
+        if expected and path.name in expected and hashlib.sha256(data).hexdigest() != expected[path.name]:
+            run.discard_record(cell_id)
+            path.unlink()
+            raise UserError(
+                f"cell {cell_id}: image {path} differs from the checksum its chunk recorded (damaged); it was removed "
+                "and the cell's record set aside: run the same command again to generate its chunk anew"
+            )
+        yield np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
 
 
 class Scorer:
@@ -153,7 +169,8 @@ class Scorer:
         if not path.is_file():
             for stale in path.parent.glob(f"{extractor.key}-{extractor.mode}-*.safetensors"):
                 stale.unlink()
-        return cached(path, lambda: stream_features(load_images(self.run, cell_id, n), extractor))
+        expected = expected_images(self.run, record)
+        return cached(path, lambda: stream_features(load_images(self.run, cell_id, n, expected), extractor))
 
     def noise_floor(
         self, metric: MetricSpec, reference: ReferenceSet, extractor: Extractor, prompts: list[str], distance
@@ -169,7 +186,25 @@ class Scorer:
             self._floor_values[value_key] = distance(self._floors[key])
         return self._floor_values[value_key]
 
+    def invalid(self, record: dict, metric: MetricSpec, field: str) -> dict[str, Any]:
+        """The result of a metric over images that hold NaN or inf: no value, the reason, today's inputs."""
+        definition = METRICS.get(metric.name)
+        bad, n = len(record["nonfinite_images"]), record["spec"]["num_images"]
+        inputs = self.inputs(record, metric, field)
+        return {
+            "metric": metric.name,
+            "label": definition.label,
+            "higher_is_better": definition.higher_is_better,
+            "value": None,
+            "invalid": f"{bad} of {n} images hold NaN or inf (an fp16 VAE overflow? try an fp32 VAE or bf16)",
+            "extractor_digest": inputs["extractor_digest"],
+            "options": dict(metric.options),
+            **({"reference": {"hash": inputs["reference_hash"]}} if inputs["reference_hash"] else {}),
+        }
+
     def score(self, record: dict, metric: MetricSpec, field: str) -> dict[str, Any]:
+        if record.get("nonfinite_images"):
+            return self.invalid(record, metric, field)
         definition = METRICS.get(metric.name)
         options = dict(metric.options)
         extractor = self.extractor(metric, field)
@@ -191,7 +226,9 @@ class Scorer:
             return {
                 **result,
                 **attribute_accuracy(
-                    extractor.judge, load_images(self.run, record["cell_id"], len(generated)), prompts
+                    extractor.judge,
+                    load_images(self.run, record["cell_id"], len(generated), expected_images(self.run, record)),
+                    prompts,
                 ),
             }
         if metric.name == "clip_score":
@@ -239,6 +276,21 @@ class Scorer:
         return result
 
 
+def prepare_references(suite, device: str = "cpu"):
+    """Compute and cache the reference features of every (metric, prompt set) pair the suite's metrics need, so that
+    processes scoring in parallel find them on disk. Yields ``(metric, prompt set name, reference, features)``."""
+    scorer = Scorer(RunDir("."), suite.references, device)
+    prompt_sets = {c.prompts.name: c.prompts for c in suite.cells}
+    for i, metric in enumerate(suite.metrics):
+        if not METRICS.get(metric.name).needs_reference:
+            continue
+        extractor = scorer.extractor(metric, f"metrics[{i}]")
+        for name, spec in prompt_sets.items():
+            source = {"name": name, "source": spec.source, "format": spec.format, "column": spec.column}
+            reference = scorer.reference(source)
+            yield metric, name, reference, reference_features(reference, extractor)
+
+
 def score_run(run: RunDir, suite, cell_ids: list[str], progress: bool = True, device: str | None = None) -> int:
     """Add every missing metric of ``suite`` to the finished cells ``cell_ids``; returns how many were computed."""
     import sys
@@ -268,10 +320,22 @@ def score_run(run: RunDir, suite, cell_ids: list[str], progress: bool = True, de
             if stored is None or result_inputs(stored) != inputs:
                 todo.append((record, index, metric))
     digest_cache().flush()
+    computed = 0
     for record, index, metric in tqdm(
         todo, desc="scoring", unit="metric", disable=not progress or not todo, file=sys.stderr, dynamic_ncols=True
     ):
-        result = scorer.score(record, metric, f"metrics[{index}]")
-        record.setdefault("metrics", {})[metric.metric_id] = result
-        run.write_record({k: v for k, v in record.items() if k != "schema_version"})
-    return len(todo)
+        with held(ChunkStore(run).leases(record["cell_id"]), "record"):
+            fresh = run.record(record["cell_id"])
+            if fresh is None or (fresh.get("fingerprint") or {}).get("value") != (record.get("fingerprint") or {}).get(
+                "value"
+            ):
+                continue
+            fresh["spec"]["prompts"]["source"] = record["spec"]["prompts"]["source"]
+            stored = fresh.get("metrics", {}).get(metric.metric_id)
+            if stored is not None and result_inputs(stored) == scorer.inputs(fresh, metric, f"metrics[{index}]"):
+                continue
+            fresh.setdefault("metrics", {})[metric.metric_id] = scorer.score(fresh, metric, f"metrics[{index}]")
+            run.write_record({k: v for k, v in fresh.items() if k != "schema_version"})
+            computed += 1
+        reached("metric")
+    return computed

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UserError
+from ..faults import reached
 from ..published import DESCRIPTIONS, check_published
 from ..store import load_runs, results_frame, version_changes, write_atomic
 from . import grids, plots
@@ -115,6 +116,7 @@ def write_report(
     records.sort(key=lambda r: rank.get(r["cell_id"], len(rank)))
     out = Path(out_dir or run_dirs[0])
     frame = results_frame(records)
+    reached("report")
     meta = metric_meta(records, manifests)
     metrics = list(meta.values())
     distance, clip = distance_metric(meta), clip_metric(meta)
@@ -146,6 +148,10 @@ def write_report(
                 blocks += [Block("h3", f"Samples: {prompts}"), Block("image", figure, f"samples {prompts}")]
     else:
         blocks.append(Block("p", "_No finished cells._"))
+    invalid = invalid_lines(records)
+    if invalid:
+        blocks.append(Block("h2", "Invalid results"))
+        blocks += [Block("p", line) for line in invalid]
     skipped = frame[frame["status"] == "skipped"] if "status" in frame.columns else frame.iloc[0:0]
     if not skipped.empty:
         blocks.append(Block("h2", "Skipped cells"))
@@ -233,6 +239,16 @@ def _cost_section(blocks, ok, metric, target, colours, out) -> None:
     figure = plots.quality_vs_cost(ok, metric, colours, out / "plots" / "quality_vs_cost.png", targets)
     if figure is not None:
         blocks.append(Block("image", figure, "quality against cost"))
+
+
+def invalid_lines(records: list[dict]) -> list[str]:
+    """One line per cell whose metrics are invalid (images with NaN or inf), saying why; such cells show "–"."""
+    lines = []
+    for record in records:
+        reasons = {m["invalid"] for m in (record.get("metrics") or {}).values() if m.get("invalid")}
+        if reasons:
+            lines.append(f"- `{record['cell_id']}`: metrics invalid, {'; '.join(sorted(reasons))}")
+    return lines
 
 
 def provenance_lines(manifests: list[dict]) -> list[str]:

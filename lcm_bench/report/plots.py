@@ -24,10 +24,15 @@ def _pyplot():
 
 
 def save(fig, path: Path) -> Path:
-    """PNG (shown by the reports) and PDF (for papers) side by side."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=130)
-    fig.savefig(path.with_suffix(".pdf"))
+    """PNG (shown by the reports) and PDF (for papers) side by side, each written atomically."""
+    import io
+
+    from ..store import write_atomic
+
+    for target, options in ((path, {"dpi": 130, "format": "png"}), (path.with_suffix(".pdf"), {"format": "pdf"})):
+        buffer = io.BytesIO()
+        fig.savefig(buffer, **options)
+        write_atomic(target, buffer.getvalue())
     _pyplot().close(fig)
     return path
 
