@@ -18,7 +18,10 @@ from lcm_bench.cli import main
 from lcm_bench.models import EMBEDDED_DIR
 from lcm_bench.paths import cache_dir
 
-pytestmark = pytest.mark.skipif(not (EMBEDDED_DIR / "shapes-judge").is_dir(), reason="needs the shipped judge")
+pytestmark = [
+    pytest.mark.resilience,
+    pytest.mark.skipif(not (EMBEDDED_DIR / "shapes-judge").is_dir(), reason="needs the shipped judge"),
+]
 
 SUITE = """
 version: 1

@@ -15,9 +15,10 @@ from test_chunks import files, fragments, metric_values
 from lcm_bench.execute.launcher import World, launched
 from lcm_bench.models import EMBEDDED_DIR
 
-pytestmark = pytest.mark.skipif(
-    not (EMBEDDED_DIR / "shapes-judge").is_dir(), reason="needs the shipped judge for the metrics"
-)
+pytestmark = [
+    pytest.mark.resilience,
+    pytest.mark.skipif(not (EMBEDDED_DIR / "shapes-judge").is_dir(), reason="needs the shipped judge for the metrics"),
+]
 
 SUITE = """
 version: 1

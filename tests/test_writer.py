@@ -30,7 +30,8 @@ def test_written_images_equal_a_direct_save(tmp_path):
         written = (tmp_path / "a" / f"{i:05d}.png").read_bytes()
         assert written == (tmp_path / "direct.png").read_bytes()
         assert np.array_equal(np.asarray(Image.open(tmp_path / "a" / f"{i:05d}.png")), image)
-        assert digests[f"{i:05d}.png"] == hashlib.sha256(written).hexdigest()
+        sha256, size, _ = digests[f"{i:05d}.png"]
+        assert sha256 == hashlib.sha256(written).hexdigest() and size == len(written)
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == [f"{i:05d}.png" for i in range(5)]
 
 
