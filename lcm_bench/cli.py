@@ -343,10 +343,32 @@ def grid_table(cells, modes: dict[str, str]) -> str:
     )
 
 
+def cmd_init(args) -> int:
+    """Write a commented starter suite ``NAME.yaml`` (it validates as written, on the embedded models)."""
+    from .suite import FILE_SAFE
+
+    if not FILE_SAFE.match(args.name):
+        raise UserError(f"name: '{args.name}' must be file-safe (letters, digits, _ . + -)")
+    out = Path(args.out) if args.out else Path(f"{args.name}.yaml")
+    if out.exists():
+        raise UserError(f"--out: '{out}' exists; choose another name or --out")
+    text = (Path(__file__).parent / "starter.yaml").read_text().replace("NAME", args.name)
+    from .store import write_atomic
+
+    write_atomic(out, text.encode())
+    print(f"{out}: edit its methods, then lcm-bench validate {out} and lcm-bench run {out}")
+    return 0
+
+
 def cmd_list(args) -> int:
     from .models import MODELS
     from .prompts import PROMPT_SETS
     from .samplers import SAMPLERS
+    from .suite import builtin_suites, suite_summary
+
+    print("suites (lcm-bench run NAME):")
+    for name, path in builtin_suites().items():
+        print(f"  {name:20s} {suite_summary(path)}")
 
     print("samplers:")
     for name in SAMPLERS:
@@ -433,7 +455,7 @@ def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="lcm-bench", description="Benchmark few-step diffusion samplers.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
     run = sub.add_parser("run", help="run (or resume) a suite; writes records, results.csv and a report")
-    run.add_argument("suite", help="suite YAML file")
+    run.add_argument("suite", help="suite YAML file, or a built-in suite's name (lcm-bench list)")
     run.add_argument("--out", help="run directory (default: reports/<suite name>)")
     run.add_argument("--no-report", action="store_true", help="do not write report.md")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -514,7 +536,11 @@ def build_parser() -> ArgumentParser:
     compare.add_argument("run")
     _add_gate_options(compare)
     compare.set_defaults(func=cmd_compare)
-    lst = sub.add_parser("list", help="registered samplers, models, prompt sets and metrics")
+    init = sub.add_parser("init", help="write a commented starter suite NAME.yaml")
+    init.add_argument("name")
+    init.add_argument("--out", help="file to write (default NAME.yaml)")
+    init.set_defaults(func=cmd_init)
+    lst = sub.add_parser("list", help="built-in suites, registered samplers, models, prompt sets and metrics")
     lst.set_defaults(func=cmd_list)
     return parser
 

@@ -464,9 +464,39 @@ def method_cells(methods: list[Method], axes: dict[str, list], common: dict, rul
     return cells
 
 
+SUITES_DIR = Path(__file__).resolve().parent.parent / "suites"
+
+
+def builtin_suites() -> dict[str, Path]:
+    """The suites that ship with lcm-bench, by name (the file's stem)."""
+    return {p.stem: p for p in sorted(SUITES_DIR.glob("*.yaml"))}
+
+
+def suite_summary(path: Path) -> str:
+    """A built-in suite's ``description``, else the first line of its leading comment."""
+    text = path.read_text()
+    description = (yaml.safe_load(text) or {}).get("description")
+    if description:
+        return description
+    first = next((line for line in text.splitlines() if line.startswith("#")), "")
+    return first.lstrip("# ").strip()
+
+
+def suite_path(text: str) -> Path:
+    """A suite file, or the name of a built-in suite (``quickstart``, ``ci-quality``, ...) from any directory."""
+    path = Path(text)
+    if path.exists() or path.suffix in (".yaml", ".yml") or len(path.parts) > 1:
+        return path
+    suites = builtin_suites()
+    if text in suites:
+        return suites[text]
+    hint = did_you_mean(text, list(suites)) or f" (built-in suites: {', '.join(suites)})"
+    raise UserError(f"suite: '{text}' is neither a file nor a built-in suite{hint}")
+
+
 def load_suite(path: str | Path) -> Suite:
-    """Parse, validate and expand a suite file."""
-    path = Path(path)
+    """Parse, validate and expand a suite file, or a built-in suite given by name."""
+    path = suite_path(path) if isinstance(path, str) else Path(path)
     try:
         return _load(path)
     except UserError as exc:

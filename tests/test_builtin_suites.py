@@ -1,0 +1,42 @@
+"""Built-in suites by name from any directory, the starter suite, and the suites list."""
+
+from lcm_bench.cli import main
+from lcm_bench.suite import builtin_suites, load_suite
+
+
+def test_a_builtin_suite_loads_by_name_from_any_directory(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    suites = builtin_suites()
+    assert {"quickstart", "ci-quality", "teacher-eval"} <= set(suites)
+    by_name = load_suite("ci-quality")
+    assert by_name.suite_hash == load_suite(suites["ci-quality"]).suite_hash
+    assert [c.cell_id for c in by_name.cells] == [c.cell_id for c in load_suite(str(suites["ci-quality"])).cells]
+    assert main(["validate", "quickstart"]) == 0
+    assert "suite 'quickstart'" in capsys.readouterr().out
+
+
+def test_an_unknown_name_is_one_line_with_a_suggestion(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["validate", "quickstrat"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "did you mean 'quickstart'?" in err
+    assert main(["validate", "missing.yaml"]) == 2, "a path keeps meaning a path"
+
+
+def test_init_writes_a_starter_that_validates_and_never_overwrites(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["init", "my-bench"]) == 0
+    suite = load_suite("my-bench.yaml")
+    assert suite.name == "my-bench" and {c.method for c in suite.cells} == {"teacher-ddim", "teacher-dpm++", "lcm"}
+    assert suite.metrics and sorted({c.steps for c in suite.cells}) == [1, 2, 4, 8]
+    before = (tmp_path / "my-bench.yaml").read_text()
+    assert main(["init", "my-bench"]) == 2 and (tmp_path / "my-bench.yaml").read_text() == before
+    assert main(["init", "bad name"]) == 2
+
+
+def test_list_shows_the_builtin_suites(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    lines = out.split("samplers:")[0].splitlines()
+    assert lines[0].startswith("suites") and any(line.split()[0] == "quickstart" for line in lines[1:])
+    assert len(lines) - 1 == len(builtin_suites())
