@@ -16,7 +16,9 @@ CELLS = {"m.lcm.s1": (120.0, 0.80), "m.lcm.s4": (60.0, 0.90)}
 MACHINE = {"cpu": "test cpu", "cpu_count": 2, "cuda": None}
 
 
-def _run(path, cells=CELLS, n=300, drop=(), digest="judge-1", unet="u1", seconds=0.01, machine=MACHINE, nfe=2.0):
+def _run(
+    path, cells=CELLS, n=300, drop=(), digest="judge-1", unet="u1", seconds=0.01, machine=MACHINE, nfe=2.0, **extra
+):
     run = RunDir(path)
     ids = [c for c in cells if c not in drop]
     run.write_manifest({"suite": {"name": "gate", "hash": "h"}, "cells": ids})
@@ -30,7 +32,7 @@ def _run(path, cells=CELLS, n=300, drop=(), digest="judge-1", unet="u1", seconds
                 "sampler_label": "lcm",
                 "fingerprint": {"value": unet, "components": {"weights:unet": unet, "scheduler": "s"}},
                 "provenance": {"machine": machine, "versions": {"torch": "2.14.1"}},
-                "throughput": {"nfe_per_image": nfe, "seconds_per_image": seconds, "peak_memory_mb": 100.0},
+                "throughput": {"nfe_per_image": nfe, "seconds_per_image": seconds, "peak_memory_mb": 100.0, **extra},
                 "spec": {
                     "model": {"name": "m"},
                     "sampler": {"name": "lcm"},
@@ -148,6 +150,10 @@ def test_throughput_is_gated_only_on_request_and_on_the_same_machine(baseline, t
     assert main(["check", str(elsewhere), *lenient]) == 0
     more_nfe = _run(tmp_path / "nfe", nfe=4.0, machine={**MACHINE, "cpu": "other cpu"})
     assert main(["check", str(more_nfe), *lenient]) == 1
+    capsys.readouterr()
+    shared = _run(tmp_path / "shared", seconds=0.05, processes=2)
+    assert main(["check", str(shared), "--baseline", str(baseline), "--gate-throughput"]) == 1
+    assert "processes 1 -> 2" in capsys.readouterr().out, "timings of two processes sharing a machine were compared"
 
 
 def test_non_finite_values_regress(baseline, tmp_path, capsys):
