@@ -54,16 +54,6 @@ class ChunkStore:
     def write(self, unit: Unit, fragment: dict) -> None:
         write_json(self.fragment_path(unit), {"schema_version": FRAGMENT_SCHEMA, **fragment})
 
-    def fragments(self, cell_id: str) -> list[dict]:
-        folder = self.run.path / "chunks" / cell_id
-        out = []
-        for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-            try:
-                out.append(json.loads(path.read_text()))
-            except (OSError, ValueError):
-                continue
-        return out
-
 
 def damaged_image(folder: Path, images: dict[str, list]) -> str | None:
     """The first image a fragment lists that is missing or no longer what was written: size first, the sha256 only
