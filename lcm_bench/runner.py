@@ -185,7 +185,10 @@ def run_suite(
         raise UserError("--shard: not under torchrun or accelerate, whose ranks already share the units")
     coordinator = Coordinator(world) if world is not None else None
     try:
-        return _run(suite, RunDir(out), provenance, progress, shard, threads, coordinator, pin_devices)
+        summary = _run(suite, RunDir(out), provenance, progress, shard, threads, coordinator, pin_devices)
+        if coordinator is not None:
+            coordinator.barrier()
+        return summary
     finally:
         if coordinator is not None:
             coordinator.close()

@@ -89,6 +89,8 @@ class Coordinator:
         return out
 
     def close(self) -> None:
+        """Tear the group down; after a run every rank first meets at a barrier (a rank that destroys its group
+        while a peer still talks to it can abort in gloo's threads)."""
         if self._dist.is_initialized():
             self._dist.destroy_process_group()
 
