@@ -331,7 +331,7 @@ class MergeSummary:
 def merge_run(run_dir: str | Path, progress: bool = True) -> MergeSummary:
     """Assemble every cell whose chunks are all done (refusing chunks of one cell made from different weights or
     library versions), list the units still missing, and score the run once nothing is missing."""
-    from .execute.chunks import assemble_record, compose_grid
+    from .execute.chunks import write_cell_record
     from .suite import load_suite
 
     run = RunDir(run_dir)
@@ -377,10 +377,7 @@ def merge_run(run_dir: str | Path, progress: bool = True) -> MergeSummary:
         )
     for cell, units, fragments in ready:
         with held(store.leases(cell.cell_id), "record"):
-            compose_grid(run, cell)
-            record = assemble_record(cell, units, fragments)
-            record["suite"] = {"name": suite.name, "hash": suite.suite_hash}
-            run.write_record(record)
+            write_cell_record(run, cell, units, fragments, {"name": suite.name, "hash": suite.suite_hash})
         summary.assembled.append(cell.cell_id)
     summary.wall = record_wall_clock(run, cells)
     if not summary.missing:

@@ -219,6 +219,15 @@ def assemble_record(cell: CellSpec, units: list[Unit], fragments: list[dict]) ->
     }
 
 
+def write_cell_record(run: RunDir, cell: CellSpec, units: list[Unit], fragments: list[dict], suite: dict) -> dict:
+    """Compose the cell's grid and write its record from its fragments (callers hold the cell's record lease)."""
+    compose_grid(run, cell)
+    record = assemble_record(cell, units, fragments)
+    record["suite"] = suite
+    run.write_record(record)
+    return record
+
+
 def consistency_error(cell: CellSpec, fragments: list[dict]) -> str | None:
     """Why a cell's fragments cannot form one record: made from different weights or by different libraries."""
     values = Counter((f.get("fingerprint") or {}).get("value") for f in fragments)

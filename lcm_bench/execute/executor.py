@@ -22,7 +22,7 @@ from ..models import ResolvedModel, load_pipeline
 from ..prompts import read_prompts, select
 from ..spec import CellSpec
 from ..store import RunDir
-from .chunks import GRID_IMAGES, ChunkStore, assemble_record, check_consistent, compose_grid, is_current
+from .chunks import GRID_IMAGES, ChunkStore, check_consistent, is_current, write_cell_record
 from .leases import Lease, held
 from .units import Unit, cell_units
 from .writer import ImageWriter
@@ -207,10 +207,7 @@ class Executor:
             if not all(self.current(cell, f) for f in fragments):
                 return False
             check_consistent(cell, fragments)
-            compose_grid(self.run, cell)
-            record = assemble_record(cell, cell_units(cell), fragments)
-            record["suite"] = self.suite
-            self.run.write_record(record)
+            record = write_cell_record(self.run, cell, cell_units(cell), fragments, self.suite)
             reached("record")
         self.assembled.append(cell.cell_id)
         tp = record["throughput"]
