@@ -8,6 +8,7 @@ import json
 import re
 from pathlib import Path
 
+from .components import component_folder
 from .errors import UserError
 from .samplers import CONSISTENCY_SCHEDULERS, SAMPLERS
 from .spec import CellSpec
@@ -48,7 +49,7 @@ def check_steps(cell: CellSpec, pipeline_path: Path, field: str) -> None:
 
 def latent_factors(pipeline_path: Path, unet_path: Path | None) -> tuple[int, int]:
     """(VAE downsampling, UNet downsampling of the latent) from their configs."""
-    vae = _json(pipeline_path / "vae" / "config.json")
+    vae = _json(component_folder(pipeline_path, "vae") / "config.json")
     unet = _json((unet_path or pipeline_path / "unet") / "config.json")
     vae_factor = 2 ** (len(vae.get("block_out_channels", [0] * 4)) - 1)
     unet_factor = 2 ** (len(unet.get("down_block_types", [0] * 4)) - 1)

@@ -29,6 +29,8 @@ def cmd_run(args) -> int:
     world = launched()
     suite = load_suite(args.suite)
     out = Path(args.out) if args.out else Path("reports") / suite.name
+    if not args.out and (world is None or world.is_main):
+        print(f"suite '{suite.name}': run directory {out.resolve()} (./reports/<suite> by default; --out to choose)")
     summary = run_suite(
         suite,
         out,
@@ -148,9 +150,10 @@ def cmd_train(args) -> int:
     import time
 
     from .models import EMBEDDED_DIR
+    from .paths import model_output_dir
     from .train.cards import write_card
 
-    out = Path(args.out) if args.out else EMBEDDED_DIR / f"shapes-{args.model}"
+    out = Path(args.out) if args.out else model_output_dir() / f"shapes-{args.model}"
     kwargs = {"steps": args.steps} if args.steps else {}
     began = time.time()
     if args.model == "judge":
@@ -185,7 +188,8 @@ def cmd_distill(args) -> int:
     from .distill.guided import distill_guided
     from .distill.lcd import distill
     from .distill.teacher import load_teacher, training_latents
-    from .models import EMBEDDED_DIR, quiet_libraries
+    from .models import quiet_libraries
+    from .paths import model_output_dir
     from .store import write_json
     from .students import teacher_folder
     from .train.cards import write_card
@@ -200,7 +204,7 @@ def cmd_distill(args) -> int:
     config.validate()
     quiet_libraries()
     folder = teacher_folder(args.teacher, Path.cwd(), "--teacher")
-    out = Path(args.out) if args.out else EMBEDDED_DIR / f"shapes-{args.method}"
+    out = Path(args.out) if args.out else model_output_dir() / f"shapes-{args.method}"
     began = time.time()
     teacher = load_teacher(folder, guidance_embedding=args.method == "lcf")
     data = training_latents(teacher, args.data, config.n_train)
@@ -263,8 +267,9 @@ def cmd_check(args) -> int:
     """Exit 0 when every baseline value passed (or improved), 1 on a regressed, missing or not comparable value
     (unless allowed), 2 on bad input."""
     from .gate import read_baseline
+    from .suite import baseline_path
 
-    baseline = read_baseline(args.baseline)
+    baseline = read_baseline(baseline_path(args.baseline))
     if any(v is not None for v in (args.rel, args.abs, args.noise_k)):
         for cell in baseline["cells"].values():
             for entry in cell["metrics"].values():
@@ -364,11 +369,12 @@ def cmd_list(args) -> int:
     from .models import MODELS
     from .prompts import PROMPT_SETS
     from .samplers import SAMPLERS
-    from .suite import builtin_suites, suite_summary
+    from .suite import builtin_suites, shipped_baseline, suite_summary
 
     print("suites (lcm-bench run NAME):")
     for name, path in builtin_suites().items():
-        print(f"  {name:20s} {suite_summary(path)}")
+        gated = f" (shipped baseline: --baseline {name})" if shipped_baseline(name) else ""
+        print(f"  {name:20s} {suite_summary(path)}{gated}")
 
     print("samplers:")
     for name in SAMPLERS:
@@ -505,7 +511,7 @@ def build_parser() -> ArgumentParser:
     refs.set_defaults(func=cmd_ref_stats)
     train = sub.add_parser("train", help="train an embedded model of the shapes domain from scratch (resumable)")
     train.add_argument("model", choices=["judge", "vae", "teacher", "clip"])
-    train.add_argument("--out", help="output folder (default data/models/shapes-<model>)")
+    train.add_argument("--out", help="output folder (default data/models/shapes-<model> of a checkout, else ./)")
     train.add_argument("--steps", type=int, help="optimisation steps (default: the shipped model's)")
     train.set_defaults(func=cmd_train)
     distill = sub.add_parser("distill", help="distil LCM, LCM-LoRA or guided-distillation students (resumable)")
@@ -515,7 +521,7 @@ def build_parser() -> ArgumentParser:
         default="shapes-teacher",
         help="teacher (for lcf: the LCM to fine-tune): registered name, folder or hub id",
     )
-    distill.add_argument("--out", help="output folder (default data/models/shapes-<method>)")
+    distill.add_argument("--out", help="output folder (default data/models/shapes-<method> of a checkout, else ./)")
     distill.add_argument("--data", default="shapes", help="'shapes' or a JSON-lines file of {image, caption}")
     _add_config_options(distill)
     distill.set_defaults(func=cmd_distill)
@@ -528,7 +534,11 @@ def build_parser() -> ArgumentParser:
         "check", help="gate a run against a baseline file: exit 1 on a regressed, missing or not comparable value"
     )
     check.add_argument("run_dirs", nargs="+")
-    check.add_argument("--baseline", required=True, help="baseline JSON file (lcm-bench baseline)")
+    check.add_argument(
+        "--baseline",
+        required=True,
+        help="baseline JSON file (lcm-bench baseline), or a built-in suite whose baseline ships (ci-quality)",
+    )
     _add_gate_options(check)
     check.set_defaults(func=cmd_check)
     compare = sub.add_parser("compare", help="gate RUN against BASELINE_RUN directly")

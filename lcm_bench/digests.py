@@ -106,11 +106,14 @@ def files_digest(files: Iterable[Path], root: Path | None = None) -> str:
     return h.hexdigest()
 
 
-def folder_digest(folder: Path, pattern: str = "*") -> str:
-    """Digest of every file under ``folder`` matching ``pattern`` (recursively), hidden files excluded."""
+def folder_digest(folder: Path, pattern: str = "*", ignore: frozenset[str] = frozenset()) -> str:
+    """Digest of every file under ``folder`` matching ``pattern`` (recursively), hidden files and files named in
+    ``ignore`` excluded."""
     files = [
         p
         for p in folder.rglob(pattern)
-        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+        if p.is_file()
+        and p.name not in ignore
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
     ]
     return files_digest(files, folder)

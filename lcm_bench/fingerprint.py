@@ -1,10 +1,11 @@
 """A cell's content fingerprint: what produced its images, component by component.
 
-Components: the digest of every weight folder the cell loads (pipeline components, the step's student UNet,
-LoRAs), the Hub snapshot revision where there is one, the resolved scheduler config (without
-``_diffusers_version`` / ``_use_default_values``, so a diffusers upgrade that changes nothing keeps every cell) and
-``GENERATION_VERSION`` of the sampling loop. A finished cell is reused only while its fingerprint is unchanged; when
-it is not, the components that differ say why (``weights of m changed (unet)``).
+Components: the digest of every weight folder the cell loads (pipeline components, the step's student UNet, LoRAs; a
+model card in a folder shared as a component is not part of it), the Hub snapshot revision where there is one, the
+resolved scheduler config (without ``_diffusers_version`` / ``_use_default_values``, so a diffusers upgrade that
+changes nothing keeps every cell) and ``GENERATION_VERSION`` of the sampling loop. A finished cell is reused only
+while its fingerprint is unchanged; when it is not, the components that differ say why (``weights of m changed
+(unet)``).
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from .components import component_folder
 from .digests import digest_cache, files_digest, folder_digest
 from .spec import CellSpec, SamplerSpec, stable_hash
 
 UNUSED_COMPONENTS = {"scheduler", "safety_checker", "feature_extractor", "image_encoder"}
 DROPPED_SCHEDULER_KEYS = {"_diffusers_version", "_use_default_values"}
+MODEL_CARD_FILES = frozenset({"README.md", "card.json"})
 
 
 def model_components(resolved, steps: int) -> dict[str, str]:
@@ -30,8 +33,8 @@ def model_components(resolved, steps: int) -> dict[str, str]:
     for name, entry in sorted(index.items()):
         if name.startswith("_") or name in UNUSED_COMPONENTS or not isinstance(entry, list) or entry[0] is None:
             continue
-        folder = Path(unet) if name == "unet" and unet is not None else root / name
-        out[f"weights:{name}"] = folder_digest(folder)
+        folder = Path(unet) if name == "unet" and unet is not None else component_folder(root, name)
+        out[f"weights:{name}"] = folder_digest(folder, ignore=MODEL_CARD_FILES)
     for i, (path, _, weight_name) in enumerate(resolved.lora_paths):
         if path.is_file() or weight_name:
             file = path if path.is_file() else path / weight_name

@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .components import component_folder, load_shared_components
 from .errors import MissingResourceError, UserError
-from .paths import cache_dir, offline
+from .paths import cache_dir, data_dir, offline
 from .registry import Registry, did_you_mean
 from .spec import Hardware, ModelSpec
 
-EMBEDDED_DIR = Path(__file__).resolve().parent.parent / "data" / "models"
+EMBEDDED_DIR = data_dir() / "models"
 
 
 @dataclass(frozen=True)
@@ -154,7 +155,7 @@ def _missing_components(folder: Path, unet_only: bool = False) -> list[str]:
         names = [k for k, v in spec.items() if not k.startswith("_") and isinstance(v, list) and v[0] is not None]
     missing = []
     for name in names:
-        comp = folder / name
+        comp = component_folder(folder, name)
         if name.startswith("tokenizer"):
             if not comp.is_dir() or not any(comp.iterdir()):
                 missing.append(f"{name}/")
@@ -378,6 +379,7 @@ def load_pipeline(resolved: ResolvedModel, hardware: Hardware, steps: int | None
     if unet_path is not None:
         kwargs["unet"] = UNet2DConditionModel.from_pretrained(unet_path, torch_dtype=dtype)
     try:
+        kwargs.update(load_shared_components(resolved.pipeline_path, dtype))
         pipe = DiffusionPipeline.from_pretrained(resolved.pipeline_path, **kwargs)
     except (OSError, ValueError) as exc:
         raise UserError(f"models: cannot load '{resolved.spec.name}' from {resolved.pipeline_path}: {exc}") from None

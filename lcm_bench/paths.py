@@ -1,9 +1,34 @@
-"""Where lcm-bench keeps caches and looks for metric weights (never inside the installed package)."""
+"""Where lcm-bench finds what it ships (the embedded models, prompt sets and suites) and keeps its caches (never
+inside the installed package)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def embedded_root() -> Path:
+    """The folder holding ``data/`` (models, prompt sets) and ``suites/``: inside an installed wheel
+    (``lcm_bench/_embedded``, copied there at build time), else the source checkout the package runs from."""
+    packaged = PACKAGE_DIR / "_embedded"
+    return packaged if packaged.is_dir() else PACKAGE_DIR.parent
+
+
+def model_output_dir() -> Path:
+    """Where ``lcm-bench train`` / ``distill`` write an embedded model by default: ``data/models`` of a checkout,
+    the current directory for an installed package (never inside it)."""
+    root = embedded_root()
+    return Path.cwd() if root.name == "_embedded" else root / "data" / "models"
+
+
+def data_dir() -> Path:
+    return embedded_root() / "data"
+
+
+def suites_dir() -> Path:
+    return embedded_root() / "suites"
 
 
 def cache_dir() -> Path:

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import UserError
+from .paths import data_dir
 from .registry import Registry
 from .textfiles import read_text
 
 FORMATS = ("txt", "csv", "tsv", "jsonl", "parquet", "coco", "parti")
-DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+DATA_DIR = data_dir()
 
 
 @dataclass(frozen=True)

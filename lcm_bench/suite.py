@@ -21,6 +21,7 @@ from .errors import UserError
 from .hardware import parse_hardware
 from .metrics import EXTRACTOR_NAMES, EXTRACTOR_OPTIONS, INCEPTION_MODES, METRICS
 from .models import MODELS, check_reference
+from .paths import suites_dir
 from .prompts import FORMATS, PROMPT_SETS, content_hash, infer_format, read_prompts
 from .published import check_published
 from .registry import did_you_mean
@@ -464,12 +465,32 @@ def method_cells(methods: list[Method], axes: dict[str, list], common: dict, rul
     return cells
 
 
-SUITES_DIR = Path(__file__).resolve().parent.parent / "suites"
+SUITES_DIR = suites_dir()
 
 
 def builtin_suites() -> dict[str, Path]:
     """The suites that ship with lcm-bench, by name (the file's stem)."""
     return {p.stem: p for p in sorted(SUITES_DIR.glob("*.yaml"))}
+
+
+def shipped_baseline(name: str) -> Path | None:
+    """The baseline that ships with a built-in suite (``suites/baselines/<name>.json``), if any."""
+    path = SUITES_DIR / "baselines" / f"{name}.json"
+    return path if path.is_file() else None
+
+
+def baseline_path(text: str) -> Path:
+    """A baseline file, or the name of a built-in suite whose baseline ships (``ci-quality``), from any directory."""
+    path = Path(text)
+    if path.exists() or path.suffix or len(path.parts) > 1:
+        return path
+    shipped = shipped_baseline(text)
+    if shipped is not None:
+        return shipped
+    names = [name for name in builtin_suites() if shipped_baseline(name)]
+    raise UserError(
+        f"--baseline: '{text}' is neither a file nor a built-in suite with a shipped baseline ({', '.join(names)})"
+    )
 
 
 def suite_summary(path: Path) -> str:

@@ -40,3 +40,21 @@ def test_list_shows_the_builtin_suites(capsys):
     lines = out.split("samplers:")[0].splitlines()
     assert lines[0].startswith("suites") and any(line.split()[0] == "quickstart" for line in lines[1:])
     assert len(lines) - 1 == len(builtin_suites())
+
+
+def test_a_shipped_baseline_is_named_by_its_suite_from_any_directory(tmp_path, monkeypatch, capsys):
+    from lcm_bench.gate import read_baseline
+    from lcm_bench.suite import baseline_path, shipped_baseline
+
+    monkeypatch.chdir(tmp_path)
+    shipped = shipped_baseline("ci-quality")
+    assert baseline_path("ci-quality") == shipped and read_baseline(shipped)["suites"] == ["ci-quality"]
+    assert shipped_baseline("quickstart") is None
+    run = tmp_path / "run"
+    run.mkdir()
+    assert main(["check", str(run), "--baseline", "quickstart"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--baseline" in err and "ci-quality" in err
+    assert main(["check", str(run), "--baseline", "ci-quality"]) == 2
+    err = capsys.readouterr().err
+    assert "manifest.json" in err and "--baseline" not in err, "the name resolved; only the run directory is wrong"

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..components import component_folder
 from ..errors import UserError
 
 
@@ -71,7 +72,7 @@ def load_teacher(folder: Path, field: str = "--teacher", guidance_embedding: boo
         raise UserError(
             f"{field}: only epsilon-prediction teachers are supported, not {scheduler_config['prediction_type']}"
         )
-    unet = UNet2DConditionModel.from_pretrained(folder / "unet").eval().requires_grad_(False)
+    unet = UNet2DConditionModel.from_pretrained(folder / "unet", torch_dtype=torch.float32).eval().requires_grad_(False)
     if unet.config.time_cond_proj_dim is not None and not guidance_embedding:
         raise UserError(f"{field}: '{folder}' already takes a guidance embedding; distil from a CFG teacher")
     if unet.config.time_cond_proj_dim is None and guidance_embedding:
@@ -89,9 +90,13 @@ def load_teacher(folder: Path, field: str = "--teacher", guidance_embedding: boo
     return Teacher(
         folder,
         unet,
-        CLIPTextModel.from_pretrained(folder / "text_encoder").eval().requires_grad_(False),
-        CLIPTokenizer.from_pretrained(folder / "tokenizer"),
-        AutoencoderKL.from_pretrained(folder / "vae").eval().requires_grad_(False),
+        CLIPTextModel.from_pretrained(component_folder(folder, "text_encoder"), torch_dtype=torch.float32)
+        .eval()
+        .requires_grad_(False),
+        CLIPTokenizer.from_pretrained(component_folder(folder, "tokenizer")),
+        AutoencoderKL.from_pretrained(component_folder(folder, "vae"), torch_dtype=torch.float32)
+        .eval()
+        .requires_grad_(False),
         torch.cumprod(1 - betas, 0),
         scheduler_config,
     )

@@ -16,18 +16,12 @@ import numpy as np
 import torch
 
 from ..errors import MissingResourceError, UserError
-from ..paths import offline
+from ..paths import data_dir, offline
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
 CONFIG_DIR = Path(__file__).resolve().parent / "clip_configs"
-EMBEDDED = {
-    "lcm-bench-shapes-clip": Path(__file__).resolve().parents[2]
-    / "data"
-    / "models"
-    / "shapes-clip"
-    / "open_clip_model.safetensors"
-}
+EMBEDDED = {"lcm-bench-shapes-clip": data_dir() / "models" / "shapes-clip" / "open_clip_model.safetensors"}
 
 
 @dataclass

@@ -17,11 +17,11 @@ import numpy as np
 import torch
 
 from ..errors import MissingResourceError, UserError
-from ..paths import cache_dir, find_weights, offline, weights_dirs
+from ..paths import cache_dir, data_dir, find_weights, offline, weights_dirs
 from ..registry import Registry
 from . import INCEPTION_MODES
 
-JUDGE_DIR = Path(__file__).resolve().parent.parent.parent / "data" / "models" / "shapes-judge"
+JUDGE_DIR = data_dir() / "models" / "shapes-judge"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
