@@ -349,15 +349,24 @@ def grid_table(cells, modes: dict[str, str]) -> str:
 
 
 def cmd_init(args) -> int:
-    """Write a commented starter suite ``NAME.yaml`` (it validates as written, on the embedded models)."""
-    from .suite import FILE_SAFE
+    """Write a commented starter suite ``NAME.yaml`` (it validates as written, on the embedded models), or a copy of
+    a built-in suite renamed NAME (``--from``)."""
+    import re
+
+    from .suite import FILE_SAFE, suite_path
 
     if not FILE_SAFE.match(args.name):
         raise UserError(f"name: '{args.name}' must be file-safe (letters, digits, _ . + -)")
     out = Path(args.out) if args.out else Path(f"{args.name}.yaml")
     if out.exists():
         raise UserError(f"--out: '{out}' exists; choose another name or --out")
-    text = (Path(__file__).parent / "starter.yaml").read_text().replace("NAME", args.name)
+    if args.source:
+        source = suite_path(args.source)
+        if not source.is_file():
+            raise UserError(f"--from: '{args.source}' is neither a suite file nor a built-in suite")
+        text = re.sub(r"(?m)^name:.*$", f"name: {args.name}", source.read_text(), count=1)
+    else:
+        text = (Path(__file__).parent / "starter.yaml").read_text().replace("NAME", args.name)
     from .store import write_atomic
 
     write_atomic(out, text.encode())
@@ -546,9 +555,12 @@ def build_parser() -> ArgumentParser:
     compare.add_argument("run")
     _add_gate_options(compare)
     compare.set_defaults(func=cmd_compare)
-    init = sub.add_parser("init", help="write a commented starter suite NAME.yaml")
+    init = sub.add_parser("init", help="write a commented starter suite NAME.yaml (or a copy of a built-in one)")
     init.add_argument("name")
     init.add_argument("--out", help="file to write (default NAME.yaml)")
+    init.add_argument(
+        "--from", dest="source", metavar="SUITE", help="copy this built-in suite (or file) instead of the starter"
+    )
     init.set_defaults(func=cmd_init)
     lst = sub.add_parser("list", help="built-in suites, registered samplers, models, prompt sets and metrics")
     lst.set_defaults(func=cmd_list)

@@ -285,7 +285,7 @@ def _embedded(name: str, marker: str, field: str) -> Path:
         model = name.split("-", 1)[1]
         command = f"lcm-bench distill {model}" if model.startswith("lcm") else f"lcm-bench train {model}"
         raise MissingResourceError(
-            f"{field}: embedded model '{name}' is missing at {folder}; it ships with the repository, "
+            f"{field}: embedded model '{name}' is missing at {folder}; it ships with lcm-bench (wheel or checkout), "
             f"or rebuild it with `{command}`"
         )
     return folder

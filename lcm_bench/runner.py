@@ -194,8 +194,36 @@ def run_suite(
             coordinator.close()
 
 
+def _select_work(run: RunDir, runnable: list[CellSpec], shard, world, summary: RunSummary):
+    """This process's units and cells: those not finished with today's fingerprint (stale records set aside)."""
+    current, resolved = fingerprints(runnable)
+    todo, summary.reused, recomputed = stale_cells(run, runnable, current)
+    todo_ids = {c.cell_id for c in todo}
+    units = [u for u in units_of(runnable, shard) if u.cell_id in todo_ids]
+    units = world.rotate(units) if world else units
+    unit_cells = {u.cell_id for u in units}
+    mine = [c for c in todo if c.cell_id in unit_cells]
+    summary.recomputed = {k: v for k, v in recomputed.items() if k in unit_cells}
+    for cell_id in summary.recomputed:
+        with held(ChunkStore(run).leases(cell_id), "record"):
+            record = run.record(cell_id)
+            if record and (record.get("fingerprint") or {}).get("value") != current[cell_id]["value"]:
+                run.discard_record(cell_id)
+    return todo, units, mine, current, resolved
+
+
+def _gather(coordinator: Coordinator, summary: RunSummary) -> None:
+    """Every rank's assembled cells, chunks and scored values, summed on each rank."""
+    gathered = coordinator.gather((summary.computed, summary.chunks, summary.scored))
+    summary.computed = [c for computed, _, _ in gathered for c in computed]
+    summary.chunks = sum(chunks for _, chunks, _ in gathered)
+    summary.scored = sum(scored for *_, scored in gathered)
+
+
 def _run(suite, run, provenance, progress, shard, threads, coordinator, pin_devices) -> RunSummary:
     from tqdm import tqdm
+
+    from .students import ensure_students
 
     world = coordinator.world if coordinator else None
     main = world is None or world.is_main
@@ -211,22 +239,9 @@ def _run(suite, run, provenance, progress, shard, threads, coordinator, pin_devi
             warn(note)
     if coordinator:
         coordinator.barrier()
-    current, resolved = fingerprints(runnable)
-    todo, summary.reused, recomputed = stale_cells(run, runnable, current)
-    todo_ids = {c.cell_id for c in todo}
-    units = [u for u in units_of(runnable, shard) if u.cell_id in todo_ids]
-    units = world.rotate(units) if world else units
-    mine = [c for c in todo if c.cell_id in {u.cell_id for u in units}]
-    summary.recomputed = {k: v for k, v in recomputed.items() if k in {c.cell_id for c in mine}}
+    todo, units, mine, current, resolved = _select_work(run, runnable, shard, world, summary)
     if summary.recomputed and progress and main:
         print(f"recomputing {summary.recompute_note()}", file=sys.stderr)
-    for cell_id in summary.recomputed:
-        with held(ChunkStore(run).leases(cell_id), "record"):
-            record = run.record(cell_id)
-            if record and (record.get("fingerprint") or {}).get("value") != current[cell_id]["value"]:
-                run.discard_record(cell_id)
-    from .students import ensure_students
-
     resolved, modes = preflight([c for c in mine if not c.model.distill], resolved)
     ensure_students({c.model for c in mine}, progress=progress)
     modes.update(preflight([c for c in mine if c.model.distill], resolved)[1])
@@ -279,10 +294,7 @@ def _run(suite, run, provenance, progress, shard, threads, coordinator, pin_devi
             cell_ids = world.mine(cell_ids) if world else cell_ids
             summary.scored = score_run(run, suite, cell_ids, progress=progress and main)
         if coordinator:
-            gathered = coordinator.gather((summary.computed, summary.chunks, summary.scored))
-            summary.computed = [c for computed, _, _ in gathered for c in computed]
-            summary.chunks = sum(chunks for _, chunks, _ in gathered)
-            summary.scored = sum(scored for *_, scored in gathered)
+            _gather(coordinator, summary)
         if main:
             summary.wall = record_wall_clock(run, runnable)
     finally:

@@ -522,7 +522,10 @@ def load_suite(path: str | Path) -> Suite:
         return _load(path)
     except UserError as exc:
         message = str(exc)
-        raise UserError(message if message.startswith(str(path)) else f"{path}: {message}") from None
+        message = message if message.startswith(str(path)) else f"{path}: {message}"
+        if path.parent == SUITES_DIR and SUITES_DIR.parent.name == "_embedded":
+            message += f" (a built-in suite; `lcm-bench init NAME --from {path.stem}` copies it here to edit its paths)"
+        raise UserError(message) from None
 
 
 def _load(path: Path) -> Suite:

@@ -15,6 +15,29 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _judge_shipped() -> bool:
+    from lcm_bench.models import EMBEDDED_DIR
+
+    return (EMBEDDED_DIR / "shapes-judge" / "judge.safetensors").is_file()
+
+
+needs_judge = pytest.mark.skipif(not _judge_shipped(), reason="needs the shipped judge (data/models/shapes-judge)")
+
+
+def kill_when(command: list[str], folder: Path, pattern: str, count: int, timeout: float = 120) -> None:
+    """Run ``command`` and SIGKILL it once ``folder`` holds ``count`` files matching ``pattern`` (recursively)."""
+    import signal
+    import subprocess
+    import time
+
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + timeout
+    while time.time() < deadline and len(list(folder.rglob(pattern))) < count and proc.poll() is None:
+        time.sleep(0.005)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _cleanup_session_dir():
     yield

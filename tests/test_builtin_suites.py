@@ -58,3 +58,28 @@ def test_a_shipped_baseline_is_named_by_its_suite_from_any_directory(tmp_path, m
     assert main(["check", str(run), "--baseline", "ci-quality"]) == 2
     err = capsys.readouterr().err
     assert "manifest.json" in err and "--baseline" not in err, "the name resolved; only the run directory is wrong"
+
+
+def test_init_from_a_builtin_suite_copies_it_under_the_new_name(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["init", "my-gate", "--from", "ci-quality"]) == 0
+    copy, original = load_suite("my-gate.yaml"), load_suite("ci-quality")
+    assert copy.name == "my-gate" and original.name == "ci-quality"
+    assert [(c.method, c.steps, c.seed) for c in copy.cells] == [(c.method, c.steps, c.seed) for c in original.cells]
+    assert main(["init", "other", "--from", "no-such-suite"]) == 2
+    assert not (tmp_path / "other.yaml").exists()
+
+
+def test_a_packaged_builtin_suite_that_fails_says_how_to_copy_it(tmp_path, monkeypatch, capsys):
+    from lcm_bench import suite
+
+    packaged = tmp_path / "_embedded" / "suites"
+    packaged.mkdir(parents=True)
+    (packaged / "needs-data.yaml").write_text(
+        "version: 1\nname: needs-data\nmodels: [tiny-sd]\nsamplers: [ddim]\nsteps: [1]\n"
+        "prompts: [{path: ../data/x.txt}]\n"
+    )
+    monkeypatch.setattr(suite, "SUITES_DIR", packaged)
+    assert main(["validate", "needs-data"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "x.txt" in err and "lcm-bench init NAME --from needs-data" in err

@@ -3,14 +3,12 @@ at its first unfinished chunk, and any spread of the work gives the same images 
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from conftest import write_suite
+from conftest import kill_when, needs_judge, write_suite
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -18,7 +16,6 @@ from lcm_bench.cli import main
 from lcm_bench.errors import UserError
 from lcm_bench.execute.chunks import busy_seconds
 from lcm_bench.execute.units import Shard, assign, cell_units, parse_shard, work_order
-from lcm_bench.models import EMBEDDED_DIR
 from lcm_bench.suite import load_suite
 
 SHARDED = """
@@ -37,7 +34,6 @@ metrics:
   - {{name: attribute_accuracy}}
 """
 CASES = {"chunks": {"n": 10, "chunk": 4}, "one-chunk": {"n": 3, "chunk": 8}}
-needs_judge = pytest.mark.skipif(not (EMBEDDED_DIR / "shapes-judge").is_dir(), reason="needs the shipped judge")
 
 
 def files(out: Path) -> dict[str, bytes]:
@@ -194,12 +190,7 @@ def test_sigkill_mid_cell_resumes_at_the_first_unfinished_chunk(tmp_path):
     suite = write_suite(tmp_path, KILLED)
     out = tmp_path / "run"
     command = [sys.executable, "-m", "lcm_bench.cli", "run", str(suite), "--out", str(out), "--quiet", "--no-report"]
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while time.time() < deadline and len(list((out / "chunks").rglob("*.json"))) < 3:
-        time.sleep(0.005)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_when(command, out / "chunks", "*.json", 3)
     assert not list((out / "cells").glob("*.json")), "the cell finished before the kill; make it longer"
     survivors = {p.name: p.read_bytes() for p in (out / "chunks").rglob("*.json")}
     assert 3 <= len(survivors) < 20

@@ -11,17 +11,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import write_suite
+from conftest import needs_judge, write_suite
 from test_chunks import files, fragments, metric_values
 
 from lcm_bench.cli import main
-from lcm_bench.models import EMBEDDED_DIR
 from lcm_bench.paths import cache_dir
 
-pytestmark = [
-    pytest.mark.resilience,
-    pytest.mark.skipif(not (EMBEDDED_DIR / "shapes-judge").is_dir(), reason="needs the shipped judge"),
-]
+pytestmark = [pytest.mark.resilience, needs_judge]
 
 SUITE = """
 version: 1

@@ -9,7 +9,7 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import write_suite
+from conftest import needs_judge, write_suite
 from safetensors.numpy import load_file, save_file
 
 from lcm_bench import digests
@@ -171,7 +171,7 @@ metrics:
 """
 
 
-@pytest.mark.skipif(not (EMBEDDED_DIR / "shapes-judge").is_dir(), reason="needs the shipped judge")
+@needs_judge
 def test_retrained_judge_recomputes_every_feature_and_the_gate_says_not_comparable(tmp_path, capsys):
     from lcm_bench.paths import cache_dir
 

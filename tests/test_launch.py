@@ -9,16 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import write_suite
+from conftest import needs_judge, write_suite
 from test_chunks import files, fragments, metric_values
 
 from lcm_bench.execute.launcher import World, launched
-from lcm_bench.models import EMBEDDED_DIR
 
-pytestmark = [
-    pytest.mark.resilience,
-    pytest.mark.skipif(not (EMBEDDED_DIR / "shapes-judge").is_dir(), reason="needs the shipped judge for the metrics"),
-]
+pytestmark = [pytest.mark.resilience, needs_judge]
 
 SUITE = """
 version: 1

@@ -1,16 +1,13 @@
 """End to end through the CLI: a grid of samplers x steps on a tiny saved pipeline, resume, kill -9, reports."""
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 
 import pandas as pd
 import pytest
 import torch
-from conftest import write_suite
+from conftest import kill_when, write_suite
 
 from lcm_bench.cli import main
 
@@ -141,12 +138,7 @@ def test_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path):
     suite = write_suite(tmp_path, KILL_SUITE)
     out = tmp_path / "run"
     command = [sys.executable, "-m", "lcm_bench.cli", "run", str(suite), "--out", str(out), "--quiet"]
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while time.time() < deadline and len(list((out / "cells").glob("*.json"))) < 3:
-        time.sleep(0.02)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_when(command, out / "cells", "*.json", 3)
     survivors = {p.name: p.read_bytes() for p in (out / "cells").glob("*.json")}
     assert 3 <= len(survivors) < 12
     for content in survivors.values():

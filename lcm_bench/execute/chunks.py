@@ -17,7 +17,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from ..errors import UserError
 from ..spec import CellSpec
 from ..store import RunDir, write_json
 from .units import Unit, cell_units
@@ -240,9 +239,3 @@ def consistency_error(cell: CellSpec, fragments: list[dict]) -> str | None:
         detail = ", ".join(f"{k} {' / '.join(sorted({str(v.get(k)) for v in found}))}" for k in differing)
         return f"cell {cell.cell_id}: its chunks were generated with different library versions ({detail})"
     return None
-
-
-def check_consistent(cell: CellSpec, fragments: list[dict]) -> None:
-    error = consistency_error(cell, fragments)
-    if error:
-        raise UserError(error + "; remove the odd chunks under chunks/ and run them again with one environment")

@@ -95,7 +95,7 @@ def train_teacher(
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tokenizer = clip_tokenizer(Path(tempfile.mkdtemp()) / "tokenizer")
-    vae = AutoencoderKL.from_pretrained(vae_dir)
+    vae = AutoencoderKL.from_pretrained(vae_dir, torch_dtype=torch.float32)
     data = rendered("train", n_train)
     latents = encode(vae, data.images) * vae.config.scaling_factor
     ids = tokenizer(
