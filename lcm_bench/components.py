@@ -10,6 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .errors import UserError
+
 SHARED_COMPONENTS = "shared_components.json"
 
 
@@ -18,7 +20,12 @@ def shared_components(pipeline_path: Path) -> dict[str, Path]:
     index = Path(pipeline_path) / SHARED_COMPONENTS
     if not index.is_file():
         return {}
-    entries = json.loads(index.read_text())
+    try:
+        entries = json.loads(index.read_text())
+    except ValueError as exc:
+        raise UserError(f"{index}: not JSON ({exc})") from None
+    if not isinstance(entries, dict) or not all(isinstance(v, str) for v in entries.values()):
+        raise UserError(f'{index}: expected {{component: folder relative to the pipeline}}, e.g. {{"vae": "../t/vae"}}')
     return {
         name: (pipeline_path / rel).resolve() for name, rel in entries.items() if not (pipeline_path / name).exists()
     }

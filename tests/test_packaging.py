@@ -109,3 +109,20 @@ def test_shipped_students_share_one_text_encoder_tokenizer_and_vae():
             assert not (folder / name).exists()
             assert component_folder(folder, name).parent.name in ("shapes-teacher", "models")
             assert any(component_folder(folder, name).iterdir())
+
+
+@pytest.mark.parametrize("text", ["{not json", '["vae"]', '{"vae": 3}'])
+def test_a_malformed_shared_components_file_is_one_line_naming_it(tiny_sd_path, tmp_path, capsys, text):
+    from lcm_bench.cli import main
+
+    folder = tmp_path / "m"
+    shutil.copytree(tiny_sd_path, folder)
+    (folder / SHARED_COMPONENTS).write_text(text)
+    suite = tmp_path / "s.yaml"
+    suite.write_text(
+        f"version: 1\nname: s\nmodels: [{{name: m, path: {folder}}}]\nsamplers: [ddim]\nsteps: [1]\n"
+        "prompts: [shapes-mini]\n"
+    )
+    assert main(["validate", str(suite)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and SHARED_COMPONENTS in err
