@@ -9,18 +9,21 @@ from pathlib import Path
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
+def packaged() -> bool:
+    """Whether this lcm-bench runs from an installed wheel (its data copied into ``lcm_bench/_embedded``)."""
+    return (PACKAGE_DIR / "_embedded").is_dir()
+
+
 def embedded_root() -> Path:
     """The folder holding ``data/`` (models, prompt sets) and ``suites/``: inside an installed wheel
     (``lcm_bench/_embedded``, copied there at build time), else the source checkout the package runs from."""
-    packaged = PACKAGE_DIR / "_embedded"
-    return packaged if packaged.is_dir() else PACKAGE_DIR.parent
+    return PACKAGE_DIR / "_embedded" if packaged() else PACKAGE_DIR.parent
 
 
 def model_output_dir() -> Path:
     """Where ``lcm-bench train`` / ``distill`` write an embedded model by default: ``data/models`` of a checkout,
     the current directory for an installed package (never inside it)."""
-    root = embedded_root()
-    return Path.cwd() if root.name == "_embedded" else root / "data" / "models"
+    return Path.cwd() if packaged() else data_dir() / "models"
 
 
 def data_dir() -> Path:

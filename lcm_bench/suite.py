@@ -21,7 +21,7 @@ from .errors import UserError
 from .hardware import parse_hardware
 from .metrics import EXTRACTOR_NAMES, EXTRACTOR_OPTIONS, INCEPTION_MODES, METRICS
 from .models import MODELS, check_reference
-from .paths import suites_dir
+from .paths import packaged, suites_dir
 from .prompts import FORMATS, PROMPT_SETS, content_hash, infer_format, read_prompts
 from .published import check_published
 from .registry import did_you_mean
@@ -523,7 +523,7 @@ def load_suite(path: str | Path) -> Suite:
     except UserError as exc:
         message = str(exc)
         message = message if message.startswith(str(path)) else f"{path}: {message}"
-        if path.parent == SUITES_DIR and SUITES_DIR.parent.name == "_embedded":
+        if path.parent == SUITES_DIR and packaged():
             message += f" (a built-in suite; `lcm-bench init NAME --from {path.stem}` copies it here to edit its paths)"
         raise UserError(message) from None
 

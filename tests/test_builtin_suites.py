@@ -71,8 +71,9 @@ def test_init_from_a_builtin_suite_copies_it_under_the_new_name(tmp_path, monkey
 
 
 def test_a_packaged_builtin_suite_that_fails_says_how_to_copy_it(tmp_path, monkeypatch, capsys):
-    from lcm_bench import suite
+    from lcm_bench import paths, suite
 
+    monkeypatch.setattr(paths, "PACKAGE_DIR", tmp_path)
     packaged = tmp_path / "_embedded" / "suites"
     packaged.mkdir(parents=True)
     (packaged / "needs-data.yaml").write_text(
