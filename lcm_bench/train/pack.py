@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from ..components import SHARED_COMPONENTS
+from ..digests import files_digest
 from ..errors import UserError
 from ..store import write_json
 
@@ -38,12 +39,11 @@ def halve(folder: Path) -> list[Path]:
 
 
 def _same_component(a: Path, b: Path) -> bool:
-    """Same weights (safetensors bytes) or, for tokenizers, the same vocabulary, merges and maximum length."""
+    """Same weights (the safetensors files' names and sha256, through the digest cache) or, for tokenizers, the
+    same vocabulary, merges and maximum length."""
     weights_a, weights_b = sorted(a.glob("*.safetensors")), sorted(b.glob("*.safetensors"))
     if weights_a or weights_b:
-        return [p.name for p in weights_a] == [p.name for p in weights_b] and all(
-            x.read_bytes() == y.read_bytes() for x, y in zip(weights_a, weights_b, strict=True)
-        )
+        return files_digest(weights_a) == files_digest(weights_b)
     if (a / "tokenizer.json").is_file() and (b / "tokenizer.json").is_file():
         vocab = [json.loads((p / "tokenizer.json").read_text())["model"] for p in (a, b)]
         length = [json.loads((p / "tokenizer_config.json").read_text()).get("model_max_length") for p in (a, b)]
