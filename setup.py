@@ -1,5 +1,5 @@
 """Ship the embedded domain in the wheel: ``data/`` (models, prompt sets) and ``suites/`` (with their baselines) are
-copied to ``lcm_bench/_embedded/`` at build time, where ``lcm_bench.paths.embedded_root`` finds them; a checkout
+copied to ``lcm_bench/_embedded/`` at build time, where ``lcm_bench.core.paths.embedded_root`` finds them; a checkout
 (editable install) reads them in place. Everything else is declared in pyproject.toml."""
 
 from pathlib import Path

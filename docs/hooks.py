@@ -8,7 +8,7 @@ MARKER = "<!-- cli-reference -->"
 def cli_reference() -> str:
     import os
 
-    from lcm_bench.cli import build_parser
+    from lcm_bench.cli.main import build_parser
 
     os.environ["COLUMNS"] = "110"
 

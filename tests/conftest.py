@@ -16,9 +16,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _judge_shipped() -> bool:
-    from lcm_bench.models import EMBEDDED_DIR
+    from lcm_bench.core.paths import embedded_models_dir
 
-    return (EMBEDDED_DIR / "shapes-judge" / "judge.safetensors").is_file()
+    return (embedded_models_dir() / "shapes-judge" / "judge.safetensors").is_file()
 
 
 needs_judge = pytest.mark.skipif(not _judge_shipped(), reason="needs the shipped judge (data/models/shapes-judge)")
@@ -46,14 +46,14 @@ def _cleanup_session_dir():
 
 @pytest.fixture(scope="session")
 def tiny_sd_path():
-    from lcm_bench.models import tiny_path
+    from lcm_bench.models.catalogue import tiny_path
 
     return tiny_path("tiny-sd")
 
 
 @pytest.fixture(scope="session")
 def tiny_lcm_path():
-    from lcm_bench.models import tiny_path
+    from lcm_bench.models.catalogue import tiny_path
 
     return tiny_path("tiny-lcm")
 
@@ -69,9 +69,9 @@ def diffusers_reference(pipeline_cls, pipe, sampler: str, steps: int, scale: flo
     import numpy as np
     import torch
 
-    from lcm_bench.generate import initial_latents
-    from lcm_bench.samplers import build_scheduler
-    from lcm_bench.spec import SamplerSpec
+    from lcm_bench.core.spec import SamplerSpec
+    from lcm_bench.sampling.loop import initial_latents
+    from lcm_bench.sampling.samplers import build_scheduler
 
     scheduler, _, _ = build_scheduler(SamplerSpec(sampler), pipe.scheduler.config)
     components = {k: v for k, v in pipe.components.items() if k != "image_encoder"}

@@ -8,10 +8,11 @@ import pytest
 import torch
 from conftest import diffusers_reference
 
-from lcm_bench.generate import GenerationSettings, generate_batch, sample_seed
-from lcm_bench.measure import PhaseTimer
-from lcm_bench.models import load_pipeline, resolve_model
-from lcm_bench.spec import Hardware, ModelSpec, SamplerSpec
+from lcm_bench.core.spec import Hardware, ModelSpec, SamplerSpec
+from lcm_bench.models.loading import load_pipeline
+from lcm_bench.models.resolve import resolve_model
+from lcm_bench.sampling.loop import GenerationSettings, generate_batch, sample_seed
+from lcm_bench.sampling.timers import PhaseTimer
 
 pytestmark = pytest.mark.slow
 CPU = Hardware("cpu-fp32", "cpu", "fp32")

@@ -1,7 +1,7 @@
 """Built-in suites by name from any directory, the starter suite, and the suites list."""
 
-from lcm_bench.cli import main
-from lcm_bench.suite import builtin_suites, load_suite
+from lcm_bench.cli.main import main
+from lcm_bench.suite.parse import builtin_suites, load_suite
 
 
 def test_a_builtin_suite_loads_by_name_from_any_directory(tmp_path, monkeypatch, capsys):
@@ -43,8 +43,8 @@ def test_list_shows_the_builtin_suites(capsys):
 
 
 def test_a_shipped_baseline_is_named_by_its_suite_from_any_directory(tmp_path, monkeypatch, capsys):
-    from lcm_bench.gate import read_baseline
-    from lcm_bench.suite import baseline_path, shipped_baseline
+    from lcm_bench.gate.baseline import read_baseline
+    from lcm_bench.suite.parse import baseline_path, shipped_baseline
 
     monkeypatch.chdir(tmp_path)
     shipped = shipped_baseline("ci-quality")
@@ -71,16 +71,15 @@ def test_init_from_a_builtin_suite_copies_it_under_the_new_name(tmp_path, monkey
 
 
 def test_a_packaged_builtin_suite_that_fails_says_how_to_copy_it(tmp_path, monkeypatch, capsys):
-    from lcm_bench import paths, suite
+    from lcm_bench.core import paths
 
-    monkeypatch.setattr(paths, "PACKAGE_DIR", tmp_path)
+    monkeypatch.setattr(paths, "package_dir", lambda: tmp_path)
     packaged = tmp_path / "_embedded" / "suites"
     packaged.mkdir(parents=True)
     (packaged / "needs-data.yaml").write_text(
         "version: 1\nname: needs-data\nmodels: [tiny-sd]\nsamplers: [ddim]\nsteps: [1]\n"
         "prompts: [{path: ../data/x.txt}]\n"
     )
-    monkeypatch.setattr(suite, "SUITES_DIR", packaged)
     assert main(["validate", "needs-data"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "x.txt" in err and "lcm-bench init NAME --from needs-data" in err

@@ -12,11 +12,11 @@ from conftest import kill_when, needs_judge, write_suite
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lcm_bench.cli import main
-from lcm_bench.errors import UserError
-from lcm_bench.execute.chunks import busy_seconds
-from lcm_bench.execute.units import Shard, assign, cell_units, parse_shard, work_order
-from lcm_bench.suite import load_suite
+from lcm_bench.cli.main import main
+from lcm_bench.core.errors import UserError
+from lcm_bench.run.chunks import busy_seconds
+from lcm_bench.run.units import Shard, assign, cell_units, parse_shard, work_order
+from lcm_bench.suite.parse import load_suite
 
 SHARDED = """
 version: 1
@@ -189,7 +189,7 @@ chunk_size: 4
 def test_sigkill_mid_cell_resumes_at_the_first_unfinished_chunk(tmp_path):
     suite = write_suite(tmp_path, KILLED)
     out = tmp_path / "run"
-    command = [sys.executable, "-m", "lcm_bench.cli", "run", str(suite), "--out", str(out), "--quiet", "--no-report"]
+    command = [sys.executable, "-m", "lcm_bench", "run", str(suite), "--out", str(out), "--quiet", "--no-report"]
     kill_when(command, out / "chunks", "*.json", 3)
     assert not list((out / "cells").glob("*.json")), "the cell finished before the kill; make it longer"
     survivors = {p.name: p.read_bytes() for p in (out / "chunks").rglob("*.json")}
@@ -215,7 +215,7 @@ def test_sigkill_mid_cell_resumes_at_the_first_unfinished_chunk(tmp_path):
 def test_two_processes_on_one_share_never_generate_a_chunk_twice(tmp_path):
     suite = write_suite(tmp_path, KILLED.replace("num_images: 80", "num_images: 24"))
     out = tmp_path / "run"
-    command = [sys.executable, "-m", "lcm_bench.cli", "run", str(suite), "--out", str(out), "-q", "--shard", "0/1"]
+    command = [sys.executable, "-m", "lcm_bench", "run", str(suite), "--out", str(out), "-q", "--shard", "0/1"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "LCM_BENCH_THREADS": "1"}
     procs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)]
     procs.append(subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env))

@@ -8,8 +8,9 @@ import pytest
 import torch
 from conftest import write_suite
 
-from lcm_bench.cli import main
-from lcm_bench.distill.lcd import (
+from lcm_bench.cli.main import main
+from lcm_bench.sampling.guidance import guidance_embedding
+from lcm_bench.train.distill.lcd import (
     ConsistencyStudent,
     LCDConfig,
     draw_batch,
@@ -19,9 +20,8 @@ from lcm_bench.distill.lcd import (
     prediction_and_target,
     skipping_grid,
 )
-from lcm_bench.distill.solvers import SOLVERS
-from lcm_bench.distill.teacher import load_teacher, training_latents
-from lcm_bench.generate import guidance_embedding
+from lcm_bench.train.distill.solvers import SOLVERS
+from lcm_bench.train.distill.teacher import load_teacher, training_latents
 
 
 def _alphas():
@@ -191,7 +191,7 @@ def test_distill_rejects_bad_options(tiny_sd_path, tmp_path, capsys):
 
 
 def test_progressive_target_makes_one_student_step_land_where_two_teacher_steps_do(teacher, data):
-    from lcm_bench.distill.guided import ddim_step, predict_x0, progressive_target
+    from lcm_bench.train.distill.guided import ddim_step, predict_x0, progressive_target
 
     previous = lcd_student(teacher, 64).eval()
     batch = _batch(teacher, data, LCDConfig(batch=4))
@@ -264,8 +264,8 @@ metrics: [attribute_accuracy]
     results = pd.read_csv(tmp_path / "run" / "results.csv")
     assert sorted(results["model"]) == ["k10@2", "k10@4"]
     assert (tmp_path / "run" / "plots" / "attribute_accuracy_shapes-judge_vs_training.png").is_file()
-    from lcm_bench.students import pending, student_folder
-    from lcm_bench.suite import load_suite
+    from lcm_bench.suite.parse import load_suite
+    from lcm_bench.suite.students import pending, student_folder
 
     specs = sorted({c.model for c in load_suite(suite).cells}, key=lambda s: s.name)
     assert not pending(specs)

@@ -5,7 +5,7 @@ import re
 
 from conftest import ROOT
 
-from lcm_bench.cli import build_parser
+from lcm_bench.cli.main import build_parser
 
 
 def load_hooks():

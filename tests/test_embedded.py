@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from lcm_bench.core.paths import embedded_models_dir
 from lcm_bench.domain.shapes import HEADS, SAMPLED_RELATIONS, captions, labels, parse, render
-from lcm_bench.models import EMBEDDED_DIR
 
-TEACHER, JUDGE, VAE, CLIP = (EMBEDDED_DIR / f"shapes-{m}" for m in ("teacher", "judge", "vae", "clip"))
+TEACHER, JUDGE, VAE, CLIP = (embedded_models_dir() / f"shapes-{m}" for m in ("teacher", "judge", "vae", "clip"))
 shipped = pytest.mark.skipif(
     not all((folder / "card.json").is_file() for folder in (TEACHER, JUDGE, VAE, CLIP)), reason="models not shipped"
 )
@@ -31,7 +31,7 @@ def test_sampled_relations_name_objects_in_reading_order():
 def test_shipped_teacher_loads_with_diffusers_and_draws_what_the_judge_reads():
     from diffusers import DDIMScheduler, StableDiffusionPipeline
 
-    from lcm_bench.train.judge import accuracy, load_judge
+    from lcm_bench.domain.judge import accuracy, load_judge
 
     pipe = StableDiffusionPipeline.from_pretrained(TEACHER, safety_checker=None, requires_safety_checker=False)
     pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config, timestep_spacing="trailing")
@@ -49,7 +49,7 @@ def test_shipped_teacher_loads_with_diffusers_and_draws_what_the_judge_reads():
 def test_shipped_vae_keeps_attributes():
     from diffusers import AutoencoderKL
 
-    from lcm_bench.train.judge import accuracy, load_judge
+    from lcm_bench.domain.judge import accuracy, load_judge
     from lcm_bench.train.vae import reconstruct
 
     texts = captions("heldout", 64, 5)
@@ -62,7 +62,7 @@ def test_shipped_vae_keeps_attributes():
 
 @shipped
 def test_shipped_clip_scores_matched_pairs_above_shuffled():
-    from lcm_bench.metrics.clip import load_clip
+    from lcm_bench.models.clip import load_clip
     from lcm_bench.train.clip import MODEL, evaluate_clip
 
     texts = captions("heldout", 64, 9)

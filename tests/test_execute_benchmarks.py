@@ -12,14 +12,15 @@ import sys
 import pytest
 from conftest import write_suite
 
-from lcm_bench.execute.executor import generate_chunk
-from lcm_bench.execute.units import cell_units
-from lcm_bench.execute.writer import ImageWriter
-from lcm_bench.hardware import parse_hardware
-from lcm_bench.models import load_pipeline, resolve_model
-from lcm_bench.spec import ModelSpec
-from lcm_bench.store import RunDir
-from lcm_bench.suite import load_suite
+from lcm_bench.core.hardware import parse_hardware
+from lcm_bench.core.spec import ModelSpec
+from lcm_bench.models.loading import load_pipeline
+from lcm_bench.models.resolve import resolve_model
+from lcm_bench.records.store import RunDir
+from lcm_bench.run.executor import generate_chunk
+from lcm_bench.run.units import cell_units
+from lcm_bench.run.writer import ImageWriter
+from lcm_bench.suite.parse import load_suite
 
 pytestmark = pytest.mark.slow
 CPU = parse_hardware("cpu-fp32")
@@ -30,7 +31,7 @@ def wide_pipeline(out):
     import torch
     from diffusers import AutoencoderKL, UNet2DConditionModel
 
-    from lcm_bench.tiny import save_pipeline, sd_pipeline
+    from lcm_bench.models.tiny import save_pipeline, sd_pipeline
 
     base = load_pipeline(resolve_model(ModelSpec("tiny-sd", "tiny-sd")), CPU)
     torch.manual_seed(0)
@@ -117,7 +118,7 @@ warmup: 0
 
 MEASURE = """
 import json, resource, sys
-from lcm_bench.cli import main
+from lcm_bench.cli.main import main
 code = main(["run", sys.argv[1], "--out", sys.argv[2], "--quiet", "--no-report"])
 print(json.dumps({"code": code, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """

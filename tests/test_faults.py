@@ -14,8 +14,8 @@ import torch
 from conftest import needs_judge, write_suite
 from test_chunks import files, fragments, metric_values
 
-from lcm_bench.cli import main
-from lcm_bench.paths import cache_dir
+from lcm_bench.cli.main import main
+from lcm_bench.core.paths import cache_dir
 
 pytestmark = [pytest.mark.resilience, needs_judge]
 
@@ -188,7 +188,7 @@ def test_an_image_damaged_in_place_is_caught_when_scored(reference, tmp_path, ca
 
 
 def test_non_finite_images_make_metrics_invalid_and_the_gate_fail(reference, tmp_path, monkeypatch, capsys):
-    from lcm_bench.execute import executor
+    from lcm_bench.run import executor
 
     suite, clean = reference
     real = executor.load_pipeline

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from lcm_bench.cli import main
-from lcm_bench.models import EMBEDDED_DIR
-from lcm_bench.store import RunDir
+from lcm_bench.cli.main import main
+from lcm_bench.core.paths import embedded_models_dir
+from lcm_bench.records.store import RunDir
 
 CELLS = {"m.lcm.s1": (120.0, 0.80), "m.lcm.s4": (60.0, 0.90)}
 
@@ -192,7 +192,7 @@ CI_SUITE, CI_BASELINE = ROOT / "suites" / "ci-quality.yaml", ROOT / "suites" / "
 
 
 @pytest.mark.skipif(
-    not CI_BASELINE.is_file() or not (EMBEDDED_DIR / "shapes-lcm" / "model_index.json").is_file(),
+    not CI_BASELINE.is_file() or not (embedded_models_dir() / "shapes-lcm" / "model_index.json").is_file(),
     reason="needs the shipped LCM and the committed ci-quality baseline",
 )
 def test_the_gate_passes_the_shipped_models_and_catches_wrong_lcm_timesteps(tmp_path, monkeypatch, capsys):

@@ -5,11 +5,12 @@ import pytest
 import torch
 from conftest import diffusers_reference
 
-from lcm_bench.generate import GenerationSettings, generate_batch, initial_latents, sample_seed
-from lcm_bench.measure import PhaseTimer
-from lcm_bench.models import load_pipeline, resolve_model
-from lcm_bench.samplers import SAMPLERS, build_scheduler
-from lcm_bench.spec import Hardware, ModelSpec, SamplerSpec
+from lcm_bench.core.spec import Hardware, ModelSpec, SamplerSpec
+from lcm_bench.models.loading import load_pipeline
+from lcm_bench.models.resolve import resolve_model
+from lcm_bench.sampling.loop import GenerationSettings, generate_batch, initial_latents, sample_seed
+from lcm_bench.sampling.samplers import SAMPLERS, build_scheduler
+from lcm_bench.sampling.timers import PhaseTimer
 
 CPU = Hardware("cpu-fp32", "cpu", "fp32")
 PROMPTS = [f"a small red circle number {i}" for i in range(16)]

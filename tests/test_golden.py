@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lcm_bench.generate import GENERATION_VERSION
-from lcm_bench.models import EMBEDDED_DIR
+from lcm_bench.core.paths import embedded_models_dir
+from lcm_bench.sampling.loop import GENERATION_VERSION
 
 GOLDEN_DIR = Path(__file__).resolve().parent / "golden"
 GOLDEN_SHA256 = {1: "1de857ee8da52a6da5a5e5bed1661d66e831d9b802acf777a85d26d76d97a40b"}
@@ -29,11 +29,12 @@ CASES = (("shapes-teacher", "ddim", 4, 3.0), ("shapes-lcm", "lcm", 2, 3.0))
 
 def golden_images() -> np.ndarray:
     """Eight 32x32 images: each case's four prompts, seeded as a cell's samples 0..3 are."""
-    from lcm_bench.generate import GenerationSettings, generate_batch, sample_seed
-    from lcm_bench.hardware import parse_hardware
-    from lcm_bench.measure import PhaseTimer
-    from lcm_bench.models import load_pipeline, resolve_model
-    from lcm_bench.spec import ModelSpec, SamplerSpec
+    from lcm_bench.core.hardware import parse_hardware
+    from lcm_bench.core.spec import ModelSpec, SamplerSpec
+    from lcm_bench.models.loading import load_pipeline
+    from lcm_bench.models.resolve import resolve_model
+    from lcm_bench.sampling.loop import GenerationSettings, generate_batch, sample_seed
+    from lcm_bench.sampling.timers import PhaseTimer
 
     hardware = parse_hardware("cpu-fp32")
     rows = []
@@ -54,7 +55,9 @@ def golden_path(version: int = GENERATION_VERSION) -> Path:
     return GOLDEN_DIR / f"generation-v{version}.png"
 
 
-@pytest.mark.skipif(not (EMBEDDED_DIR / "shapes-lcm" / "model_index.json").is_file(), reason="needs shipped models")
+@pytest.mark.skipif(
+    not (embedded_models_dir() / "shapes-lcm" / "model_index.json").is_file(), reason="needs shipped models"
+)
 def test_images_match_the_golden_images_of_this_generation_version():
     from PIL import Image
 

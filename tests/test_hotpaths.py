@@ -10,17 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from lcm_bench.generate import (
-    CountingNetwork,
-    GenerationSettings,
-    classifier_free,
-    embedded_guidance,
-    encode_prompts,
-    guidance_embedding,
-)
-from lcm_bench.models import load_pipeline, resolve_model
-from lcm_bench.samplers import build_scheduler
-from lcm_bench.spec import Hardware, ModelSpec, SamplerSpec
+from lcm_bench.core.spec import Hardware, ModelSpec, SamplerSpec
+from lcm_bench.models.loading import load_pipeline
+from lcm_bench.models.resolve import resolve_model
+from lcm_bench.sampling.guidance import CountingNetwork, classifier_free, embedded_guidance, guidance_embedding
+from lcm_bench.sampling.loop import GenerationSettings, encode_prompts
+from lcm_bench.sampling.samplers import build_scheduler
 
 pytestmark = pytest.mark.slow
 CPU = Hardware("cpu-fp32", "cpu", "fp32")

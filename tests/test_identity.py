@@ -12,10 +12,10 @@ import pytest
 from conftest import needs_judge, write_suite
 from safetensors.numpy import load_file, save_file
 
-from lcm_bench import digests
-from lcm_bench.cli import main
-from lcm_bench.models import EMBEDDED_DIR
-from lcm_bench.suite import load_suite
+from lcm_bench.cli.main import main
+from lcm_bench.core import digests
+from lcm_bench.core.paths import embedded_models_dir
+from lcm_bench.suite.parse import load_suite
 
 TWO_MODELS = """
 version: 1
@@ -110,9 +110,9 @@ def test_scheduler_config_and_generation_code_are_part_of_the_fingerprint(two_mo
     assert main(["run", str(suite), "--out", str(out), "--quiet", "--no-report"]) == 0
     assert "recomputed 2 cells: scheduler of ddim changed" in capsys.readouterr().out
 
-    import lcm_bench.generate
+    import lcm_bench.sampling.loop
 
-    monkeypatch.setattr(lcm_bench.generate, "GENERATION_VERSION", lcm_bench.generate.GENERATION_VERSION + 1)
+    monkeypatch.setattr(lcm_bench.sampling.loop, "GENERATION_VERSION", lcm_bench.sampling.loop.GENERATION_VERSION + 1)
     assert main(["run", str(suite), "--out", str(out), "--quiet", "--no-report"]) == 0
     assert "recomputed 4 cells: generation code changed" in capsys.readouterr().out
 
@@ -173,10 +173,10 @@ metrics:
 
 @needs_judge
 def test_retrained_judge_recomputes_every_feature_and_the_gate_says_not_comparable(tmp_path, capsys):
-    from lcm_bench.paths import cache_dir
+    from lcm_bench.core.paths import cache_dir
 
     judge = tmp_path / "judge"
-    shutil.copytree(EMBEDDED_DIR / "shapes-judge", judge)
+    shutil.copytree(embedded_models_dir() / "shapes-judge", judge)
     suite, out = write_suite(tmp_path, JUDGED.format(judge=judge, batch=8)), tmp_path / "run"
     assert main(["run", str(suite), "--out", str(out), "--quiet", "--no-report"]) == 0
     assert "4 metric values computed" in capsys.readouterr().out

@@ -5,8 +5,8 @@ import dataclasses
 import pytest
 from conftest import ROOT, write_suite
 
-from lcm_bench.cli import main
-from lcm_bench.suite import load_suite
+from lcm_bench.cli.main import main
+from lcm_bench.suite.parse import load_suite
 
 METHODS = """
 version: 1

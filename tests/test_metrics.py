@@ -8,9 +8,9 @@ import pytest
 import torch
 from conftest import write_suite
 
-from lcm_bench.cli import main
-from lcm_bench.errors import MissingResourceError, UserError
-from lcm_bench.metrics.clip import load_clip
+from lcm_bench.cli.main import main
+from lcm_bench.core.errors import MissingResourceError, UserError
+from lcm_bench.core.paths import embedded_models_dir
 from lcm_bench.metrics.distances import (
     StreamingStats,
     bootstrap_ci,
@@ -21,7 +21,7 @@ from lcm_bench.metrics.distances import (
 )
 from lcm_bench.metrics.extractors import build_extractor, clean_resizer
 from lcm_bench.metrics.references import folder_reference, parquet_reference, shapes_reference
-from lcm_bench.models import EMBEDDED_DIR
+from lcm_bench.models.clip import load_clip
 
 RNG = np.random.default_rng(0)
 X = RNG.normal(size=(400, 48)).astype(np.float32)
@@ -134,7 +134,7 @@ def test_clip_score_matches_torchmetrics_given_the_same_model(tiny_sd_path):
     from torchmetrics.multimodal import CLIPScore
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer
 
-    from lcm_bench.metrics.clip import clip_score_value, cosine_scores
+    from lcm_bench.metrics.clip_score import clip_score_value, cosine_scores
     from lcm_bench.metrics.extractors import Extractor
 
     tokenizer = CLIPTokenizer.from_pretrained(tiny_sd_path / "tokenizer")
@@ -261,9 +261,9 @@ metrics:
 
 
 def test_run_fills_metric_columns_and_rescoring_costs_nothing(tmp_path, capsys):
-    from lcm_bench.prompts import DATA_DIR
+    from lcm_bench.core.paths import data_dir
 
-    suite = write_suite(tmp_path, SCORED.format(prompts=DATA_DIR / "prompts" / "shapes-mini.txt"))
+    suite = write_suite(tmp_path, SCORED.format(prompts=data_dir() / "prompts" / "shapes-mini.txt"))
     out = tmp_path / "run"
     assert main(["run", str(suite), "--out", str(out), "--quiet"]) == 0
     assert "4 cells computed, 0 reused, 0 skipped, 16 metric values computed" in capsys.readouterr().out
@@ -293,10 +293,10 @@ def test_run_fills_metric_columns_and_rescoring_costs_nothing(tmp_path, capsys):
 
 
 def test_missing_inception_weights_keep_generated_cells(tmp_path, capsys, monkeypatch):
-    from lcm_bench.prompts import DATA_DIR
+    from lcm_bench.core.paths import data_dir
 
     monkeypatch.setenv("LCM_BENCH_WEIGHTS", str(tmp_path))
-    text = SCORED.format(prompts=DATA_DIR / "prompts" / "shapes-mini.txt").split("metrics:")[0] + "metrics: [fid]\n"
+    text = SCORED.format(prompts=data_dir() / "prompts" / "shapes-mini.txt").split("metrics:")[0] + "metrics: [fid]\n"
     suite = write_suite(tmp_path, text.replace("steps: [1, 4]", "steps: [1]"))
     out = tmp_path / "run"
     assert main(["run", str(suite), "--out", str(out), "--quiet"]) == 2
@@ -335,16 +335,18 @@ def test_metrics_need_references_and_saved_images(tmp_path, capsys):
     assert "save_images: metrics score the saved images" in capsys.readouterr().err
 
 
-@pytest.mark.skipif(not (EMBEDDED_DIR / "shapes-judge" / "judge.safetensors").is_file(), reason="judge not shipped")
+@pytest.mark.skipif(
+    not (embedded_models_dir() / "shapes-judge" / "judge.safetensors").is_file(), reason="judge not shipped"
+)
 def test_attribute_accuracy_and_judge_fd_on_real_and_shuffled_images(tmp_path):
     """Real renders of each caption score near 1 and sit near the noise floor; shuffled captions score low."""
     from PIL import Image
 
+    from lcm_bench.core.spec import MetricSpec, ReferenceSpec
+    from lcm_bench.domain.prompts import PROMPT_SETS, read_prompts
     from lcm_bench.domain.shapes import render
     from lcm_bench.metrics.scoring import Scorer
-    from lcm_bench.prompts import PROMPT_SETS, read_prompts
-    from lcm_bench.spec import MetricSpec, ReferenceSpec
-    from lcm_bench.store import RunDir
+    from lcm_bench.records.store import RunDir
 
     entry = PROMPT_SETS.get("shapes-test")
     prompts = read_prompts(entry.path, "txt", None)

@@ -9,13 +9,15 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from lcm_bench import paths
-from lcm_bench.components import SHARED_COMPONENTS, component_folder
-from lcm_bench.errors import UserError
-from lcm_bench.fingerprint import model_components
-from lcm_bench.hardware import parse_hardware
-from lcm_bench.models import EMBEDDED_DIR, load_pipeline, resolve_model
-from lcm_bench.spec import ModelSpec
+from lcm_bench.core import paths
+from lcm_bench.core.errors import UserError
+from lcm_bench.core.hardware import parse_hardware
+from lcm_bench.core.paths import embedded_models_dir
+from lcm_bench.core.spec import ModelSpec
+from lcm_bench.models.components import SHARED_COMPONENTS, component_folder
+from lcm_bench.models.loading import load_pipeline
+from lcm_bench.models.resolve import resolve_model
+from lcm_bench.run.fingerprint import model_components
 from lcm_bench.train.pack import halve, share
 
 SHARED = ("text_encoder", "tokenizer", "vae")
@@ -37,7 +39,7 @@ def _weights(pipe):
 def test_embedded_root_prefers_the_packaged_copy_then_the_checkout(tmp_path, monkeypatch):
     package = tmp_path / "site-packages" / "lcm_bench"
     package.mkdir(parents=True)
-    monkeypatch.setattr(paths, "PACKAGE_DIR", package)
+    monkeypatch.setattr(paths, "package_dir", lambda: package)
     monkeypatch.chdir(tmp_path)
     assert paths.data_dir() == tmp_path / "site-packages" / "data"
     assert paths.model_output_dir() == tmp_path / "site-packages" / "data" / "models"
@@ -101,10 +103,10 @@ def test_half_precision_storage_loads_back_in_float32_within_rounding(tiny_sd_pa
     assert any(not torch.equal(old[k], new[k]) for k in old)
 
 
-@pytest.mark.skipif(not (EMBEDDED_DIR / "shapes-lcm").is_dir(), reason="needs the shipped models")
+@pytest.mark.skipif(not (embedded_models_dir() / "shapes-lcm").is_dir(), reason="needs the shipped models")
 def test_shipped_students_share_one_text_encoder_tokenizer_and_vae():
     for student in ("shapes-lcm", "shapes-guided-distill"):
-        folder = EMBEDDED_DIR / student
+        folder = embedded_models_dir() / student
         for name in SHARED:
             assert not (folder / name).exists()
             assert component_folder(folder, name).parent.name in ("shapes-teacher", "models")
@@ -113,7 +115,7 @@ def test_shipped_students_share_one_text_encoder_tokenizer_and_vae():
 
 @pytest.mark.parametrize("text", ["{not json", '["vae"]', '{"vae": 3}'])
 def test_a_malformed_shared_components_file_is_one_line_naming_it(tiny_sd_path, tmp_path, capsys, text):
-    from lcm_bench.cli import main
+    from lcm_bench.cli.main import main
 
     folder = tmp_path / "m"
     shutil.copytree(tiny_sd_path, folder)

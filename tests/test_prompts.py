@@ -5,8 +5,8 @@ import json
 import pandas as pd
 import pytest
 
-from lcm_bench.errors import UserError
-from lcm_bench.prompts import PROMPT_SETS, content_hash, read_prompts, select
+from lcm_bench.core.errors import UserError
+from lcm_bench.domain.prompts import PROMPT_SETS, content_hash, read_prompts, select
 
 PROMPTS = ("a red circle", "a blue square, on grey", 'a "quoted" star')
 

@@ -13,10 +13,10 @@ import pytest
 from conftest import write_suite
 from PIL import Image
 
-from lcm_bench.cli import main
+from lcm_bench.cli.main import main
+from lcm_bench.records.store import RunDir
 from lcm_bench.report.plots import pareto_front
 from lcm_bench.report.speedup import cost_to_reach
-from lcm_bench.store import RunDir
 
 FD, CLIP = "fd_judge", "clip_score_tiny"
 MACHINE = {"cpu": "Test CPU", "cpu_count": 2, "cuda": None}

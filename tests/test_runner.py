@@ -9,7 +9,7 @@ import pytest
 import torch
 from conftest import kill_when, write_suite
 
-from lcm_bench.cli import main
+from lcm_bench.cli.main import main
 
 GRID = """
 version: 1
@@ -137,7 +137,7 @@ save_images: grid
 def test_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path):
     suite = write_suite(tmp_path, KILL_SUITE)
     out = tmp_path / "run"
-    command = [sys.executable, "-m", "lcm_bench.cli", "run", str(suite), "--out", str(out), "--quiet"]
+    command = [sys.executable, "-m", "lcm_bench", "run", str(suite), "--out", str(out), "--quiet"]
     kill_when(command, out / "cells", "*.json", 3)
     survivors = {p.name: p.read_bytes() for p in (out / "cells").glob("*.json")}
     assert 3 <= len(survivors) < 12

@@ -6,9 +6,9 @@ import sys
 import pytest
 from conftest import ROOT, write_suite
 
-from lcm_bench.cli import main
-from lcm_bench.errors import UserError
-from lcm_bench.suite import load_suite
+from lcm_bench.cli.main import main
+from lcm_bench.core.errors import UserError
+from lcm_bench.suite.parse import load_suite
 
 BASE = """
 version: 1
@@ -137,7 +137,7 @@ def test_unreadable_suites(text, expected, tmp_path):
 
 def test_cli_error_has_no_traceback(tmp_path):
     path = write_suite(tmp_path, _replace_key(BASE, "samplers: [ddmi]"))
-    proc = subprocess.run([sys.executable, "-m", "lcm_bench.cli", "run", str(path)], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "lcm_bench", "run", str(path)], capture_output=True, text=True)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from lcm_bench.core.paths import embedded_models_dir
 from lcm_bench.domain.shapes import HEADS, captions, labels, parse, render
-from lcm_bench.models import EMBEDDED_DIR
 from lcm_bench.train.loop import train
 
 
@@ -56,7 +56,7 @@ def test_judge_steps_lower_the_loss(tmp_path):
 
 
 def test_vae_steps_lower_the_loss(tmp_path):
-    from lcm_bench.train.judge import Judge, save_judge
+    from lcm_bench.domain.judge import Judge, save_judge
     from lcm_bench.train.vae import train_vae
 
     save_judge(Judge(), tmp_path / "judge", {})
@@ -66,8 +66,8 @@ def test_vae_steps_lower_the_loss(tmp_path):
 
 
 def test_teacher_steps_lower_the_loss_and_load_as_a_pipeline(tmp_path):
-    from lcm_bench.models import resolve_model
-    from lcm_bench.spec import ModelSpec
+    from lcm_bench.core.spec import ModelSpec
+    from lcm_bench.models.resolve import resolve_model
     from lcm_bench.train.teacher import train_teacher
     from lcm_bench.train.vae import build_vae
 
@@ -78,14 +78,16 @@ def test_teacher_steps_lower_the_loss_and_load_as_a_pipeline(tmp_path):
     assert resolved.family == "sd" and not resolved.guidance_embedding
 
 
-@pytest.mark.skipif(not (EMBEDDED_DIR / "shapes-judge" / "judge.safetensors").is_file(), reason="judge not shipped")
+@pytest.mark.skipif(
+    not (embedded_models_dir() / "shapes-judge" / "judge.safetensors").is_file(), reason="judge not shipped"
+)
 def test_shipped_judge_reads_rendered_images():
-    from lcm_bench.train.judge import accuracy, load_judge
+    from lcm_bench.domain.judge import accuracy, load_judge
 
     texts = captions("test", 128, 7)
     images = np.stack([render(t, i) for i, t in enumerate(texts)])
     truth = {k: np.array([labels(parse(t))[k] for t in texts]) for k in HEADS}
-    scores = accuracy(load_judge(EMBEDDED_DIR / "shapes-judge"), images, truth)
+    scores = accuracy(load_judge(embedded_models_dir() / "shapes-judge"), images, truth)
     assert scores["all"] >= 0.9, scores
-    card = json.loads((EMBEDDED_DIR / "shapes-judge" / "card.json").read_text())
+    card = json.loads((embedded_models_dir() / "shapes-judge" / "card.json").read_text())
     assert card["accuracy_test"]["all"] >= 0.9

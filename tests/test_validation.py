@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from safetensors.numpy import save_file
 
-from lcm_bench.cli import main
+from lcm_bench.cli.main import main
 
 BASE = """
 version: 1
@@ -67,7 +67,7 @@ def test_bad_values_are_refused_before_any_compute(tmp_path, capsys, edit, expec
 
 
 def test_too_small_for_the_unet_is_refused(tmp_path, capsys, monkeypatch):
-    from lcm_bench import checks
+    from lcm_bench.models import checks
 
     monkeypatch.setattr(checks, "latent_factors", lambda *a: (8, 8))
     suite = write_suite(tmp_path, BASE + "resolution: 32\n")
@@ -165,7 +165,7 @@ def test_the_shipped_lora_fits_the_shipped_teacher(capsys):
 def test_scheduler_option_table_matches_diffusers():
     import diffusers
 
-    from lcm_bench.samplers import SAMPLERS, SCHEDULER_ACCEPTS, SCHEDULER_OPTIONS
+    from lcm_bench.sampling.samplers import SAMPLERS, SCHEDULER_ACCEPTS, SCHEDULER_OPTIONS
 
     for name in {SAMPLERS.get(n).scheduler for n in SAMPLERS}:
         cls = getattr(diffusers, name)

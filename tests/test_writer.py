@@ -10,10 +10,10 @@ import pytest
 from conftest import write_suite
 from PIL import Image
 
-from lcm_bench.cli import main
-from lcm_bench.errors import UserError
-from lcm_bench.execute import writer as writer_module
-from lcm_bench.execute.writer import ImageWriter
+from lcm_bench.cli.main import main
+from lcm_bench.core.errors import UserError
+from lcm_bench.run import writer as writer_module
+from lcm_bench.run.writer import ImageWriter
 
 RNG = np.random.default_rng(0)
 
@@ -92,7 +92,7 @@ batch_size: 2
 
 
 def test_a_run_that_cannot_write_an_image_stops_in_one_line_and_resumes(tmp_path, capsys):
-    from lcm_bench.suite import load_suite
+    from lcm_bench.suite.parse import load_suite
 
     suite_file, out = write_suite(tmp_path, SUITE), tmp_path / "run"
     second = load_suite(suite_file).cells[1]

@@ -1,1 +1,1 @@
-"""Procedural captioned image domains: images drawn from captions, deterministic by seed."""
+"""The world lcm-bench measures: the procedural shapes domain, prompt sets, published tables and the judge."""

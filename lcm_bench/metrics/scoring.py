@@ -18,18 +18,21 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import UserError
-from ..execute.chunks import ChunkStore, expected_images
-from ..execute.leases import held
-from ..faults import reached
-from ..prompts import read_prompts
-from ..spec import MetricSpec, ReferenceSpec
-from ..store import RunDir
-from . import METRICS, result_inputs
-from .clip import clip_score_value, cosine_scores
-from .distances import bootstrap_ci, cmmd, feature_stats, frechet_distance, kernel_inception_distance, subset_spread
-from .extractors import Extractor, build_extractor, extractor_digest
-from .references import (
+from lcm_bench.core.errors import UserError
+from lcm_bench.core.spec import MetricSpec, ReferenceSpec
+from lcm_bench.domain.prompts import read_prompts
+from lcm_bench.metrics.catalogue import METRICS
+from lcm_bench.metrics.clip_score import clip_score_value, cosine_scores
+from lcm_bench.metrics.distances import (
+    bootstrap_ci,
+    cmmd,
+    feature_stats,
+    frechet_distance,
+    kernel_inception_distance,
+    subset_spread,
+)
+from lcm_bench.metrics.extractors import Extractor, build_extractor, extractor_digest
+from lcm_bench.metrics.references import (
     GENERATORS,
     ReferenceSet,
     cached,
@@ -38,6 +41,8 @@ from .references import (
     reference_features,
     stream_features,
 )
+from lcm_bench.records.store import RunDir
+from lcm_bench.run.chunks import expected_images
 
 
 def _request_key(metric: MetricSpec) -> str:
@@ -56,8 +61,8 @@ def _extractor_request(metric: MetricSpec) -> tuple[str, dict[str, Any]]:
 
 def attribute_accuracy(judge, images, prompts: list[str]) -> dict[str, Any]:
     """Share of images whose every attribute (and each attribute group) the judge reads as the caption says."""
-    from ..domain.shapes import HEADS, labels, parse
-    from ..train.judge import accuracy, predict
+    from lcm_bench.domain.judge import accuracy, predict
+    from lcm_bench.domain.shapes import HEADS, labels, parse
 
     scenes = [parse(p) for p in prompts]
     if any(s is None for s in scenes):
@@ -274,68 +279,3 @@ class Scorer:
         if floor is not None:
             result["noise_floor"] = floor
         return result
-
-
-def prepare_references(suite, device: str = "cpu"):
-    """Compute and cache the reference features of every (metric, prompt set) pair the suite's metrics need, so that
-    processes scoring in parallel find them on disk. Yields ``(metric, prompt set name, reference, features)``."""
-    scorer = Scorer(RunDir("."), suite.references, device)
-    prompt_sets = {c.prompts.name: c.prompts for c in suite.cells}
-    for i, metric in enumerate(suite.metrics):
-        if not METRICS.get(metric.name).needs_reference:
-            continue
-        extractor = scorer.extractor(metric, f"metrics[{i}]")
-        for name, spec in prompt_sets.items():
-            source = {"name": name, "source": spec.source, "format": spec.format, "column": spec.column}
-            reference = scorer.reference(source)
-            yield metric, name, reference, reference_features(reference, extractor)
-
-
-def score_run(run: RunDir, suite, cell_ids: list[str], progress: bool = True, device: str | None = None) -> int:
-    """Add every missing metric of ``suite`` to the finished cells ``cell_ids``; returns how many were computed."""
-    import sys
-
-    import torch
-    from tqdm import tqdm
-
-    from ..digests import digest_cache
-
-    if not suite.metrics:
-        return 0
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    scorer = Scorer(run, suite.references, device)
-    records = run.records()
-    sources = {c.prompts.name: c.prompts.source for c in suite.cells}
-    for record in records.values():
-        prompts = record["spec"]["prompts"]
-        prompts["source"] = sources.get(prompts["name"], prompts["source"])
-    todo = []
-    for index, metric in enumerate(suite.metrics):
-        for cell_id in cell_ids:
-            record = records.get(cell_id)
-            if record is None:
-                continue
-            stored = record.get("metrics", {}).get(metric.metric_id)
-            inputs = scorer.inputs(record, metric, f"metrics[{index}]")
-            if stored is None or result_inputs(stored) != inputs:
-                todo.append((record, index, metric))
-    digest_cache().flush()
-    computed = 0
-    for record, index, metric in tqdm(
-        todo, desc="scoring", unit="metric", disable=not progress or not todo, file=sys.stderr, dynamic_ncols=True
-    ):
-        with held(ChunkStore(run).leases(record["cell_id"]), "record"):
-            fresh = run.record(record["cell_id"])
-            if fresh is None or (fresh.get("fingerprint") or {}).get("value") != (record.get("fingerprint") or {}).get(
-                "value"
-            ):
-                continue
-            fresh["spec"]["prompts"]["source"] = record["spec"]["prompts"]["source"]
-            stored = fresh.get("metrics", {}).get(metric.metric_id)
-            if stored is not None and result_inputs(stored) == scorer.inputs(fresh, metric, f"metrics[{index}]"):
-                continue
-            fresh.setdefault("metrics", {})[metric.metric_id] = scorer.score(fresh, metric, f"metrics[{index}]")
-            run.write_record({k: v for k, v in fresh.items() if k != "schema_version"})
-            computed += 1
-        reached("metric")
-    return computed

@@ -9,15 +9,16 @@ import html
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import UserError
-from ..faults import reached
-from ..published import DESCRIPTIONS, check_published
-from ..store import load_runs, results_frame, version_changes, write_atomic
-from . import grids, plots
-from .frame import clip_metric, distance_metric, method_colours, metric_meta
-from .overlay import overlay_table
-from .speedup import default_target, iso_quality, speedup_table
-from .tables import Table, noise_floors, quality_table, throughput_table, tidy_results
+from lcm_bench.core.errors import UserError
+from lcm_bench.core.faults import reached
+from lcm_bench.core.io import write_atomic
+from lcm_bench.domain.published import DESCRIPTIONS, check_published
+from lcm_bench.records.store import load_runs, results_frame, version_changes
+from lcm_bench.report import grids, plots
+from lcm_bench.report.frame import clip_metric, distance_metric, method_colours, metric_meta
+from lcm_bench.report.overlay import overlay_table
+from lcm_bench.report.speedup import default_target, iso_quality, speedup_table
+from lcm_bench.report.tables import Table, noise_floors, quality_table, throughput_table, tidy_results
 
 CSS = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:1em 0;font-size:13px;display:block;overflow-x:auto}

@@ -6,13 +6,13 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-from ..store import result_row
-from .frame import method_label
-from .plots import _pyplot, save
+from lcm_bench.records.store import result_row
+from lcm_bench.report.frame import method_label
+from lcm_bench.report.plots import _pyplot, save
 
 
 def _captions(record: dict, prompt_indices: list[int]) -> list[str]:
-    from ..prompts import read_prompts
+    from lcm_bench.domain.prompts import read_prompts
 
     source = record["spec"]["prompts"]
     try:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ..published import DESCRIPTIONS, published_rows
-from .frame import METHOD_KEYS, aggregate_metrics
-from .tables import Table
+from lcm_bench.domain.published import DESCRIPTIONS, published_rows
+from lcm_bench.report.frame import METHOD_KEYS, aggregate_metrics
+from lcm_bench.report.tables import Table
 
 
 def overlay_table(frame, name: str, distance: dict | None, clip: dict | None) -> Table | None:

@@ -7,8 +7,16 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from .frame import METHOD_KEYS, PALETTE, aggregate_metrics, by_method_and_steps, method_label, method_name, spread
-from .speedup import crossing
+from lcm_bench.report.frame import (
+    METHOD_KEYS,
+    PALETTE,
+    aggregate_metrics,
+    by_method_and_steps,
+    method_label,
+    method_name,
+    spread,
+)
+from lcm_bench.report.speedup import crossing
 
 MARKERS = "osD^v<>Pp*"
 LINESTYLES = ["-", "--", ":", "-."]
@@ -27,7 +35,7 @@ def save(fig, path: Path) -> Path:
     """PNG (shown by the reports) and PDF (for papers) side by side, each written atomically."""
     import io
 
-    from ..store import write_atomic
+    from lcm_bench.core.io import write_atomic
 
     for target, options in ((path, {"dpi": 130, "format": "png"}), (path.with_suffix(".pdf"), {"format": "pdf"})):
         buffer = io.BytesIO()

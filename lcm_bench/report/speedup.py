@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import math
 
-from .frame import METHOD_KEYS, aggregate_metrics, is_baseline, method_label, method_name
-from .tables import Table
+from lcm_bench.report.frame import METHOD_KEYS, aggregate_metrics, is_baseline, method_label, method_name
+from lcm_bench.report.tables import Table
 
 
 def reaches(value: float, target: float, higher_is_better: bool) -> bool:

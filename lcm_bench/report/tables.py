@@ -9,7 +9,7 @@ import io
 import math
 from dataclasses import dataclass, field
 
-from .frame import METHOD_KEYS, aggregate_metrics, method_label, spread
+from lcm_bench.report.frame import METHOD_KEYS, aggregate_metrics, method_label, spread
 
 
 @dataclass

@@ -42,10 +42,10 @@ def train_clip(
 ) -> dict:
     from safetensors.torch import save_file
 
-    from ..metrics.clip import load_clip
-    from ..store import write_json
-    from .data import rendered
-    from .loop import train
+    from lcm_bench.core.io import write_json
+    from lcm_bench.models.clip import load_clip
+    from lcm_bench.train.data import rendered
+    from lcm_bench.train.loop import train
 
     data = rendered("all", n_train)
     images = torch.from_numpy(data.images).permute(0, 3, 1, 2).float()

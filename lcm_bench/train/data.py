@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..domain.shapes import DOMAIN_VERSION, HEADS, captions, labels, parse, render
-from ..paths import cache_dir
+from lcm_bench.core.paths import cache_dir
+from lcm_bench.domain.shapes import DOMAIN_VERSION, HEADS, captions, labels, parse, render
 
 SPLIT_SEEDS = {"train": 0, "test": 1, "heldout": 2, "all": 3}
 

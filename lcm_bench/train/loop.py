@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from ..store import write_atomic
+from lcm_bench.core.io import write_atomic
 
 
 def save_checkpoint(path: Path, state: dict) -> None:

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import torch
 
-from ..components import SHARED_COMPONENTS
-from ..digests import files_digest
-from ..errors import UserError
-from ..store import write_json
+from lcm_bench.core.digests import files_digest
+from lcm_bench.core.errors import UserError
+from lcm_bench.core.io import write_json
+from lcm_bench.models.components import SHARED_COMPONENTS
 
 
 def halve(folder: Path) -> list[Path]:

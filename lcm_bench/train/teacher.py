@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from ..tiny import SD_SCHEDULER, save_pipeline, sd_pipeline
+from lcm_bench.models.tiny import SD_SCHEDULER, save_pipeline, sd_pipeline
 
 MAX_TOKENS = 32
 
@@ -88,10 +88,10 @@ def train_teacher(
 ) -> dict:
     from diffusers import AutoencoderKL, DDPMScheduler
 
-    from ..store import write_json
-    from .data import rendered
-    from .loop import train
-    from .vae import encode
+    from lcm_bench.core.io import write_json
+    from lcm_bench.train.data import rendered
+    from lcm_bench.train.loop import train
+    from lcm_bench.train.vae import encode
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tokenizer = clip_tokenizer(Path(tempfile.mkdtemp()) / "tokenizer")

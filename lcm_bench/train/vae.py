@@ -56,10 +56,10 @@ def train_vae(
     log_every: int = 100,
 ) -> dict:
     """Train, set ``scaling_factor`` to 1 / std of the latents (as Stable Diffusion does), save, and measure."""
-    from ..store import write_json
-    from .data import rendered
-    from .judge import accuracy, load_judge
-    from .loop import train
+    from lcm_bench.core.io import write_json
+    from lcm_bench.domain.judge import accuracy, load_judge
+    from lcm_bench.train.data import rendered
+    from lcm_bench.train.loop import train
 
     data = rendered("train", n_train)
     images = to_unit(data.images)

@@ -1,0 +1,1 @@
+"""The lcm-bench command line: one module per command group."""

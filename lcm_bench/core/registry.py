@@ -1,0 +1,67 @@
+"""Typed name -> factory registries with lazy ``"module:attr"`` entries and "did you mean" errors.
+
+Modelled on lm-evaluation-harness ``api/registry.py`` and torch-fidelity ``registry.py``: names are checked to be
+safe for file names because they end up in cell ids and cache keys.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import re
+from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
+
+from lcm_bench.core.errors import UserError
+
+T = TypeVar("T")
+SAFE_NAME = re.compile(r"^[a-z0-9][a-z0-9_.+-]*$")
+
+
+def did_you_mean(name: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    return f"{hint} (known: {', '.join(sorted(known))})"
+
+
+class Registry(Generic[T]):
+    """A mapping from safe names to objects, or to ``"module:attr"`` strings imported on first use."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._entries: dict[str, T | str] = {}
+
+    def register(self, name: str, entry: T | str) -> T | str:
+        if not SAFE_NAME.match(name):
+            raise ValueError(f"{self.kind} name {name!r} is not file-name safe")
+        if name in self._entries:
+            raise ValueError(f"{self.kind} {name!r} is registered twice")
+        self._entries[name] = entry
+        return entry
+
+    def decorator(self, name: str) -> Callable[[T], T]:
+        def wrap(obj: T) -> T:
+            self.register(name, obj)
+            return obj
+
+        return wrap
+
+    def get(self, name: str, field: str | None = None) -> T:
+        if name not in self._entries:
+            where = f"{field}: " if field else ""
+            raise UserError(f"{where}unknown {self.kind} '{name}'{did_you_mean(name, list(self._entries))}")
+        entry = self._entries[name]
+        if isinstance(entry, str) and ":" in entry:
+            module, attr = entry.split(":", 1)
+            entry = getattr(importlib.import_module(module), attr)
+            self._entries[name] = entry
+        return entry  # type: ignore[return-value]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._entries))
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)

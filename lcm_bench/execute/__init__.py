@@ -1,1 +1,0 @@
-"""Execution: writing what generation produces without making the device wait."""

@@ -1,0 +1,137 @@
+"""The CI quality gate: a baseline of per-cell metric values with tolerances, and a check of a run against it.
+
+Cells are matched by configuration key (the cell id): what was asked, never where files lie or how it was batched.
+A metric of a cell regresses when it is worse than the baseline by more than the allowed margin
+max(rel * |baseline|, abs, noise_k * noise), where noise is the baseline's own spread (standard deviation over
+disjoint image subsets, or a quarter of its bootstrap interval), when it leaves the two-sided bounds [low, high] a
+baseline may set (MLPerf-style quality targets), or when it is not a finite number. It improves when better by
+more than the margin. A metric computed with other extractor weights, another reference set, mode, options or
+sample count is "not comparable"; a baseline value the run lacks is "missing".
+
+The gate fails closed (asv's compare counts a missing benchmark as worse): exit 1 on any regressed, missing or not
+comparable value unless ``allow_missing`` / ``allow_incomparable`` say otherwise. Where a cell's fingerprint
+differs from the baseline's (new weights, same configuration: the normal CI case) the summary names the changed
+components. Throughput is gated only on request, and only between the same machine, hardware entry, batch size
+and process count.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from lcm_bench.core.errors import UserError
+from lcm_bench.core.io import write_atomic
+from lcm_bench.core.textfiles import read_text
+from lcm_bench.metrics.catalogue import metric_of, result_inputs
+from lcm_bench.records.store import load_runs, machine_label, method_of
+
+BASELINE_SCHEMA = 2
+
+
+THROUGHPUT = {
+    "nfe_per_image": {"rel": 0.0, "abs": 0.0, "noise_k": 0.0},
+    "seconds_per_image": {"rel": 0.25, "abs": 0.0, "noise_k": 0.0},
+    "peak_memory_mb": {"rel": 0.25, "abs": 0.0, "noise_k": 0.0},
+}
+"""Throughput values the gate compares with ``gate_throughput`` (all lower is better); NFE on any machine."""
+
+
+MACHINE_BOUND = ("seconds_per_image", "peak_memory_mb")
+
+
+COMPARABLE = ("n", "mode", "options")
+
+
+def _noise(metric: dict) -> float:
+    if "subsets" in metric:
+        return float(metric["subsets"]["std"])
+    if "ci95" in metric:
+        low, high = metric["ci95"]
+        return (high - low) / 4
+    return 0.0
+
+
+def _label(record: dict) -> str:
+    spec = record["spec"]
+    return (
+        f"{method_of(record)} / {spec['steps']} steps / s={spec['guidance_scale']:g} / {spec['prompts']['name']} / "
+        f"seed {spec['seed']}"
+    )
+
+
+def _execution(record: dict) -> dict[str, Any]:
+    """Where throughput was measured: it compares only within one machine, hardware entry, batch size and number of
+    processes that shared the work."""
+    spec = record["spec"]
+    return {
+        "machine": machine_label((record.get("provenance") or {}).get("machine", {})),
+        "hardware": spec["hardware"]["name"],
+        "batch_size": spec.get("batch_size"),
+        "processes": (record.get("throughput") or {}).get("processes", 1),
+    }
+
+
+def make_baseline(run_dirs: list[str | Path], tolerance: dict[str, float] | None = None) -> dict:
+    """Baseline entries for every finished cell: metric values with noise and tolerances (each metric's default
+    from the registry, overridden by ``tolerance``), the fingerprint components and the throughput."""
+    records, manifests = load_runs(run_dirs)
+    cells = {}
+    for record in records:
+        if record.get("status") != "ok" or not record.get("metrics"):
+            continue
+        entries = {}
+        for metric_id, metric in record["metrics"].items():
+            if metric.get("invalid"):
+                raise UserError(f"baseline: cell {record['cell_id']} has an invalid {metric_id} ({metric['invalid']})")
+            entries[metric_id] = {
+                "value": metric["value"],
+                "higher_is_better": metric["higher_is_better"],
+                "noise": _noise(metric),
+                "tolerance": {**metric_of(metric_id, metric).tolerance, **(tolerance or {})},
+                **result_inputs(metric),
+                **{k: metric.get(k) for k in COMPARABLE},
+            }
+        throughput = record.get("throughput", {})
+        cells[record["cell_id"]] = {
+            "label": _label(record),
+            "config_key": record.get("config_key"),
+            "fingerprint": (record.get("fingerprint") or {}).get("components"),
+            "metrics": entries,
+            "throughput": {
+                **_execution(record),
+                "values": {k: throughput[k] for k in THROUGHPUT if k in throughput},
+            },
+        }
+    if not cells:
+        raise UserError(f"baseline: no scored cells in {', '.join(map(str, run_dirs))}")
+    versions = [(r.get("provenance") or {}).get("versions") for r in records if r.get("status") == "ok"]
+    return {
+        "schema_version": BASELINE_SCHEMA,
+        "suites": sorted({m["suite"]["name"] for m in manifests}),
+        "provenance": {**manifests[0].get("provenance", {}), "versions": next((v for v in versions if v), {})},
+        "cells": cells,
+    }
+
+
+def read_baseline(path: str | Path) -> dict:
+    path = Path(path)
+    try:
+        baseline = json.loads(read_text(path, "--baseline", "baseline file"))
+    except ValueError as error:
+        raise UserError(f"--baseline: '{path}' is not JSON ({error})") from None
+    if not isinstance(baseline, dict) or not isinstance(baseline.get("schema_version"), int):
+        raise UserError(f"--baseline: '{path}' is not an lcm-bench baseline (schema_version {BASELINE_SCHEMA})")
+    if baseline["schema_version"] != BASELINE_SCHEMA:
+        raise UserError(
+            f"--baseline: '{path}' has schema_version {baseline['schema_version']}, this lcm-bench reads "
+            f"{BASELINE_SCHEMA}; regenerate it: lcm-bench run SUITE --out RUN && lcm-bench baseline RUN --out {path}"
+        )
+    if not isinstance(baseline.get("cells"), dict):
+        raise UserError(f"--baseline: '{path}' has no 'cells' mapping")
+    return baseline
+
+
+def write_baseline(baseline: dict, path: str | Path) -> None:
+    write_atomic(Path(path), (json.dumps(baseline, indent=1, sort_keys=True) + "\n").encode())

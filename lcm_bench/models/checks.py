@@ -1,0 +1,101 @@
+"""Checks that need a model's configuration, made before any compute from config files and safetensors headers
+(no weights are read): steps against the scheduler, resolution against the VAE and UNet, LoRA keys against the
+UNet they patch."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from lcm_bench.core.errors import UserError
+from lcm_bench.core.spec import CellSpec
+from lcm_bench.models.components import component_folder
+
+LORA_KEY = re.compile(r"^(?:unet\.|base_model\.model\.)?(?P<module>.+?)\.(?:lora_A|lora\.down|lora_down)\.weight$")
+KOHYA_KEY = re.compile(r"^lora_unet_(?P<module>.+)\.lora_down\.weight$")
+
+
+def _json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def latent_factors(pipeline_path: Path, unet_path: Path | None) -> tuple[int, int]:
+    """(VAE downsampling, UNet downsampling of the latent) from their configs."""
+    vae = _json(component_folder(pipeline_path, "vae") / "config.json")
+    unet = _json((unet_path or pipeline_path / "unet") / "config.json")
+    vae_factor = 2 ** (len(vae.get("block_out_channels", [0] * 4)) - 1)
+    unet_factor = 2 ** (len(unet.get("down_block_types", [0] * 4)) - 1)
+    return vae_factor, unet_factor
+
+
+def check_resolution(cell: CellSpec, pipeline_path: Path, unet_path: Path | None) -> None:
+    if cell.height is None:
+        return
+    vae_factor, unet_factor = latent_factors(pipeline_path, unet_path)
+    for name, size in (("height", cell.height), ("width", cell.width)):
+        if size % vae_factor:
+            raise UserError(
+                f"resolution: {name} {size} is not a multiple of {vae_factor}, the VAE downsampling of "
+                f"{cell.model.name}"
+            )
+        if size // vae_factor < unet_factor:
+            raise UserError(
+                f"resolution: {name} {size} is too small for {cell.model.name}: its latent ({size // vae_factor}) "
+                f"must be at least {unet_factor}, the UNet's downsampling (so at least {vae_factor * unet_factor} px)"
+            )
+
+
+def _shapes(files: list[Path]) -> dict[str, list[int]]:
+    from safetensors import safe_open
+
+    shapes: dict[str, list[int]] = {}
+    for file in files:
+        with safe_open(str(file), "np") as f:
+            for key in f.keys():  # noqa: SIM118 - safe_open is not a mapping
+                shapes[key] = list(f.get_slice(key).get_shape())
+    return shapes
+
+
+def lora_file(path: Path, weight_name: str | None) -> Path | None:
+    if path.is_file():
+        return path if path.suffix == ".safetensors" else None
+    candidates = [path / weight_name] if weight_name else sorted(path.glob("*.safetensors"))
+    return next((c for c in candidates if c.is_file() and c.suffix == ".safetensors"), None)
+
+
+def check_lora(path: Path, weight_name: str | None, unet_folder: Path, field: str) -> None:
+    """Every UNet module a LoRA patches exists in the base UNet with the LoRA's input width (diffusers/peft and
+    kohya key formats; text-encoder keys are not checked). Read from safetensors headers only."""
+    file = lora_file(path, weight_name)
+    unet_files = sorted(unet_folder.glob("*.safetensors"))
+    if file is None or not unet_files:
+        return
+    try:
+        lora, unet = _shapes([file]), _shapes(unet_files)
+    except Exception as exc:  # noqa: BLE001 - safetensors raises several types for a corrupt header
+        raise UserError(f"{field}: cannot read LoRA '{file}' ({type(exc).__name__}: {exc})") from None
+    by_flat = {k[: -len(".weight")].replace(".", "_"): k[: -len(".weight")] for k in unet if k.endswith(".weight")}
+    targets = []
+    for key, shape in lora.items():
+        match = LORA_KEY.match(key)
+        if match and not key.startswith(("text_encoder", "lora_te")):
+            targets.append((match["module"], shape))
+        elif kohya := KOHYA_KEY.match(key):
+            targets.append((by_flat.get(kohya["module"], kohya["module"]), shape))
+    missing = [m for m, _ in targets if f"{m}.weight" not in unet]
+    if missing:
+        raise UserError(
+            f"{field}: LoRA '{file.name}' does not fit the UNet of its base model: {len(missing)} of {len(targets)} "
+            f"modules it patches are absent (e.g. '{missing[0]}')"
+        )
+    for module, shape in targets:
+        base = unet[f"{module}.weight"]
+        if len(shape) > 1 and len(base) > 1 and shape[1] != base[1]:
+            raise UserError(
+                f"{field}: LoRA '{file.name}' does not fit the UNet of its base model: '{module}' takes "
+                f"{base[1]} inputs, the LoRA {shape[1]}"
+            )

@@ -1,0 +1,158 @@
+"""open_clip models for CLIP score, CLIP-FD and CMMD: by name with a pretrained tag, a local checkpoint, or random.
+
+Weights never come from pickles: a local checkpoint is safetensors or a state dict read with ``weights_only``;
+tagged weights come through open_clip from the Hugging Face cache (offline-aware).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from lcm_bench.core.errors import MissingResourceError, UserError
+from lcm_bench.core.paths import embedded_models_dir, offline
+
+OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
+OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+def config_dir() -> Path:
+    """open_clip model configs lcm-bench ships (its in-domain CLIP and the tiny test CLIP)."""
+    return Path(__file__).resolve().parent / "clip_configs"
+
+
+def embedded_clip_weights() -> dict[str, Path]:
+    """open_clip model name -> the weights lcm-bench trained and ships for it (``pretrained: embedded``)."""
+    return {"lcm-bench-shapes-clip": embedded_models_dir() / "shapes-clip" / "open_clip_model.safetensors"}
+
+
+@dataclass
+class ClipModel:
+    model: torch.nn.Module
+    tokenizer: object
+    name: str
+    pretrained: str
+    image_size: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    device: str
+
+    @property
+    def tag(self) -> str:
+        return f"{self.name}/{Path(self.pretrained).name if '/' in self.pretrained else self.pretrained}"
+
+    def image_features(self, images: torch.Tensor) -> torch.Tensor:
+        """L2-normalised features of (B, 3, S, S) images in [0, 255] at ``image_size``."""
+        mean = torch.tensor(self.mean, device=self.device).view(1, 3, 1, 1) * 255
+        std = torch.tensor(self.std, device=self.device).view(1, 3, 1, 1) * 255
+        features = self.model.encode_image((images.to(self.device) - mean) / std)
+        return torch.nn.functional.normalize(features.float(), dim=-1)
+
+    def text_features(self, texts: list[str]) -> tuple[torch.Tensor, int]:
+        """L2-normalised text features and how many captions were truncated to the context length."""
+        context = self.tokenizer.context_length
+        truncated = sum(len(self.tokenizer.encode(t)) + 2 > context for t in texts)
+        tokens = self.tokenizer(texts).to(self.device)
+        return torch.nn.functional.normalize(self.model.encode_text(tokens).float(), dim=-1), truncated
+
+
+def _register_configs() -> None:
+    import open_clip
+
+    shipped = [p.stem for p in config_dir().glob("*.json")]
+    if any(name not in open_clip.list_models() for name in shipped):
+        open_clip.add_model_config(config_dir())
+
+
+def load_clip(name: str, pretrained: str, device: str = "cpu", field: str = "metrics") -> ClipModel:
+    """``pretrained``: an open_clip tag (e.g. laion2b_s34b_b88k), a local .safetensors/.pt file, 'random', or
+    'embedded' (the in-domain CLIP lcm-bench trains and ships, for lcm-bench-shapes-clip)."""
+
+    if pretrained == "embedded":
+        embedded = embedded_clip_weights()
+        if name not in embedded:
+            raise UserError(f"{field}.pretrained: 'embedded' weights exist only for {', '.join(embedded)}")
+        if not embedded[name].is_file():
+            raise MissingResourceError(
+                f"{field}: the embedded CLIP is missing at {embedded[name]}; it ships with "
+                "the repository, or rebuild it with `lcm-bench train clip`"
+            )
+        return _load(name, str(embedded[name]), device, field, tag="embedded")
+    return _load(name, pretrained, device, field)
+
+
+@contextlib.contextmanager
+def _quiet_logging():
+    """open_clip warns "No pretrained weights loaded" when we load the weights ourselves right after."""
+    logging.disable(logging.WARNING)
+    try:
+        yield
+    finally:
+        logging.disable(logging.NOTSET)
+
+
+def _load(name: str, pretrained: str, device: str, field: str, tag: str | None = None) -> ClipModel:
+    import open_clip
+
+    _register_configs()
+    if name not in open_clip.list_models():
+        from lcm_bench.core.registry import did_you_mean
+
+        raise UserError(f"{field}.model: unknown open_clip model '{name}'{did_you_mean(name, open_clip.list_models())}")
+    path = Path(pretrained).expanduser()
+    try:
+        if pretrained == "random" or path.suffix in (".safetensors", ".pt", ".pth", ".bin"):
+            with torch.random.fork_rng(), _quiet_logging():
+                torch.manual_seed(0)
+                model = open_clip.create_model(name, pretrained=None, device=device)
+            if pretrained != "random":
+                if not path.is_file():
+                    raise UserError(f"{field}.pretrained: CLIP checkpoint '{path}' does not exist")
+                if path.suffix == ".safetensors":
+                    from safetensors.torch import load_file
+
+                    state = load_file(path)
+                else:
+                    state = torch.load(path, map_location="cpu", weights_only=True)
+                    state = state.get("state_dict", state)
+                model.load_state_dict(state)
+        else:
+            known = [tag for arch, tag in open_clip.list_pretrained() if arch == name]
+            if pretrained not in known:
+                raise UserError(
+                    f"{field}.pretrained: '{pretrained}' is not a tag of {name} (tags: {', '.join(known)}; "
+                    "or give a local .safetensors file, or 'random')"
+                )
+            model = open_clip.create_model(name, pretrained=pretrained, device=device, weights_only=True)
+    except UserError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - open_clip raises many types for a missing download
+        how = "HF_HUB_OFFLINE is set" if offline() else f"download failed ({type(exc).__name__})"
+        raise MissingResourceError(
+            f"{field}: CLIP weights {name}/{pretrained} are not available locally and {how}; on a machine with "
+            f"internet run open_clip.create_model('{name}', pretrained='{pretrained}') and copy the Hugging Face "
+            "cache, or set pretrained: to a local .safetensors file"
+        ) from None
+    model.eval()
+    config = open_clip.get_model_config(name)
+    size = config["vision_cfg"]["image_size"]
+    preprocess = config.get("preprocess_cfg", {})
+    return ClipModel(
+        model=model,
+        tokenizer=open_clip.get_tokenizer(name),
+        name=name,
+        pretrained=tag or pretrained,
+        image_size=size if isinstance(size, int) else size[0],
+        mean=tuple(preprocess.get("mean", OPENAI_MEAN)),
+        std=tuple(preprocess.get("std", OPENAI_STD)),
+        device=device,
+    )
+
+
+def tiny_clip_config() -> dict:
+    return json.loads((config_dir() / "lcm-bench-tiny-clip.json").read_text())

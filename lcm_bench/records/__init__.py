@@ -1,0 +1,1 @@
+"""A run directory: records, the manifest, results tables and recorded fingerprints."""

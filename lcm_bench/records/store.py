@@ -1,0 +1,241 @@
+"""A run directory: one JSON record per finished cell (written atomically), a manifest, and results.csv.
+
+Layout: ``manifest.json``, ``cells/<cell_id>.json``, ``chunks/<cell_id>/<start>-<stop>.json`` (one fragment per finished
+chunk, lcm_bench.execute.chunks), ``images/<cell_id>/NNNNN.png``, ``results.csv``, ``report.md``, and ``.leases/`` (lock
+files). A cell is finished when its record exists and its content fingerprint matches what would produce it now;
+resuming skips it. Writes go to a temporary file in the same folder and are renamed into place, so a killed run never
+leaves a half-written file behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from lcm_bench.core.errors import UserError
+from lcm_bench.core.io import warn, write_atomic, write_json
+
+SCHEMA_VERSION = 2
+READABLE_SCHEMAS = (1, 2)
+RESULT_COLUMNS = (
+    "cell_id",
+    "status",
+    "method",
+    "model",
+    "sampler",
+    "sampler_label",
+    "steps",
+    "guidance_scale",
+    "paper_w",
+    "guidance_mode",
+    "prompts",
+    "hardware",
+    "device",
+    "dtype",
+    "seed",
+    "num_images",
+    "batch_size",
+    "height",
+    "width",
+    "nfe_per_image",
+    "images_per_s",
+    "seconds_per_image",
+    "seconds_per_nfe",
+    "text_encoding_s_per_image",
+    "denoising_s_per_image",
+    "vae_decoding_s_per_image",
+    "peak_memory_mb",
+    "memory_kind",
+    "timestep_spacing",
+    "timesteps",
+    "original_inference_steps",
+    "reason",
+)
+
+INTEGER_COLUMNS = {
+    "steps",
+    "seed",
+    "num_images",
+    "batch_size",
+    "height",
+    "width",
+    "original_inference_steps",
+    "warmup_batches",
+}
+
+
+def read_record(path: Path) -> dict | None:
+    """A record, or None when absent; a torn or corrupt record (a crash of the machine) is reported in one line and
+    set aside as ``<name>.corrupt`` so its cell is assembled or computed again."""
+    try:
+        record = json.loads(path.read_text())
+        valid = isinstance(record, dict) and isinstance(record.get("cell_id"), str) and "spec" in record
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        valid = False
+    if not valid:
+        warn(f"record '{path}' is corrupt; moved aside to {path.name}.corrupt, its cell will be recomputed")
+        os.replace(path, path.with_name(path.name + ".corrupt"))
+        return None
+    if record.get("schema_version") not in READABLE_SCHEMAS:
+        raise UserError(f"{path}: schema_version {record.get('schema_version')} is not one of {list(READABLE_SCHEMAS)}")
+    return record
+
+
+class RunDir:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    @property
+    def cells_dir(self) -> Path:
+        return self.path / "cells"
+
+    def images_dir(self, cell_id: str) -> Path:
+        return self.path / "images" / cell_id
+
+    def record_path(self, cell_id: str) -> Path:
+        return self.cells_dir / f"{cell_id}.json"
+
+    def write_record(self, record: dict) -> None:
+        write_json(self.record_path(record["cell_id"]), {"schema_version": SCHEMA_VERSION, **record})
+
+    def record(self, cell_id: str) -> dict | None:
+        return read_record(self.record_path(cell_id))
+
+    def discard_record(self, cell_id: str) -> None:
+        """Forget a stale cell's record (first, so a kill leaves it unfinished), grid and features; its images stay
+        until the chunks that own them are generated again."""
+        import shutil
+
+        self.record_path(cell_id).unlink(missing_ok=True)
+        (self.path / "images" / f"{cell_id}.grid.png").unlink(missing_ok=True)
+        shutil.rmtree(self.path / "features" / cell_id, ignore_errors=True)
+
+    def records(self) -> dict[str, dict]:
+        out = {}
+        for file in sorted(self.cells_dir.glob("*.json")) if self.cells_dir.is_dir() else []:
+            record = read_record(file)
+            if record is not None:
+                out[record["cell_id"]] = record
+        return out
+
+    def manifest(self) -> dict | None:
+        path = self.path / "manifest.json"
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    def write_manifest(self, manifest: dict) -> None:
+        write_json(self.path / "manifest.json", {"schema_version": SCHEMA_VERSION, **manifest})
+
+
+def load_runs(paths: list[str | Path]) -> tuple[list[dict], list[dict]]:
+    """Records and manifests of one or more run directories (later runs win for the same cell id); only the cells
+    of each run's current suite (a record left by an earlier version of the suite stays on disk, unreported)."""
+    records: dict[str, dict] = {}
+    manifests = []
+    for path in paths:
+        run = RunDir(path)
+        manifest = run.manifest()
+        if manifest is None:
+            raise UserError(f"run directory '{path}' has no manifest.json (is it an lcm-bench run?)")
+        manifests.append(manifest)
+        for skipped in manifest.get("skipped", []):
+            records.setdefault(skipped["cell_id"], skipped)
+        current = set(manifest.get("cells", []))
+        records.update({k: v for k, v in run.records().items() if not current or k in current})
+    return list(records.values()), manifests
+
+
+def version_changes(records: list[dict], reference: dict | None = None) -> list[str]:
+    """Libraries whose recorded versions differ between records (or from ``reference`` versions):
+    ``torch 2.4.0 (3 cells) / 2.5.1 (9 cells)``."""
+    from collections import Counter
+
+    seen: dict[str, Counter] = {}
+    for record in records:
+        for name, version in (record.get("provenance") or {}).get("versions", {}).items():
+            seen.setdefault(name, Counter())[version] += 1
+    lines = []
+    for name, counts in sorted(seen.items()):
+        expected = (reference or {}).get(name)
+        if len(counts) > 1 or (reference is not None and expected not in counts):
+            found = " / ".join(f"{v} ({n} cell{'s' if n != 1 else ''})" for v, n in counts.most_common())
+            lines.append(f"{name} {found}" + (f", baseline {expected}" if reference is not None else ""))
+    return lines
+
+
+def machine_label(machine: dict) -> str | None:
+    """What ran a cell, for merging throughput across machines: the GPUs, else the CPU and its core count."""
+    if not machine:
+        return None
+    if machine.get("cuda"):
+        return ", ".join(machine["cuda"]["devices"])
+    return f"{machine.get('cpu')} x{machine.get('cpu_count')}"
+
+
+def method_of(record: dict) -> str:
+    """The record's row label: its suite's method name, or model / sampler for a grid suite."""
+    spec = record["spec"]
+    return spec.get("method") or f"{spec['model']['name']} / {record.get('sampler_label', spec['sampler']['name'])}"
+
+
+def result_row(record: dict) -> dict[str, Any]:
+    """One results.csv row: the record's spec, schedule and measurements, flattened."""
+    spec = record["spec"]
+    row: dict[str, Any] = {
+        "cell_id": record["cell_id"],
+        "status": record["status"],
+        "method": method_of(record),
+        "model": spec["model"]["name"],
+        "sampler": spec["sampler"]["name"],
+        "sampler_label": record.get("sampler_label", spec["sampler"]["name"]),
+        "steps": spec["steps"],
+        "guidance_scale": spec["guidance_scale"],
+        "paper_w": spec["guidance_scale"] - 1.0,
+        "prompts": spec["prompts"]["name"],
+        "hardware": spec["hardware"]["name"],
+        "device": spec["hardware"]["device"],
+        "dtype": spec["hardware"]["dtype"],
+        "seed": spec["seed"],
+        "num_images": spec["num_images"],
+        "batch_size": spec["batch_size"],
+        "reason": record.get("reason"),
+        "machine": machine_label(record.get("provenance", {}).get("machine", {})),
+    }
+    schedule = record.get("schedule", {})
+    row.update(
+        {
+            "guidance_mode": record.get("guidance_mode"),
+            "height": record.get("height"),
+            "width": record.get("width"),
+            "timestep_spacing": schedule.get("timestep_spacing"),
+            "timesteps": " ".join(str(t) for t in schedule.get("timesteps", [])) or None,
+            "original_inference_steps": schedule.get("original_inference_steps"),
+        }
+    )
+    row.update(record.get("throughput", {}))
+    for name, metric in record.get("metrics", {}).items():
+        row[name] = metric.get("value")
+        if "ci95" in metric:
+            row[f"{name}_ci_low"], row[f"{name}_ci_high"] = metric["ci95"]
+        if "subsets" in metric:
+            row[f"{name}_subset_std"] = metric["subsets"]["std"]
+        if "noise_floor" in metric:
+            row[f"{name}_noise_floor"] = metric["noise_floor"]
+    return row
+
+
+def results_frame(records: list[dict]):
+    import pandas as pd
+
+    frame = pd.DataFrame([result_row(r) for r in records])
+    for column in INTEGER_COLUMNS & set(frame.columns):
+        frame[column] = frame[column].astype("Int64")
+    ordered = [c for c in RESULT_COLUMNS if c in frame.columns]
+    return frame[ordered + [c for c in frame.columns if c not in ordered]]
+
+
+def write_results_csv(path: Path, records: list[dict]) -> None:
+    write_atomic(path, results_frame(records).to_csv(index=False).encode())

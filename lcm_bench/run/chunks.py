@@ -1,0 +1,242 @@
+"""Chunk fragments: the durable record of one finished unit, and a cell's record assembled from them.
+
+A fragment (``chunks/<cell_id>/<start>-<stop>.json``, written atomically after the chunk's images are on disk)
+holds what the chunk cost and what produced it: sample range, batch size, NFE, seconds per phase, peak memory, the
+fingerprint, library versions, machine, host, process and thread count, start and end times, and the sha256 of
+every image it saved. A fragment is *current* while its fingerprint, batch size and library versions equal today's;
+anything else is generated again. When every unit of a cell has a current fragment, the cell's record is assembled:
+per-device throughput from the summed phase seconds, and the wall-clock figure across processes from the union of
+the fragments' busy intervals.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from lcm_bench.core.io import write_json
+from lcm_bench.core.spec import CellSpec
+from lcm_bench.records.store import RunDir
+from lcm_bench.run.units import Unit, cell_units
+
+FRAGMENT_SCHEMA = 1
+GRID_IMAGES = 16
+
+
+class ChunkStore:
+    """Fragments and leases of one run directory."""
+
+    def __init__(self, run: RunDir):
+        self.run = run
+
+    def leases(self, cell_id: str) -> Path:
+        return self.run.path / ".leases" / cell_id
+
+    def fragment_path(self, unit: Unit) -> Path:
+        return self.run.path / "chunks" / unit.cell_id / f"{unit.name}.json"
+
+    def read(self, unit: Unit) -> dict | None:
+        """The unit's fragment, or None when absent or unreadable (a torn or foreign file counts as unfinished)."""
+        try:
+            fragment = json.loads(self.fragment_path(unit).read_text())
+        except (OSError, ValueError):
+            return None
+        ok = isinstance(fragment, dict) and fragment.get("schema_version") == FRAGMENT_SCHEMA
+        return fragment if ok and (fragment.get("start"), fragment.get("stop")) == (unit.start, unit.stop) else None
+
+    def damaged(self, unit: Unit) -> bool:
+        """A fragment file exists but does not read as this unit's fragment (torn by a crash of the machine)."""
+        return self.fragment_path(unit).is_file() and self.read(unit) is None
+
+    def write(self, unit: Unit, fragment: dict) -> None:
+        write_json(self.fragment_path(unit), {"schema_version": FRAGMENT_SCHEMA, **fragment})
+
+
+def damaged_image(folder: Path, images: dict[str, list]) -> str | None:
+    """The first image a fragment lists that is missing or no longer what was written: size first, the sha256 only
+    when the modification time moved (a crash truncates, a copy rewrites)."""
+    import hashlib
+
+    for name, (sha256, size, mtime_ns) in images.items():
+        try:
+            stat = (folder / name).stat()
+        except OSError:
+            return name
+        if stat.st_size != size:
+            return name
+        if stat.st_mtime_ns != mtime_ns and hashlib.sha256((folder / name).read_bytes()).hexdigest() != sha256:
+            return name
+    return None
+
+
+def verify_chunks(run: RunDir, cells: list[CellSpec]) -> list[str]:
+    """Discard every chunk (and its cell's record) whose images are missing or damaged, so the run generates it
+    again; returns one line per discarded chunk."""
+    from lcm_bench.run.leases import Lease
+
+    store, notes = ChunkStore(run), []
+    for cell in cells:
+        folder = run.images_dir(cell.cell_id)
+        for unit in cell_units(cell):
+            fragment = store.read(unit)
+            if store.damaged(unit):
+                bad = f"chunks/{cell.cell_id}/{unit.name}.json"
+            else:
+                bad = fragment and damaged_image(folder, fragment.get("images") or {})
+            if not bad:
+                continue
+            lease = Lease(store.leases(cell.cell_id), unit.name)
+            if not lease.try_take():
+                continue
+            try:
+                run.discard_record(cell.cell_id)
+                store.fragment_path(unit).unlink(missing_ok=True)
+            finally:
+                lease.release()
+            notes.append(
+                f"cell {cell.cell_id}: {bad} is missing or damaged; images {unit.start}..{unit.stop - 1} will be "
+                "generated again"
+            )
+    return notes
+
+
+def expected_images(run: RunDir, record: dict) -> dict[str, str]:
+    """``{file name: sha256}`` of a record's saved images, from its chunks' fragments (empty for older runs)."""
+    store = ChunkStore(run)
+    out = {}
+    for i, chunk in enumerate(record.get("chunks") or []):
+        fragment = store.read(Unit(record["cell_id"], i, chunk["start"], chunk["stop"])) or {}
+        out.update({name: entry[0] for name, entry in (fragment.get("images") or {}).items()})
+    return out
+
+
+def is_current(fragment: dict | None, fingerprint: dict, batch_size: int, versions: dict) -> bool:
+    """Made by what would make it now: same fingerprint, batch composition and library versions."""
+    return (
+        fragment is not None
+        and (fragment.get("fingerprint") or {}).get("value") == fingerprint["value"]
+        and fragment.get("batch_size") == batch_size
+        and (fragment.get("provenance") or {}).get("versions") == versions
+    )
+
+
+def busy_seconds(intervals: list[tuple[float, float]]) -> float:
+    """Length of the union of ``[start, end]`` intervals: wall time during which any process was generating."""
+    total, reach = 0.0, -math.inf
+    for start, end in sorted(intervals):
+        if end > reach:
+            total += end - max(start, reach)
+            reach = end
+    return total
+
+
+def wall_clock(fragments: list[dict]) -> dict[str, Any]:
+    """The run's images/s across processes: images over the union of busy intervals (idle gaps between sessions
+    left out), with the number of processes and their thread counts."""
+    images = sum(f["stop"] - f["start"] for f in fragments)
+    seconds = busy_seconds([(f["started"], f["finished"]) for f in fragments])
+    processes = {f["process"]["id"]: f["process"]["threads"] for f in fragments}
+    return {
+        "images": images,
+        "busy_seconds": seconds,
+        "images_per_s": images / seconds if seconds > 0 else None,
+        "processes": len(processes),
+        "threads_per_process": sorted(set(processes.values())),
+    }
+
+
+def compose_grid(run: RunDir, cell: CellSpec) -> None:
+    """``images/<cell_id>.grid.png`` from the cell's first images (removed again when only the grid is kept)."""
+    import numpy as np
+    from PIL import Image
+
+    if cell.save_images == "none":
+        return
+    folder = run.images_dir(cell.cell_id)
+    paths = [folder / f"{i:05d}.png" for i in range(min(GRID_IMAGES, cell.num_images))]
+    shown = [np.asarray(Image.open(p).convert("RGB")) for p in paths]
+    cols = min(len(shown), 4)
+    rows = math.ceil(len(shown) / cols)
+    h, w = shown[0].shape[:2]
+    grid = np.zeros((rows * h, cols * w, 3), dtype=np.uint8)
+    for i, image in enumerate(shown):
+        grid[(i // cols) * h : (i // cols + 1) * h, (i % cols) * w : (i % cols + 1) * w] = image
+    from lcm_bench.run.writer import encode_png, write_file
+
+    write_file(run.path / "images" / f"{cell.cell_id}.grid.png", encode_png(grid))
+    if cell.save_images == "grid":
+        for path in paths:
+            path.unlink(missing_ok=True)
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+
+
+def assemble_record(cell: CellSpec, units: list[Unit], fragments: list[dict]) -> dict[str, Any]:
+    """The cell's record from one current fragment per unit (in unit order)."""
+    from lcm_bench.domain.prompts import read_prompts, select
+    from lcm_bench.sampling.loop import sample_seed
+
+    first = fragments[0]
+    n = sum(f["stop"] - f["start"] for f in fragments)
+    nfe = sum(f["nfe"] for f in fragments)
+    seconds = Counter()
+    for f in fragments:
+        seconds.update(f["seconds"])
+    total = sum(seconds.values())
+    spec = cell.prompts
+    prompts = read_prompts(Path(spec.source), spec.format, spec.column, "prompts")
+    indices = select(prompts, cell.num_images, cell.seed)
+    processes = Counter(f["process"]["id"] for f in fragments)
+    return {
+        "cell_id": cell.cell_id,
+        "config_key": cell.config_key,
+        "status": "ok",
+        "spec": cell.canonical(),
+        "sampler_label": cell.sampler.label,
+        **first["cell"],
+        "fingerprint": first["fingerprint"],
+        "provenance": first["provenance"],
+        "samples": [{"index": i, "prompt_index": indices[i], "seed": sample_seed(cell.seed, i)} for i in range(n)],
+        "chunks": [{"start": f["start"], "stop": f["stop"], "process": f["process"]["id"]} for f in fragments],
+        "nonfinite_images": [i for f in fragments for i in f.get("nonfinite_images", [])],
+        "throughput": {
+            "nfe_per_image": nfe / n,
+            "images_per_s": n / total,
+            "seconds_per_image": total / n,
+            "seconds_per_nfe": seconds["denoising"] / nfe,
+            "text_encoding_s_per_image": seconds["text_encoding"] / n,
+            "denoising_s_per_image": seconds["denoising"] / n,
+            "vae_decoding_s_per_image": seconds["vae_decoding"] / n,
+            "peak_memory_mb": max(f["peak_memory_bytes"] for f in fragments) / 2**20,
+            "memory_kind": first["memory_kind"],
+            "warmup_batches": cell.warmup,
+            "processes": len(processes),
+            "threads": max(f["process"]["threads"] for f in fragments),
+        },
+    }
+
+
+def write_cell_record(run: RunDir, cell: CellSpec, units: list[Unit], fragments: list[dict], suite: dict) -> dict:
+    """Compose the cell's grid and write its record from its fragments (callers hold the cell's record lease)."""
+    compose_grid(run, cell)
+    record = assemble_record(cell, units, fragments)
+    record["suite"] = suite
+    run.write_record(record)
+    return record
+
+
+def consistency_error(cell: CellSpec, fragments: list[dict]) -> str | None:
+    """Why a cell's fragments cannot form one record: made from different weights or by different libraries."""
+    values = Counter((f.get("fingerprint") or {}).get("value") for f in fragments)
+    if len(values) > 1:
+        return f"cell {cell.cell_id}: its chunks were generated from {len(values)} different fingerprints"
+    versions = Counter(json.dumps((f.get("provenance") or {}).get("versions"), sort_keys=True) for f in fragments)
+    if len(versions) > 1:
+        found = [json.loads(v) for v in versions]
+        differing = sorted(k for k in set().union(*found) if len({json.dumps(v.get(k)) for v in found}) > 1)
+        detail = ", ".join(f"{k} {' / '.join(sorted({str(v.get(k)) for v in found}))}" for k in differing)
+        return f"cell {cell.cell_id}: its chunks were generated with different library versions ({detail})"
+    return None

@@ -1,0 +1,241 @@
+"""The local executor: claims units through leases, generates each chunk, and assembles a cell's record once all of
+its chunks are durable.
+
+Units this process cannot claim at once (another process holds them) are set aside and waited for at the end: a
+unit whose holder finished is skipped, one whose holder died (the kernel released its lock) is generated here. Two
+processes never generate the same chunk, and a record is written under the cell's own lease.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lcm_bench.core.faults import reached
+from lcm_bench.core.hardware import torch_dtype
+from lcm_bench.core.spec import CellSpec
+from lcm_bench.domain.prompts import read_prompts, select
+from lcm_bench.models.loading import load_pipeline
+from lcm_bench.models.resolve import ResolvedModel
+from lcm_bench.records.store import RunDir
+from lcm_bench.run.chunks import GRID_IMAGES, ChunkStore, is_current, write_cell_record
+from lcm_bench.run.leases import Lease, held
+from lcm_bench.run.units import Unit, cell_units
+from lcm_bench.run.writer import ImageWriter
+
+
+def default_resolution(pipe) -> tuple[int, int]:
+    size = pipe.unet.config.sample_size
+    size = size if isinstance(size, (list, tuple)) else (size, size)
+    return size[0] * pipe.vae_scale_factor, size[1] * pipe.vae_scale_factor
+
+
+def generate_chunk(
+    run: RunDir,
+    cell: CellSpec,
+    unit: Unit,
+    resolved: ResolvedModel,
+    pipe,
+    mode: str,
+    writer: ImageWriter,
+    warmup: int,
+    on_images: Callable[[int], None] = lambda n: None,
+) -> dict[str, Any]:
+    """Generate one unit's images (after ``warmup`` untimed 1-step batches) and return its fragment: NFE, seconds
+    per phase and peak memory over the timed batches, the sha256 of each saved image. The images are on disk when
+    it returns."""
+    from lcm_bench.sampling.loop import GenerationSettings, generate_batch, sample_seed
+    from lcm_bench.sampling.timers import PeakMemory, PhaseTimer
+
+    height, width = (cell.height, cell.width) if cell.height else default_resolution(pipe)
+    settings = GenerationSettings(
+        cell.steps,
+        cell.guidance_scale,
+        mode,
+        height,
+        width,
+        cell.negative_prompt,
+        cell.hardware.device,
+        torch_dtype(cell.hardware),
+    )
+    spec = cell.prompts
+    prompts = read_prompts(Path(spec.source), spec.format, spec.column, "prompts")
+    indices = select(prompts, cell.num_images, cell.seed)
+    batches = unit.batches(cell.batch_size)
+
+    nonfinite: list[int] = []
+
+    def generate(batch: range, settings: GenerationSettings, timer: PhaseTimer, flags: list | None = None):
+        texts = [prompts[indices[i]] for i in batch]
+        seeds = [sample_seed(cell.seed, i) for i in batch]
+        found: list[int] = []
+        out = generate_batch(pipe, resolved.family, cell.sampler, settings, texts, seeds, timer, found)
+        if flags is not None:
+            flags.extend(batch.start + i for i in found)
+        return out
+
+    warm = GenerationSettings(**{**asdict(settings), "steps": 1})
+    for _ in range(warmup):
+        generate(batches[0], warm, PhaseTimer(settings.device))
+    timer = PhaseTimer(settings.device)
+    evaluations, schedule = 0, {}
+    folder = run.images_dir(cell.cell_id)
+    with PeakMemory(settings.device) as memory:
+        for batch in batches:
+            images, nfe, schedule = generate(batch, settings, timer, nonfinite)
+            evaluations += nfe
+            keep = len(batch) if cell.save_images == "all" else max(0, min(len(batch), GRID_IMAGES - batch.start))
+            if cell.save_images != "none" and keep:
+                writer.submit(folder, batch.start, images[:keep])
+            on_images(len(batch))
+    writer.flush()
+    return {
+        "cell_id": cell.cell_id,
+        "chunk": unit.index,
+        "start": unit.start,
+        "stop": unit.stop,
+        "batch_size": cell.batch_size,
+        "cell": {
+            "guidance_mode": mode if (mode == "embedding" or cell.guidance_scale > 1.0) else "none",
+            "guidance": {"diffusers_guidance_scale": cell.guidance_scale, "paper_w": cell.paper_w},
+            "height": height,
+            "width": width,
+            "model": {
+                "pipeline_path": str(resolved.pipeline_path),
+                "family": resolved.family,
+                "pipeline_class": type(pipe).__name__,
+                "guidance_embedding": resolved.guidance_embedding,
+            },
+            "schedule": schedule,
+        },
+        "nfe": evaluations,
+        "nonfinite_images": nonfinite,
+        "seconds": dict(timer.seconds),
+        "peak_memory_bytes": memory.peak_bytes,
+        "memory_kind": memory.kind,
+        "warmup_batches": warmup,
+        "images": writer.take_digests(folder, range(unit.start, unit.stop)) if cell.save_images == "all" else {},
+    }
+
+
+@dataclass
+class Executor:
+    """Generates units of one run directory in this process, one loaded pipeline at a time."""
+
+    run: RunDir
+    cells: dict[str, CellSpec]
+    resolved: dict
+    modes: dict[str, str]
+    fingerprints: dict[str, dict]
+    provenance: dict
+    suite: dict
+    threads: int
+    writer: ImageWriter
+    on_images: Callable[[int], None] = lambda n: None
+    say: Callable[[str], None] = lambda line: None
+    generated: list[dict] = field(default_factory=list)
+    assembled: list[str] = field(default_factory=list)
+    _pipe: Any = None
+    _loaded: Any = None
+    _warmed: set = field(default_factory=set)
+
+    def __post_init__(self):
+        self.store = ChunkStore(self.run)
+        self.process = {
+            "id": f"{socket.gethostname()}:{os.getpid()}",
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "threads": self.threads,
+            "rank": int(os.environ.get("RANK", "0")),
+            "attempt": int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")),
+        }
+
+    def current(self, cell: CellSpec, fragment: dict | None) -> bool:
+        versions = self.provenance.get("versions")
+        return is_current(fragment, self.fingerprints[cell.cell_id], cell.batch_size, versions)
+
+    def _pipeline(self, cell: CellSpec):
+        model = self.resolved[cell.model]
+        key = (cell.model, cell.hardware, model.unet_for(cell.steps, "steps"))
+        if key != self._loaded:
+            self._pipe, self._loaded = None, None
+            self._pipe = load_pipeline(model, cell.hardware, cell.steps)
+            self._loaded = key
+        return self._pipe
+
+    def _generate(self, unit: Unit) -> None:
+        cell = self.cells[unit.cell_id]
+        if self.current(cell, self.store.read(unit)):
+            return
+        started = time.time()
+        pipe = self._pipeline(cell)
+        warmup = 0 if cell.cell_id in self._warmed else cell.warmup
+        fragment = generate_chunk(
+            self.run,
+            cell,
+            unit,
+            self.resolved[cell.model],
+            pipe,
+            self.modes[cell.cell_id],
+            self.writer,
+            warmup,
+            self.on_images,
+        )
+        self._warmed.add(cell.cell_id)
+        fragment.update(
+            fingerprint=self.fingerprints[cell.cell_id],
+            provenance=self.provenance,
+            process={**self.process, "device": cell.hardware.device},
+            started=started,
+            finished=time.time(),
+        )
+        self.store.write(unit, fragment)
+        self.generated.append(fragment)
+        reached("chunk")
+
+    def assemble(self, cell: CellSpec) -> bool:
+        """Write the cell's record when every unit has a current fragment and no current record exists yet."""
+        with held(self.store.leases(cell.cell_id), "record"):
+            record = self.run.record(cell.cell_id)
+            if record and (record.get("fingerprint") or {}).get("value") == self.fingerprints[cell.cell_id]["value"]:
+                return False
+            fragments = [self.store.read(u) for u in cell_units(cell)]
+            if not all(self.current(cell, f) for f in fragments):
+                return False
+            record = write_cell_record(self.run, cell, cell_units(cell), fragments, self.suite)
+            reached("record")
+        self.assembled.append(cell.cell_id)
+        tp = record["throughput"]
+        self.say(f"  {cell.cell_id}: {tp['seconds_per_image'] * 1e3:.1f} ms/img, NFE {tp['nfe_per_image']:g}")
+        return True
+
+    def work(self, units: list[Unit]) -> None:
+        """Generate every unit not yet current, claiming each through its lease; assemble each cell's record after
+        its last unit here."""
+        last = {u.cell_id: i for i, u in enumerate(units)}
+        waiting: list[tuple[Lease, Unit]] = []
+        for i, unit in enumerate(units):
+            lease = Lease(self.store.leases(unit.cell_id), unit.name)
+            if lease.try_take():
+                try:
+                    self._generate(unit)
+                finally:
+                    lease.release()
+            else:
+                waiting.append((lease, unit))
+            if last[unit.cell_id] == i:
+                self.assemble(self.cells[unit.cell_id])
+        for lease, unit in waiting:
+            self.say(f"  waiting for {unit.cell_id} images {unit.start}..{unit.stop - 1} (held by another process)")
+            lease.take()
+            try:
+                self._generate(unit)
+            finally:
+                lease.release()
+        for cell_id in dict.fromkeys(u.cell_id for _, u in waiting):
+            self.assemble(self.cells[cell_id])

@@ -1,0 +1,86 @@
+"""Runs a suite: check before compute -> claim and generate units (lcm_bench.execute) -> assemble records -> score.
+
+A finished cell (record with today's fingerprint) is never recomputed; an interrupted cell resumes at its first
+unfinished chunk. With ``shard`` this process generates only its share of the units and leaves scoring to
+``merge_run``, which assembles every cell once all shards are done.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lcm_bench.core.errors import UserError
+from lcm_bench.records.store import RunDir
+from lcm_bench.run.chunks import ChunkStore, consistency_error
+from lcm_bench.run.leases import held
+from lcm_bench.run.runner import record_wall_clock, write_results
+from lcm_bench.run.units import Unit, cell_units, work_order
+
+
+@dataclass
+class MergeSummary:
+    assembled: list[str] = field(default_factory=list)
+    missing: dict[str, list[Unit]] = field(default_factory=dict)
+    scored: int = 0
+    wall: dict = field(default_factory=dict)
+
+
+def merge_run(run_dir: str | Path, progress: bool = True) -> MergeSummary:
+    """Assemble every cell whose chunks are all done (refusing chunks of one cell made from different weights or
+    library versions), list the units still missing, and score the run once nothing is missing."""
+    from lcm_bench.run.chunks import write_cell_record
+    from lcm_bench.suite.parse import load_suite
+
+    run = RunDir(run_dir)
+    manifest = run.manifest()
+    if manifest is None:
+        raise UserError(f"merge: '{run_dir}' has no manifest.json (is it an lcm-bench run directory?)")
+    source = manifest["suite"]["source"]
+    if not source or not Path(source).is_file():
+        raise UserError(f"merge: the run's suite file '{source}' is gone; merge needs it (for the metrics)")
+    suite = load_suite(source)
+    if suite.suite_hash != manifest["suite"]["hash"]:
+        raise UserError(
+            f"merge: suite file '{source}' changed since the run (hash {manifest['suite']['hash']} -> "
+            f"{suite.suite_hash}); restore it or rerun the shards"
+        )
+    skipped_ids = {s["cell_id"] for s in manifest.get("skipped", [])}
+    cells = [c for c in work_order(suite.cells) if c.cell_id not in skipped_ids]
+    store, summary = ChunkStore(run), MergeSummary()
+    errors = []
+    ready = []
+    for cell in cells:
+        units = cell_units(cell)
+        fragments = [store.read(u) for u in units]
+        record = run.record(cell.cell_id)
+        if not any(fragments) and record is not None:
+            continue
+        absent = [u for u, f in zip(units, fragments, strict=True) if f is None or f["batch_size"] != cell.batch_size]
+        if absent:
+            summary.missing[cell.cell_id] = absent
+            continue
+        error = consistency_error(cell, fragments)
+        if error:
+            errors.append(error)
+            continue
+        fingerprint = fragments[0]["fingerprint"]["value"]
+        if record is None or (record.get("fingerprint") or {}).get("value") != fingerprint:
+            ready.append((cell, units, fragments))
+    if errors:
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise UserError(
+            f"merge: {errors[0]}{more}; remove those cells' chunks under chunks/ and run them again with one "
+            "environment"
+        )
+    for cell, units, fragments in ready:
+        with held(store.leases(cell.cell_id), "record"):
+            write_cell_record(run, cell, units, fragments, {"name": suite.name, "hash": suite.suite_hash})
+        summary.assembled.append(cell.cell_id)
+    summary.wall = record_wall_clock(run, cells)
+    if not summary.missing:
+        from lcm_bench.run.scoring import score_run
+
+        summary.scored = score_run(run, suite, [c.cell_id for c in suite.cells], progress=progress)
+    write_results(run, suite, manifest.get("skipped", []))
+    return summary

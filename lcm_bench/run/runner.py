@@ -1,0 +1,291 @@
+"""Runs a suite: check before compute -> claim and generate units (lcm_bench.execute) -> assemble records -> score.
+
+A finished cell (record with today's fingerprint) is never recomputed; an interrupted cell resumes at its first
+unfinished chunk. With ``shard`` this process generates only its share of the units and leaves scoring to
+``merge_run``, which assembles every cell once all shards are done.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lcm_bench.core.errors import UserError
+from lcm_bench.core.hardware import pin_threads, unavailable_reason
+from lcm_bench.core.io import warn, write_json
+from lcm_bench.core.spec import CellSpec, ModelSpec, Suite
+from lcm_bench.models.resolve import ResolvedModel, resolve_model
+from lcm_bench.records.store import RunDir, write_results_csv
+from lcm_bench.run.chunks import ChunkStore, verify_chunks, wall_clock
+from lcm_bench.run.executor import Executor
+from lcm_bench.run.launcher import Coordinator, World, check_devices, check_shared, select_device
+from lcm_bench.run.leases import held
+from lcm_bench.run.preflight import preflight
+from lcm_bench.run.units import Shard, Unit, assign, cell_units, work_order
+from lcm_bench.run.writer import ImageWriter
+
+
+@dataclass
+class RunSummary:
+    run_dir: Path
+    computed: list[str] = field(default_factory=list)
+    reused: list[str] = field(default_factory=list)
+    skipped: list[dict] = field(default_factory=list)
+    recomputed: dict[str, str] = field(default_factory=dict)
+    scored: int = 0
+    chunks: int = 0
+    pending: list[str] = field(default_factory=list)
+    wall: dict = field(default_factory=dict)
+
+    def recompute_note(self) -> str:
+        """``3 cells: weights of m changed (unet)``: how many stale cells, grouped by reason."""
+        from collections import Counter
+
+        counts = Counter(self.recomputed.values())
+        reasons = "; ".join(f"{r} [{n}]" if len(counts) > 1 else r for r, n in counts.items())
+        n = len(self.recomputed)
+        return f"{n} cell{'s' if n != 1 else ''}: {reasons}"
+
+
+def fingerprints(cells: list[CellSpec]) -> tuple[dict[str, dict], dict[ModelSpec, ResolvedModel]]:
+    """Every cell's content fingerprint; models are resolved (not loaded) on the way, students by their key."""
+    from lcm_bench.core.digests import digest_cache
+    from lcm_bench.run.fingerprint import cell_fingerprint
+
+    resolved: dict[ModelSpec, ResolvedModel] = {}
+    memo: dict = {}
+    out = {}
+    for cell in cells:
+        if not cell.model.distill and cell.model not in resolved:
+            resolved[cell.model] = resolve_model(cell.model, f"models[{cell.model.name}]")
+        model = resolved.get(cell.model)
+        if model is not None:
+            model.unet_for(cell.steps, f"models[{cell.model.name}] at steps: {cell.steps}")
+        out[cell.cell_id] = cell_fingerprint(cell, model, memo)
+    digest_cache().flush()
+    return out, resolved
+
+
+def stale_cells(run: RunDir, cells: list[CellSpec], current: dict[str, dict]) -> tuple[list, list, dict[str, str]]:
+    """(cells to compute, finished cell ids to reuse, why each recorded cell must be recomputed)."""
+    from lcm_bench.records.fingerprints import describe_change
+
+    records = run.records()
+    todo, reused, reasons = [], [], {}
+    for cell in cells:
+        record = records.get(cell.cell_id)
+        if record is None:
+            todo.append(cell)
+        elif (record.get("fingerprint") or {}).get("value") == current[cell.cell_id]["value"]:
+            reused.append(cell.cell_id)
+        else:
+            old = record.get("fingerprint")
+            reasons[cell.cell_id] = describe_change(cell.model.name, cell.sampler.label, old, current[cell.cell_id])
+            todo.append(cell)
+    return todo, reused, reasons
+
+
+def split_available(cells: list[CellSpec]) -> tuple[list[CellSpec], list[dict]]:
+    """(cells this machine can run, a skipped entry with its reason for each of the others)."""
+    runnable, skipped = [], []
+    for cell in cells:
+        reason = unavailable_reason(cell.hardware)
+        if reason:
+            skipped.append(
+                {
+                    "cell_id": cell.cell_id,
+                    "status": "skipped",
+                    "reason": reason,
+                    "spec": cell.canonical(),
+                    "sampler_label": cell.sampler.label,
+                }
+            )
+        else:
+            runnable.append(cell)
+    return runnable, skipped
+
+
+def units_of(cells: list[CellSpec], shard: Shard | None) -> list[Unit]:
+    """This process's units in work order: all of them, or the shard's share of the whole suite's units (the
+    same share whatever is already done, so shards never disagree)."""
+    if shard is None:
+        return [u for c in work_order(cells) for u in cell_units(c)]
+    return assign(cells, shard.count)[shard.index]
+
+
+def record_wall_clock(run: RunDir, cells: list[CellSpec]) -> dict:
+    """Store the run's wall-clock throughput across processes in the manifest (under a lease: shards finish at
+    once) and return it."""
+    store = ChunkStore(run)
+    fragments = [f for c in cells for u in cell_units(c) if (f := store.read(u)) is not None]
+    wall = wall_clock(fragments) if fragments else {}
+    with held(run.path / ".leases", "manifest"):
+        manifest = run.manifest()
+        if manifest is not None:
+            write_json(run.path / "manifest.json", {**manifest, "throughput": wall})
+    return wall
+
+
+def run_suite(
+    suite: Suite,
+    out: str | Path,
+    provenance: dict,
+    progress: bool = True,
+    shard: Shard | None = None,
+    threads: int | None = None,
+    world: World | None = None,
+    pin_devices: bool = False,
+) -> RunSummary:
+    """Run every unfinished or stale unit of ``suite`` (or of ``shard``'s share) into ``out``; records are
+    assembled as cells complete, and scored unless this is a shard. Under a launcher (``world``) every rank
+    takes chunks from the whole suite through the leases; see lcm_bench.execute.launcher."""
+    if world is not None and shard is not None:
+        raise UserError("--shard: not under torchrun or accelerate, whose ranks already share the units")
+    coordinator = Coordinator(world) if world is not None else None
+    try:
+        summary = _run(suite, RunDir(out), provenance, progress, shard, threads, coordinator, pin_devices)
+        if coordinator is not None:
+            coordinator.barrier()
+        return summary
+    finally:
+        if coordinator is not None:
+            coordinator.close()
+
+
+def _select_work(run: RunDir, runnable: list[CellSpec], shard, world, summary: RunSummary):
+    """This process's units and cells: those not finished with today's fingerprint (stale records set aside)."""
+    current, resolved = fingerprints(runnable)
+    todo, summary.reused, recomputed = stale_cells(run, runnable, current)
+    todo_ids = {c.cell_id for c in todo}
+    units = [u for u in units_of(runnable, shard) if u.cell_id in todo_ids]
+    units = world.rotate(units) if world else units
+    unit_cells = {u.cell_id for u in units}
+    mine = [c for c in todo if c.cell_id in unit_cells]
+    summary.recomputed = {k: v for k, v in recomputed.items() if k in unit_cells}
+    for cell_id in summary.recomputed:
+        with held(ChunkStore(run).leases(cell_id), "record"):
+            record = run.record(cell_id)
+            if record and (record.get("fingerprint") or {}).get("value") != current[cell_id]["value"]:
+                run.discard_record(cell_id)
+    return todo, units, mine, current, resolved
+
+
+def _gather(coordinator: Coordinator, summary: RunSummary) -> None:
+    """Every rank's assembled cells, chunks and scored values, summed on each rank."""
+    gathered = coordinator.gather((summary.computed, summary.chunks, summary.scored))
+    summary.computed = [c for computed, _, _ in gathered for c in computed]
+    summary.chunks = sum(chunks for _, chunks, _ in gathered)
+    summary.scored = sum(scored for *_, scored in gathered)
+
+
+def _run(suite, run, provenance, progress, shard, threads, coordinator, pin_devices) -> RunSummary:
+    from tqdm import tqdm
+
+    from lcm_bench.run.students import ensure_students
+
+    world = coordinator.world if coordinator else None
+    main = world is None or world.is_main
+    summary = RunSummary(run.path)
+    threads = pin_threads(threads)
+    runnable, summary.skipped = split_available(suite.cells)
+    if coordinator:
+        check_devices(runnable, world, pin_devices)
+        select_device(world)
+        check_shared(coordinator, run.path)
+    if main:
+        for note in verify_chunks(run, runnable):
+            warn(note)
+    if coordinator:
+        coordinator.barrier()
+    todo, units, mine, current, resolved = _select_work(run, runnable, shard, world, summary)
+    if summary.recomputed and progress and main:
+        print(f"recomputing {summary.recompute_note()}", file=sys.stderr)
+    resolved, modes = preflight([c for c in mine if not c.model.distill], resolved)
+    ensure_students({c.model for c in mine}, progress=progress)
+    modes.update(preflight([c for c in mine if c.model.distill], resolved)[1])
+    if main:
+        write_manifest(run, suite, summary.skipped, provenance)
+    if coordinator:
+        if main and todo and suite.metrics:
+            from lcm_bench.run.scoring import prepare_references
+
+            for _ in prepare_references(suite):
+                pass
+        coordinator.barrier()
+    bar = tqdm(
+        total=sum(u.images for u in units),
+        unit="img",
+        disable=not progress or not main or not units,
+        file=sys.stderr,
+        dynamic_ncols=True,
+        desc=f"shard {shard}" if shard else (f"rank 0 of {world.size}" if world else None),
+    )
+    writer = ImageWriter()
+    executor = Executor(
+        run,
+        {c.cell_id: c for c in mine},
+        resolved,
+        modes,
+        current,
+        provenance,
+        {"name": suite.name, "hash": suite.suite_hash},
+        threads,
+        writer,
+        on_images=bar.update,
+        say=(lambda line: bar.write(line, file=sys.stderr)) if progress and main else (lambda line: None),
+    )
+    try:
+        executor.work(units)
+        if coordinator:
+            coordinator.barrier()
+            for cell in world.mine(work_order(mine)):
+                executor.assemble(cell)
+            coordinator.barrier()
+        summary.computed, summary.chunks = executor.assembled, len(executor.generated)
+        finished = run.records()
+        summary.pending = [c.cell_id for c in mine if c.cell_id not in finished]
+        bar.close()
+        if shard is None:
+            from lcm_bench.run.scoring import score_run
+
+            cell_ids = [c.cell_id for c in suite.cells]
+            cell_ids = world.mine(cell_ids) if world else cell_ids
+            summary.scored = score_run(run, suite, cell_ids, progress=progress and main)
+        if coordinator:
+            _gather(coordinator, summary)
+        if main:
+            summary.wall = record_wall_clock(run, runnable)
+    finally:
+        bar.close()
+        writer.close()
+        if main:
+            write_results(run, suite, summary.skipped)
+    return summary
+
+
+def write_manifest(run: RunDir, suite: Suite, skipped: list[dict], provenance: dict) -> None:
+    """The run's manifest (kept: the wall-clock throughput of earlier sessions)."""
+    previous = run.manifest() or {}
+    run.write_manifest(
+        {
+            "suite": {
+                "name": suite.name,
+                "source": suite.source,
+                "hash": suite.suite_hash,
+                "description": suite.description,
+                "published": suite.published,
+            },
+            "cells": [c.cell_id for c in suite.cells],
+            "metrics": [{"id": m.metric_id, "name": m.name, "options": dict(m.options)} for m in suite.metrics],
+            "skipped": skipped,
+            "provenance": provenance,
+            **({"throughput": previous["throughput"]} if "throughput" in previous else {}),
+        }
+    )
+
+
+def write_results(run: RunDir, suite: Suite, skipped: list[dict]) -> None:
+    finished = run.records()
+    records = [finished[c.cell_id] for c in suite.cells if c.cell_id in finished]
+    write_results_csv(run.path / "results.csv", records + skipped)

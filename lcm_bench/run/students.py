@@ -1,0 +1,66 @@
+"""Students a suite asks lcm-bench to distil (``distill:`` in a model entry), trained once and cached.
+
+    models:
+      - name: k20-ddim
+        distill: {method: lcm, teacher: shapes-teacher, skip: 20, solver: ddim, steps: 500, snapshots: [100, 500]}
+
+Each snapshot becomes a model of its own (``k20-ddim@100``, ``k20-ddim@500``): quality along training, as the
+paper's ablation figures show it. One training run serves every snapshot (the learning-rate schedule is planned
+for ``steps``), resumes from its checkpoint, and lives under ``$LCM_BENCH_CACHE/students/<method>-<hash>``, keyed
+by method, the teacher's weights, data and every option, so a finished student is never retrained (and a
+retrained teacher gets new students)."""
+
+from __future__ import annotations
+
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from lcm_bench.core.spec import ModelSpec
+from lcm_bench.suite.students import pending, student_folder, teacher_folder
+
+
+def ensure_students(specs, progress: bool = True) -> None:
+    """Train every pending student, one run per distinct configuration, snapshots in order; a lease per
+    configuration lets concurrent shards wait for one distillation instead of repeating it."""
+    from lcm_bench.run.leases import held
+
+    runs: dict[Path, list[ModelSpec]] = defaultdict(list)
+    for spec in pending(specs):
+        runs[student_folder(spec).parent].append(spec)
+    for run, members in runs.items():
+        with held(run.parent, f"{run.name}.distill"):
+            members = pending(members)
+            if members:
+                _distill_run(run, members, progress)
+
+
+def _distill_run(run: Path, members: list[ModelSpec], progress: bool) -> None:
+    """Distil one configuration's snapshots in order (callers hold its lease, so shards distil it once)."""
+    from lcm_bench.core.io import write_json
+    from lcm_bench.models.loading import quiet_libraries
+    from lcm_bench.train.distill.lcd import LCDConfig, distill
+    from lcm_bench.train.distill.teacher import load_teacher, training_latents
+
+    options: dict[str, Any] = dict(members[0].distill)
+    quiet_libraries()
+    teacher = load_teacher(teacher_folder(options["teacher"], Path.cwd(), "distill.teacher"), "distill.teacher")
+    config = LCDConfig(**dict(options["config"]))
+    data = training_latents(teacher, options["data"], config.n_train)
+    for spec in sorted(members, key=lambda s: dict(s.distill)["snapshot"]):
+        snapshot = dict(spec.distill)["snapshot"]
+        if progress:
+            print(f"distilling {spec.name}: {snapshot} of {config.steps} steps -> {run}", file=sys.stderr)
+        out = student_folder(spec)
+        card = distill(
+            options["method"],
+            teacher,
+            data,
+            out,
+            config,
+            checkpoint=run / ".checkpoint.pt",
+            stop_at=snapshot,
+            progress=progress,
+        )
+        write_json(out / "card.json", card)

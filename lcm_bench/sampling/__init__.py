@@ -1,0 +1,1 @@
+"""The one sampling loop: sampler registry, guidance kinds that own their cost, phase timers."""

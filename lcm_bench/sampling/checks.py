@@ -1,0 +1,35 @@
+"""Checks that need a model's configuration, made before any compute from config files and safetensors headers
+(no weights are read): steps against the scheduler, resolution against the VAE and UNet, LoRA keys against the
+UNet they patch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lcm_bench.core.errors import UserError
+from lcm_bench.core.spec import CellSpec
+from lcm_bench.models.checks import _json
+from lcm_bench.sampling.samplers import CONSISTENCY_SCHEDULERS, SAMPLERS
+
+
+def scheduler_limits(pipeline_path: Path) -> tuple[int, int | None]:
+    """(num_train_timesteps, original_inference_steps) of a pipeline's scheduler config."""
+    config = _json(pipeline_path / "scheduler" / "scheduler_config.json")
+    return int(config.get("num_train_timesteps", 1000)), config.get("original_inference_steps")
+
+
+def check_steps(cell: CellSpec, pipeline_path: Path, field: str) -> None:
+    """Steps fit the scheduler's training timesteps, and a consistency sampler's original_inference_steps."""
+    train, original = scheduler_limits(pipeline_path)
+    if cell.steps > train:
+        raise UserError(
+            f"{field}: {cell.steps} steps exceed the {train} training timesteps of {cell.model.name}'s scheduler"
+        )
+    if SAMPLERS.get(cell.sampler.name).scheduler in CONSISTENCY_SCHEDULERS:
+        original = dict(cell.sampler.options).get("original_inference_steps", original or 50)
+        if cell.steps > original:
+            raise UserError(
+                f"{field}: {cell.steps} steps exceed original_inference_steps = {original} of sampler "
+                f"'{cell.sampler.name}' (its skipping-step schedule has {original} points); use at most {original} "
+                "steps or raise original_inference_steps"
+            )

@@ -1,0 +1,186 @@
+"""Samplers as diffusers schedulers: a registry of definitions and a fresh, configured scheduler per batch.
+
+Every sampler runs through one loop (``generate.denoise``); a sampler is only a scheduler class, its config
+overrides, a default timestep spacing and the guidance it needs. Few-step baselines default to ``trailing``
+spacing (Lin et al. 2024, "Common Diffusion Noise Schedules and Sample Steps Are Flawed"). As diffusers' Stable
+Diffusion pipelines do, ``clip_sample`` is turned off (latents are not confined to [-1, 1]).
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Any
+
+from lcm_bench.core.errors import UserError
+from lcm_bench.core.registry import Registry
+from lcm_bench.core.spec import SamplerSpec
+
+SPACINGS = ("leading", "trailing", "linspace")
+
+
+@dataclass(frozen=True)
+class SamplerDef:
+    scheduler: str
+    config: dict[str, Any] = field(default_factory=dict)
+    spacing: str | None = "trailing"
+    step_kwargs: dict[str, Any] = field(default_factory=dict)
+    requires_embedding: bool = False
+    description: str = ""
+
+
+SAMPLERS: Registry[SamplerDef] = Registry("sampler")
+for _name, _def in {
+    "ddim": SamplerDef("DDIMScheduler", step_kwargs={"eta": 0.0}, description="DDIM (Song et al. 2021), eta = 0"),
+    "dpmsolver": SamplerDef(
+        "DPMSolverMultistepScheduler",
+        {"algorithm_type": "dpmsolver", "solver_order": 2, "final_sigmas_type": "sigma_min"},
+        description="DPM-Solver-2, multistep (Lu et al. 2022); diffusers ends it at sigma_min",
+    ),
+    "dpmsolver++": SamplerDef(
+        "DPMSolverMultistepScheduler",
+        {"algorithm_type": "dpmsolver++", "solver_order": 2},
+        description="DPM-Solver++(2M) (Lu et al. 2022)",
+    ),
+    "euler": SamplerDef("EulerDiscreteScheduler", description="Euler (Karras et al. 2022), no churn"),
+    "unipc": SamplerDef("UniPCMultistepScheduler", description="UniPC-2M (Zhao et al. 2023)"),
+    "lcm": SamplerDef(
+        "LCMScheduler", spacing=None, description="multistep consistency sampling (Luo et al. 2023, Alg. 1)"
+    ),
+    "tcd": SamplerDef(
+        "TCDScheduler",
+        spacing=None,
+        step_kwargs={"eta": 0.3},
+        description="trajectory consistency distillation sampler (Zheng et al. 2024), gamma = 0.3",
+    ),
+    "guided-distill": SamplerDef(
+        "DDIMScheduler",
+        step_kwargs={"eta": 0.0},
+        requires_embedding=True,
+        description="w-conditioned student of guided distillation (Meng et al. 2023), DDIM steps",
+    ),
+}.items():
+    SAMPLERS.register(_name, _def)
+
+SCHEDULER_OPTIONS = {
+    "eta",
+    "original_inference_steps",
+    "solver_order",
+    "lower_order_final",
+    "use_karras_sigmas",
+    "final_sigmas_type",
+    "timestep_scaling",
+    "rescale_betas_zero_snr",
+    "prediction_type",
+}
+_COMMON = {"prediction_type", "rescale_betas_zero_snr"}
+_SOLVER = _COMMON | {"final_sigmas_type", "lower_order_final", "solver_order", "use_karras_sigmas"}
+_CONSISTENCY = _COMMON | {"original_inference_steps", "timestep_scaling"}
+SCHEDULER_ACCEPTS = {
+    "DDIMScheduler": _COMMON | {"eta"},
+    "DPMSolverMultistepScheduler": _SOLVER,
+    "EulerDiscreteScheduler": _COMMON | {"final_sigmas_type", "use_karras_sigmas"},
+    "UniPCMultistepScheduler": _SOLVER,
+    "LCMScheduler": _CONSISTENCY,
+    "TCDScheduler": _CONSISTENCY | {"eta"},
+}
+"""Which options each scheduler takes (in ``__init__`` or ``step``), so a suite is checked without importing
+diffusers; tests/test_validation.py compares it with diffusers' signatures."""
+CONSISTENCY_SCHEDULERS = {"LCMScheduler", "TCDScheduler"}
+
+
+def _choice(*allowed):
+    return lambda v: v in allowed, f"one of {list(allowed)}"
+
+
+OPTION_VALUES = {
+    "eta": (lambda v: _number(v) and 0 <= v <= 1, "a number in [0, 1]"),
+    "original_inference_steps": (lambda v: _integer(v) and 1 <= v <= 1000, "an integer in 1..1000"),
+    "solver_order": (lambda v: _integer(v) and 1 <= v <= 3, "1, 2 or 3"),
+    "lower_order_final": _choice(True, False),
+    "use_karras_sigmas": _choice(True, False),
+    "rescale_betas_zero_snr": _choice(True, False),
+    "final_sigmas_type": _choice("zero", "sigma_min"),
+    "timestep_scaling": (lambda v: _number(v) and 0 < v <= 1e6, "a number > 0"),
+    "prediction_type": _choice("epsilon", "v_prediction", "sample"),
+}
+
+
+def _number(value) -> bool:
+    import math
+
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _integer(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def nfe_per_image(steps: int, guidance_mode: str, guidance_scale: float) -> int:
+    """Network evaluations per image: one per step (every registered sampler is single-evaluation per step), two
+    under classifier-free guidance with s > 1 (the unconditional pass); a guidance embedding costs nothing extra."""
+    return steps * (2 if guidance_mode == "cfg" and guidance_scale > 1.0 else 1)
+
+
+def check_sampler(spec: SamplerSpec, field: str) -> SamplerDef:
+    sampler = SAMPLERS.get(spec.name, field)
+    if spec.timestep_spacing is not None and spec.timestep_spacing not in SPACINGS:
+        raise UserError(f"{field}.timestep_spacing: '{spec.timestep_spacing}' is not one of {list(SPACINGS)}")
+    accepted = SCHEDULER_ACCEPTS.get(sampler.scheduler, SCHEDULER_OPTIONS)
+    for key, value in spec.options:
+        if key not in SCHEDULER_OPTIONS:
+            raise UserError(
+                f"{field}: unknown sampler option '{key}' (allowed: {', '.join(sorted(SCHEDULER_OPTIONS))})"
+            )
+        if key not in accepted:
+            raise UserError(
+                f"{field}.{key}: sampler '{spec.name}' ({sampler.scheduler}) does not take this option "
+                f"(it takes: {', '.join(sorted(accepted))})"
+            )
+        valid, allowed = OPTION_VALUES[key]
+        if not valid(value):
+            raise UserError(f"{field}.{key}: expected {allowed}, got {value!r}")
+    return sampler
+
+
+def build_scheduler(spec: SamplerSpec, base_config: dict[str, Any]):
+    """A fresh scheduler from the model's scheduler config; returns it and the step() keyword arguments."""
+    import diffusers
+
+    sampler = SAMPLERS.get(spec.name)
+    cls = getattr(diffusers, sampler.scheduler)
+    options = dict(spec.options)
+    takes = set(inspect.signature(cls.__init__).parameters) | set(inspect.signature(cls.step).parameters)
+    ignored = sorted(set(options) - takes)
+    if ignored:
+        raise UserError(f"samplers: {spec.label}: this diffusers' {cls.__name__} does not take {', '.join(ignored)}")
+    step_kwargs = dict(sampler.step_kwargs)
+    if "eta" in options:
+        step_kwargs["eta"] = options.pop("eta")
+    overrides = {**sampler.config, **options}
+    if "clip_sample" in inspect.signature(cls.__init__).parameters:
+        overrides.setdefault("clip_sample", False)
+    spacing = spec.timestep_spacing or sampler.spacing
+    if spacing is not None:
+        overrides["timestep_spacing"] = spacing
+    try:
+        scheduler = cls.from_config(dict(base_config), **overrides)
+    except ValueError as exc:
+        raise UserError(f"samplers: {spec.label} cannot be built from this model's scheduler config: {exc}") from None
+    accepted = inspect.signature(scheduler.step).parameters
+    return scheduler, {k: v for k, v in step_kwargs.items() if k in accepted}, "generator" in accepted
+
+
+def schedule_info(scheduler, step_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """What a record needs to reproduce the schedule: spacing, resolved timesteps, LCM's original steps."""
+    config = scheduler.config
+    consistency = type(scheduler).__name__ in ("LCMScheduler", "TCDScheduler")
+    return {
+        "scheduler": type(scheduler).__name__,
+        "timestep_spacing": "lcm-skipping" if consistency else config.get("timestep_spacing"),
+        "timesteps": [int(t) for t in scheduler.timesteps],
+        "original_inference_steps": config.get("original_inference_steps"),
+        "prediction_type": config.get("prediction_type"),
+        "scheduler_order": getattr(scheduler, "order", 1),
+        "step_kwargs": step_kwargs,
+    }

@@ -1,0 +1,1 @@
+"""Suite files -> validated frozen specs -> the grid of cells."""

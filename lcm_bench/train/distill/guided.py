@@ -1,0 +1,180 @@
+"""Guided distillation (Meng et al., "On Distillation of Guided Diffusion Models", CVPR 2023), in latent space.
+
+Stage 1 distils the classifier-free-guided teacher into one w-conditioned student (guidance embedding, as LCD's):
+its x0 matches the teacher's guided x0 at random t and w. Stage 2 is progressive distillation (Salimans & Ho
+2022): a student at N/2 DDIM steps learns to match two DDIM steps of the N-step student, halving N down to one step.
+Both stages use the truncated-SNR weighted x0 loss max(SNR, 1) |x0_hat - x0_target|^2. The steps follow diffusers'
+DDIMScheduler with trailing spacing (t -> t - 1000 // N; the last step lands on alphas[0]), so the students sample
+with the ``guided-distill`` sampler exactly as they were trained."""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lcm_bench.sampling.guidance import guidance_embedding
+from lcm_bench.train.distill.config import GuidedConfig
+from lcm_bench.train.distill.lcd import lcd_student
+from lcm_bench.train.distill.teacher import LatentData, Teacher, x0_from_eps
+
+
+def ddim_grid(steps: int) -> np.ndarray:
+    """diffusers DDIMScheduler trailing timesteps for ``steps`` steps on the 1000-step schedule."""
+    return np.round(np.arange(1000, 0, -1000 / steps)).astype(np.int64) - 1
+
+
+def _alpha(alphas: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """alphas[t], with alphas[0] for t < 0 (SD's DDIM config: set_alpha_to_one false)."""
+    return torch.where(t >= 0, alphas[t.clamp(min=0)], alphas[0]).view(-1, 1, 1, 1)
+
+
+def ddim_step(x: torch.Tensor, x0: torch.Tensor, t: torch.Tensor, t_next: torch.Tensor, alphas: torch.Tensor):
+    a, a_next = _alpha(alphas, t), _alpha(alphas, t_next)
+    eps = (x - a.sqrt() * x0) / (1 - a).sqrt()
+    return a_next.sqrt() * x0 + (1 - a_next).sqrt() * eps
+
+
+def predict_x0(unet, x, t, hidden, w_embedding, alphas):
+    return x0_from_eps(x, unet(x, t, encoder_hidden_states=hidden, timestep_cond=w_embedding).sample, t, alphas)
+
+
+def truncated_snr_loss(x0_hat: torch.Tensor, x0_target: torch.Tensor, t: torch.Tensor, alphas: torch.Tensor):
+    a = alphas[t]
+    weight = torch.clamp(a / (1 - a), min=1.0)
+    return (weight * (x0_hat - x0_target).pow(2).mean(dim=(1, 2, 3))).mean()
+
+
+def progressive_target(previous, x, t, hidden, w_embedding, alphas, steps: int) -> torch.Tensor:
+    """x0 target for one student step t -> t - 1000 // steps that lands where two steps of ``previous`` land
+    (Salimans & Ho 2022, Algorithm 2)."""
+    stride = 1000 // steps
+    middle, end = t - stride // 2, t - stride
+    with torch.no_grad():
+        x_mid = ddim_step(x, predict_x0(previous, x, t, hidden, w_embedding, alphas), t, middle, alphas)
+        x_end = ddim_step(x_mid, predict_x0(previous, x_mid, middle, hidden, w_embedding, alphas), middle, end, alphas)
+    a, a_end = _alpha(alphas, t), _alpha(alphas, end)
+    ratio = (1 - a_end).sqrt() / (1 - a).sqrt()
+    return (x_end - ratio * x) / (a_end.sqrt() - ratio * a.sqrt())
+
+
+def _batch(data: LatentData, teacher: Teacher, config: GuidedConfig, generator):
+    n = config.batch
+    idx = torch.randint(0, len(data.latents), (n,), generator=generator)
+    w = config.w_min + (config.w_max - config.w_min) * torch.rand(n, generator=generator)
+    return {
+        "latents": data.latents[idx],
+        "cond": teacher.encode_text(data.input_ids[idx]),
+        "uncond": teacher.uncond(n),
+        "noise": torch.randn(data.latents[idx].shape, generator=generator),
+        "w": w,
+    }
+
+
+def _noised(batch, t, alphas):
+    a = alphas[t].view(-1, 1, 1, 1)
+    return a.sqrt() * batch["latents"] + (1 - a).sqrt() * batch["noise"]
+
+
+def stage1_loss(student, teacher: Teacher, batch: dict, t: torch.Tensor, dim: int) -> torch.Tensor:
+    x = _noised(batch, t, teacher.alphas)
+    _, x0_teacher = teacher.guided(x, t, batch["cond"], batch["uncond"], batch["w"])
+    embedding = guidance_embedding(batch["w"], dim, len(t), torch.float32)
+    x0_hat = predict_x0(student, x, t, batch["cond"], embedding, teacher.alphas)
+    return truncated_snr_loss(x0_hat, x0_teacher, t, teacher.alphas)
+
+
+def stage2_loss(student, previous, teacher: Teacher, batch: dict, t: torch.Tensor, steps: int, dim: int):
+    x = _noised(batch, t, teacher.alphas)
+    embedding = guidance_embedding(batch["w"], dim, len(t), torch.float32)
+    target = progressive_target(previous, x, t, batch["cond"], embedding, teacher.alphas, steps)
+    x0_hat = predict_x0(student, x, t, batch["cond"], embedding, teacher.alphas)
+    return truncated_snr_loss(x0_hat, target, t, teacher.alphas)
+
+
+def distill_guided(teacher: Teacher, data: LatentData, out: Path, config: GuidedConfig, log_every: int = 50) -> dict:
+    """Both stages; every stage checkpoints and resumes. Saves the kept students under ``out`` (see
+    :func:`save_students`) and returns the card."""
+    from lcm_bench.train.loop import train
+
+    config.validate()
+    dim = config.w_embedding_dim
+    checkpoints = out.parent / f".{out.name}-checkpoints"
+    checkpoints.mkdir(parents=True, exist_ok=True)
+
+    def stage1(model, step, generator):
+        batch = _batch(data, teacher, config, generator)
+        t = torch.randint(0, 1000, (config.batch,), generator=generator)
+        return stage1_loss(model, teacher, batch, t, dim)
+
+    student = lcd_student(teacher, dim)
+    student, history = train(
+        student,
+        stage1,
+        config.stage1_steps,
+        checkpoints / "stage1.pt",
+        lr=config.lr,
+        seed=config.seed,
+        log_every=log_every,
+        checkpoint_every=200,
+        desc="guided stage 1",
+    )
+    histories = {f"stage1 ({config.start_steps} steps)": history}
+    kept = {}
+    for steps in config.halvings():
+        previous = copy.deepcopy(student).eval().requires_grad_(False)
+        grid = torch.from_numpy(ddim_grid(steps))
+
+        def stage2(model, step, generator, previous=previous, grid=grid, steps=steps):
+            batch = _batch(data, teacher, config, generator)
+            t = grid[torch.randint(0, len(grid), (config.batch,), generator=generator)]
+            return stage2_loss(model, previous, teacher, batch, t, steps, dim)
+
+        student = copy.deepcopy(previous).train().requires_grad_(True)
+        student, history = train(
+            student,
+            stage2,
+            config.stage2_steps,
+            checkpoints / f"stage2-{steps}.pt",
+            lr=config.lr,
+            seed=config.seed + steps,
+            log_every=log_every,
+            checkpoint_every=200,
+            desc=f"guided {steps} steps",
+        )
+        histories[f"stage2 ({steps} steps)"] = history
+        if steps in config.keep:
+            kept[steps] = copy.deepcopy(student).eval()
+    save_students(teacher, kept, out)
+    return {"method": "guided-distill", "teacher": str(teacher.folder), **asdict(config), "loss_history": histories}
+
+
+def save_students(teacher: Teacher, students: dict[int, torch.nn.Module], out: Path) -> None:
+    """A StableDiffusionPipeline folder whose ``unet`` is the student with the most steps, each other student under
+    ``students/<steps>``, and ``students.json`` mapping steps to folders (lcm-bench picks the one a cell asks for)."""
+    import os
+    import shutil
+    import tempfile
+
+    from diffusers import DDIMScheduler
+
+    from lcm_bench.models.tiny import sd_pipeline
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    most = max(students)
+    pipe = sd_pipeline(teacher.vae, teacher.text_encoder, teacher.tokenizer, students[most])
+    schedule = {k: v for k, v in teacher.scheduler_config.items() if k.startswith(("beta", "num_train"))}
+    pipe.scheduler = DDIMScheduler(**schedule, clip_sample=False, set_alpha_to_one=False, timestep_spacing="trailing")
+    pipe.save_pretrained(tmp, safe_serialization=True)
+    folders = {str(s): "unet" if s == most else f"students/{s}" for s in sorted(students)}
+    for steps, unet in students.items():
+        if steps != most:
+            unet.save_pretrained(tmp / folders[str(steps)], safe_serialization=True)
+    (tmp / "students.json").write_text(json.dumps(folders, indent=1))
+    shutil.rmtree(out, ignore_errors=True)
+    os.replace(tmp, out)
