@@ -1,7 +1,8 @@
 """Built-in suites by name from any directory, the starter suite, and the suites list."""
 
 from lcm_bench.cli.main import main
-from lcm_bench.suite.parse import builtin_suites, load_suite
+from lcm_bench.suite.builtin import builtin_suites
+from lcm_bench.suite.load import load_suite
 
 
 def test_a_builtin_suite_loads_by_name_from_any_directory(tmp_path, monkeypatch, capsys):
@@ -44,7 +45,7 @@ def test_list_shows_the_builtin_suites(capsys):
 
 def test_a_shipped_baseline_is_named_by_its_suite_from_any_directory(tmp_path, monkeypatch, capsys):
     from lcm_bench.gate.baseline import read_baseline
-    from lcm_bench.suite.parse import baseline_path, shipped_baseline
+    from lcm_bench.suite.builtin import baseline_path, shipped_baseline
 
     monkeypatch.chdir(tmp_path)
     shipped = shipped_baseline("ci-quality")

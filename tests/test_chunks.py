@@ -16,7 +16,7 @@ from lcm_bench.cli.main import main
 from lcm_bench.core.errors import UserError
 from lcm_bench.run.chunks import busy_seconds
 from lcm_bench.run.units import Shard, assign, cell_units, parse_shard, work_order
-from lcm_bench.suite.parse import load_suite
+from lcm_bench.suite.load import load_suite
 
 SHARDED = """
 version: 1

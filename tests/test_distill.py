@@ -264,7 +264,7 @@ metrics: [attribute_accuracy]
     results = pd.read_csv(tmp_path / "run" / "results.csv")
     assert sorted(results["model"]) == ["k10@2", "k10@4"]
     assert (tmp_path / "run" / "plots" / "attribute_accuracy_shapes-judge_vs_training.png").is_file()
-    from lcm_bench.suite.parse import load_suite
+    from lcm_bench.suite.load import load_suite
     from lcm_bench.suite.students import pending, student_folder
 
     specs = sorted({c.model for c in load_suite(suite).cells}, key=lambda s: s.name)

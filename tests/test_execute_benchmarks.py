@@ -20,7 +20,7 @@ from lcm_bench.records.store import RunDir
 from lcm_bench.run.executor import generate_chunk
 from lcm_bench.run.units import cell_units
 from lcm_bench.run.writer import ImageWriter
-from lcm_bench.suite.parse import load_suite
+from lcm_bench.suite.load import load_suite
 
 pytestmark = pytest.mark.slow
 CPU = parse_hardware("cpu-fp32")

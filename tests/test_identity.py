@@ -15,7 +15,7 @@ from safetensors.numpy import load_file, save_file
 from lcm_bench.cli.main import main
 from lcm_bench.core import digests
 from lcm_bench.core.paths import embedded_models_dir
-from lcm_bench.suite.parse import load_suite
+from lcm_bench.suite.load import load_suite
 
 TWO_MODELS = """
 version: 1

@@ -153,7 +153,7 @@ def test_pinned_gpu_under_a_launcher_is_one_line(tmp_path):
     suite = write_suite(tmp_path, SUITE.replace("metrics:", "hardware: [cuda:1-fp16]\nmetrics:"))
     env = {"RANK": "0", "WORLD_SIZE": "2", "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "2"}
     from lcm_bench.run.launcher import check_devices
-    from lcm_bench.suite.parse import load_suite
+    from lcm_bench.suite.load import load_suite
 
     with pytest.raises(Exception, match=r"pins cuda:1, but under a launcher each of the 2 ranks"):
         check_devices(load_suite(suite).cells, launched(env), pin=False)

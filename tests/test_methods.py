@@ -6,7 +6,7 @@ import pytest
 from conftest import ROOT, write_suite
 
 from lcm_bench.cli.main import main
-from lcm_bench.suite.parse import load_suite
+from lcm_bench.suite.load import load_suite
 
 METHODS = """
 version: 1

@@ -58,8 +58,11 @@ def test_kid_matches_clean_fid_with_the_same_seed():
 
     np.random.seed(3)
     theirs = kernel_distance(X, Y, num_subsets=20, max_subset_size=100)
-    assert kernel_inception_distance(X, Y, seed=3, num_subsets=20, max_subset_size=100) == pytest.approx(theirs)
-    assert kernel_inception_distance(X, Y, seed=3) == kernel_inception_distance(X, Y, seed=3)
+    before = np.random.get_state()[1].copy()
+    assert kernel_inception_distance(X, Y, seed=3, num_subsets=20, max_subset_size=100) == theirs
+    assert (np.random.get_state()[1] == before).all(), "KID must not draw from numpy's global random state"
+    other = kernel_inception_distance(X, Y, num_subsets=20, max_subset_size=100, rng=np.random.default_rng(3))
+    assert other != theirs and other == pytest.approx(theirs, rel=0.5), "another generator: other subsets, same KID"
 
 
 def test_cmmd_matches_the_reference_formula():
@@ -347,6 +350,7 @@ def test_attribute_accuracy_and_judge_fd_on_real_and_shuffled_images(tmp_path):
     from lcm_bench.domain.shapes import render
     from lcm_bench.metrics.scoring import Scorer
     from lcm_bench.records.store import RunDir
+    from lcm_bench.run.scoring import RunImages
 
     entry = PROMPT_SETS.get("shapes-test")
     prompts = read_prompts(entry.path, "txt", None)
@@ -360,7 +364,7 @@ def test_attribute_accuracy_and_judge_fd_on_real_and_shuffled_images(tmp_path):
     samples = [{"index": i, "prompt_index": i, "seed": i} for i in range(n)]
     record = {"cell_id": "real", "spec": {"num_images": n, "prompts": spec}, "samples": samples}
     references = {"shapes-test": ReferenceSpec("generator", "shapes", (("per_prompt", 1), ("size", 32)))}
-    scorer = Scorer(run, references)
+    scorer = Scorer(RunImages(run), references)
     accuracy = scorer.score(record, MetricSpec("attribute_accuracy", (("extractor", "shapes-judge"),)), "m")
     assert accuracy["value"] > 0.95 and accuracy["per_attribute"]["shape"] > 0.95
     fd = scorer.score(record, MetricSpec("fd", (("extractor", "shapes-judge"), ("subsets", 3))), "m")

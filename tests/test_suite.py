@@ -8,7 +8,7 @@ from conftest import ROOT, write_suite
 
 from lcm_bench.cli.main import main
 from lcm_bench.core.errors import UserError
-from lcm_bench.suite.parse import load_suite
+from lcm_bench.suite.load import load_suite
 
 BASE = """
 version: 1

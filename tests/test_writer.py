@@ -92,7 +92,7 @@ batch_size: 2
 
 
 def test_a_run_that_cannot_write_an_image_stops_in_one_line_and_resumes(tmp_path, capsys):
-    from lcm_bench.suite.parse import load_suite
+    from lcm_bench.suite.load import load_suite
 
     suite_file, out = write_suite(tmp_path, SUITE), tmp_path / "run"
     second = load_suite(suite_file).cells[1]

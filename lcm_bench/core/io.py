@@ -1,18 +1,12 @@
-"""A run directory: one JSON record per finished cell (written atomically), a manifest, and results.csv.
-
-Layout: ``manifest.json``, ``cells/<cell_id>.json``, ``chunks/<cell_id>/<start>-<stop>.json`` (one fragment per finished
-chunk, lcm_bench.execute.chunks), ``images/<cell_id>/NNNNN.png``, ``results.csv``, ``report.md``, and ``.leases/`` (lock
-files). A cell is finished when its record exists and its content fingerprint matches what would produce it now;
-resuming skips it. Writes go to a temporary file in the same folder and are renamed into place, so a killed run never
-leaves a half-written file behind.
-"""
+"""Atomic file writes and warnings: a reader sees the old file or the new one, never half of one; a failed write is
+one line naming the file."""
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +14,14 @@ from lcm_bench.core.errors import UserError
 from lcm_bench.core.faults import injected_write_error
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-FILE_MODE = 0o666 & ~_umask()
+def _create_temporary(path: Path) -> tuple[int, Path]:
+    """A new file beside ``path``, created with mode 0o666 so the process umask applies as for any new file."""
+    while True:
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
+        except FileExistsError:
+            continue
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -35,8 +30,7 @@ def write_atomic(path: Path, data: bytes) -> None:
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.fchmod(fd, FILE_MODE)
+        fd, tmp = _create_temporary(path)
         with os.fdopen(fd, "wb") as f:
             injected_write_error(path)
             f.write(data)
@@ -45,11 +39,11 @@ def write_atomic(path: Path, data: bytes) -> None:
         os.replace(tmp, path)
     except OSError as exc:
         if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
         raise UserError(f"cannot write '{path}': {exc.strerror or exc}") from None
     except BaseException:
         if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
         raise
 
 

@@ -1,13 +1,14 @@
-"""Typed name -> factory registries with lazy ``"module:attr"`` entries and "did you mean" errors.
+"""Typed name -> entry registries with "did you mean" errors.
 
-Modelled on lm-evaluation-harness ``api/registry.py`` and torch-fidelity ``registry.py``: names are checked to be
-safe for file names because they end up in cell ids and cache keys.
+Modelled on lm-evaluation-harness ``api/registry.py`` and torch-fidelity ``registry.py``: an entry carries its
+behaviour (a metric its compute function, a sampler its scheduler and guidance, a model kind its resolver), so no
+code outside the entry tests its name; names are checked to be safe for file names because they end up in cell ids
+and cache keys.
 """
 
 from __future__ import annotations
 
 import difflib
-import importlib
 import re
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
@@ -25,19 +26,23 @@ def did_you_mean(name: str, known: list[str]) -> str:
 
 
 class Registry(Generic[T]):
-    """A mapping from safe names to objects, or to ``"module:attr"`` strings imported on first use."""
+    """A mapping from safe names to entries, in order of registration."""
 
     def __init__(self, kind: str):
         self.kind = kind
-        self._entries: dict[str, T | str] = {}
+        self._entries: dict[str, T] = {}
 
-    def register(self, name: str, entry: T | str) -> T | str:
+    def register(self, name: str, entry: T) -> T:
         if not SAFE_NAME.match(name):
             raise ValueError(f"{self.kind} name {name!r} is not file-name safe")
         if name in self._entries:
             raise ValueError(f"{self.kind} {name!r} is registered twice")
         self._entries[name] = entry
         return entry
+
+    def unregister(self, name: str) -> T:
+        """Remove an entry (a test's throwaway entry, say) and return it."""
+        return self._entries.pop(name)
 
     def decorator(self, name: str) -> Callable[[T], T]:
         def wrap(obj: T) -> T:
@@ -50,12 +55,11 @@ class Registry(Generic[T]):
         if name not in self._entries:
             where = f"{field}: " if field else ""
             raise UserError(f"{where}unknown {self.kind} '{name}'{did_you_mean(name, list(self._entries))}")
-        entry = self._entries[name]
-        if isinstance(entry, str) and ":" in entry:
-            module, attr = entry.split(":", 1)
-            entry = getattr(importlib.import_module(module), attr)
-            self._entries[name] = entry
-        return entry  # type: ignore[return-value]
+        return self._entries[name]
+
+    def items(self) -> list[tuple[str, T]]:
+        """(name, entry) in order of registration."""
+        return list(self._entries.items())
 
     def __contains__(self, name: object) -> bool:
         return name in self._entries

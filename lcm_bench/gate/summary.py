@@ -1,19 +1,5 @@
-"""The CI quality gate: a baseline of per-cell metric values with tolerances, and a check of a run against it.
-
-Cells are matched by configuration key (the cell id): what was asked, never where files lie or how it was batched.
-A metric of a cell regresses when it is worse than the baseline by more than the allowed margin
-max(rel * |baseline|, abs, noise_k * noise), where noise is the baseline's own spread (standard deviation over
-disjoint image subsets, or a quarter of its bootstrap interval), when it leaves the two-sided bounds [low, high] a
-baseline may set (MLPerf-style quality targets), or when it is not a finite number. It improves when better by
-more than the margin. A metric computed with other extractor weights, another reference set, mode, options or
-sample count is "not comparable"; a baseline value the run lacks is "missing".
-
-The gate fails closed (asv's compare counts a missing benchmark as worse): exit 1 on any regressed, missing or not
-comparable value unless ``allow_missing`` / ``allow_incomparable`` say otherwise. Where a cell's fingerprint
-differs from the baseline's (new weights, same configuration: the normal CI case) the summary names the changed
-components. Throughput is gated only on request, and only between the same machine, hardware entry, batch size
-and process count.
-"""
+"""The gate's verdict as a pull-request comment: the verdict, counts per outcome, notes, every finding that is not
+a pass."""
 
 from __future__ import annotations
 

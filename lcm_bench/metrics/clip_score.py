@@ -1,8 +1,4 @@
-"""open_clip models for CLIP score, CLIP-FD and CMMD: by name with a pretrained tag, a local checkpoint, or random.
-
-Weights never come from pickles: a local checkpoint is safetensors or a state dict read with ``weights_only``;
-tagged weights come through open_clip from the Hugging Face cache (offline-aware).
-"""
+"""CLIP score from image and caption embeddings, as torchmetrics' ``CLIPScore`` computes it."""
 
 from __future__ import annotations
 

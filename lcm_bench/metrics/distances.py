@@ -60,17 +60,28 @@ def frechet_distance(a: FeatureStats, b: FeatureStats) -> float:
 
 
 def kernel_inception_distance(
-    x: np.ndarray, y: np.ndarray, seed: int = 0, num_subsets: int = 100, max_subset_size: int = 1000
+    x: np.ndarray,
+    y: np.ndarray,
+    seed: int = 0,
+    num_subsets: int = 100,
+    max_subset_size: int = 1000,
+    rng: np.random.Generator | np.random.RandomState | None = None,
 ) -> float:
-    """KID (Binkowski et al. 2018): clean-fid's unbiased cubic-kernel MMD over random subsets, seeded here."""
-    from cleanfid.fid import kernel_distance
-
-    state = np.random.get_state()
-    np.random.seed(seed)
-    try:
-        return float(kernel_distance(x, y, num_subsets=num_subsets, max_subset_size=max_subset_size))
-    finally:
-        np.random.set_state(state)
+    """KID (Binkowski et al. 2018): the unbiased MMD^2 with the cubic polynomial kernel (x.y / d + 1)^3, averaged over
+    ``num_subsets`` random subsets of ``min(N, M, max_subset_size)`` images each, as clean-fid's ``kernel_distance``
+    computes it. The subsets come from ``rng`` (default ``RandomState(seed)``: the same subsets as clean-fid after
+    ``np.random.seed(seed)``), never from numpy's global state."""
+    rng = np.random.RandomState(seed) if rng is None else rng
+    d = x.shape[1]
+    m = min(len(x), len(y), max_subset_size)
+    total = 0.0
+    for _ in range(num_subsets):
+        a = y[rng.choice(len(y), m, replace=False)]
+        b = x[rng.choice(len(x), m, replace=False)]
+        same = (a @ a.T / d + 1) ** 3 + (b @ b.T / d + 1) ** 3
+        cross = (a @ b.T / d + 1) ** 3
+        total += (same.sum() - np.diag(same).sum()) / (m - 1) - cross.sum() * 2 / m
+    return float(total / num_subsets / m)
 
 
 def cmmd(x: np.ndarray, y: np.ndarray, sigma: float = 10.0, scale: float = 1000.0, unbiased: bool = True) -> float:

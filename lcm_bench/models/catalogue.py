@@ -1,23 +1,29 @@
-"""Model references -> loaded diffusers pipelines (local folders, the Hugging Face cache, LoRA adapters).
+"""The model catalogue: registered checkpoints, and model kinds, each a resolver from a registered entry to the
+files it needs (a pipeline folder, a UNet to swap in, LoRAs to fuse), so nothing outside a kind tests its name.
 
-A reference is a registry name, a local diffusers folder or a Hugging Face id. Loading never uses
-``trust_remote_code``; weights come from safetensors where the checkpoint has them. With ``HF_HUB_OFFLINE`` set
-(or no network) a missing checkpoint is a ``MissingResourceError`` that names the files and how to provide them.
+Kinds: ``pipeline`` (a Hub pipeline), ``unet`` (a Hub UNet on its ``base`` pipeline), ``lora`` (a Hub LoRA on its
+``base``), ``tiny`` (a random-weight pipeline of the entry's family, built here), ``embedded`` and ``embedded-lora``
+(trained here, shipped in ``data/models``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from lcm_bench.core.paths import cache_dir
+from lcm_bench.core.errors import MissingResourceError
+from lcm_bench.core.paths import cache_dir, embedded_models_dir
 from lcm_bench.core.registry import Registry
+from lcm_bench.models.hub import locate_repo
+
+LORA_FILE = "pytorch_lora_weights.safetensors"
 
 
 @dataclass(frozen=True)
 class KnownModel:
-    """A registered checkpoint. ``kind``: pipeline, unet (on ``base``), lora (on ``base``), tiny (built here),
-    embedded or embedded-lora (trained here, shipped in data/models)."""
+    """A registered checkpoint: its Hub repo (or shipped folder name), its ``kind`` (an entry of MODEL_KINDS), the
+    ``base`` it builds on, the command that rebuilds a shipped model, and what it is."""
 
     repo: str
     kind: str = "pipeline"
@@ -27,6 +33,30 @@ class KnownModel:
     resolution: int = 512
     weight_name: str | None = None
     description: str = ""
+    rebuild: str | None = None
+
+
+@dataclass
+class ModelFiles:
+    """Where a model's files are: the pipeline folder, a UNet replacing its own, and LoRAs (path, weight, file name)."""
+
+    pipeline_path: Path
+    unet_path: Path | None = None
+    loras: list[tuple[Path, float, str | None]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ModelKind:
+    """``resolve(name, known, field)``: the files of a registered model; ``lora(name, known, field)``: the adapter
+    file or folder when a suite names it as a LoRA (None for kinds that are no LoRA); ``where(known)``: what
+    ``lcm-bench list`` shows."""
+
+    resolve: Callable[[str, KnownModel, str], ModelFiles]
+    where: Callable[[KnownModel], str]
+    lora: Callable[[str, KnownModel, str], Path] | None = None
+
+
+MODEL_KINDS: Registry[ModelKind] = Registry("model kind")
 
 
 MODELS: Registry[KnownModel] = Registry("model")
@@ -52,6 +82,7 @@ for _name, _model in {
         "shapes-teacher",
         "embedded",
         resolution=32,
+        rebuild="lcm-bench train teacher",
         description="embedded teacher trained here on the shapes domain (data/models/shapes-teacher)",
     ),
     "shapes-lcm": KnownModel(
@@ -59,6 +90,7 @@ for _name, _model in {
         "embedded",
         guidance_embedding=True,
         resolution=32,
+        rebuild="lcm-bench distill lcm",
         description="LCM distilled here (LCD) from shapes-teacher (data/models/shapes-lcm)",
     ),
     "shapes-guided-distill": KnownModel(
@@ -66,6 +98,7 @@ for _name, _model in {
         "embedded",
         guidance_embedding=True,
         resolution=32,
+        rebuild="lcm-bench distill guided-distill",
         description="guided-distillation students (8/4/2/1 steps) of shapes-teacher",
     ),
     "shapes-lcm-lora": KnownModel(
@@ -73,6 +106,7 @@ for _name, _model in {
         "embedded-lora",
         base="shapes-teacher",
         resolution=32,
+        rebuild="lcm-bench distill lcm-lora",
         description="LCM-LoRA distilled here from shapes-teacher (data/models/shapes-lcm-lora)",
     ),
     "sd-1.5": KnownModel("stable-diffusion-v1-5/stable-diffusion-v1-5", description="Stable Diffusion 1.5"),
@@ -127,10 +161,70 @@ for _name, _model in {
 
 
 def tiny_path(name: str) -> Path:
+    """A tiny registered model's pipeline folder, built on first use (``$LCM_BENCH_CACHE/models``)."""
+    from lcm_bench.models.families import FAMILIES
     from lcm_bench.models.tiny import TINY_VERSION, build_tiny_pipeline
 
     path = cache_dir() / "models" / f"{name}-v{TINY_VERSION}"
     if not (path / "model_index.json").is_file():
         known = MODELS.get(name)
-        build_tiny_pipeline(path, guidance_embedding=known.guidance_embedding, family=known.family)
+        build_tiny_pipeline(path, FAMILIES.get(known.family).build_tiny, known.guidance_embedding)
     return path
+
+
+def embedded(name: str, marker: str, field: str) -> Path:
+    """The folder of a model that ships in ``data/models``; a one-line error naming how to rebuild it when absent."""
+    known = MODELS.get(name)
+    folder = embedded_models_dir() / known.repo
+    if not (folder / marker).is_file():
+        raise MissingResourceError(
+            f"{field}: embedded model '{known.repo}' is missing at {folder}; it ships with lcm-bench (wheel or "
+            f"checkout), or rebuild it with `{known.rebuild}`"
+        )
+    return folder
+
+
+def _hub(known: KnownModel) -> str:
+    return known.repo
+
+
+MODEL_KINDS.register(
+    "tiny", ModelKind(lambda name, known, field: ModelFiles(tiny_path(name)), lambda known: "(built locally)")
+)
+MODEL_KINDS.register(
+    "embedded",
+    ModelKind(
+        lambda name, known, field: ModelFiles(embedded(name, "model_index.json", field)),
+        _hub,
+    ),
+)
+
+
+def _embedded_lora(name: str, known: KnownModel, field: str) -> ModelFiles:
+    lora = embedded(name, LORA_FILE, field)
+    return ModelFiles(embedded(known.base, "model_index.json", field), loras=[(lora, 1.0, None)])
+
+
+MODEL_KINDS.register(
+    "embedded-lora",
+    ModelKind(_embedded_lora, _hub, lambda name, known, field: embedded(name, LORA_FILE, field)),
+)
+MODEL_KINDS.register("pipeline", ModelKind(lambda name, known, field: ModelFiles(locate_repo(known.repo)), _hub))
+
+
+def _unet_on_base(name: str, known: KnownModel, field: str) -> ModelFiles:
+    unet = locate_repo(known.repo, unet_only=True)
+    return ModelFiles(locate_repo(MODELS.get(known.base).repo), unet / "unet" if (unet / "unet").is_dir() else unet)
+
+
+MODEL_KINDS.register("unet", ModelKind(_unet_on_base, _hub))
+
+
+def _lora_on_base(name: str, known: KnownModel, field: str) -> ModelFiles:
+    pipeline = locate_repo(MODELS.get(known.base).repo)
+    return ModelFiles(pipeline, loras=[(locate_repo(known.repo, lora=True), 1.0, known.weight_name)])
+
+
+MODEL_KINDS.register(
+    "lora", ModelKind(_lora_on_base, _hub, lambda name, known, field: locate_repo(known.repo, lora=True))
+)

@@ -16,7 +16,8 @@ LORA_KEY = re.compile(r"^(?:unet\.|base_model\.model\.)?(?P<module>.+?)\.(?:lora
 KOHYA_KEY = re.compile(r"^lora_unet_(?P<module>.+)\.lora_down\.weight$")
 
 
-def _json(path: Path) -> dict:
+def config_json(path: Path) -> dict:
+    """A JSON config file as a mapping; empty when absent or unreadable (a check then falls back to defaults)."""
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -25,8 +26,8 @@ def _json(path: Path) -> dict:
 
 def latent_factors(pipeline_path: Path, unet_path: Path | None) -> tuple[int, int]:
     """(VAE downsampling, UNet downsampling of the latent) from their configs."""
-    vae = _json(component_folder(pipeline_path, "vae") / "config.json")
-    unet = _json((unet_path or pipeline_path / "unet") / "config.json")
+    vae = config_json(component_folder(pipeline_path, "vae") / "config.json")
+    unet = config_json((unet_path or pipeline_path / "unet") / "config.json")
     vae_factor = 2 ** (len(vae.get("block_out_channels", [0] * 4)) - 1)
     unet_factor = 2 ** (len(unet.get("down_block_types", [0] * 4)) - 1)
     return vae_factor, unet_factor

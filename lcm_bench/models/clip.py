@@ -6,15 +6,14 @@ tagged weights come through open_clip from the Hugging Face cache (offline-aware
 
 from __future__ import annotations
 
-import contextlib
 import json
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from lcm_bench.core.errors import MissingResourceError, UserError
+from lcm_bench.core.libraries import without_log_messages
 from lcm_bench.core.paths import embedded_models_dir, offline
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -86,16 +85,6 @@ def load_clip(name: str, pretrained: str, device: str = "cpu", field: str = "met
     return _load(name, pretrained, device, field)
 
 
-@contextlib.contextmanager
-def _quiet_logging():
-    """open_clip warns "No pretrained weights loaded" when we load the weights ourselves right after."""
-    logging.disable(logging.WARNING)
-    try:
-        yield
-    finally:
-        logging.disable(logging.NOTSET)
-
-
 def _load(name: str, pretrained: str, device: str, field: str, tag: str | None = None) -> ClipModel:
     import open_clip
 
@@ -107,7 +96,7 @@ def _load(name: str, pretrained: str, device: str, field: str, tag: str | None =
     path = Path(pretrained).expanduser()
     try:
         if pretrained == "random" or path.suffix in (".safetensors", ".pt", ".pth", ".bin"):
-            with torch.random.fork_rng(), _quiet_logging():
+            with torch.random.fork_rng(), without_log_messages("No pretrained weights loaded"):
                 torch.manual_seed(0)
                 model = open_clip.create_model(name, pretrained=None, device=device)
             if pretrained != "random":

@@ -1,32 +1,15 @@
-"""Model references -> loaded diffusers pipelines (local folders, the Hugging Face cache, LoRA adapters).
-
-A reference is a registry name, a local diffusers folder or a Hugging Face id. Loading never uses
-``trust_remote_code``; weights come from safetensors where the checkpoint has them. With ``HF_HUB_OFFLINE`` set
-(or no network) a missing checkpoint is a ``MissingResourceError`` that names the files and how to provide them.
-"""
+"""Resolved models -> loaded diffusers pipelines: shared components, a step's student UNet, LoRAs fused into the
+weights. Loading never uses ``trust_remote_code``; weights come from safetensors where the checkpoint has them."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from lcm_bench.core.errors import UserError
+from lcm_bench.core.libraries import quiet_libraries
 from lcm_bench.core.spec import Hardware
 from lcm_bench.models.components import load_shared_components
 from lcm_bench.models.resolve import ResolvedModel
-
-
-def quiet_libraries() -> None:
-    import warnings
-
-    import diffusers
-    import transformers
-
-    warnings.filterwarnings("ignore", category=FutureWarning, module=r"(diffusers|transformers)\.")
-    warnings.filterwarnings("ignore", message=".*deprecated.*", category=FutureWarning)
-    diffusers.utils.logging.set_verbosity_error()
-    diffusers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
 
 
 def load_pipeline(resolved: ResolvedModel, hardware: Hardware, steps: int | None = None):

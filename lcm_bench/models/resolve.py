@@ -1,84 +1,24 @@
-"""Model references -> loaded diffusers pipelines (local folders, the Hugging Face cache, LoRA adapters).
+"""Model references -> the files they need, without loading anything (local folders, the Hugging Face cache,
+registered entries through their kind's resolver, LoRA adapters).
 
-A reference is a registry name, a local diffusers folder or a Hugging Face id. Loading never uses
-``trust_remote_code``; weights come from safetensors where the checkpoint has them. With ``HF_HUB_OFFLINE`` set
-(or no network) a missing checkpoint is a ``MissingResourceError`` that names the files and how to provide them.
+A reference is a registry name, a local diffusers folder or a Hugging Face id. With ``HF_HUB_OFFLINE`` set (or no
+network) a missing checkpoint is a ``MissingResourceError`` that names the files and how to provide them.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lcm_bench.core.errors import MissingResourceError, UserError
-from lcm_bench.core.paths import cache_dir, embedded_models_dir, offline
+from lcm_bench.core.paths import cache_dir
 from lcm_bench.core.registry import did_you_mean
 from lcm_bench.core.spec import ModelSpec
-from lcm_bench.models.catalogue import MODELS, tiny_path
-from lcm_bench.models.components import component_folder
-
-
-def _missing_components(folder: Path, unet_only: bool = False) -> list[str]:
-    if unet_only:
-        names = ["."]
-    else:
-        index = folder / "model_index.json"
-        if not index.is_file():
-            return ["model_index.json (and every component folder)"]
-        spec = json.loads(index.read_text())
-        names = [k for k, v in spec.items() if not k.startswith("_") and isinstance(v, list) and v[0] is not None]
-    missing = []
-    for name in names:
-        comp = component_folder(folder, name)
-        if name.startswith("tokenizer"):
-            if not comp.is_dir() or not any(comp.iterdir()):
-                missing.append(f"{name}/")
-            continue
-        if name == "scheduler":
-            if not (comp / "scheduler_config.json").is_file():
-                missing.append("scheduler/scheduler_config.json")
-            continue
-        if not (comp / "config.json").is_file():
-            missing.append(f"{name}/config.json")
-        if not any(comp.glob("*.safetensors")) and not any(comp.glob("*.bin")):
-            missing.append(f"{name}/*.safetensors")
-    return missing
-
-
-def _how_to_provide(repo: str) -> str:
-    return (
-        f"on a machine with internet run `huggingface-cli download {repo}` (then copy the HF cache, "
-        f"HF_HOME={os.environ.get('HF_HOME', '~/.cache/huggingface')}), or point `path:` at a local copy"
-    )
-
-
-def locate_repo(repo: str, unet_only: bool = False, lora: bool = False) -> Path:
-    """Folder of a Hugging Face repo in the local cache; downloads only when online and not HF_HUB_OFFLINE."""
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
-
-    try:
-        folder = Path(snapshot_download(repo, local_files_only=True))
-    except (LocalEntryNotFoundError, OSError, ValueError):
-        folder = None
-    missing = ["(nothing cached)"] if folder is None else []
-    if folder is not None and not lora:
-        missing = _missing_components(folder, unet_only)
-    if not missing:
-        return folder
-    if not offline():
-        try:
-            return Path(snapshot_download(repo, allow_patterns=None))
-        except Exception as exc:  # noqa: BLE001 - any download failure means the same thing to the user
-            reason = f"download failed ({type(exc).__name__})"
-    else:
-        reason = "HF_HUB_OFFLINE is set"
-    raise MissingResourceError(
-        f"model '{repo}' is not available locally and {reason}; missing: {', '.join(missing)}; " + _how_to_provide(repo)
-    )
+from lcm_bench.models.catalogue import MODEL_KINDS, MODELS, ModelFiles
+from lcm_bench.models.families import family_of
+from lcm_bench.models.hub import is_hub_id, locate_repo, missing_components
 
 
 @dataclass(frozen=True)
@@ -118,21 +58,6 @@ def _unet_config(pipeline_path: Path, unet_path: Path | None) -> dict[str, Any]:
     return json.loads(config.read_text()) if config.is_file() else {}
 
 
-def _family(pipeline_path: Path, field: str) -> str:
-    index = json.loads((pipeline_path / "model_index.json").read_text())
-    cls = index.get("_class_name", "")
-    if "unet" not in index or "vae" not in index:
-        raise UserError(
-            f"{field}: {pipeline_path} holds a {cls or 'pipeline'} without a UNet and VAE; lcm-bench samples "
-            "UNet latent diffusion pipelines (Stable Diffusion 1.x/2.x, SDXL and their LCM variants)"
-        )
-    return "sdxl" if "XL" in cls or "text_encoder_2" in index else "sd"
-
-
-def is_hub_id(source: str) -> bool:
-    return source.count("/") == 1 and not source.startswith((".", "/", "~")) and all(source.split("/"))
-
-
 def check_reference(source: str, field: str) -> None:
     """Cheap check that a model reference can mean something: registered, an existing path, or a hub id."""
     if source in MODELS or Path(source).expanduser().exists() or is_hub_id(source):
@@ -143,86 +68,59 @@ def check_reference(source: str, field: str) -> None:
     )
 
 
-def _resolve_lora(source: str, field: str) -> Path:
+def resolve_lora(source: str, field: str) -> Path:
+    """A LoRA's file or folder: an existing path, a registered LoRA (through its kind), or a Hugging Face id."""
     path = Path(source).expanduser()
     if path.exists():
         return path
-    if source in MODELS and MODELS.get(source).kind == "embedded-lora":
-        return _embedded(MODELS.get(source).repo, "pytorch_lora_weights.safetensors", field)
-    if source in MODELS and MODELS.get(source).kind == "lora":
-        return locate_repo(MODELS.get(source).repo, lora=True)
+    kind = MODEL_KINDS.get(MODELS.get(source).kind) if source in MODELS else None
+    if kind is not None and kind.lora is not None:
+        return kind.lora(source, MODELS.get(source), field)
     if is_hub_id(source):
         return locate_repo(source, lora=True)
     raise UserError(f"{field}: LoRA '{source}' is neither an existing file or folder nor a Hugging Face id")
 
 
-def _embedded(name: str, marker: str, field: str) -> Path:
-    folder = embedded_models_dir() / name
-    if not (folder / marker).is_file():
-        model = name.split("-", 1)[1]
-        command = f"lcm-bench distill {model}" if model.startswith("lcm") else f"lcm-bench train {model}"
-        raise MissingResourceError(
-            f"{field}: embedded model '{name}' is missing at {folder}; it ships with lcm-bench (wheel or checkout), "
-            f"or rebuild it with `{command}`"
-        )
-    return folder
-
-
-def resolve_model(spec: ModelSpec, field: str = "models") -> ResolvedModel:
-    """Find every file a model needs; raise a one-line error for anything absent."""
-    unet_path = None
-    loras: list[tuple[Path, float, str | None]] = []
-    known = MODELS.get(spec.source) if spec.source in MODELS else None
+def model_files(spec: ModelSpec, field: str) -> ModelFiles:
+    """A student's cached folder, a registered model through its kind's resolver, a local folder or a hub id."""
     if spec.distill:
         pipeline_path = cache_dir() / spec.source
         if not (pipeline_path / "model_index.json").is_file():
             raise MissingResourceError(
                 f"{field}: student '{spec.name}' is not distilled yet; `lcm-bench run` trains it"
             )
-    elif known is not None:
-        if known.kind == "tiny":
-            pipeline_path = tiny_path(spec.source)
-        elif known.kind == "embedded":
-            pipeline_path = _embedded(known.repo, "model_index.json", field)
-        elif known.kind == "embedded-lora":
-            pipeline_path = _embedded(MODELS.get(known.base).repo, "model_index.json", field)
-            loras.append((_embedded(known.repo, "pytorch_lora_weights.safetensors", field), 1.0, None))
-        elif known.kind == "pipeline":
-            pipeline_path = locate_repo(known.repo)
-        else:
-            pipeline_path = locate_repo(MODELS.get(known.base).repo)
-            if known.kind == "unet":
-                unet_path = locate_repo(known.repo, unet_only=True)
-                if (unet_path / "unet").is_dir():
-                    unet_path = unet_path / "unet"
-            else:
-                loras.append((locate_repo(known.repo, lora=True), 1.0, known.weight_name))
-    else:
-        path = Path(spec.source).expanduser()
-        if path.exists():
-            missing = _missing_components(path)
-            if missing:
-                raise UserError(
-                    f"{field}: '{path}' is not a complete diffusers pipeline folder; missing: {', '.join(missing)}"
-                )
-            pipeline_path = path
-        else:
-            check_reference(spec.source, field)
-            pipeline_path = locate_repo(spec.source)
+        return ModelFiles(pipeline_path)
+    if spec.source in MODELS:
+        known = MODELS.get(spec.source)
+        return MODEL_KINDS.get(known.kind).resolve(spec.source, known, field)
+    path = Path(spec.source).expanduser()
+    if not path.exists():
+        check_reference(spec.source, field)
+        return ModelFiles(locate_repo(spec.source))
+    missing = missing_components(path)
+    if missing:
+        raise UserError(f"{field}: '{path}' is not a complete diffusers pipeline folder; missing: {', '.join(missing)}")
+    return ModelFiles(path)
+
+
+def resolve_model(spec: ModelSpec, field: str = "models") -> ResolvedModel:
+    """Find every file a model needs; raise a one-line error for anything absent."""
+    files = model_files(spec, field)
     for i, lora in enumerate(spec.loras):
-        loras.append((_resolve_lora(lora.source, f"{field}.loras[{i}]"), lora.weight, lora.weight_name))
-    has_embedding = _unet_config(pipeline_path, unet_path).get("time_cond_proj_dim") is not None
+        files.loras.append((resolve_lora(lora.source, f"{field}.loras[{i}]"), lora.weight, lora.weight_name))
+    has_embedding = _unet_config(files.pipeline_path, files.unet_path).get("time_cond_proj_dim") is not None
     if spec.guidance_embedding is not None and spec.guidance_embedding != has_embedding:
         raise UserError(
             f"{field}: model '{spec.name}' declares guidance_embedding: {spec.guidance_embedding} "
             f"but its UNet config has time_cond_proj_dim={'set' if has_embedding else 'null'}"
         )
+    index = json.loads((files.pipeline_path / "model_index.json").read_text())
     return ResolvedModel(
         spec,
-        pipeline_path,
-        unet_path,
-        tuple(loras),
+        files.pipeline_path,
+        files.unet_path,
+        tuple(files.loras),
         has_embedding,
-        _family(pipeline_path, field),
-        step_students(pipeline_path),
+        family_of(index, files.pipeline_path, field),
+        step_students(files.pipeline_path),
     )

@@ -87,39 +87,29 @@ def _text_encoder_config(vocab: dict[str, int], hidden: int, **extra):
     )
 
 
-def build_tiny_pipeline(out_dir: str | Path, guidance_embedding: bool = False, family: str = "sd", seed: int = 0):
-    """Build a tiny SD (or SDXL) pipeline, 32x32 images and 16x16x4 latents, saved atomically to ``out_dir``."""
-    import torch
-    from diffusers import (
-        AutoencoderKL,
-        EulerDiscreteScheduler,
-        StableDiffusionXLPipeline,
-        UNet2DConditionModel,
-    )
-    from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+def tiny_tokenizer(folder: Path):
+    """A byte-level CLIP tokenizer (one token per character), its files written into ``folder``."""
+    from transformers import CLIPTokenizer
 
-    from lcm_bench.models.loading import quiet_libraries
-
-    quiet_libraries()
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
     vocab = byte_level_vocab()
-    (tmp / "vocab.json").write_text(json.dumps(vocab))
-    (tmp / "merges.txt").write_text("#version: 0.2\n")
-    tokenizer = CLIPTokenizer(str(tmp / "vocab.json"), str(tmp / "merges.txt"), model_max_length=77)
-    torch.manual_seed(seed)
-    xl = family == "sdxl"
-    text_encoder = CLIPTextModel(_text_encoder_config(vocab, 32))
-    unet_extra = {}
-    if xl:
-        text_encoder_2 = CLIPTextModelWithProjection(_text_encoder_config(vocab, 32, projection_dim=32))
-        unet_extra = {
-            "addition_embed_type": "text_time",
-            "addition_time_embed_dim": 8,
-            "projection_class_embeddings_input_dim": 6 * 8 + 32,
-        }
-    unet = UNet2DConditionModel(
+    (folder / "vocab.json").write_text(json.dumps(vocab))
+    (folder / "merges.txt").write_text("#version: 0.2\n")
+    return CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), model_max_length=77)
+
+
+def tiny_text_encoder(projection_dim: int | None = None):
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection
+
+    if projection_dim is None:
+        return CLIPTextModel(_text_encoder_config(byte_level_vocab(), 32))
+    return CLIPTextModelWithProjection(_text_encoder_config(byte_level_vocab(), 32, projection_dim=projection_dim))
+
+
+def tiny_unet(cross_attention_dim: int, guidance_embedding: bool, **extra):
+    """A two-level UNet on 16x16x4 latents; ``time_cond_proj_dim`` 64 when it takes a guidance embedding."""
+    from diffusers import UNet2DConditionModel
+
+    return UNet2DConditionModel(
         sample_size=16,
         in_channels=4,
         out_channels=4,
@@ -127,13 +117,18 @@ def build_tiny_pipeline(out_dir: str | Path, guidance_embedding: bool = False, f
         layers_per_block=1,
         down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
         up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-        cross_attention_dim=64 if xl else 32,
+        cross_attention_dim=cross_attention_dim,
         attention_head_dim=8,
         norm_num_groups=16,
         time_cond_proj_dim=64 if guidance_embedding else None,
-        **unet_extra,
+        **extra,
     )
-    vae = AutoencoderKL(
+
+
+def tiny_vae():
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(
         in_channels=3,
         out_channels=3,
         down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
@@ -143,20 +138,56 @@ def build_tiny_pipeline(out_dir: str | Path, guidance_embedding: bool = False, f
         norm_num_groups=16,
         sample_size=32,
     )
-    if xl:
-        scheduler = EulerDiscreteScheduler(
-            **{k: v for k, v in SD_SCHEDULER.items() if k.startswith(("beta", "num", "steps"))}
-        )
-        pipe = StableDiffusionXLPipeline(
-            vae=vae,
-            text_encoder=text_encoder,
-            text_encoder_2=text_encoder_2,
-            tokenizer=tokenizer,
-            tokenizer_2=tokenizer,
-            unet=unet,
-            scheduler=scheduler,
-        )
-    else:
-        pipe = sd_pipeline(vae, text_encoder, tokenizer, unet)
-    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def tiny_sd(folder: Path, guidance_embedding: bool):
+    """A tiny StableDiffusionPipeline (its components built in the order that fixes their random weights)."""
+    tokenizer = tiny_tokenizer(folder)
+    text_encoder = tiny_text_encoder()
+    unet = tiny_unet(32, guidance_embedding)
+    return sd_pipeline(tiny_vae(), text_encoder, tokenizer, unet)
+
+
+def tiny_sdxl(folder: Path, guidance_embedding: bool):
+    """A tiny StableDiffusionXLPipeline: two text encoders, ``text_time`` added conditioning."""
+    from diffusers import EulerDiscreteScheduler, StableDiffusionXLPipeline
+
+    tokenizer = tiny_tokenizer(folder)
+    text_encoder, text_encoder_2 = tiny_text_encoder(), tiny_text_encoder(projection_dim=32)
+    extra = {
+        "addition_embed_type": "text_time",
+        "addition_time_embed_dim": 8,
+        "projection_class_embeddings_input_dim": 6 * 8 + 32,
+    }
+    unet = tiny_unet(64, guidance_embedding, **extra)
+    schedule = {k: v for k, v in SD_SCHEDULER.items() if k.startswith(("beta", "num", "steps"))}
+    return StableDiffusionXLPipeline(
+        vae=tiny_vae(),
+        text_encoder=text_encoder,
+        text_encoder_2=text_encoder_2,
+        tokenizer=tokenizer,
+        tokenizer_2=tokenizer,
+        unet=unet,
+        scheduler=EulerDiscreteScheduler(**schedule),
+    )
+
+
+def build_tiny_pipeline(out_dir: str | Path, build, guidance_embedding: bool = False, seed: int = 0) -> Path:
+    """Build a tiny pipeline with ``build(folder, guidance_embedding)`` (a family's tiny builder: 32x32 images,
+    16x16x4 latents) from ``seed``, without touching the global random state, and save it atomically to
+    ``out_dir``."""
+    import torch
+
+    from lcm_bench.core.libraries import quiet_libraries
+
+    quiet_libraries()
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
+    try:
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            pipe = build(tmp, guidance_embedding)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return save_pipeline(pipe, out_dir)

@@ -1,12 +1,5 @@
-"""A cell's content fingerprint: what produced its images, component by component.
-
-Components: the digest of every weight folder the cell loads (pipeline components, the step's student UNet, LoRAs; a
-model card in a folder shared as a component is not part of it), the Hub snapshot revision where there is one, the
-resolved scheduler config (without ``_diffusers_version`` / ``_use_default_values``, so a diffusers upgrade that
-changes nothing keeps every cell) and ``GENERATION_VERSION`` of the sampling loop. A finished cell is reused only
-while its fingerprint is unchanged; when it is not, the components that differ say why (``weights of m changed
-(unet)``).
-"""
+"""Recorded fingerprints compared: which components of a cell's content fingerprint changed, and why a cell is
+recomputed (``weights of m changed (unet)``). Computing a fingerprint is lcm_bench.run.fingerprint's."""
 
 from __future__ import annotations
 
@@ -36,3 +29,8 @@ def describe_change(model: str, sampler: str, old: dict | None, new: dict | None
         versions = [((f or {}).get("components") or {}).get("generation") for f in (old, new)]
         parts.append(f"generation code changed (GENERATION_VERSION {versions[0]} -> {versions[1]})")
     return "; ".join(parts) or f"{', '.join(changed)} changed"
+
+
+def fingerprint_value(record: dict | None) -> str | None:
+    """The content fingerprint a record (or a chunk fragment) was made with; None when it records none."""
+    return ((record or {}).get("fingerprint") or {}).get("value")

@@ -19,6 +19,7 @@ from typing import Any
 
 from lcm_bench.core.io import write_json
 from lcm_bench.core.spec import CellSpec
+from lcm_bench.records.fingerprints import fingerprint_value
 from lcm_bench.records.store import RunDir
 from lcm_bench.run.units import Unit, cell_units
 
@@ -117,7 +118,7 @@ def is_current(fragment: dict | None, fingerprint: dict, batch_size: int, versio
     """Made by what would make it now: same fingerprint, batch composition and library versions."""
     return (
         fragment is not None
-        and (fragment.get("fingerprint") or {}).get("value") == fingerprint["value"]
+        and fingerprint_value(fragment) == fingerprint["value"]
         and fragment.get("batch_size") == batch_size
         and (fragment.get("provenance") or {}).get("versions") == versions
     )
@@ -230,7 +231,7 @@ def write_cell_record(run: RunDir, cell: CellSpec, units: list[Unit], fragments:
 
 def consistency_error(cell: CellSpec, fragments: list[dict]) -> str | None:
     """Why a cell's fragments cannot form one record: made from different weights or by different libraries."""
-    values = Counter((f.get("fingerprint") or {}).get("value") for f in fragments)
+    values = Counter(fingerprint_value(f) for f in fragments)
     if len(values) > 1:
         return f"cell {cell.cell_id}: its chunks were generated from {len(values)} different fingerprints"
     versions = Counter(json.dumps((f.get("provenance") or {}).get("versions"), sort_keys=True) for f in fragments)

@@ -22,11 +22,13 @@ from lcm_bench.core.spec import CellSpec
 from lcm_bench.domain.prompts import read_prompts, select
 from lcm_bench.models.loading import load_pipeline
 from lcm_bench.models.resolve import ResolvedModel
+from lcm_bench.records.fingerprints import fingerprint_value
 from lcm_bench.records.store import RunDir
 from lcm_bench.run.chunks import GRID_IMAGES, ChunkStore, is_current, write_cell_record
 from lcm_bench.run.leases import Lease, held
 from lcm_bench.run.units import Unit, cell_units
 from lcm_bench.run.writer import ImageWriter
+from lcm_bench.sampling.guidance import GUIDANCE
 
 
 def default_resolution(pipe) -> tuple[int, int]:
@@ -101,7 +103,7 @@ def generate_chunk(
         "stop": unit.stop,
         "batch_size": cell.batch_size,
         "cell": {
-            "guidance_mode": mode if (mode == "embedding" or cell.guidance_scale > 1.0) else "none",
+            "guidance_mode": GUIDANCE.get(mode).recorded(mode, cell.guidance_scale),
             "guidance": {"diffusers_guidance_scale": cell.guidance_scale, "paper_w": cell.paper_w},
             "height": height,
             "width": width,
@@ -202,7 +204,7 @@ class Executor:
         """Write the cell's record when every unit has a current fragment and no current record exists yet."""
         with held(self.store.leases(cell.cell_id), "record"):
             record = self.run.record(cell.cell_id)
-            if record and (record.get("fingerprint") or {}).get("value") == self.fingerprints[cell.cell_id]["value"]:
+            if fingerprint_value(record) == self.fingerprints[cell.cell_id]["value"]:
                 return False
             fragments = [self.store.read(u) for u in cell_units(cell)]
             if not all(self.current(cell, f) for f in fragments):

@@ -1,9 +1,5 @@
-"""Runs a suite: check before compute -> claim and generate units (lcm_bench.execute) -> assemble records -> score.
-
-A finished cell (record with today's fingerprint) is never recomputed; an interrupted cell resumes at its first
-unfinished chunk. With ``shard`` this process generates only its share of the units and leaves scoring to
-``merge_run``, which assembles every cell once all shards are done.
-"""
+"""Merging a sharded run: assemble every cell whose chunks are all done (refusing chunks of one cell made from
+different weights or library versions), list the units still missing, and score the run once nothing is missing."""
 
 from __future__ import annotations
 
@@ -11,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lcm_bench.core.errors import UserError
+from lcm_bench.records.fingerprints import fingerprint_value
 from lcm_bench.records.store import RunDir
 from lcm_bench.run.chunks import ChunkStore, consistency_error
 from lcm_bench.run.leases import held
@@ -26,11 +23,11 @@ class MergeSummary:
     wall: dict = field(default_factory=dict)
 
 
-def merge_run(run_dir: str | Path, progress: bool = True) -> MergeSummary:
+def merge_run(run_dir: str | Path, progress: bool = True, weights: tuple[Path, ...] = ()) -> MergeSummary:
     """Assemble every cell whose chunks are all done (refusing chunks of one cell made from different weights or
     library versions), list the units still missing, and score the run once nothing is missing."""
     from lcm_bench.run.chunks import write_cell_record
-    from lcm_bench.suite.parse import load_suite
+    from lcm_bench.suite.load import load_suite
 
     run = RunDir(run_dir)
     manifest = run.manifest()
@@ -65,7 +62,7 @@ def merge_run(run_dir: str | Path, progress: bool = True) -> MergeSummary:
             errors.append(error)
             continue
         fingerprint = fragments[0]["fingerprint"]["value"]
-        if record is None or (record.get("fingerprint") or {}).get("value") != fingerprint:
+        if record is None or fingerprint_value(record) != fingerprint:
             ready.append((cell, units, fragments))
     if errors:
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
@@ -81,6 +78,6 @@ def merge_run(run_dir: str | Path, progress: bool = True) -> MergeSummary:
     if not summary.missing:
         from lcm_bench.run.scoring import score_run
 
-        summary.scored = score_run(run, suite, [c.cell_id for c in suite.cells], progress=progress)
+        summary.scored = score_run(run, suite, [c.cell_id for c in suite.cells], progress=progress, weights=weights)
     write_results(run, suite, manifest.get("skipped", []))
     return summary

@@ -1,33 +1,28 @@
-"""Runs a suite: check before compute -> claim and generate units (lcm_bench.execute) -> assemble records -> score.
-
-A finished cell (record with today's fingerprint) is never recomputed; an interrupted cell resumes at its first
-unfinished chunk. With ``shard`` this process generates only its share of the units and leaves scoring to
-``merge_run``, which assembles every cell once all shards are done.
-"""
+"""Checks before compute: every model a suite's runnable cells need is resolved and what its configs allow
+(guidance, steps, resolution, LoRA keys) is checked, so errors surface before any work."""
 
 from __future__ import annotations
 
 from lcm_bench.core.errors import UserError
 from lcm_bench.core.spec import CellSpec, ModelSpec
 from lcm_bench.models.resolve import ResolvedModel, resolve_model
+from lcm_bench.sampling.guidance import GUIDANCE, auto_guidance
 from lcm_bench.sampling.samplers import SAMPLERS
 
 
 def guidance_mode(cell: CellSpec, resolved: ResolvedModel, field_name: str) -> str:
     """cfg or embedding, from the sampler's request and what the model's UNet takes."""
     wanted = cell.sampler.guidance
-    if wanted == "embedding" and not resolved.guidance_embedding:
-        reason = (
-            f"sampler '{cell.sampler.name}' needs"
-            if SAMPLERS.get(cell.sampler.name).requires_embedding
-            else "guidance: embedding asks for"
-        )
+    if wanted == "auto":
+        return auto_guidance(resolved.guidance_embedding)
+    kind = GUIDANCE.get(wanted)
+    if kind.needs_embedding and not resolved.guidance_embedding:
+        needed = SAMPLERS.get(cell.sampler.name).guidance
+        reason = f"sampler '{cell.sampler.name}' needs" if needed else f"guidance: {wanted} asks for"
         raise UserError(
-            f"{field_name}: {reason} a guidance embedding, but model '{cell.model.name}' has none "
+            f"{field_name}: {reason} {kind.noun}, but model '{cell.model.name}' has none "
             "(its UNet config has no time_cond_proj_dim); use guidance: cfg or a w-conditioned model"
         )
-    if wanted == "auto":
-        return "embedding" if resolved.guidance_embedding else "cfg"
     return wanted
 
 
@@ -36,7 +31,7 @@ def preflight(
 ) -> tuple[dict[ModelSpec, ResolvedModel], dict[str, str]]:
     """Resolve every model the runnable cells need and check what their configs allow (guidance, steps,
     resolution, LoRA keys); errors surface before any work (students the suite distils must be trained first:
-    lcm_bench.students.ensure_students)."""
+    lcm_bench.run.students.ensure_students)."""
     from lcm_bench.models.checks import check_lora, check_resolution
     from lcm_bench.sampling.checks import check_steps
 

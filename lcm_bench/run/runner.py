@@ -16,6 +16,7 @@ from lcm_bench.core.hardware import pin_threads, unavailable_reason
 from lcm_bench.core.io import warn, write_json
 from lcm_bench.core.spec import CellSpec, ModelSpec, Suite
 from lcm_bench.models.resolve import ResolvedModel, resolve_model
+from lcm_bench.records.fingerprints import fingerprint_value
 from lcm_bench.records.store import RunDir, write_results_csv
 from lcm_bench.run.chunks import ChunkStore, verify_chunks, wall_clock
 from lcm_bench.run.executor import Executor
@@ -77,7 +78,7 @@ def stale_cells(run: RunDir, cells: list[CellSpec], current: dict[str, dict]) ->
         record = records.get(cell.cell_id)
         if record is None:
             todo.append(cell)
-        elif (record.get("fingerprint") or {}).get("value") == current[cell.cell_id]["value"]:
+        elif fingerprint_value(record) == current[cell.cell_id]["value"]:
             reused.append(cell.cell_id)
         else:
             old = record.get("fingerprint")
@@ -127,6 +128,18 @@ def record_wall_clock(run: RunDir, cells: list[CellSpec]) -> dict:
     return wall
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """How a process takes part in a run: progress output, its shard, torch threads, pinned GPUs under a launcher,
+    and extra folders holding metric weights."""
+
+    progress: bool = True
+    shard: Shard | None = None
+    threads: int | None = None
+    pin_devices: bool = False
+    weights: tuple[Path, ...] = ()
+
+
 def run_suite(
     suite: Suite,
     out: str | Path,
@@ -136,15 +149,17 @@ def run_suite(
     threads: int | None = None,
     world: World | None = None,
     pin_devices: bool = False,
+    weights: tuple[Path, ...] = (),
 ) -> RunSummary:
     """Run every unfinished or stale unit of ``suite`` (or of ``shard``'s share) into ``out``; records are
     assembled as cells complete, and scored unless this is a shard. Under a launcher (``world``) every rank
-    takes chunks from the whole suite through the leases; see lcm_bench.execute.launcher."""
+    takes chunks from the whole suite through the leases; see lcm_bench.run.launcher."""
     if world is not None and shard is not None:
         raise UserError("--shard: not under torchrun or accelerate, whose ranks already share the units")
+    options = RunOptions(progress, shard, threads, pin_devices, tuple(weights))
     coordinator = Coordinator(world) if world is not None else None
     try:
-        summary = _run(suite, RunDir(out), provenance, progress, shard, threads, coordinator, pin_devices)
+        summary = _run(suite, RunDir(out), provenance, options, coordinator)
         if coordinator is not None:
             coordinator.barrier()
         return summary
@@ -166,7 +181,7 @@ def _select_work(run: RunDir, runnable: list[CellSpec], shard, world, summary: R
     for cell_id in summary.recomputed:
         with held(ChunkStore(run).leases(cell_id), "record"):
             record = run.record(cell_id)
-            if record and (record.get("fingerprint") or {}).get("value") != current[cell_id]["value"]:
+            if record and fingerprint_value(record) != current[cell_id]["value"]:
                 run.discard_record(cell_id)
     return todo, units, mine, current, resolved
 
@@ -179,79 +194,99 @@ def _gather(coordinator: Coordinator, summary: RunSummary) -> None:
     summary.scored = sum(scored for *_, scored in gathered)
 
 
-def _run(suite, run, provenance, progress, shard, threads, coordinator, pin_devices) -> RunSummary:
-    from tqdm import tqdm
-
-    from lcm_bench.run.students import ensure_students
-
+def _prepare(run: RunDir, runnable: list[CellSpec], coordinator: Coordinator | None, options: RunOptions) -> None:
+    """Under a launcher: each rank's device and the shared run directory checked; damaged chunks set aside once."""
     world = coordinator.world if coordinator else None
-    main = world is None or world.is_main
-    summary = RunSummary(run.path)
-    threads = pin_threads(threads)
-    runnable, summary.skipped = split_available(suite.cells)
     if coordinator:
-        check_devices(runnable, world, pin_devices)
+        check_devices(runnable, world, options.pin_devices)
         select_device(world)
         check_shared(coordinator, run.path)
-    if main:
+    if world is None or world.is_main:
         for note in verify_chunks(run, runnable):
             warn(note)
     if coordinator:
         coordinator.barrier()
-    todo, units, mine, current, resolved = _select_work(run, runnable, shard, world, summary)
-    if summary.recomputed and progress and main:
-        print(f"recomputing {summary.recompute_note()}", file=sys.stderr)
+
+
+def _checked(mine: list[CellSpec], resolved: dict, progress: bool) -> dict[str, str]:
+    """Every check before compute; students the suite distils are trained between the two rounds of checks (their
+    configs exist only then). Returns each cell's guidance kind."""
+    from lcm_bench.run.students import ensure_students
+
     resolved, modes = preflight([c for c in mine if not c.model.distill], resolved)
     ensure_students({c.model for c in mine}, progress=progress)
     modes.update(preflight([c for c in mine if c.model.distill], resolved)[1])
+    return modes
+
+
+def _progress_bar(units: list[Unit], options: RunOptions, world: World | None):
+    from tqdm import tqdm
+
+    main = world is None or world.is_main
+    return tqdm(
+        total=sum(u.images for u in units),
+        unit="img",
+        disable=not options.progress or not main or not units,
+        file=sys.stderr,
+        dynamic_ncols=True,
+        desc=f"shard {options.shard}" if options.shard else (f"rank 0 of {world.size}" if world else None),
+    )
+
+
+def _generate(executor: Executor, units: list[Unit], mine: list[CellSpec], coordinator: Coordinator | None) -> None:
+    """Every unit of this process, then (under a launcher) each rank assembles its share of the cells."""
+    executor.work(units)
+    if coordinator:
+        coordinator.barrier()
+        for cell in coordinator.world.mine(work_order(mine)):
+            executor.assemble(cell)
+        coordinator.barrier()
+
+
+def _score(run: RunDir, suite: Suite, options: RunOptions, world: World | None) -> int:
+    """This process's share of the scoring (none for a shard: merge scores)."""
+    from lcm_bench.run.scoring import score_run
+
+    if options.shard is not None:
+        return 0
+    cell_ids = [c.cell_id for c in suite.cells]
+    cell_ids = world.mine(cell_ids) if world else cell_ids
+    return score_run(run, suite, cell_ids, progress=options.progress and (world is None or world.is_main),
+                     weights=options.weights)  # fmt: skip
+
+
+def _run(suite: Suite, run: RunDir, provenance: dict, options: RunOptions, coordinator) -> RunSummary:
+    world = coordinator.world if coordinator else None
+    main = world is None or world.is_main
+    summary = RunSummary(run.path)
+    threads = pin_threads(options.threads)
+    runnable, summary.skipped = split_available(suite.cells)
+    _prepare(run, runnable, coordinator, options)
+    todo, units, mine, current, resolved = _select_work(run, runnable, options.shard, world, summary)
+    if summary.recomputed and options.progress and main:
+        print(f"recomputing {summary.recompute_note()}", file=sys.stderr)
+    modes = _checked(mine, resolved, options.progress)
     if main:
         write_manifest(run, suite, summary.skipped, provenance)
     if coordinator:
         if main and todo and suite.metrics:
             from lcm_bench.run.scoring import prepare_references
 
-            for _ in prepare_references(suite):
+            for _ in prepare_references(suite, weights=options.weights):
                 pass
         coordinator.barrier()
-    bar = tqdm(
-        total=sum(u.images for u in units),
-        unit="img",
-        disable=not progress or not main or not units,
-        file=sys.stderr,
-        dynamic_ncols=True,
-        desc=f"shard {shard}" if shard else (f"rank 0 of {world.size}" if world else None),
-    )
-    writer = ImageWriter()
-    executor = Executor(
-        run,
-        {c.cell_id: c for c in mine},
-        resolved,
-        modes,
-        current,
-        provenance,
-        {"name": suite.name, "hash": suite.suite_hash},
-        threads,
-        writer,
-        on_images=bar.update,
-        say=(lambda line: bar.write(line, file=sys.stderr)) if progress and main else (lambda line: None),
-    )
+    bar, writer = _progress_bar(units, options, world), ImageWriter()
+    say = (lambda line: bar.write(line, file=sys.stderr)) if options.progress and main else (lambda line: None)
+    suite_id = {"name": suite.name, "hash": suite.suite_hash}
+    executor = Executor(run, {c.cell_id: c for c in mine}, resolved, modes, current, provenance, suite_id, threads,
+                        writer, on_images=bar.update, say=say)  # fmt: skip
     try:
-        executor.work(units)
-        if coordinator:
-            coordinator.barrier()
-            for cell in world.mine(work_order(mine)):
-                executor.assemble(cell)
-            coordinator.barrier()
+        _generate(executor, units, mine, coordinator)
         summary.computed, summary.chunks = executor.assembled, len(executor.generated)
         finished = run.records()
         summary.pending = [c.cell_id for c in mine if c.cell_id not in finished]
         bar.close()
-        if shard is None:
-            from lcm_bench.run.scoring import score_run
-
-            cell_ids = [c.cell_id for c in suite.cells]
-            cell_ids = world.mine(cell_ids) if world else cell_ids
-            summary.scored = score_run(run, suite, cell_ids, progress=progress and main)
+        summary.scored = _score(run, suite, options, world)
         if coordinator:
             _gather(coordinator, summary)
         if main:

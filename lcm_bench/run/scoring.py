@@ -1,32 +1,72 @@
-"""Scores finished cells from their saved images: features (cached per cell) -> statistics -> metric.
+"""The scoring step of a run: every metric of the suite on every finished cell whose stored result is missing or
+was computed from other inputs, one cell's record at a time under its lease (concurrent runs never score twice).
 
-Every cache is keyed by content: per-cell features by the cell's fingerprint and the extractor's weights digest,
-reference features by the extractor's digest and the reference set's content hash. A metric result records the
-digest and hash it was computed with; a stored result whose inputs differ from today's is recomputed.
-
-Each metric result records its value, direction, sample count, extractor and preprocessing mode, reference set,
-and its uncertainty: a bootstrap interval for per-image metrics, the spread over K disjoint subsets for
-Fréchet distances, and the noise floor (reference against an independent second draw of real images for the same
-prompts) where the reference set can be drawn again.
+The run directory is the scorer's image source: a cell's images are checked against the sha256 its chunks recorded
+(a damaged image stops scoring in one line and sets its record aside, so the next run generates the chunk again),
+and its features are cached under ``features/<cell_id>/``.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from lcm_bench.core.errors import UserError
 from lcm_bench.core.faults import reached
 from lcm_bench.metrics.catalogue import METRICS, result_inputs
-from lcm_bench.metrics.references import (
-    reference_features,
-)
+from lcm_bench.metrics.references import reference_features
 from lcm_bench.metrics.scoring import Scorer
+from lcm_bench.records.fingerprints import fingerprint_value
 from lcm_bench.records.store import RunDir
-from lcm_bench.run.chunks import ChunkStore
+from lcm_bench.run.chunks import ChunkStore, expected_images
 from lcm_bench.run.leases import held
 
 
-def prepare_references(suite, device: str = "cpu"):
+class RunImages:
+    """A run directory as the scorer's ImageSource."""
+
+    def __init__(self, run: RunDir):
+        self.run = run
+
+    def images(self, record: dict) -> Iterator[np.ndarray]:
+        """The cell's saved images in order, each checked against the sha256 its chunk recorded."""
+        from PIL import Image
+
+        cell_id, n = record["cell_id"], record["spec"]["num_images"]
+        expected = expected_images(self.run, record)
+        folder = self.run.images_dir(cell_id)
+        for i in range(n):
+            path = folder / f"{i:05d}.png"
+            if not path.is_file():
+                raise UserError(f"cell {cell_id}: image {path} is missing; metrics need save_images: all")
+            data = path.read_bytes()
+            if expected and path.name in expected and hashlib.sha256(data).hexdigest() != expected[path.name]:
+                self.run.discard_record(cell_id)
+                path.unlink()
+                raise UserError(
+                    f"cell {cell_id}: image {path} differs from the checksum its chunk recorded (damaged); it was "
+                    "removed and the cell's record set aside: run the same command again to generate its chunk anew"
+                )
+            yield np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+    def features_file(self, record: dict, prefix: str, name: str) -> Path:
+        cell = (fingerprint_value(record) or "unknown")[:12]
+        path = self.run.path / "features" / record["cell_id"] / f"{name}-c{cell}.safetensors"
+        if not path.is_file():
+            for stale in path.parent.glob(f"{prefix}-*.safetensors"):
+                stale.unlink()
+        return path
+
+
+def prepare_references(suite, device: str = "cpu", weights: Sequence[Path] = ()):
     """Compute and cache the reference features of every (metric, prompt set) pair the suite's metrics need, so that
     processes scoring in parallel find them on disk. Yields ``(metric, prompt set name, reference, features)``."""
-    scorer = Scorer(RunDir("."), suite.references, device)
+    scorer = Scorer(None, suite.references, device, weights)
     prompt_sets = {c.prompts.name: c.prompts for c in suite.cells}
     for i, metric in enumerate(suite.metrics):
         if not METRICS.get(metric.name).needs_reference:
@@ -38,10 +78,51 @@ def prepare_references(suite, device: str = "cpu"):
             yield metric, name, reference, reference_features(reference, extractor)
 
 
-def score_run(run: RunDir, suite, cell_ids: list[str], progress: bool = True, device: str | None = None) -> int:
-    """Add every missing metric of ``suite`` to the finished cells ``cell_ids``; returns how many were computed."""
-    import sys
+def _with_current_prompt_files(records: dict[str, dict], suite) -> None:
+    """Point every record at the suite's prompt files (a run directory may have moved between machines)."""
+    sources = {c.prompts.name: c.prompts.source for c in suite.cells}
+    for record in records.values():
+        prompts = record["spec"]["prompts"]
+        prompts["source"] = sources.get(prompts["name"], prompts["source"])
 
+
+def _todo(scorer: Scorer, records: dict[str, dict], suite, cell_ids: list[str]) -> list[tuple[dict, int, object]]:
+    """(record, metric index, metric) for every stored result that is missing or stale."""
+    todo = []
+    for index, metric in enumerate(suite.metrics):
+        for record in (records[c] for c in cell_ids if c in records):
+            stored = record.get("metrics", {}).get(metric.metric_id)
+            if stored is None or result_inputs(stored) != scorer.inputs(record, metric, f"metrics[{index}]"):
+                todo.append((record, index, metric))
+    return todo
+
+
+def _score_one(run: RunDir, scorer: Scorer, record: dict, index: int, metric) -> bool:
+    """Score one metric of one cell under the cell's record lease; False when another process already did, or the
+    cell changed meanwhile."""
+    field = f"metrics[{index}]"
+    with held(ChunkStore(run).leases(record["cell_id"]), "record"):
+        fresh = run.record(record["cell_id"])
+        if fresh is None or fingerprint_value(fresh) != fingerprint_value(record):
+            return False
+        fresh["spec"]["prompts"]["source"] = record["spec"]["prompts"]["source"]
+        stored = fresh.get("metrics", {}).get(metric.metric_id)
+        if stored is not None and result_inputs(stored) == scorer.inputs(fresh, metric, field):
+            return False
+        fresh.setdefault("metrics", {})[metric.metric_id] = scorer.score(fresh, metric, field)
+        run.write_record({k: v for k, v in fresh.items() if k != "schema_version"})
+        return True
+
+
+def score_run(
+    run: RunDir,
+    suite,
+    cell_ids: list[str],
+    progress: bool = True,
+    device: str | None = None,
+    weights: Sequence[Path] = (),
+) -> int:
+    """Add every missing metric of ``suite`` to the finished cells ``cell_ids``; returns how many were computed."""
     import torch
     from tqdm import tqdm
 
@@ -50,39 +131,16 @@ def score_run(run: RunDir, suite, cell_ids: list[str], progress: bool = True, de
     if not suite.metrics:
         return 0
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    scorer = Scorer(run, suite.references, device)
+    scorer = Scorer(RunImages(run), suite.references, device, weights)
     records = run.records()
-    sources = {c.prompts.name: c.prompts.source for c in suite.cells}
-    for record in records.values():
-        prompts = record["spec"]["prompts"]
-        prompts["source"] = sources.get(prompts["name"], prompts["source"])
-    todo = []
-    for index, metric in enumerate(suite.metrics):
-        for cell_id in cell_ids:
-            record = records.get(cell_id)
-            if record is None:
-                continue
-            stored = record.get("metrics", {}).get(metric.metric_id)
-            inputs = scorer.inputs(record, metric, f"metrics[{index}]")
-            if stored is None or result_inputs(stored) != inputs:
-                todo.append((record, index, metric))
+    _with_current_prompt_files(records, suite)
+    todo = _todo(scorer, records, suite, cell_ids)
     digest_cache().flush()
     computed = 0
-    for record, index, metric in tqdm(
+    bar = tqdm(
         todo, desc="scoring", unit="metric", disable=not progress or not todo, file=sys.stderr, dynamic_ncols=True
-    ):
-        with held(ChunkStore(run).leases(record["cell_id"]), "record"):
-            fresh = run.record(record["cell_id"])
-            if fresh is None or (fresh.get("fingerprint") or {}).get("value") != (record.get("fingerprint") or {}).get(
-                "value"
-            ):
-                continue
-            fresh["spec"]["prompts"]["source"] = record["spec"]["prompts"]["source"]
-            stored = fresh.get("metrics", {}).get(metric.metric_id)
-            if stored is not None and result_inputs(stored) == scorer.inputs(fresh, metric, f"metrics[{index}]"):
-                continue
-            fresh.setdefault("metrics", {})[metric.metric_id] = scorer.score(fresh, metric, f"metrics[{index}]")
-            run.write_record({k: v for k, v in fresh.items() if k != "schema_version"})
-            computed += 1
+    )
+    for record, index, metric in bar:
+        computed += _score_one(run, scorer, record, index, metric)
         reached("metric")
     return computed

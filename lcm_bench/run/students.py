@@ -1,14 +1,5 @@
-"""Students a suite asks lcm-bench to distil (``distill:`` in a model entry), trained once and cached.
-
-    models:
-      - name: k20-ddim
-        distill: {method: lcm, teacher: shapes-teacher, skip: 20, solver: ddim, steps: 500, snapshots: [100, 500]}
-
-Each snapshot becomes a model of its own (``k20-ddim@100``, ``k20-ddim@500``): quality along training, as the
-paper's ablation figures show it. One training run serves every snapshot (the learning-rate schedule is planned
-for ``steps``), resumes from its checkpoint, and lives under ``$LCM_BENCH_CACHE/students/<method>-<hash>``, keyed
-by method, the teacher's weights, data and every option, so a finished student is never retrained (and a
-retrained teacher gets new students)."""
+"""Training the students a suite asks for (``distill:``; parsed by lcm_bench.suite.students) before the run needs
+them: one distillation per configuration, snapshots in order, under a lease so concurrent shards distil it once."""
 
 from __future__ import annotations
 
@@ -39,21 +30,22 @@ def ensure_students(specs, progress: bool = True) -> None:
 def _distill_run(run: Path, members: list[ModelSpec], progress: bool) -> None:
     """Distil one configuration's snapshots in order (callers hold its lease, so shards distil it once)."""
     from lcm_bench.core.io import write_json
-    from lcm_bench.models.loading import quiet_libraries
-    from lcm_bench.train.distill.lcd import LCDConfig, distill
+    from lcm_bench.core.libraries import quiet_libraries
+    from lcm_bench.train.distill.methods import DISTILLERS
     from lcm_bench.train.distill.teacher import load_teacher, training_latents
 
     options: dict[str, Any] = dict(members[0].distill)
     quiet_libraries()
     teacher = load_teacher(teacher_folder(options["teacher"], Path.cwd(), "distill.teacher"), "distill.teacher")
-    config = LCDConfig(**dict(options["config"]))
+    distiller = DISTILLERS.get(options["method"])
+    config = distiller.config(**dict(options["config"]))
     data = training_latents(teacher, options["data"], config.n_train)
     for spec in sorted(members, key=lambda s: dict(s.distill)["snapshot"]):
         snapshot = dict(spec.distill)["snapshot"]
         if progress:
             print(f"distilling {spec.name}: {snapshot} of {config.steps} steps -> {run}", file=sys.stderr)
         out = student_folder(spec)
-        card = distill(
+        card = distiller.run(
             options["method"],
             teacher,
             data,

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from lcm_bench.core.errors import UserError
 from lcm_bench.core.spec import CellSpec
+from lcm_bench.sampling.guidance import auto_guidance, nfe_per_image
 
 
 @dataclass(frozen=True)
@@ -48,8 +49,8 @@ def cell_units(cell: CellSpec) -> list[Unit]:
 def estimated_nfe(cell: CellSpec) -> int:
     """Network evaluations per image as the spec alone suggests (guidance ``auto`` counted as classifier-free):
     the weight that balances shards, known before any model is resolved."""
-    guided = cell.guidance_scale > 1.0 and cell.sampler.guidance != "embedding"
-    return cell.steps * (2 if guided else 1)
+    mode = auto_guidance(False) if cell.sampler.guidance == "auto" else cell.sampler.guidance
+    return nfe_per_image(cell.steps, mode, cell.guidance_scale)
 
 
 def work_order(cells: list[CellSpec]) -> list[CellSpec]:

@@ -1,6 +1,4 @@
-"""Checks that need a model's configuration, made before any compute from config files and safetensors headers
-(no weights are read): steps against the scheduler, resolution against the VAE and UNet, LoRA keys against the
-UNet they patch."""
+"""Steps against what a sampler can do on a model, checked before any compute from the scheduler's config."""
 
 from __future__ import annotations
 
@@ -8,13 +6,13 @@ from pathlib import Path
 
 from lcm_bench.core.errors import UserError
 from lcm_bench.core.spec import CellSpec
-from lcm_bench.models.checks import _json
-from lcm_bench.sampling.samplers import CONSISTENCY_SCHEDULERS, SAMPLERS
+from lcm_bench.models.checks import config_json
+from lcm_bench.sampling.samplers import SAMPLERS
 
 
 def scheduler_limits(pipeline_path: Path) -> tuple[int, int | None]:
     """(num_train_timesteps, original_inference_steps) of a pipeline's scheduler config."""
-    config = _json(pipeline_path / "scheduler" / "scheduler_config.json")
+    config = config_json(pipeline_path / "scheduler" / "scheduler_config.json")
     return int(config.get("num_train_timesteps", 1000)), config.get("original_inference_steps")
 
 
@@ -25,7 +23,7 @@ def check_steps(cell: CellSpec, pipeline_path: Path, field: str) -> None:
         raise UserError(
             f"{field}: {cell.steps} steps exceed the {train} training timesteps of {cell.model.name}'s scheduler"
         )
-    if SAMPLERS.get(cell.sampler.name).scheduler in CONSISTENCY_SCHEDULERS:
+    if SAMPLERS.get(cell.sampler.name).skipping_schedule:
         original = dict(cell.sampler.options).get("original_inference_steps", original or 50)
         if cell.steps > original:
             raise UserError(

@@ -1,19 +1,20 @@
-"""One loop for every sampler: encode prompts, denoise with a diffusers scheduler, decode with the VAE.
+"""Guidance kinds: each a wrapper around the network (k-diffusion ``external.py`` style) that owns its cost.
 
-Guidance is a wrapper around the network (k-diffusion ``external.py`` style): classifier-free guidance batches
-the unconditional and conditional passes (2 NFE per step), an LCM-style UNet takes w as ``timestep_cond``
-(1 NFE per step). Every network evaluation is counted per image row. Each sample has its own CPU generator seeded
-from (cell seed, sample index), for its initial latents and any noise the sampler injects, so batch size and
-sharding never change an image.
+Classifier-free guidance batches the unconditional and conditional passes when s > 1 (2 NFE per step, 1 at s <= 1,
+where it is no guidance at all); an LCM-style UNet takes w = s - 1 as a guidance embedding (``timestep_cond``,
+1 NFE per step). ``nfe_per_image`` and every other place that needs a kind's cost ask its entry, and a
+``CountingNetwork`` counts what really ran, one evaluation per image row.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
+
+from lcm_bench.core.registry import Registry
 
 
 class CountingNetwork:
@@ -34,9 +35,49 @@ def _cat(a: Any, b: Any) -> Any:
     return torch.cat([a, b])
 
 
-def classifier_free(net: CountingNetwork, cond: dict, uncond: dict | None, scale: float) -> Callable:
-    """eps_u + s (eps_c - eps_u) with diffusers' s (paper w = s - 1); a single pass when s <= 1."""
-    if uncond is None or scale <= 1.0:
+def guidance_embedding(w: float | torch.Tensor, dim: int, batch: int, dtype: torch.dtype) -> torch.Tensor:
+    """Sinusoidal embedding of w (x 1000) as in VDM: diffusers' ``get_guidance_scale_embedding`` of its LCM
+    pipeline, computed in float32 and cast to ``dtype``; ``w`` one value or one per sample."""
+    from diffusers import LatentConsistencyModelPipeline
+
+    w_tensor = torch.as_tensor(w, dtype=torch.float32).expand(batch)
+    embedding = LatentConsistencyModelPipeline.get_guidance_scale_embedding(None, w_tensor, dim, torch.float32)
+    return embedding.to(dtype)
+
+
+@dataclass(frozen=True)
+class GuidanceKind:
+    """How a guidance setting reaches the network. ``guided(s)``: whether scale s guides at all; ``evaluations(s)``:
+    network evaluations per step and image; ``denoiser(net, cond, uncond, s, batch, dtype, device)``: the function
+    of (x, t) the scheduler steps with; ``needs_embedding``: only a UNet with a guidance embedding can take it;
+    ``noun``: how messages name it."""
+
+    noun: str
+    description: str
+    guided: Callable[[float], bool]
+    evaluations: Callable[[float], int]
+    denoiser: Callable[..., Callable]
+    needs_embedding: bool = False
+
+    def needs_negative(self, scale: float) -> bool:
+        """Whether the unconditional (negative-prompt) pass runs: only when it costs an evaluation."""
+        return self.evaluations(scale) > 1
+
+    def recorded(self, name: str, scale: float) -> str:
+        """What a record says ran: the kind, or ``none`` where the scale does not guide."""
+        return name if self.guided(scale) else "none"
+
+
+GUIDANCE: Registry[GuidanceKind] = Registry("guidance kind")
+
+
+def _cfg_guided(scale: float) -> bool:
+    return scale > 1.0
+
+
+def classifier_free(net: CountingNetwork, cond: dict, uncond: dict | None, scale: float, *_) -> Callable:
+    """eps_u + s (eps_c - eps_u) with diffusers' s (paper w = s - 1); a single pass when s does not guide."""
+    if uncond is None or not _cfg_guided(scale):
         return lambda x, t: net(x, t, **cond)
     both = _cat(uncond, cond)
 
@@ -47,17 +88,43 @@ def classifier_free(net: CountingNetwork, cond: dict, uncond: dict | None, scale
     return denoise
 
 
-def guidance_embedding(w: float | torch.Tensor, dim: int, batch: int, dtype: torch.dtype) -> torch.Tensor:
-    """Sinusoidal embedding of w (x 1000) as in VDM and diffusers' LCM pipeline; ``w`` one value or one per sample."""
-    w_tensor = torch.as_tensor(w, dtype=torch.float32).expand(batch) * 1000.0
-    half = dim // 2
-    freqs = torch.exp(torch.arange(half, dtype=torch.float32) * -(np.log(10000.0) / (half - 1)))
-    angles = w_tensor[:, None] * freqs[None, :]
-    emb = torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)
-    if dim % 2 == 1:
-        emb = torch.nn.functional.pad(emb, (0, 1))
-    return emb.to(dtype)
+GUIDANCE.register(
+    "cfg",
+    GuidanceKind(
+        "classifier-free guidance",
+        "classifier-free guidance (Ho & Salimans 2022): conditional and unconditional passes, 2 NFE per step at s > 1",
+        _cfg_guided,
+        lambda scale: 2 if _cfg_guided(scale) else 1,
+        classifier_free,
+    ),
+)
 
 
-def embedded_guidance(net: CountingNetwork, cond: dict, w_embedding: torch.Tensor) -> Callable:
+def embedded_guidance(net: CountingNetwork, cond: dict, uncond, scale: float, batch: int, dtype, device) -> Callable:
+    """w = s - 1 through the UNet's guidance embedding (``timestep_cond``), one pass per step."""
+    w_embedding = guidance_embedding(scale - 1.0, net.unet.config.time_cond_proj_dim, batch, dtype).to(device)
     return lambda x, t: net(x, t, timestep_cond=w_embedding, **cond)
+
+
+GUIDANCE.register(
+    "embedding",
+    GuidanceKind(
+        "a guidance embedding",
+        "w-conditioned UNet (LCM, guided distillation): w = s - 1 as an embedding, 1 NFE per step",
+        lambda scale: True,
+        lambda scale: 1,
+        embedded_guidance,
+        needs_embedding=True,
+    ),
+)
+
+
+def auto_guidance(has_embedding: bool) -> str:
+    """What ``guidance: auto`` means for a model: its guidance embedding when it has one, else classifier-free."""
+    return "embedding" if has_embedding else "cfg"
+
+
+def nfe_per_image(steps: int, guidance_mode: str, guidance_scale: float) -> int:
+    """Network evaluations per image: one per step for every registered sampler, times what the guidance kind
+    costs per step."""
+    return steps * GUIDANCE.get(guidance_mode).evaluations(guidance_scale)

@@ -1,7 +1,8 @@
 """Samplers as diffusers schedulers: a registry of definitions and a fresh, configured scheduler per batch.
 
-Every sampler runs through one loop (``generate.denoise``); a sampler is only a scheduler class, its config
-overrides, a default timestep spacing and the guidance it needs. Few-step baselines default to ``trailing``
+Every sampler runs through one loop (``lcm_bench.sampling.loop``); a sampler is a registry entry: a scheduler
+class, its config overrides, a default timestep spacing, the guidance kind it needs, whether it samples a distilled
+student and whether it walks LCM's skipping-step schedule. Few-step baselines default to ``trailing``
 spacing (Lin et al. 2024, "Common Diffusion Noise Schedules and Sample Steps Are Flawed"). As diffusers' Stable
 Diffusion pipelines do, ``clip_sample`` is turned off (latents are not confined to [-1, 1]).
 """
@@ -21,12 +22,18 @@ SPACINGS = ("leading", "trailing", "linspace")
 
 @dataclass(frozen=True)
 class SamplerDef:
+    """``guidance``: the guidance kind the sampler needs (None: any the model takes); ``distilled``: it samples a
+    few-step student (a report sets it apart from the teacher's baselines); ``skipping_schedule``: its timesteps
+    follow LCM's skipping-step schedule over ``original_inference_steps``, which bounds its steps."""
+
     scheduler: str
     config: dict[str, Any] = field(default_factory=dict)
     spacing: str | None = "trailing"
     step_kwargs: dict[str, Any] = field(default_factory=dict)
-    requires_embedding: bool = False
+    guidance: str | None = None
     description: str = ""
+    distilled: bool = False
+    skipping_schedule: bool = False
 
 
 SAMPLERS: Registry[SamplerDef] = Registry("sampler")
@@ -45,19 +52,26 @@ for _name, _def in {
     "euler": SamplerDef("EulerDiscreteScheduler", description="Euler (Karras et al. 2022), no churn"),
     "unipc": SamplerDef("UniPCMultistepScheduler", description="UniPC-2M (Zhao et al. 2023)"),
     "lcm": SamplerDef(
-        "LCMScheduler", spacing=None, description="multistep consistency sampling (Luo et al. 2023, Alg. 1)"
+        "LCMScheduler",
+        spacing=None,
+        description="multistep consistency sampling (Luo et al. 2023, Alg. 1)",
+        distilled=True,
+        skipping_schedule=True,
     ),
     "tcd": SamplerDef(
         "TCDScheduler",
         spacing=None,
         step_kwargs={"eta": 0.3},
         description="trajectory consistency distillation sampler (Zheng et al. 2024), gamma = 0.3",
+        distilled=True,
+        skipping_schedule=True,
     ),
     "guided-distill": SamplerDef(
         "DDIMScheduler",
         step_kwargs={"eta": 0.0},
-        requires_embedding=True,
+        guidance="embedding",
         description="w-conditioned student of guided distillation (Meng et al. 2023), DDIM steps",
+        distilled=True,
     ),
 }.items():
     SAMPLERS.register(_name, _def)
@@ -86,7 +100,6 @@ SCHEDULER_ACCEPTS = {
 }
 """Which options each scheduler takes (in ``__init__`` or ``step``), so a suite is checked without importing
 diffusers; tests/test_validation.py compares it with diffusers' signatures."""
-CONSISTENCY_SCHEDULERS = {"LCMScheduler", "TCDScheduler"}
 
 
 def _choice(*allowed):
@@ -114,12 +127,6 @@ def _number(value) -> bool:
 
 def _integer(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def nfe_per_image(steps: int, guidance_mode: str, guidance_scale: float) -> int:
-    """Network evaluations per image: one per step (every registered sampler is single-evaluation per step), two
-    under classifier-free guidance with s > 1 (the unconditional pass); a guidance embedding costs nothing extra."""
-    return steps * (2 if guidance_mode == "cfg" and guidance_scale > 1.0 else 1)
 
 
 def check_sampler(spec: SamplerSpec, field: str) -> SamplerDef:
@@ -171,13 +178,13 @@ def build_scheduler(spec: SamplerSpec, base_config: dict[str, Any]):
     return scheduler, {k: v for k, v in step_kwargs.items() if k in accepted}, "generator" in accepted
 
 
-def schedule_info(scheduler, step_kwargs: dict[str, Any]) -> dict[str, Any]:
+def schedule_info(spec: SamplerSpec, scheduler, step_kwargs: dict[str, Any]) -> dict[str, Any]:
     """What a record needs to reproduce the schedule: spacing, resolved timesteps, LCM's original steps."""
     config = scheduler.config
-    consistency = type(scheduler).__name__ in ("LCMScheduler", "TCDScheduler")
+    skipping = SAMPLERS.get(spec.name).skipping_schedule
     return {
         "scheduler": type(scheduler).__name__,
-        "timestep_spacing": "lcm-skipping" if consistency else config.get("timestep_spacing"),
+        "timestep_spacing": "lcm-skipping" if skipping else config.get("timestep_spacing"),
         "timesteps": [int(t) for t in scheduler.timesteps],
         "original_inference_steps": config.get("original_inference_steps"),
         "prediction_type": config.get("prediction_type"),

@@ -19,8 +19,9 @@ from pathlib import Path
 from lcm_bench.core.errors import UserError
 from lcm_bench.core.paths import cache_dir
 from lcm_bench.core.spec import ModelSpec, stable_hash
+from lcm_bench.train.distill.methods import DISTILLERS
 
-METHODS = ("lcm",)
+DEFAULT_METHOD = "lcm"
 KEYS = {"method", "teacher", "data", "snapshots"}
 
 
@@ -46,17 +47,17 @@ def _fingerprint(folder: Path) -> str:
 
 def parse_distill(entry: dict, name: str, field: str, base_dir: Path) -> list[ModelSpec]:
     """ModelSpecs (one per snapshot) of a model entry's ``distill`` mapping; one-line errors for bad options."""
-    from lcm_bench.train.distill.config import LCDConfig
-
     if not isinstance(entry, dict):
         raise UserError(f"{field}: expected a mapping of distillation options, got {entry!r}")
-    options = {f.name: f for f in dataclasses.fields(LCDConfig)}
+    method = entry.get("method", DEFAULT_METHOD)
+    in_suites = [name for name, distiller in DISTILLERS.items() if distiller.in_suites]
+    if method not in in_suites:
+        raise UserError(f"{field}.method: '{method}' is not one of {in_suites} (suites distil LCD students)")
+    config_class = DISTILLERS.get(method).config
+    options = {f.name: f for f in dataclasses.fields(config_class)}
     for key in entry:
         if key not in KEYS and key not in options:
             raise UserError(f"{field}.{key}: unknown; allowed: {', '.join(sorted(KEYS | set(options)))}")
-    method = entry.get("method", "lcm")
-    if method not in METHODS:
-        raise UserError(f"{field}.method: '{method}' is not one of {list(METHODS)} (suites distil LCD students)")
     values = {}
     for key, option in options.items():
         if key in entry:
@@ -67,7 +68,7 @@ def parse_distill(entry: dict, name: str, field: str, base_dir: Path) -> list[Mo
             if type(value) is not kind:
                 raise UserError(f"{field}.{key}: expected {kind.__name__}, got {value!r}")
             values[key] = value
-    config = LCDConfig(**values)
+    config = config_class(**values)
     try:
         config.validate()
     except UserError as error:

@@ -1,4 +1,4 @@
-"""The attribute judge: a small CNN that reads every attribute of a shapes image (GenEval-style accuracy)."""
+"""Training the attribute judge (lcm_bench.domain.judge) on rendered shapes: ``lcm-bench train judge``."""
 
 from __future__ import annotations
 

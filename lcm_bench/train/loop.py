@@ -8,6 +8,7 @@ import math
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -32,6 +33,63 @@ def warmup_cosine(step: int, steps: int, warmup: int = 200, floor: float = 0.1) 
     return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+@dataclass
+class Training:
+    """What a run of the loop carries from step to step, and what its checkpoint holds."""
+
+    model: torch.nn.Module
+    params: list
+    optimizer: torch.optim.Optimizer
+    schedule: torch.optim.lr_scheduler.LambdaLR
+    ema: torch.nn.Module | None
+    generator: torch.Generator
+    start: int = 0
+    history: list = field(default_factory=list)
+
+    def state(self, step: int) -> dict:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict(),
+            "generator": self.generator.get_state(),
+            "ema": self.ema.state_dict() if self.ema is not None else {},
+            "step": step,
+            "history": torch.tensor(self.history or [(0, 0.0)], dtype=torch.float64),
+        }
+
+    def restore(self, checkpoint: Path) -> None:
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        self.generator.set_state(state["generator"])
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
+        self.start, self.history = state["step"], [tuple(h) for h in state["history"].tolist()]
+
+
+def _begin(model: torch.nn.Module, steps: int, lr: float, ema_decay: float | None, seed: int) -> Training:
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_cosine(s, steps))
+    ema = copy.deepcopy(model).eval().requires_grad_(False) if ema_decay else None
+    return Training(model, params, optimizer, schedule, ema, torch.Generator().manual_seed(seed))
+
+
+def _step(run: Training, loss_fn: Callable, step: int, ema_decay: float | None) -> float:
+    loss = loss_fn(run.model, step, run.generator)
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(run.params, 1.0)
+    run.optimizer.step()
+    run.schedule.step()
+    if run.ema is not None:
+        with torch.no_grad():
+            for e, p in zip(run.ema.parameters(), run.model.parameters(), strict=True):
+                e.lerp_(p, 1 - ema_decay)
+    return loss.item()
+
+
 def train(
     model: torch.nn.Module,
     loss_fn: Callable[[torch.nn.Module, int, torch.Generator], torch.Tensor],
@@ -48,73 +106,33 @@ def train(
 ) -> tuple[torch.nn.Module, list[tuple[int, float]]]:
     """Run ``steps`` optimisation steps of ``loss_fn(model, step, generator)``; resumes from ``checkpoint``.
     ``stop_at`` pauses after that many steps (checkpointed) with the schedule still planned for ``steps``, so
-    snapshots along one run equal the straight run's.
+    snapshots along one run equal the straight run's. torch's global random state is seeded for the loop and
+    restored after it.
 
     Returns the EMA model (or the model) and the logged (step, mean loss) history."""
     from tqdm import tqdm
 
-    torch.manual_seed(seed)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_cosine(s, steps))
-    ema = copy.deepcopy(model).eval().requires_grad_(False) if ema_decay else None
-    generator = torch.Generator().manual_seed(seed)
-    start, history = 0, []
-    if checkpoint.is_file():
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["schedule"])
-        generator.set_state(state["generator"])
-        if ema is not None:
-            ema.load_state_dict(state["ema"])
-        start, history = state["step"], [tuple(h) for h in state["history"].tolist()]
-    model.train()
-    running, count, began = 0.0, 0, time.time()
-    end = min(steps, stop_at or steps)
-    bar = tqdm(
-        range(start, end),
-        initial=start,
-        total=steps,
-        desc=desc,
-        file=sys.stderr,
-        dynamic_ncols=True,
-        disable=not progress,
-    )
-    for step in bar:
-        loss = loss_fn(model, step, generator)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        schedule.step()
-        if ema is not None:
-            with torch.no_grad():
-                for e, p in zip(ema.parameters(), model.parameters(), strict=True):
-                    e.lerp_(p, 1 - ema_decay)
-        running, count = running + loss.item(), count + 1
-        if (step + 1) % log_every == 0 or step + 1 == end:
-            history.append((step + 1, running / count))
-            bar.set_postfix(loss=f"{running / count:.4f}")
-            running, count = 0.0, 0
-        if (step + 1) % checkpoint_every == 0 or step + 1 == end:
-            save_checkpoint(
-                checkpoint,
-                {
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "schedule": schedule.state_dict(),
-                    "generator": generator.get_state(),
-                    "ema": ema.state_dict() if ema is not None else {},
-                    "step": step + 1,
-                    "history": torch.tensor(history or [(0, 0.0)], dtype=torch.float64),
-                },
-            )
-    bar.close()
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        run = _begin(model, steps, lr, ema_decay, seed)
+        if checkpoint.is_file():
+            run.restore(checkpoint)
+        model.train()
+        running, count, began = 0.0, 0, time.time()
+        end = min(steps, stop_at or steps)
+        bar = tqdm(range(run.start, end), initial=run.start, total=steps, desc=desc, file=sys.stderr,
+                   dynamic_ncols=True, disable=not progress)  # fmt: skip
+        for step in bar:
+            running, count = running + _step(run, loss_fn, step, ema_decay), count + 1
+            if (step + 1) % log_every == 0 or step + 1 == end:
+                run.history.append((step + 1, running / count))
+                bar.set_postfix(loss=f"{running / count:.4f}")
+                running, count = 0.0, 0
+            if (step + 1) % checkpoint_every == 0 or step + 1 == end:
+                save_checkpoint(checkpoint, run.state(step + 1))
+        bar.close()
     model.eval()
-    if end > start:
-        print(
-            f"{desc}: {end - start} steps in {time.time() - began:.0f} s, last loss {history[-1][1]:.4f}",
-            file=sys.stderr,
-        )
-    return (ema if ema is not None else model), history
+    if end > run.start:
+        print(f"{desc}: {end - run.start} steps in {time.time() - began:.0f} s, last loss {run.history[-1][1]:.4f}",
+              file=sys.stderr)  # fmt: skip
+    return (run.ema if run.ema is not None else model), run.history

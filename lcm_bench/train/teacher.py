@@ -104,8 +104,9 @@ def train_teacher(
     empty = tokenizer([""], padding="max_length", max_length=MAX_TOKENS, return_tensors="pt").input_ids
     noise_schedule = DDPMScheduler(**{k: v for k, v in SD_SCHEDULER.items() if k.startswith(("beta", "num"))})
     alphas = noise_schedule.alphas_cumprod
-    torch.manual_seed(0)
-    model = TextToNoise(build_text_encoder(tokenizer), build_unet())
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = TextToNoise(build_text_encoder(tokenizer), build_unet())
 
     def loss_fn(m, step, generator):
         idx = torch.randint(0, len(latents), (batch,), generator=generator)

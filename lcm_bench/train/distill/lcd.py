@@ -10,7 +10,8 @@ target is the student itself without gradient (as diffusers' train_lcm_distill_l
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -160,8 +161,20 @@ def lora_student(teacher: Teacher, config: LCDConfig):
     return unet.train()
 
 
+@dataclass(frozen=True)
+class LCDVariant:
+    """What differs between LCD (``lcm``), LCM-LoRA and LCF: the student built from the teacher, whether an EMA
+    target network is kept (and the student saved as an LCM pipeline; else its LoRA alone), and whether the
+    target is the data point itself (no teacher evaluation)."""
+
+    student: Callable[[Teacher, LCDConfig], torch.nn.Module]
+    target_network: bool
+    teacher_free: bool = False
+
+
 def distill(
     method: str,
+    variant: LCDVariant,
     teacher: Teacher,
     data: LatentData,
     out: Path,
@@ -171,27 +184,19 @@ def distill(
     stop_at: int | None = None,
     progress: bool = True,
 ):
-    """Train an LCD (``lcm``) or LCM-LoRA (``lcm-lora``) student, or fine-tune an LCM on data without a teacher
-    (``lcf``), with the resumable loop; save it under ``out``.
+    """Train the ``variant``'s student with the resumable loop; save it under ``out``.
     ``stop_at`` saves the student after that many of ``config.steps`` (a snapshot along the run)."""
     from lcm_bench.train.loop import train
 
     config.validate()
-    ema = method in ("lcm", "lcf")
-    if method == "lcf":
-        unet = copy.deepcopy(teacher.unet).train().requires_grad_(True)
-    elif method == "lcm":
-        unet = lcd_student(teacher, config.w_embedding_dim)
-    else:
-        unet = lora_student(teacher, config)
-    student = ConsistencyStudent(unet, ema)
+    student = ConsistencyStudent(variant.student(teacher, config), variant.target_network)
     empty = teacher.tokenize([""])
 
     def loss_fn(model, step, generator):
         if model.target is not None:
             model.update_target(config.ema)
         batch = draw_batch(data, teacher, config, generator, empty)
-        return lcd_loss(model, teacher, batch, config, teacher_free=method == "lcf")
+        return lcd_loss(model, teacher, batch, config, teacher_free=variant.teacher_free)
 
     trained, history = train(
         student,
@@ -213,12 +218,17 @@ def distill(
         "trained_steps": min(config.steps, stop_at or config.steps),
         "loss_history": history,
     }
-    if ema:
+    if variant.target_network:
         trained.update_target(config.ema)
         save_lcm_pipeline(teacher, trained.target, config, out)
     else:
         save_lora(trained.unet, out)
     return card
+
+
+def teacher_copy(teacher: Teacher, config: LCDConfig) -> torch.nn.Module:
+    """LCF's student: the LCM itself, fine-tuned."""
+    return copy.deepcopy(teacher.unet).train().requires_grad_(True)
 
 
 def save_lcm_pipeline(teacher: Teacher, unet, config: LCDConfig, out: Path) -> None:

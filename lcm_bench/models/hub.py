@@ -1,0 +1,76 @@
+"""Checkpoints from the Hugging Face cache: located offline first, downloaded only when online and allowed, and
+checked for every file a pipeline (or a UNet, or a LoRA) needs; what is missing is one line saying how to get it."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from lcm_bench.core.errors import MissingResourceError
+from lcm_bench.core.paths import offline
+from lcm_bench.models.components import component_folder
+
+
+def is_hub_id(source: str) -> bool:
+    return source.count("/") == 1 and not source.startswith((".", "/", "~")) and all(source.split("/"))
+
+
+def missing_components(folder: Path, unet_only: bool = False) -> list[str]:
+    if unet_only:
+        names = ["."]
+    else:
+        index = folder / "model_index.json"
+        if not index.is_file():
+            return ["model_index.json (and every component folder)"]
+        spec = json.loads(index.read_text())
+        names = [k for k, v in spec.items() if not k.startswith("_") and isinstance(v, list) and v[0] is not None]
+    missing = []
+    for name in names:
+        comp = component_folder(folder, name)
+        if name.startswith("tokenizer"):
+            if not comp.is_dir() or not any(comp.iterdir()):
+                missing.append(f"{name}/")
+            continue
+        if name == "scheduler":
+            if not (comp / "scheduler_config.json").is_file():
+                missing.append("scheduler/scheduler_config.json")
+            continue
+        if not (comp / "config.json").is_file():
+            missing.append(f"{name}/config.json")
+        if not any(comp.glob("*.safetensors")) and not any(comp.glob("*.bin")):
+            missing.append(f"{name}/*.safetensors")
+    return missing
+
+
+def _how_to_provide(repo: str) -> str:
+    return (
+        f"on a machine with internet run `huggingface-cli download {repo}` (then copy the HF cache, "
+        f"HF_HOME={os.environ.get('HF_HOME', '~/.cache/huggingface')}), or point `path:` at a local copy"
+    )
+
+
+def locate_repo(repo: str, unet_only: bool = False, lora: bool = False) -> Path:
+    """Folder of a Hugging Face repo in the local cache; downloads only when online and not HF_HUB_OFFLINE."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        folder = Path(snapshot_download(repo, local_files_only=True))
+    except (LocalEntryNotFoundError, OSError, ValueError):
+        folder = None
+    missing = ["(nothing cached)"] if folder is None else []
+    if folder is not None and not lora:
+        missing = missing_components(folder, unet_only)
+    if not missing:
+        return folder
+    if not offline():
+        try:
+            return Path(snapshot_download(repo, allow_patterns=None))
+        except Exception as exc:  # noqa: BLE001 - any download failure means the same thing to the user
+            reason = f"download failed ({type(exc).__name__})"
+    else:
+        reason = "HF_HUB_OFFLINE is set"
+    raise MissingResourceError(
+        f"model '{repo}' is not available locally and {reason}; missing: {', '.join(missing)}; " + _how_to_provide(repo)
+    )

@@ -1,0 +1,222 @@
+"""Suite files: YAML -> validated frozen dataclasses -> the grid of cells.
+
+A suite names its methods (a model, a sampler, a guidance setting and options, each with a name) crossed with the
+axes steps, prompts, hardware and seeds; a method may override the suite's steps. The older form crosses models x
+samplers x guidance_scales instead. Either way ``include`` adds sub-grids and ``exclude`` removes matching cells
+(asv's ``matrix`` semantics), and ``extends`` inherits another suite: keys in the child replace the parent's.
+Every unknown key or impossible value is a one-line ``UserError``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lcm_bench.core.errors import UserError
+from lcm_bench.core.paths import packaged, suites_dir
+from lcm_bench.core.spec import SAVE_IMAGES, CellSpec, Method, MetricSpec, ReferenceSpec, Suite, stable_hash
+from lcm_bench.core.textfiles import read_text
+from lcm_bench.domain.published import check_published
+from lcm_bench.metrics.catalogue import METRICS
+from lcm_bench.suite.builtin import suite_path
+from lcm_bench.suite.fields import as_list, int_field, str_field, unknown_keys
+from lcm_bench.suite.grid import (
+    AXES,
+    GRID_KEYS,
+    METHOD_AXES,
+    exclude_rules,
+    included_cells,
+    method_cells,
+    parse_axis,
+    parse_resolution,
+    product_cells,
+    unique_cells,
+)
+from lcm_bench.suite.methods import parse_methods
+from lcm_bench.suite.metrics import parse_metric
+from lcm_bench.suite.prompts import parse_references
+
+SUITE_VERSION = 1
+SCALARS = ("num_images", "batch_size", "chunk_size", "resolution", "negative_prompt", "save_images", "warmup")
+TOP_KEYS = {
+    "version",
+    "name",
+    "description",
+    "published",
+    "extends",
+    "include",
+    "exclude",
+    "metrics",
+    "methods",
+    *AXES,
+    *SCALARS,
+}
+DEFAULTS: dict[str, Any] = {
+    "steps": [1, 2, 4, 8],
+    "guidance_scales": [7.5],
+    "hardware": ["cpu-fp32"],
+    "seeds": [0],
+    "num_images": 8,
+    "batch_size": 4,
+    "chunk_size": 1000,
+    "resolution": None,
+    "negative_prompt": "",
+    "save_images": "all",
+    "warmup": 1,
+}
+
+
+def _parse_yaml(path: Path) -> dict[str, Any]:
+    text = read_text(path, "suite", "suite file")
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or getattr(exc, "reason", None) or exc
+        raise UserError(f"{path}: not valid YAML{where}: {problem}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: a suite must be a mapping of keys to values")
+    return data
+
+
+def read_suite_dict(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The suite's mapping with ``extends`` applied (child keys replace the parent's)."""
+    path = path.resolve()
+    if path in seen:
+        raise UserError(f"{path}: extends forms a cycle ({' -> '.join(p.name for p in (*seen, path))})")
+    data = _parse_yaml(path)
+    if "extends" in data:
+        parent_path = path.parent / str_field(data["extends"], "extends")
+        parent = read_suite_dict(parent_path, (*seen, path))
+        parent.pop("name", None)
+        parent.pop("description", None)
+        if "methods" in data:
+            parent = {k: v for k, v in parent.items() if k not in GRID_KEYS}
+        if any(k in data for k in GRID_KEYS):
+            parent.pop("methods", None)
+        data = {**parent, **{k: v for k, v in data.items() if k != "extends"}}
+    data["_base_dir"] = data.get("_base_dir", str(path.parent))
+    return data
+
+
+def load_suite(path: str | Path) -> Suite:
+    """Parse, validate and expand a suite file, or a built-in suite given by name."""
+    path = suite_path(path) if isinstance(path, str) else Path(path)
+    try:
+        return _load(path)
+    except UserError as exc:
+        message = str(exc)
+        message = message if message.startswith(str(path)) else f"{path}: {message}"
+        if path.parent == suites_dir() and packaged():
+            message += f" (a built-in suite; `lcm-bench init NAME --from {path.stem}` copies it here to edit its paths)"
+        raise UserError(message) from None
+
+
+def _check_top_level(raw: dict[str, Any]) -> bool:
+    """Known keys, a supported version, methods or a models x samplers grid; returns whether it lists methods."""
+    unknown_keys(raw, TOP_KEYS, "suite")
+    if "version" not in raw:
+        raise UserError(f"version: missing; add 'version: {SUITE_VERSION}'")
+    if raw["version"] != SUITE_VERSION:
+        raise UserError(f"version: {raw['version']!r} is not supported (supported: {SUITE_VERSION})")
+    uses_methods = "methods" in raw
+    mixed = [k for k in GRID_KEYS if k in raw]
+    if uses_methods and mixed:
+        raise UserError(
+            f"methods: a suite lists either methods or {' x '.join(GRID_KEYS)}, not both "
+            f"(it also has {', '.join(mixed)})"
+        )
+    for required in ("methods", "prompts") if uses_methods else ("models", "samplers", "prompts"):
+        if required not in raw:
+            raise UserError(f"{required}: missing; a suite must name at least one")
+    return uses_methods
+
+
+def _axes(data: dict, uses_methods: bool, base_dir: Path) -> tuple[dict[str, list], list[Method] | None]:
+    axes: dict[str, list] = {}
+    for key, axis in AXES.items():
+        if not uses_methods or axis in METHOD_AXES:
+            axes[axis] = parse_axis(axis, as_list(data[key], key), key, base_dir, {})
+    methods = parse_methods(as_list(data["methods"], "methods"), base_dir) if uses_methods else None
+    names = [m.name for m in axes.get("model", [])]
+    if len(set(names)) != len(names):
+        raise UserError(f"models: names must be unique, got {names}")
+    return axes, methods
+
+
+def _common(data: dict) -> dict[str, Any]:
+    """The settings every cell shares."""
+    height, width = parse_resolution(data["resolution"])
+    if data["save_images"] not in SAVE_IMAGES:
+        raise UserError(f"save_images: '{data['save_images']}' is not one of {list(SAVE_IMAGES)}")
+    return {
+        "num_images": int_field(data["num_images"], "num_images", 1, 10_000_000),
+        "batch_size": int_field(data["batch_size"], "batch_size", 1, 65536),
+        "height": height,
+        "width": width,
+        "negative_prompt": data["negative_prompt"] if isinstance(data["negative_prompt"], str) else "",
+        "save_images": data["save_images"],
+        "warmup": int_field(data["warmup"], "warmup", 0, 1000),
+        "chunk_size": int_field(data["chunk_size"], "chunk_size", 1, 10_000_000),
+    }
+
+
+def _metrics(data: dict, base_dir: Path) -> tuple[MetricSpec, ...]:
+    entries = as_list(data["metrics"], "metrics") if "metrics" in data else []
+    metrics = tuple(parse_metric(e, f"metrics[{i}]", base_dir) for i, e in enumerate(entries))
+    if len({m.metric_id for m in metrics}) != len(metrics):
+        raise UserError("metrics: the same metric is listed twice")
+    return metrics
+
+
+def _references(data: dict, prompt_sets: list, base_dir: Path) -> dict[str, ReferenceSpec | None]:
+    entries = as_list(data["prompts"], "prompts")
+    return {
+        spec.name: parse_references(entry, f"prompts[{i}]", base_dir)
+        for i, (spec, entry) in enumerate(zip(prompt_sets, entries, strict=True))
+    }
+
+
+def _check_metric_inputs(metrics, references: dict[str, ReferenceSpec | None], save_images: str) -> None:
+    """Metrics score saved images; a metric that needs reference images has them for every prompt set."""
+    for i, metric in enumerate(metrics):
+        if save_images != "all":
+            raise UserError(f"save_images: metrics score the saved images, so it must be 'all' (is '{save_images}')")
+        if METRICS.get(metric.name).needs_reference:
+            for name, ref in references.items():
+                if ref is None:
+                    raise UserError(
+                        f"metrics[{i}]: {metric.name} needs reference images, but prompt set '{name}' has "
+                        "none; give it references: {path: DIR} or {generator: NAME}"
+                    )
+
+
+def _load(path: Path) -> Suite:
+    raw = read_suite_dict(path)
+    base_dir = Path(raw.pop("_base_dir"))
+    uses_methods = _check_top_level(raw)
+    data = {**DEFAULTS, **raw}
+    axes, methods = _axes(data, uses_methods, base_dir)
+    common = _common(data)
+    cells: list[CellSpec] = method_cells(methods, axes, common) if methods is not None else product_cells(axes, common)
+    cells += included_cells(data, axes, methods, common, base_dir)
+    excludes = exclude_rules(data, methods)
+    metrics = _metrics(data, base_dir)
+    references = _references(data, axes["prompts"], base_dir)
+    _check_metric_inputs(metrics, references, common["save_images"])
+    unique = unique_cells(cells, excludes)
+    published = check_published(str_field(raw["published"], "published")) if raw.get("published") is not None else None
+    return Suite(
+        name=str(raw.get("name") or path.stem),
+        version=SUITE_VERSION,
+        description=str(raw.get("description", "")),
+        published=published,
+        cells=tuple(unique),
+        source=str(path),
+        suite_hash=stable_hash([c.configuration() for c in unique], 16),
+        metrics=metrics,
+        references=references,
+    )
