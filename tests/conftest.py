@@ -90,3 +90,41 @@ def diffusers_reference(pipeline_cls, pipe, sampler: str, steps: int, scale: flo
         output_type="np",
     ).images
     return (out * 255).round().astype(np.uint8)
+
+
+def figure_data(fig) -> list[dict]:
+    """What each panel of a matplotlib figure shows: its title, each labelled series (x and y as drawn, for
+    ``plot``, ``step`` and ``errorbar``) and each image's array."""
+    import numpy as np
+
+    panels = []
+    for ax in fig.axes:
+        series = {}
+        for container in ax.containers:
+            if getattr(container, "lines", None) and container.lines[0] is not None:
+                line = container.lines[0]
+                series[container.get_label()] = (list(map(float, line.get_xdata())), list(map(float, line.get_ydata())))
+        for line in ax.lines:
+            if not line.get_label().startswith("_"):
+                series.setdefault(
+                    line.get_label(), (list(map(float, line.get_xdata())), list(map(float, line.get_ydata())))
+                )
+        images = [np.asarray(image.get_array()) for image in ax.images]
+        panels.append({"title": ax.get_title(), "series": series, "images": images})
+    return panels
+
+
+@pytest.fixture
+def figures(monkeypatch):
+    """Every figure a report draws, by file stem, as ``figure_data`` reads it just before it is saved."""
+    from lcm_bench.report import grids, plots
+
+    drawn, save = {}, plots.save
+
+    def keep(fig, path):
+        drawn[Path(path).stem] = figure_data(fig)
+        return save(fig, path)
+
+    monkeypatch.setattr(plots, "save", keep)
+    monkeypatch.setattr(grids, "save", keep)
+    return drawn

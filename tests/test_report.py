@@ -144,7 +144,12 @@ def test_iso_quality_speedup_against_the_best_baseline(tmp_path):
     assert "at most 45.5" in (default / "report.md").read_text()
 
 
-def test_published_overlay_and_figures(tmp_path):
+def _series(panels: list[dict], title_part: str, label: str) -> tuple[list, list]:
+    panel = next(p for p in panels if title_part in p["title"])
+    return panel["series"][label]
+
+
+def test_published_overlay_and_figures(tmp_path, figures):
     run = write_run(tmp_path / "run", methods=(("teacher", "ddim", 3.0), ("lcm", "lcm", 3.0), ("lcm", "lcm", 9.0)))
     assert main(["report", str(run), "--published", "lcm-table1"]) == 0
     text = (run / "report.md").read_text()
@@ -152,9 +157,22 @@ def test_published_overlay_and_figures(tmp_path):
     overlay = (run / "tables" / "published.md").read_text()
     assert "| DDIM | reported | 183.29 |" in overlay and "| LCM | measured: lcm, s=9, mini | 52.5 |" in overlay
     for figure in ("quality_vs_steps", "guidance", "quality_vs_cost", "cost_vs_steps", "samples_mini"):
-        assert (run / "plots" / f"{figure}.png").stat().st_size > 5000, figure
         assert (run / "plots" / f"{figure}.pdf").is_file(), figure
         assert f"(plots/{figure}.png)" in text, figure
+    teacher = [200.0 / s + 20.5 for s in (1, 2, 4, 8)]
+    assert _series(figures["quality_vs_steps"], "FD-Judge", "teacher / ddim / s=3 (w=2)") == ([1, 2, 4, 8], teacher)
+    lcm = [52.5 - 2 * math.log2(s) for s in (1, 2, 4, 8)]
+    assert _series(figures["quality_vs_steps"], "FD-Judge", "lcm / lcm / s=9 (w=8)") == ([1, 2, 4, 8], lcm)
+    clip, fd = _series(figures["guidance"], "Guidance", "lcm / lcm, 1 step")
+    assert clip == pytest.approx([23.05, 29.05]) and fd == [40.5, 52.5]
+    cost = _series(figures["quality_vs_cost"], "against NFE per image", "teacher / ddim / s=3 (w=2)")
+    assert cost == ([2, 4, 8, 16], teacher)
+    ms = _series(figures["cost_vs_steps"], "", "teacher / ddim / s=3 (w=2) / cpu-fp32")
+    assert ms == ([1, 2, 4, 8], pytest.approx([4.0, 6.0, 10.0, 18.0]))
+    (canvas,) = figures["samples_mini"][0]["images"]
+    assert canvas.shape == (2 + 12 * 18, 2 + 4 * 18, 3), "12 rows (3 methods x 4 steps) of 4 samples"
+    first_row = [int(canvas[2 + 8, 2 + 18 * j + 8, 0]) for j in range(4)]
+    assert first_row == [40 * j + 10 for j in range(4)], "the teacher's 1-step samples, in order"
 
 
 def test_suite_names_its_published_table(tmp_path, capsys):

@@ -81,14 +81,21 @@ def test_finished_run_recomputes_nothing(grid_run, capsys):
     assert before == {p.name: p.stat().st_mtime_ns for p in (out / "cells").iterdir()}
 
 
-def test_report_rebuilds_from_records_and_merges_runs(grid_run, tmp_path):
+def test_report_rebuilds_from_records_and_merges_runs(grid_run, tmp_path, figures):
     _, out = grid_run
     (out / "report.md").unlink()
     assert main(["report", str(out), str(out), "--out", str(tmp_path)]) == 0
     text = (tmp_path / "report.md").read_text()
     rows = [line for line in text.splitlines() if line.startswith("| tiny / ddim / s=7.5 (w=6.5) |")]
     assert any("| cpu-fp32 | 8 | 16 |" in row for row in rows)
-    assert (tmp_path / "plots" / "cost_vs_steps.png").stat().st_size > 1000
+    frame = pd.read_csv(out / "results.csv")
+    ok = frame[frame.status == "ok"]
+    (panel,) = figures["cost_vs_steps"]
+    assert len(panel["series"]) == 4, "one line per sampler (the CUDA cells were skipped)"
+    for sampler in ("ddim", "dpmsolver", "dpmsolver++", "euler"):
+        cells = ok[ok.sampler == sampler].sort_values("steps")
+        steps, ms = panel["series"][f"tiny / {sampler} / s=7.5 (w=6.5) / cpu-fp32"]
+        assert steps == [1, 2, 4, 8] and ms == pytest.approx((cells.seconds_per_image * 1e3).tolist())
     assert (tmp_path / "report.html").read_text().count("data:image/png;base64,") >= 1
 
 

@@ -20,7 +20,6 @@ from typing import Any
 CELL_SPEC_VERSION = 2
 EXECUTION_FIELDS = ("batch_size", "warmup", "save_images", "chunk_size")
 LOCAL = "local"
-GUIDANCE_MODES = ("auto", "cfg", "embedding")
 SAVE_IMAGES = ("none", "grid", "all")
 
 

@@ -262,9 +262,15 @@ def clip_image(options: dict[str, Any], device: str, field: str, weights: Sequen
     key = "clip-" + re.sub(r"[^A-Za-z0-9_.-]", "_", clip.tag)
     size = clip.image_size
     return ClipExtractor(
-        key, f"CLIP-FD[{clip.tag}]", f"clean-{size}", clip.model.visual.output_dim, clean_resizer(size),
-        clip.image_features, device, clip=clip,
-    )  # fmt: skip
+        key,
+        f"CLIP-FD[{clip.tag}]",
+        f"clean-{size}",
+        clip.model.visual.output_dim,
+        clean_resizer(size),
+        clip.image_features,
+        device,
+        clip=clip,
+    )
 
 
 def clip_sources(options: dict[str, Any], weights: Sequence[Path]) -> list[Path | str] | None:

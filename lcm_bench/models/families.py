@@ -4,7 +4,8 @@ family-specific work small and explicit; an entry keeps it so without copying th
 An entry says which ``model_index.json`` it recognises, how it turns prompts into the denoiser's conditioning
 (``encode``: keyword arguments of the UNet for the prompts and, when guidance needs it, for the negative prompt), and
 how to build a tiny random-weight pipeline of its layout for tests and harness checks. Entries are tried in order of
-registration; the first that matches names the family.
+registration, a ``fallback`` entry (one that takes any UNet pipeline, like ``sd``) after all others; the first that
+matches names the family.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class Family:
     matches: Callable[[dict[str, Any]], bool]
     encode: Callable[[Any, list[str], Conditioning], tuple[dict, dict | None]]
     build_tiny: Callable[[Path, bool], Any]
+    fallback: bool = False
 
 
 FAMILIES: Registry[Family] = Registry("model family")
@@ -94,6 +96,7 @@ FAMILIES.register(
         lambda index: True,
         encode_sd,
         tiny_sd,
+        fallback=True,
     ),
 )
 
@@ -106,4 +109,5 @@ def family_of(index: dict[str, Any], where: Path, field: str) -> str:
             f"{field}: {where} holds a {cls or 'pipeline'} without a UNet and VAE; lcm-bench samples "
             "UNet latent diffusion pipelines (Stable Diffusion 1.x/2.x, SDXL and their LCM variants)"
         )
-    return next(name for name, family in FAMILIES.items() if family.matches(index))
+    ordered = sorted(FAMILIES.items(), key=lambda item: item[1].fallback)
+    return next(name for name, family in ordered if family.matches(index))

@@ -20,6 +20,12 @@ from lcm_bench.report.overlay import overlay_table
 from lcm_bench.report.speedup import default_target, iso_quality, speedup_table
 from lcm_bench.report.tables import Table, noise_floors, quality_table, throughput_table, tidy_results
 
+READING_GUIDE = (
+    "Guidance: diffusers scale s, paper w = s - 1. Values are means over seeds; ± is the standard deviation "
+    "over seeds (over disjoint subsets of a cell's images when there is one seed); [a, b] is a 95 % "
+    "bootstrap interval of one seed's images. Best per column in bold. Cost: NFE (network evaluations) and "
+    "milliseconds per image (text encoding + denoising + VAE decoding, warm-up excluded)."
+)
 CSS = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:1em 0;font-size:13px;display:block;overflow-x:auto}
 th,td{border:1px solid #ccc;padding:3px 7px;text-align:right;white-space:nowrap}
@@ -127,28 +133,35 @@ def write_report(
     cost_metric = meta[target_metric] if target_metric else distance or (metrics[0] if metrics else None)
     plots_dir, tables_dir = out / "plots", out / "tables"
     names = ", ".join(dict.fromkeys(m["suite"]["name"] for m in manifests))
-    blocks = [Block("h1", f"lcm-bench report: {names}")]
-    blocks.append(
-        Block(
-            "p",
-            "Guidance: diffusers scale s, paper w = s - 1. Values are means over seeds; ± is the standard deviation "
-            "over seeds (over disjoint subsets of a cell's images when there is one seed); [a, b] is a 95 % "
-            "bootstrap interval of one seed's images. Best per column in bold. Cost: NFE (network evaluations) and "
-            "milliseconds per image (text encoding + denoising + VAE decoding, warm-up excluded).",
-        )
-    )
+    blocks = [Block("h1", f"lcm-bench report: {names}"), Block("p", READING_GUIDE)]
     ok = frame[frame["status"] == "ok"] if "status" in frame.columns else frame.iloc[0:0]
     if not ok.empty:
         _quality_section(blocks, ok, metrics, distance, clip, colours, plots_dir, tables_dir)
         _published_section(blocks, ok, manifests, published, distance, clip, tables_dir)
         _cost_section(blocks, ok, cost_metric, target, colours, out)
-        image_dirs = _image_dirs(run_dirs)
-        for prompts in dict.fromkeys(ok["prompts"]):
-            figure = grids.sample_grid(records, image_dirs, prompts, plots_dir / f"samples_{prompts}.png")
-            if figure is not None:
-                blocks += [Block("h3", f"Samples: {prompts}"), Block("image", figure, f"samples {prompts}")]
+        _samples_section(blocks, ok, records, run_dirs, plots_dir)
     else:
         blocks.append(Block("p", "_No finished cells._"))
+    _closing_sections(blocks, records, frame, manifests)
+    if metrics and not ok.empty:
+        tables_dir.mkdir(parents=True, exist_ok=True)
+        write_atomic(tables_dir / "quality_long.csv", tidy_results(ok, metrics).to_csv(index=False).encode())
+    report = out / "report.md"
+    write_atomic(report, _markdown(blocks, out).encode())
+    write_atomic(out / "report.html", _html(blocks, f"lcm-bench report: {names}").encode())
+    return report
+
+
+def _samples_section(blocks, ok, records, run_dirs, plots_dir) -> None:
+    image_dirs = _image_dirs(run_dirs)
+    for prompts in dict.fromkeys(ok["prompts"]):
+        figure = grids.sample_grid(records, image_dirs, prompts, plots_dir / f"samples_{prompts}.png")
+        if figure is not None:
+            blocks += [Block("h3", f"Samples: {prompts}"), Block("image", figure, f"samples {prompts}")]
+
+
+def _closing_sections(blocks, records, frame, manifests) -> None:
+    """Invalid results, skipped cells, provenance and library versions that differ between cells."""
     invalid = invalid_lines(records)
     if invalid:
         blocks.append(Block("h2", "Invalid results"))
@@ -162,13 +175,6 @@ def write_report(
     changes = version_changes([r for r in records if r.get("status") == "ok"])
     if changes:
         blocks.append(Block("p", "**Library versions differ between the cells of this report:** " + "; ".join(changes)))
-    if metrics and not ok.empty:
-        tables_dir.mkdir(parents=True, exist_ok=True)
-        write_atomic(tables_dir / "quality_long.csv", tidy_results(ok, metrics).to_csv(index=False).encode())
-    report = out / "report.md"
-    write_atomic(report, _markdown(blocks, out).encode())
-    write_atomic(out / "report.html", _html(blocks, f"lcm-bench report: {names}").encode())
-    return report
 
 
 def _quality_section(blocks, ok, metrics, distance, clip, colours, plots_dir, tables_dir) -> None:

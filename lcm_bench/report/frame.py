@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import math
 
+from lcm_bench.metrics.catalogue import METRICS
+from lcm_bench.sampling.samplers import SAMPLERS
+
 METHOD_KEYS = ["method", "model", "sampler_label", "guidance_scale", "prompts", "hardware"]
-DISTILLED_SAMPLERS = {"lcm", "tcd", "guided-distill"}
 PALETTE = [
     "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f",
 ]  # fmt: skip
@@ -23,7 +25,8 @@ def method_label(row) -> str:
 
 def is_baseline(row) -> bool:
     """Teacher samplers (DDIM, DPM-Solver, ...) as opposed to distilled students."""
-    return row["sampler_label"].split("[")[0] not in DISTILLED_SAMPLERS
+    name = row["sampler_label"].split("[")[0]
+    return name not in SAMPLERS or not SAMPLERS.get(name).distilled
 
 
 def method_colours(frame) -> dict[str, str]:
@@ -91,10 +94,15 @@ def metric_meta(records: list[dict], manifests: list[dict]) -> dict[str, dict]:
     return meta
 
 
+def _entry(meta: dict):
+    return METRICS.get(meta["name"]) if meta["name"] in METRICS else None
+
+
 def distance_metric(meta: dict[str, dict]) -> dict | None:
-    """The suite's Fréchet-style distance (FID, FD-*, KID), the paper's main quality column."""
-    return next((m for m in meta.values() if m["name"] in ("fid", "fd", "kid", "cmmd")), None)
+    """The suite's first distribution distance (FID, FD-*, KID, CMMD), the paper's main quality column."""
+    return next((m for m in meta.values() if _entry(m) and _entry(m).kind == "distribution"), None)
 
 
 def clip_metric(meta: dict[str, dict]) -> dict | None:
-    return next((m for m in meta.values() if m["name"] == "clip_score"), None)
+    """The suite's first text-alignment metric (CLIP score), the other axis of a guidance sweep."""
+    return next((m for m in meta.values() if _entry(m) and _entry(m).measures == "text-alignment"), None)

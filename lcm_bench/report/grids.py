@@ -6,6 +6,7 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
+from lcm_bench.core.images import image_grid
 from lcm_bench.records.store import result_row
 from lcm_bench.report.frame import method_label
 from lcm_bench.report.plots import _pyplot, save
@@ -51,16 +52,13 @@ def sample_grid(records: list[dict], run_dirs: dict[str, Path], prompts: str, pa
     n = min(len(r) for r in rows)
     h, w = rows[0][0].shape[:2]
     pad = 2
-    canvas = np.full((len(rows) * (h + pad), n * (w + pad), 3), 255, dtype=np.uint8)
-    for i, images in enumerate(rows):
-        for j, image in enumerate(images[:n]):
-            canvas[i * (h + pad) : i * (h + pad) + h, j * (w + pad) : j * (w + pad) + w] = image
+    canvas = image_grid([image for images in rows for image in images[:n]], n, padding=pad, fill=255)
     captions = _captions(cells[0], [s["prompt_index"] for s in cells[0]["samples"][:n]])
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(2.6 + n * 0.95, 1.2 + len(rows) * 0.9))
     ax.imshow(canvas, interpolation="nearest")
-    ax.set_yticks([i * (h + pad) + h / 2 for i in range(len(rows))], labels, fontsize=6)
-    ax.set_xticks([j * (w + pad) + w / 2 for j in range(n)], [textwrap.fill(c, 18) for c in captions], fontsize=6)
+    ax.set_yticks([pad + i * (h + pad) + h / 2 for i in range(len(rows))], labels, fontsize=6)
+    ax.set_xticks([pad + j * (w + pad) + w / 2 for j in range(n)], [textwrap.fill(c, 18) for c in captions], fontsize=6)
     ax.xaxis.tick_top()
     ax.tick_params(length=0)
     for spine in ax.spines.values():

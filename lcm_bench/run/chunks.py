@@ -17,14 +17,17 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from lcm_bench.core.images import image_grid
 from lcm_bench.core.io import write_json
 from lcm_bench.core.spec import CellSpec
 from lcm_bench.records.fingerprints import fingerprint_value
 from lcm_bench.records.store import RunDir
 from lcm_bench.run.units import Unit, cell_units
+from lcm_bench.run.writer import encode_png, write_file
 
 FRAGMENT_SCHEMA = 1
 GRID_IMAGES = 16
+GRID_COLUMNS = 4
 
 
 class ChunkStore:
@@ -159,13 +162,7 @@ def compose_grid(run: RunDir, cell: CellSpec) -> None:
     folder = run.images_dir(cell.cell_id)
     paths = [folder / f"{i:05d}.png" for i in range(min(GRID_IMAGES, cell.num_images))]
     shown = [np.asarray(Image.open(p).convert("RGB")) for p in paths]
-    cols = min(len(shown), 4)
-    rows = math.ceil(len(shown) / cols)
-    h, w = shown[0].shape[:2]
-    grid = np.zeros((rows * h, cols * w, 3), dtype=np.uint8)
-    for i, image in enumerate(shown):
-        grid[(i // cols) * h : (i // cols + 1) * h, (i % cols) * w : (i % cols + 1) * w] = image
-    from lcm_bench.run.writer import encode_png, write_file
+    grid = image_grid(shown, min(len(shown), GRID_COLUMNS))
 
     write_file(run.path / "images" / f"{cell.cell_id}.grid.png", encode_png(grid))
     if cell.save_images == "grid":

@@ -12,7 +12,7 @@ import os
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,66 @@ def default_resolution(pipe) -> tuple[int, int]:
     return size[0] * pipe.vae_scale_factor, size[1] * pipe.vae_scale_factor
 
 
+def _settings(cell: CellSpec, pipe, mode: str):
+    from lcm_bench.sampling.loop import GenerationSettings
+
+    height, width = (cell.height, cell.width) if cell.height else default_resolution(pipe)
+    dtype = torch_dtype(cell.hardware)
+    scale = cell.guidance_scale
+    return GenerationSettings(cell.steps, scale, mode, height, width, cell.negative_prompt, cell.hardware.device, dtype)
+
+
+@dataclass
+class CellSampler:
+    """Batches of one cell: each image's prompt (a seeded choice of the cell's prompt set) and its own seed."""
+
+    cell: CellSpec
+    resolved: ResolvedModel
+    pipe: Any
+
+    def __post_init__(self):
+        spec = self.cell.prompts
+        self.prompts = read_prompts(Path(spec.source), spec.format, spec.column, "prompts")
+        self.indices = select(self.prompts, self.cell.num_images, self.cell.seed)
+
+    def generate(self, batch: range, settings, timer, nonfinite: list[int] | None = None):
+        """Images of the batch's sample indices; indices of images holding NaN or inf go to ``nonfinite``."""
+        from lcm_bench.sampling.loop import generate_batch, sample_seed
+
+        texts = [self.prompts[self.indices[i]] for i in batch]
+        seeds = [sample_seed(self.cell.seed, i) for i in batch]
+        found: list[int] = []
+        out = generate_batch(self.pipe, self.resolved.family, self.cell.sampler, settings, texts, seeds, timer, found)
+        if nonfinite is not None:
+            nonfinite.extend(batch.start + i for i in found)
+        return out
+
+
+def _kept(cell: CellSpec, batch: range) -> int:
+    """How many of a batch's images are saved: all, those inside the grid, or none."""
+    if cell.save_images == "none":
+        return 0
+    return len(batch) if cell.save_images == "all" else max(0, min(len(batch), GRID_IMAGES - batch.start))
+
+
+def _cell_fields(cell: CellSpec, resolved: ResolvedModel, pipe, settings, schedule: dict) -> dict[str, Any]:
+    """What every chunk of a cell records alike: guidance as it ran, resolution, the model and the schedule."""
+    mode = settings.guidance_mode
+    return {
+        "guidance_mode": GUIDANCE.get(mode).recorded(mode, cell.guidance_scale),
+        "guidance": {"diffusers_guidance_scale": cell.guidance_scale, "paper_w": cell.paper_w},
+        "height": settings.height,
+        "width": settings.width,
+        "model": {
+            "pipeline_path": str(resolved.pipeline_path),
+            "family": resolved.family,
+            "pipeline_class": type(pipe).__name__,
+            "guidance_embedding": resolved.guidance_embedding,
+        },
+        "schedule": schedule,
+    }
+
+
 def generate_chunk(
     run: RunDir,
     cell: CellSpec,
@@ -51,49 +111,22 @@ def generate_chunk(
     """Generate one unit's images (after ``warmup`` untimed 1-step batches) and return its fragment: NFE, seconds
     per phase and peak memory over the timed batches, the sha256 of each saved image. The images are on disk when
     it returns."""
-    from lcm_bench.sampling.loop import GenerationSettings, generate_batch, sample_seed
     from lcm_bench.sampling.timers import PeakMemory, PhaseTimer
 
-    height, width = (cell.height, cell.width) if cell.height else default_resolution(pipe)
-    settings = GenerationSettings(
-        cell.steps,
-        cell.guidance_scale,
-        mode,
-        height,
-        width,
-        cell.negative_prompt,
-        cell.hardware.device,
-        torch_dtype(cell.hardware),
-    )
-    spec = cell.prompts
-    prompts = read_prompts(Path(spec.source), spec.format, spec.column, "prompts")
-    indices = select(prompts, cell.num_images, cell.seed)
+    settings, sampler = _settings(cell, pipe, mode), CellSampler(cell, resolved, pipe)
     batches = unit.batches(cell.batch_size)
-
-    nonfinite: list[int] = []
-
-    def generate(batch: range, settings: GenerationSettings, timer: PhaseTimer, flags: list | None = None):
-        texts = [prompts[indices[i]] for i in batch]
-        seeds = [sample_seed(cell.seed, i) for i in batch]
-        found: list[int] = []
-        out = generate_batch(pipe, resolved.family, cell.sampler, settings, texts, seeds, timer, found)
-        if flags is not None:
-            flags.extend(batch.start + i for i in found)
-        return out
-
-    warm = GenerationSettings(**{**asdict(settings), "steps": 1})
+    warm = replace(settings, steps=1)
     for _ in range(warmup):
-        generate(batches[0], warm, PhaseTimer(settings.device))
-    timer = PhaseTimer(settings.device)
+        sampler.generate(batches[0], warm, PhaseTimer(settings.device))
+    timer, nonfinite = PhaseTimer(settings.device), []
     evaluations, schedule = 0, {}
     folder = run.images_dir(cell.cell_id)
     with PeakMemory(settings.device) as memory:
         for batch in batches:
-            images, nfe, schedule = generate(batch, settings, timer, nonfinite)
+            images, nfe, schedule = sampler.generate(batch, settings, timer, nonfinite)
             evaluations += nfe
-            keep = len(batch) if cell.save_images == "all" else max(0, min(len(batch), GRID_IMAGES - batch.start))
-            if cell.save_images != "none" and keep:
-                writer.submit(folder, batch.start, images[:keep])
+            if _kept(cell, batch):
+                writer.submit(folder, batch.start, images[: _kept(cell, batch)])
             on_images(len(batch))
     writer.flush()
     return {
@@ -102,19 +135,7 @@ def generate_chunk(
         "start": unit.start,
         "stop": unit.stop,
         "batch_size": cell.batch_size,
-        "cell": {
-            "guidance_mode": GUIDANCE.get(mode).recorded(mode, cell.guidance_scale),
-            "guidance": {"diffusers_guidance_scale": cell.guidance_scale, "paper_w": cell.paper_w},
-            "height": height,
-            "width": width,
-            "model": {
-                "pipeline_path": str(resolved.pipeline_path),
-                "family": resolved.family,
-                "pipeline_class": type(pipe).__name__,
-                "guidance_embedding": resolved.guidance_embedding,
-            },
-            "schedule": schedule,
-        },
+        "cell": _cell_fields(cell, resolved, pipe, settings, schedule),
         "nfe": evaluations,
         "nonfinite_images": nonfinite,
         "seconds": dict(timer.seconds),

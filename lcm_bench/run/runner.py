@@ -251,8 +251,9 @@ def _score(run: RunDir, suite: Suite, options: RunOptions, world: World | None) 
         return 0
     cell_ids = [c.cell_id for c in suite.cells]
     cell_ids = world.mine(cell_ids) if world else cell_ids
-    return score_run(run, suite, cell_ids, progress=options.progress and (world is None or world.is_main),
-                     weights=options.weights)  # fmt: skip
+    return score_run(
+        run, suite, cell_ids, progress=options.progress and (world is None or world.is_main), weights=options.weights
+    )
 
 
 def _run(suite: Suite, run: RunDir, provenance: dict, options: RunOptions, coordinator) -> RunSummary:
@@ -278,8 +279,19 @@ def _run(suite: Suite, run: RunDir, provenance: dict, options: RunOptions, coord
     bar, writer = _progress_bar(units, options, world), ImageWriter()
     say = (lambda line: bar.write(line, file=sys.stderr)) if options.progress and main else (lambda line: None)
     suite_id = {"name": suite.name, "hash": suite.suite_hash}
-    executor = Executor(run, {c.cell_id: c for c in mine}, resolved, modes, current, provenance, suite_id, threads,
-                        writer, on_images=bar.update, say=say)  # fmt: skip
+    executor = Executor(
+        run,
+        {c.cell_id: c for c in mine},
+        resolved,
+        modes,
+        current,
+        provenance,
+        suite_id,
+        threads,
+        writer,
+        on_images=bar.update,
+        say=say,
+    )
     try:
         _generate(executor, units, mine, coordinator)
         summary.computed, summary.chunks = executor.assembled, len(executor.generated)

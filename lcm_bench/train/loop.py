@@ -120,8 +120,15 @@ def train(
         model.train()
         running, count, began = 0.0, 0, time.time()
         end = min(steps, stop_at or steps)
-        bar = tqdm(range(run.start, end), initial=run.start, total=steps, desc=desc, file=sys.stderr,
-                   dynamic_ncols=True, disable=not progress)  # fmt: skip
+        bar = tqdm(
+            range(run.start, end),
+            initial=run.start,
+            total=steps,
+            desc=desc,
+            file=sys.stderr,
+            dynamic_ncols=True,
+            disable=not progress,
+        )
         for step in bar:
             running, count = running + _step(run, loss_fn, step, ema_decay), count + 1
             if (step + 1) % log_every == 0 or step + 1 == end:
@@ -133,6 +140,8 @@ def train(
         bar.close()
     model.eval()
     if end > run.start:
-        print(f"{desc}: {end - run.start} steps in {time.time() - began:.0f} s, last loss {run.history[-1][1]:.4f}",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"{desc}: {end - run.start} steps in {time.time() - began:.0f} s, last loss {run.history[-1][1]:.4f}",
+            file=sys.stderr,
+        )
     return (run.ema if run.ema is not None else model), run.history

@@ -77,6 +77,24 @@ class TextToNoise(torch.nn.Module):
         return self.unet(noisy, t, encoder_hidden_states=self.text_encoder(input_ids)[0]).sample
 
 
+def _encoded(vae_dir: Path, tokenizer, n_train: int):
+    """The VAE, the scaled latents of ``n_train`` rendered training images, their caption tokens and the empty
+    caption's tokens."""
+    from diffusers import AutoencoderKL
+
+    from lcm_bench.train.data import rendered
+    from lcm_bench.train.vae import encode
+
+    vae = AutoencoderKL.from_pretrained(vae_dir, torch_dtype=torch.float32)
+    data = rendered("train", n_train)
+    latents = encode(vae, data.images) * vae.config.scaling_factor
+
+    def tokens(captions: list[str]) -> torch.Tensor:
+        return tokenizer(captions, padding="max_length", max_length=MAX_TOKENS, truncation=True, return_tensors="pt")
+
+    return vae, latents, tokens(data.captions).input_ids, tokens([""]).input_ids
+
+
 def train_teacher(
     out: Path,
     vae_dir: Path,
@@ -86,24 +104,16 @@ def train_teacher(
     n_train: int = 40000,
     log_every: int = 100,
 ) -> dict:
-    from diffusers import AutoencoderKL, DDPMScheduler
+    """Epsilon-prediction training with caption dropout (for classifier-free guidance) and an EMA of the weights."""
+    from diffusers import DDPMScheduler
 
     from lcm_bench.core.io import write_json
-    from lcm_bench.train.data import rendered
     from lcm_bench.train.loop import train
-    from lcm_bench.train.vae import encode
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tokenizer = clip_tokenizer(Path(tempfile.mkdtemp()) / "tokenizer")
-    vae = AutoencoderKL.from_pretrained(vae_dir, torch_dtype=torch.float32)
-    data = rendered("train", n_train)
-    latents = encode(vae, data.images) * vae.config.scaling_factor
-    ids = tokenizer(
-        data.captions, padding="max_length", max_length=MAX_TOKENS, truncation=True, return_tensors="pt"
-    ).input_ids
-    empty = tokenizer([""], padding="max_length", max_length=MAX_TOKENS, return_tensors="pt").input_ids
+    vae, latents, ids, empty = _encoded(vae_dir, tokenizer, n_train)
     noise_schedule = DDPMScheduler(**{k: v for k, v in SD_SCHEDULER.items() if k.startswith(("beta", "num"))})
-    alphas = noise_schedule.alphas_cumprod
     with torch.random.fork_rng():
         torch.manual_seed(0)
         model = TextToNoise(build_text_encoder(tokenizer), build_unet())
@@ -115,29 +125,23 @@ def train_teacher(
         tokens[torch.rand(batch, generator=generator) < dropout] = empty[0]
         t = torch.randint(0, 1000, (batch,), generator=generator)
         noise = torch.randn(z0.shape, generator=generator)
-        a = alphas[t].view(-1, 1, 1, 1)
-        return torch.nn.functional.mse_loss(m(a.sqrt() * z0 + (1 - a).sqrt() * noise, t, tokens), noise)
+        return torch.nn.functional.mse_loss(m(noise_schedule.add_noise(z0, noise, t), t, tokens), noise)
 
+    checkpoint = out.parent / f".{out.name}-checkpoint.pt"
     model, history = train(
-        model,
-        loss_fn,
-        steps,
-        out.parent / f".{out.name}-checkpoint.pt",
-        lr=1e-3,
-        ema_decay=0.999,
-        desc="teacher",
-        log_every=log_every,
+        model, loss_fn, steps, checkpoint, lr=1e-3, ema_decay=0.999, desc="teacher", log_every=log_every
     )
     save_pipeline(sd_pipeline(vae, model.text_encoder, tokenizer, model.unet), out)
+    parameters = {
+        "unet": sum(p.numel() for p in model.unet.parameters()),
+        "text_encoder": sum(p.numel() for p in model.text_encoder.parameters()),
+    }
     card = {
         "steps": steps,
         "batch": batch,
         "caption_dropout": dropout,
         "train_images": n_train,
-        "parameters": {
-            "unet": sum(p.numel() for p in model.unet.parameters()),
-            "text_encoder": sum(p.numel() for p in model.text_encoder.parameters()),
-        },
+        "parameters": parameters,
         "loss_history": history,
     }
     write_json(out / "card.json", card)

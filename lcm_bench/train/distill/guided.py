@@ -75,13 +75,8 @@ def _batch(data: LatentData, teacher: Teacher, config: GuidedConfig, generator):
     }
 
 
-def _noised(batch, t, alphas):
-    a = alphas[t].view(-1, 1, 1, 1)
-    return a.sqrt() * batch["latents"] + (1 - a).sqrt() * batch["noise"]
-
-
 def stage1_loss(student, teacher: Teacher, batch: dict, t: torch.Tensor, dim: int) -> torch.Tensor:
-    x = _noised(batch, t, teacher.alphas)
+    x = teacher.noised(batch["latents"], batch["noise"], t)
     _, x0_teacher = teacher.guided(x, t, batch["cond"], batch["uncond"], batch["w"])
     embedding = guidance_embedding(batch["w"], dim, len(t), torch.float32)
     x0_hat = predict_x0(student, x, t, batch["cond"], embedding, teacher.alphas)
@@ -89,7 +84,7 @@ def stage1_loss(student, teacher: Teacher, batch: dict, t: torch.Tensor, dim: in
 
 
 def stage2_loss(student, previous, teacher: Teacher, batch: dict, t: torch.Tensor, steps: int, dim: int):
-    x = _noised(batch, t, teacher.alphas)
+    x = teacher.noised(batch["latents"], batch["noise"], t)
     embedding = guidance_embedding(batch["w"], dim, len(t), torch.float32)
     target = progressive_target(previous, x, t, batch["cond"], embedding, teacher.alphas, steps)
     x0_hat = predict_x0(student, x, t, batch["cond"], embedding, teacher.alphas)

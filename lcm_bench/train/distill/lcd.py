@@ -84,8 +84,7 @@ def prediction_and_target(
     start = grid[batch["index"]]
     end = (start - config.skip).clamp(min=0)
     alphas = teacher.alphas
-    a = alphas[start].view(-1, 1, 1, 1)
-    noisy = a.sqrt() * batch["latents"] + (1 - a).sqrt() * batch["noise"]
+    noisy = teacher.noised(batch["latents"], batch["noise"], start)
     w = batch["w"]
     embedded = student.unet.config.time_cond_proj_dim is not None
     dim = student.unet.config.time_cond_proj_dim
@@ -97,8 +96,7 @@ def prediction_and_target(
 
     with torch.no_grad():
         if teacher_free:
-            a_end = alphas[end].view(-1, 1, 1, 1)
-            previous = a_end.sqrt() * batch["latents"] + (1 - a_end).sqrt() * batch["noise"]
+            previous = teacher.noised(batch["latents"], batch["noise"], end)
         else:
             previous = SOLVERS[config.solver](guided, noisy, start, end, alphas)
         target_net = student.target if student.target is not None else student.unet

@@ -15,15 +15,24 @@ from lcm_bench.models.components import component_folder
 
 @dataclass
 class Teacher:
-    """Frozen components of a diffusers SD pipeline folder and ``alphas`` (cumulative products, 1000 entries)."""
+    """Frozen components of a diffusers SD pipeline folder and its noise schedule: a DDPMScheduler of the teacher's
+    betas, whose ``alphas_cumprod`` are ``alphas`` (1000 entries)."""
 
     folder: Path
     unet: torch.nn.Module
     text_encoder: torch.nn.Module
     tokenizer: object
     vae: torch.nn.Module
-    alphas: torch.Tensor
+    noise_schedule: object
     scheduler_config: dict
+
+    @property
+    def alphas(self) -> torch.Tensor:
+        return self.noise_schedule.alphas_cumprod
+
+    def noised(self, latents: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Forward noising to timesteps ``t``: sqrt(a_t) z + sqrt(1 - a_t) eps (diffusers' ``add_noise``)."""
+        return self.noise_schedule.add_noise(latents, noise, t)
 
     def uncond(self, n: int) -> torch.Tensor:
         """Text states of the empty prompt for ``n`` samples (encoded once)."""
@@ -58,6 +67,17 @@ def x0_from_eps(x: torch.Tensor, eps: torch.Tensor, t: torch.Tensor, alphas: tor
     return (x - (1 - a).sqrt() * eps) / a.sqrt()
 
 
+def _noise_schedule(scheduler_config: dict, field: str):
+    """A DDPMScheduler with the teacher's scaled-linear betas (only its noise schedule is used)."""
+    from diffusers import DDPMScheduler
+
+    missing = [k for k in ("beta_start", "beta_end", "num_train_timesteps") if k not in scheduler_config]
+    if missing:
+        raise UserError(f"{field}: the teacher's scheduler config has no {', '.join(missing)}")
+    schedule = {k: scheduler_config[k] for k in ("beta_start", "beta_end", "num_train_timesteps")}
+    return DDPMScheduler(**schedule, beta_schedule="scaled_linear")
+
+
 def load_teacher(folder: Path, field: str = "--teacher", guidance_embedding: bool = False) -> Teacher:
     """Load an SD-layout (epsilon-prediction) pipeline folder; one-line errors for anything else. A UNet with a
     guidance embedding (an LCM) is required when ``guidance_embedding`` (LCF fine-tunes one), refused otherwise."""
@@ -77,14 +97,6 @@ def load_teacher(folder: Path, field: str = "--teacher", guidance_embedding: boo
         raise UserError(f"{field}: '{folder}' already takes a guidance embedding; distil from a CFG teacher")
     if unet.config.time_cond_proj_dim is None and guidance_embedding:
         raise UserError(f"{field}: LCF fine-tunes an LCM; '{folder}' has no guidance embedding")
-    betas = (
-        torch.linspace(
-            scheduler_config["beta_start"] ** 0.5,
-            scheduler_config["beta_end"] ** 0.5,
-            scheduler_config["num_train_timesteps"],
-        )
-        ** 2
-    )
     if scheduler_config.get("beta_schedule", "scaled_linear") != "scaled_linear":
         raise UserError(f"{field}: only the scaled_linear noise schedule (Stable Diffusion's) is supported")
     return Teacher(
@@ -97,7 +109,7 @@ def load_teacher(folder: Path, field: str = "--teacher", guidance_embedding: boo
         AutoencoderKL.from_pretrained(component_folder(folder, "vae"), torch_dtype=torch.float32)
         .eval()
         .requires_grad_(False),
-        torch.cumprod(1 - betas, 0),
+        _noise_schedule(scheduler_config, field),
         scheduler_config,
     )
 
