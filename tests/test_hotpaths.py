@@ -13,7 +13,7 @@ import torch
 from lcm_bench.core.spec import Hardware, ModelSpec, SamplerSpec
 from lcm_bench.models.loading import load_pipeline
 from lcm_bench.models.resolve import resolve_model
-from lcm_bench.sampling.guidance import CountingNetwork, classifier_free, embedded_guidance, guidance_embedding
+from lcm_bench.sampling.guidance import GUIDANCE, CountingNetwork
 from lcm_bench.sampling.loop import GenerationSettings, encode_prompts
 from lcm_bench.sampling.samplers import build_scheduler
 
@@ -43,11 +43,8 @@ def test_bench_one_sampler_step(benchmark, pipelines, sampler):
     pipe = pipelines["shapes-lcm" if sampler == "lcm" else "shapes-teacher"]
     cond, uncond = _conditioning(pipe)
     net = CountingNetwork(pipe.unet)
-    if sampler == "lcm":
-        w = guidance_embedding(SCALE - 1, pipe.unet.config.time_cond_proj_dim, BATCH, torch.float32)
-        denoise = embedded_guidance(net, cond, w)
-    else:
-        denoise = classifier_free(net, cond, uncond, SCALE)
+    kind = "embedding" if sampler == "lcm" else "cfg"
+    denoise = GUIDANCE.get(kind).denoiser(net, cond, uncond, SCALE, BATCH, torch.float32, "cpu")
     shape = (BATCH, pipe.unet.config.in_channels, 4, 4)
 
     def fresh():

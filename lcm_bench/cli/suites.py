@@ -154,7 +154,7 @@ def _list_registries() -> None:
     for name in METRICS:
         m = METRICS.get(name)
         print(f"  {name:16s} {m.description} ({'higher' if m.higher_is_better else 'lower'} is better)")
-    print(f"feature extractors: {', '.join(name for name, _ in EXTRACTORS.items())}")
+    print(f"feature extractors: {', '.join(EXTRACTORS.in_order())}")
 
 
 @command("list", "built-in suites, registered samplers, models, prompt sets and metrics", lambda parser: None)

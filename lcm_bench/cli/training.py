@@ -14,7 +14,7 @@ from lcm_bench.core.errors import UserError
 def _train_arguments(parser: ArgumentParser) -> None:
     from lcm_bench.train.trainers import TRAINERS
 
-    parser.add_argument("model", choices=[name for name, _ in TRAINERS.items()])
+    parser.add_argument("model", choices=TRAINERS.in_order())
     parser.add_argument("--out", help="output folder (default data/models/shapes-<model> of a checkout, else ./)")
     parser.add_argument("--steps", type=int, help="optimisation steps (default: the shipped model's)")
 
@@ -69,7 +69,7 @@ def _steps_list(text: str) -> tuple[int, ...]:
 def _distill_arguments(parser: ArgumentParser) -> None:
     from lcm_bench.train.distill.methods import DISTILLERS
 
-    parser.add_argument("method", choices=[name for name, _ in DISTILLERS.items()])
+    parser.add_argument("method", choices=DISTILLERS.in_order())
     parser.add_argument(
         "--teacher",
         default="shapes-teacher",

@@ -57,6 +57,10 @@ class Registry(Generic[T]):
             raise UserError(f"{where}unknown {self.kind} '{name}'{did_you_mean(name, list(self._entries))}")
         return self._entries[name]
 
+    def in_order(self) -> list[str]:
+        """The names in order of registration."""
+        return list(self._entries)
+
     def items(self) -> list[tuple[str, T]]:
         """(name, entry) in order of registration."""
         return list(self._entries.items())

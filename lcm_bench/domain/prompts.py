@@ -10,6 +10,7 @@ import hashlib
 import io
 import json
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,8 +18,6 @@ from lcm_bench.core.errors import UserError
 from lcm_bench.core.paths import data_dir
 from lcm_bench.core.registry import Registry
 from lcm_bench.core.textfiles import read_text
-
-FORMATS = ("txt", "csv", "tsv", "jsonl", "parquet", "coco", "parti")
 
 
 @dataclass(frozen=True)
@@ -70,15 +69,6 @@ PROMPT_SETS.register(
 )
 
 
-def infer_format(path: Path) -> str:
-    suffix = path.suffix.lower().lstrip(".")
-    if suffix in ("txt", "csv", "tsv", "jsonl", "parquet"):
-        return suffix
-    if suffix == "json":
-        return "coco"
-    raise UserError(f"prompts: cannot tell the format of '{path}' from its suffix; set format: one of {list(FORMATS)}")
-
-
 def _column(rows: list[dict], column: str, path: Path, field: str) -> list[str]:
     if not rows:
         return []
@@ -87,34 +77,78 @@ def _column(rows: list[dict], column: str, path: Path, field: str) -> list[str]:
     return [str(row[column]) for row in rows]
 
 
+@dataclass(frozen=True)
+class PromptFormat:
+    """A prompt file format: ``read(path, column, field)`` the prompts in file order (``column`` for tabular ones);
+    ``suffixes`` the file suffixes that imply it."""
+
+    read: Callable[[Path, str | None, str], list[str]]
+    suffixes: tuple[str, ...] = ()
+
+
+FORMATS: Registry[PromptFormat] = Registry("prompt format")
+
+
+def _table(delimiter: str, default_column: str) -> Callable[[Path, str | None, str], list[str]]:
+    def read(path: Path, column: str | None, field: str) -> list[str]:
+        text = read_text(path, field, "prompt file")
+        rows = list(csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter))
+        return _column(rows, column or default_column, path, field)
+
+    return read
+
+
+def _lines(path: Path, column: str | None, field: str) -> list[str]:
+    return [line.strip() for line in read_text(path, field, "prompt file").splitlines()]
+
+
+def _jsonl(path: Path, column: str | None, field: str) -> list[str]:
+    rows = [json.loads(line) for line in read_text(path, field, "prompt file").splitlines() if line.strip()]
+    return _column(rows, column or "prompt", path, field)
+
+
+def _parquet(path: Path, column: str | None, field: str) -> list[str]:
+    import pandas as pd
+
+    return _column(pd.read_parquet(path).to_dict("records"), column or "prompt", path, field)
+
+
+def _coco(path: Path, column: str | None, field: str) -> list[str]:
+    """COCO captions: every annotation's caption, ordered by image id then annotation id."""
+    data = json.loads(read_text(path, field, "prompt file"))
+    annotations = data.get("annotations") if isinstance(data, dict) else None
+    if not isinstance(annotations, list):
+        raise UserError(f"{field}: '{path}' is not a COCO captions file (no 'annotations' list)")
+    return [str(a["caption"]).strip() for a in sorted(annotations, key=lambda a: (a["image_id"], a["id"]))]
+
+
+FORMATS.register("txt", PromptFormat(_lines, (".txt",)))
+FORMATS.register("csv", PromptFormat(_table(",", "prompt"), (".csv",)))
+FORMATS.register("tsv", PromptFormat(_table("\t", "prompt"), (".tsv",)))
+FORMATS.register("jsonl", PromptFormat(_jsonl, (".jsonl",)))
+FORMATS.register("parquet", PromptFormat(_parquet, (".parquet",)))
+FORMATS.register("coco", PromptFormat(_coco, (".json",)))
+FORMATS.register("parti", PromptFormat(_table("\t", "Prompt")))
+
+
+def infer_format(path: Path) -> str:
+    suffix = path.suffix.lower()
+    found = next((name for name, entry in FORMATS.items() if suffix in entry.suffixes), None)
+    if found is None:
+        raise UserError(
+            f"prompts: cannot tell the format of '{path}' from its suffix; set format: one of {FORMATS.in_order()}"
+        )
+    return found
+
+
 def read_prompts(path: Path, fmt: str, column: str | None, field: str = "prompts") -> tuple[str, ...]:
     """Read the prompts of one file; ``column`` names the field for tabular formats."""
     if not path.is_file():
         raise UserError(f"{field}: prompt file '{path}' does not exist")
     if fmt not in FORMATS:
-        raise UserError(f"{field}.format: '{fmt}' is not one of {list(FORMATS)}")
-    text = read_text(path, field, "prompt file") if fmt != "parquet" else ""
+        raise UserError(f"{field}.format: '{fmt}' is not one of {FORMATS.in_order()}")
     try:
-        if fmt == "txt":
-            prompts = [line.strip() for line in text.splitlines()]
-        elif fmt in ("csv", "tsv", "parti"):
-            delimiter = "," if fmt == "csv" else "\t"
-            rows = list(csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter))
-            prompts = _column(rows, column or ("Prompt" if fmt == "parti" else "prompt"), path, field)
-        elif fmt == "jsonl":
-            rows = [json.loads(line) for line in text.splitlines() if line.strip()]
-            prompts = _column(rows, column or "prompt", path, field)
-        elif fmt == "parquet":
-            import pandas as pd
-
-            frame = pd.read_parquet(path)
-            prompts = _column(frame.to_dict("records"), column or "prompt", path, field)
-        else:
-            data = json.loads(text)
-            annotations = data.get("annotations") if isinstance(data, dict) else None
-            if not isinstance(annotations, list):
-                raise UserError(f"{field}: '{path}' is not a COCO captions file (no 'annotations' list)")
-            prompts = [str(a["caption"]).strip() for a in sorted(annotations, key=lambda a: (a["image_id"], a["id"]))]
+        prompts = FORMATS.get(fmt).read(path, column, field)
     except UserError:
         raise
     except (ValueError, KeyError, TypeError, AttributeError, csv.Error, OSError) as exc:

@@ -65,7 +65,7 @@ def parse_prompts(entry: Any, field: str, base_dir: Path) -> PromptSetSpec:
         path = (base_dir / Path(str_field(entry.get("path"), f"{field}.path")).expanduser()).resolve()
         fmt = entry.get("format") or infer_format(path)
         if fmt not in FORMATS:
-            raise UserError(f"{field}.format: '{fmt}' is not one of {list(FORMATS)}")
+            raise UserError(f"{field}.format: '{fmt}' is not one of {FORMATS.in_order()}")
         column = entry.get("column")
         name = str_field(entry.get("name", path.stem), f"{field}.name")
     else:
