@@ -213,8 +213,9 @@ MODEL_KINDS.register("pipeline", ModelKind(lambda name, known, field: ModelFiles
 
 
 def _unet_on_base(name: str, known: KnownModel, field: str) -> ModelFiles:
+    pipeline = locate_repo(MODELS.get(known.base).repo)
     unet = locate_repo(known.repo, unet_only=True)
-    return ModelFiles(locate_repo(MODELS.get(known.base).repo), unet / "unet" if (unet / "unet").is_dir() else unet)
+    return ModelFiles(pipeline, unet / "unet" if (unet / "unet").is_dir() else unet)
 
 
 MODEL_KINDS.register("unet", ModelKind(_unet_on_base, _hub))
