@@ -295,18 +295,24 @@ def test_run_fills_metric_columns_and_rescoring_costs_nothing(tmp_path, capsys):
     assert "Noise floor" in text
 
 
-def test_missing_inception_weights_keep_generated_cells(tmp_path, capsys, monkeypatch):
+def test_missing_inception_weights_stop_a_run_before_any_image_and_keep_finished_cells(tmp_path, capsys, monkeypatch):
     from lcm_bench.core.paths import data_dir
 
     monkeypatch.setenv("LCM_BENCH_WEIGHTS", str(tmp_path))
-    text = SCORED.format(prompts=data_dir() / "prompts" / "shapes-mini.txt").split("metrics:")[0] + "metrics: [fid]\n"
-    suite = write_suite(tmp_path, text.replace("steps: [1, 4]", "steps: [1]"))
-    out = tmp_path / "run"
-    assert main(["run", str(suite), "--out", str(out), "--quiet"]) == 2
+    plain = SCORED.format(prompts=data_dir() / "prompts" / "shapes-mini.txt").split("metrics:")[0]
+    plain = plain.replace("steps: [1, 4]", "steps: [1]")
+    out, fresh = tmp_path / "run", tmp_path / "fresh"
+    assert main(["run", str(write_suite(tmp_path, plain, "plain.yaml")), "--out", str(out), "--quiet"]) == 0
+    records = {p.name: p.stat().st_mtime_ns for p in (out / "cells").glob("*.json")}
+    assert len(records) == 2
+    suite = write_suite(tmp_path, plain + "metrics: [fid]\n")
+    capsys.readouterr()
+    assert main(["run", str(suite), "--out", str(fresh), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "inception-2015-12-05.pt" in err and err.count("\n") == 1
-    assert len(list((out / "cells").glob("*.json"))) == 2
-    assert len(pd.read_csv(out / "results.csv")) == 2
+    assert not (fresh / "images").exists(), "nothing is generated before what scoring needs is found"
+    assert main(["run", str(suite), "--out", str(out), "--quiet"]) == 2
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "cells").glob("*.json")} == records, "finished cells kept"
 
 
 @pytest.mark.parametrize(

@@ -58,7 +58,7 @@ def test_registered_checkpoint_absent_offline_names_files_and_fix():
         resolve_model(ModelSpec("lcm-dreamshaper-v7", "lcm-dreamshaper-v7"))
     message = str(exc.value)
     assert "SimianLuo/LCM_Dreamshaper_v7" in message and "HF_HUB_OFFLINE is set" in message
-    assert "huggingface-cli download SimianLuo/LCM_Dreamshaper_v7" in message
+    assert "hf download SimianLuo/LCM_Dreamshaper_v7" in message
     assert "\n" not in message
 
 

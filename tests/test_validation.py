@@ -286,3 +286,38 @@ def test_float_flags_refuse_non_finite_values(tmp_path, capsys):
         for value in ("nan", "inf"):
             argv = ["compare", str(tmp_path / "run"), str(tmp_path / "run"), flag, value]
             _one_line_error(capsys, argv, f"{flag}: must be a finite number >= 0")
+
+
+REAL_PATH = """
+version: 1
+name: real-path
+methods:
+  - {name: ddim, model: dreamshaper-7, sampler: ddim, guidance_scale: 8.0}
+  - {name: lcm, model: lcm-dreamshaper-v7, sampler: lcm, guidance_scale: 8.0}
+  - {name: lora, model: {name: sd15-lcm-lora, source: sd-1.5, loras: [lcm-lora-sdv1-5]}, sampler: lcm,
+     guidance_scale: 1.0}
+steps: [1, 4]
+prompts: [shapes-mini]
+metrics: [fid]
+"""
+
+
+def test_every_missing_model_lora_and_weights_file_is_listed_at_once(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("LCM_BENCH_WEIGHTS", str(tmp_path))
+    suite = write_suite(tmp_path, REAL_PATH)
+    assert main(["validate", str(suite)]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].endswith("5 things this suite needs are missing (offline):"), lines
+    wanted = [
+        "hf download Lykon/dreamshaper-7",
+        "hf download SimianLuo/LCM_Dreamshaper_v7",
+        "hf download stable-diffusion-v1-5/stable-diffusion-v1-5",
+        "hf download latent-consistency/lcm-lora-sdv1-5",
+        "inception-2015-12-05.pt",
+    ]
+    for text, line in zip(wanted, lines[1:], strict=True):
+        assert text in line and line.startswith("lcm-bench: error:   - "), (text, line)
+    out = tmp_path / "run"
+    assert main(["run", str(suite), "--out", str(out), "--quiet"]) == 2
+    assert len(capsys.readouterr().err.splitlines()) == 6
+    assert not (out / "images").exists() and not (out / "cells").exists(), "nothing was generated first"

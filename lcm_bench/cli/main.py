@@ -31,7 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS.get(args.command).run(args)
     except UserError as exc:
-        print(f"lcm-bench: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        for line in exc.lines():
+            print(f"lcm-bench: error: {line}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("lcm-bench: interrupted; finished cells are saved, run the same command to resume", file=sys.stderr)

@@ -13,19 +13,21 @@ from lcm_bench.core.errors import UserError
 def _validate_arguments(parser: ArgumentParser) -> None:
     parser.add_argument("suite")
     parser.add_argument("--cells", action="store_true", help="also list every cell id")
+    add_weights_dir(parser)
 
 
 @command("validate", "check a suite file; print its methods x steps with NFE per image", _validate_arguments)
 def validate(args: argparse.Namespace) -> int:
     from lcm_bench.core.hardware import unavailable_reason
-    from lcm_bench.run.preflight import preflight
+    from lcm_bench.run.preflight import preflight, resolve_all
     from lcm_bench.suite.load import load_suite
     from lcm_bench.suite.students import pending
 
-    suite = load_suite(args.suite)
+    weights, suite = weights_dirs(args), load_suite(args.suite)
     runnable = [c for c in suite.cells if unavailable_reason(c.hardware) is None]
     untrained = set(pending({c.model for c in runnable}))
-    _, modes = preflight([c for c in runnable if c.model not in untrained])
+    checked = [c for c in runnable if c.model not in untrained]
+    _, modes = preflight(checked, resolve_all(checked, metrics=suite.metrics, weights=weights))
     print(f"suite '{suite.name}' (hash {suite.suite_hash}): {len(suite.cells)} cells, {len(runnable)} runnable here")
     if untrained:
         print(f"students to distil on the first run: {', '.join(sorted(m.name for m in untrained))}")

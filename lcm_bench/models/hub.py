@@ -45,7 +45,7 @@ def missing_components(folder: Path, unet_only: bool = False) -> list[str]:
 
 def _how_to_provide(repo: str) -> str:
     return (
-        f"on a machine with internet run `huggingface-cli download {repo}` (then copy the HF cache, "
+        f"on a machine with internet run `hf download {repo}` (then copy the HF cache, "
         f"HF_HOME={os.environ.get('HF_HOME', '~/.cache/huggingface')}), or point `path:` at a local copy"
     )
 

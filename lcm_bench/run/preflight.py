@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
-from lcm_bench.core.errors import UserError
+from pathlib import Path
+
+from lcm_bench.core.errors import MissingResourceError, MissingResources, UserError
+from lcm_bench.core.paths import offline
 from lcm_bench.core.spec import CellSpec, ModelSpec
 from lcm_bench.models.resolve import ResolvedModel, resolve_model
 from lcm_bench.sampling.guidance import GUIDANCE, auto_guidance
@@ -26,6 +29,49 @@ def guidance_mode(cell: CellSpec, resolved: ResolvedModel, field_name: str) -> s
     return wanted
 
 
+def _missing_metric_weights(metrics, weights) -> list[MissingResourceError]:
+    """Offline, every metric weights file that is not on disk, as its extractor reports it (online, building the
+    extractor downloads it)."""
+    from lcm_bench.metrics.catalogue import METRICS
+    from lcm_bench.metrics.extractors import EXTRACTORS
+
+    missing = []
+    for i, metric in enumerate(metrics if offline() else ()):
+        name, options = METRICS.get(metric.name).extractor(dict(metric.options))
+        entry = EXTRACTORS.get(name)
+        if entry.sources(options, weights) is not None:
+            continue
+        try:
+            entry.build(options, "cpu", f"metrics[{i}]", weights)
+        except MissingResourceError as exc:
+            missing.append(exc)
+    return missing
+
+
+def resolve_all(
+    cells: list[CellSpec], resolved: dict | None = None, metrics=(), weights: tuple[Path, ...] = ()
+) -> dict[ModelSpec, ResolvedModel]:
+    """Resolve every model the cells need (students the suite distils aside) and find every metric weights file;
+    what is missing is reported all at once, one line each, before any work."""
+    resolved = {} if resolved is None else resolved
+    missing: dict[str, MissingResourceError] = {}
+    for cell in cells:
+        if cell.model.distill or cell.model in resolved:
+            continue
+        try:
+            resolved[cell.model] = resolve_model(cell.model, f"models[{cell.model.name}]")
+        except MissingResourceError as exc:
+            for each in exc.errors if isinstance(exc, MissingResources) else [exc]:
+                missing.setdefault(str(each), each)
+    for exc in _missing_metric_weights(metrics, weights):
+        missing.setdefault(str(exc), exc)
+    if len(missing) > 1:
+        raise MissingResources(list(missing.values()))
+    if missing:
+        raise next(iter(missing.values()))
+    return resolved
+
+
 def preflight(
     cells: list[CellSpec], resolved: dict[ModelSpec, ResolvedModel] | None = None
 ) -> tuple[dict[ModelSpec, ResolvedModel], dict[str, str]]:
@@ -37,13 +83,16 @@ def preflight(
 
     resolved = {} if resolved is None else resolved
     modes: dict[str, str] = {}
+    loras_checked: set[ModelSpec] = set()
     for cell in cells:
         where = f"methods[{cell.method}]" if cell.method else f"models[{cell.model.name}]"
         if cell.model not in resolved:
-            model = resolved[cell.model] = resolve_model(cell.model, f"models[{cell.model.name}]")
+            resolved[cell.model] = resolve_model(cell.model, f"models[{cell.model.name}]")
+        model = resolved[cell.model]
+        if cell.model not in loras_checked:
+            loras_checked.add(cell.model)
             for i, (path, _, weight_name) in enumerate(model.lora_paths):
                 check_lora(path, weight_name, model.unet_path or model.pipeline_path / "unet", f"{where}.loras[{i}]")
-        model = resolved[cell.model]
         modes[cell.cell_id] = guidance_mode(cell, model, f"samplers[{cell.sampler.name}]")
         unet = model.unet_for(cell.steps, f"{where} at steps: {cell.steps}")
         check_steps(cell, model.pipeline_path, f"{where}.steps")

@@ -22,7 +22,7 @@ from lcm_bench.run.chunks import ChunkStore, verify_chunks, wall_clock
 from lcm_bench.run.executor import Executor
 from lcm_bench.run.launcher import Coordinator, World, check_devices, check_shared, select_device
 from lcm_bench.run.leases import held
-from lcm_bench.run.preflight import preflight
+from lcm_bench.run.preflight import preflight, resolve_all
 from lcm_bench.run.units import Shard, Unit, assign, cell_units, work_order
 from lcm_bench.run.writer import ImageWriter
 
@@ -49,12 +49,14 @@ class RunSummary:
         return f"{n} cell{'s' if n != 1 else ''}: {reasons}"
 
 
-def fingerprints(cells: list[CellSpec]) -> tuple[dict[str, dict], dict[ModelSpec, ResolvedModel]]:
+def fingerprints(
+    cells: list[CellSpec], resolved: dict[ModelSpec, ResolvedModel] | None = None
+) -> tuple[dict[str, dict], dict[ModelSpec, ResolvedModel]]:
     """Every cell's content fingerprint; models are resolved (not loaded) on the way, students by their key."""
     from lcm_bench.core.digests import digest_cache
     from lcm_bench.run.fingerprint import cell_fingerprint
 
-    resolved: dict[ModelSpec, ResolvedModel] = {}
+    resolved = {} if resolved is None else resolved
     memo: dict = {}
     out = {}
     for cell in cells:
@@ -168,9 +170,9 @@ def run_suite(
             coordinator.close()
 
 
-def _select_work(run: RunDir, runnable: list[CellSpec], shard, world, summary: RunSummary):
+def _select_work(run: RunDir, runnable: list[CellSpec], shard, world, summary: RunSummary, resolved: dict):
     """This process's units and cells: those not finished with today's fingerprint (stale records set aside)."""
-    current, resolved = fingerprints(runnable)
+    current, resolved = fingerprints(runnable, resolved)
     todo, summary.reused, recomputed = stale_cells(run, runnable, current)
     todo_ids = {c.cell_id for c in todo}
     units = [u for u in units_of(runnable, shard) if u.cell_id in todo_ids]
@@ -263,7 +265,8 @@ def _run(suite: Suite, run: RunDir, provenance: dict, options: RunOptions, coord
     threads = pin_threads(options.threads)
     runnable, summary.skipped = split_available(suite.cells)
     _prepare(run, runnable, coordinator, options)
-    todo, units, mine, current, resolved = _select_work(run, runnable, options.shard, world, summary)
+    resolved = resolve_all(runnable, metrics=suite.metrics, weights=options.weights)
+    todo, units, mine, current, resolved = _select_work(run, runnable, options.shard, world, summary, resolved)
     if summary.recomputed and options.progress and main:
         print(f"recomputing {summary.recompute_note()}", file=sys.stderr)
     modes = _checked(mine, resolved, options.progress)
