@@ -98,3 +98,13 @@ def test_no_function_over_60_lines():
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.end_lineno - node.lineno + 1 > 60
     ]
     assert not long, long
+
+
+def test_validating_a_suite_imports_no_torch():
+    """Suites validate with the light modules only (torch comes in with generation, scoring or a GPU entry)."""
+    code = (
+        "import sys; from lcm_bench.cli.main import main; assert main(['validate', 'quickstart']) == 0; "
+        "assert 'torch' not in sys.modules, sorted(m for m in sys.modules if m.startswith('lcm_bench'))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -7,7 +7,6 @@ import argparse
 from pathlib import Path
 
 from lcm_bench.cli.commands import ArgumentParser, command, existing_dirs, finite
-from lcm_bench.core.errors import UserError
 
 
 def _add_tolerance_options(parser: ArgumentParser) -> None:
@@ -119,6 +118,5 @@ def compare(args: argparse.Namespace) -> int:
     """Check RUN against BASELINE_RUN directly (default tolerances unless given)."""
     from lcm_bench.gate.baseline import make_baseline
 
-    if not Path(args.baseline_run).is_dir():
-        raise UserError(f"baseline_run: '{args.baseline_run}' is not a directory")
+    existing_dirs([args.baseline_run], "baseline_run")
     return _gate(make_baseline([args.baseline_run], _tolerance(args)), [args.run], args)

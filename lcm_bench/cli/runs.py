@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from lcm_bench.cli.commands import ArgumentParser, add_weights_dir, command, weights_dirs
+from lcm_bench.cli.commands import ArgumentParser, add_weights_dir, command, existing_dirs, weights_dirs
 from lcm_bench.core.errors import UserError
 
 
@@ -83,8 +83,7 @@ def merge(args: argparse.Namespace) -> int:
     from lcm_bench.report import write_report
     from lcm_bench.run.merge import merge_run
 
-    if not Path(args.run_dir).is_dir():
-        raise UserError(f"run_dir: '{args.run_dir}' is not a directory")
+    existing_dirs([args.run_dir], "run_dir")
     summary = merge_run(args.run_dir, progress=not args.quiet, weights=weights_dirs(args))
     if summary.missing:
         count = sum(len(units) for units in summary.missing.values())

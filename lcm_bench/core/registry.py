@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Generic, TypeVar
 
 from lcm_bench.core.errors import UserError
@@ -43,13 +43,6 @@ class Registry(Generic[T]):
     def unregister(self, name: str) -> T:
         """Remove an entry (a test's throwaway entry, say) and return it."""
         return self._entries.pop(name)
-
-    def decorator(self, name: str) -> Callable[[T], T]:
-        def wrap(obj: T) -> T:
-            self.register(name, obj)
-            return obj
-
-        return wrap
 
     def get(self, name: str, field: str | None = None) -> T:
         if name not in self._entries:

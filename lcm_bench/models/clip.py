@@ -6,15 +6,16 @@ tagged weights come through open_clip from the Hugging Face cache (offline-aware
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from lcm_bench.core.errors import MissingResourceError, UserError
 from lcm_bench.core.libraries import without_log_messages
 from lcm_bench.core.paths import embedded_models_dir, offline
+
+if TYPE_CHECKING:
+    import torch
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -47,6 +48,8 @@ class ClipModel:
 
     def image_features(self, images: torch.Tensor) -> torch.Tensor:
         """L2-normalised features of (B, 3, S, S) images in [0, 255] at ``image_size``."""
+        import torch
+
         mean = torch.tensor(self.mean, device=self.device).view(1, 3, 1, 1) * 255
         std = torch.tensor(self.std, device=self.device).view(1, 3, 1, 1) * 255
         features = self.model.encode_image((images.to(self.device) - mean) / std)
@@ -54,6 +57,8 @@ class ClipModel:
 
     def text_features(self, texts: list[str]) -> tuple[torch.Tensor, int]:
         """L2-normalised text features and how many captions were truncated to the context length."""
+        import torch
+
         context = self.tokenizer.context_length
         truncated = sum(len(self.tokenizer.encode(t)) + 2 > context for t in texts)
         tokens = self.tokenizer(texts).to(self.device)
@@ -87,6 +92,7 @@ def load_clip(name: str, pretrained: str, device: str = "cpu", field: str = "met
 
 def _load(name: str, pretrained: str, device: str, field: str, tag: str | None = None) -> ClipModel:
     import open_clip
+    import torch
 
     _register_configs()
     if name not in open_clip.list_models():
@@ -141,7 +147,3 @@ def _load(name: str, pretrained: str, device: str, field: str, tag: str | None =
         std=tuple(preprocess.get("std", OPENAI_STD)),
         device=device,
     )
-
-
-def tiny_clip_config() -> dict:
-    return json.loads((config_dir() / "lcm-bench-tiny-clip.json").read_text())

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from lcm_bench.core.registry import Registry
+
+if TYPE_CHECKING:
+    import torch
 
 
 class CountingNetwork:
@@ -30,6 +31,8 @@ class CountingNetwork:
 
 
 def _cat(a: Any, b: Any) -> Any:
+    import torch
+
     if isinstance(a, dict):
         return {k: _cat(a[k], b[k]) for k in a}
     return torch.cat([a, b])
@@ -38,6 +41,7 @@ def _cat(a: Any, b: Any) -> Any:
 def guidance_embedding(w: float | torch.Tensor, dim: int, batch: int, dtype: torch.dtype) -> torch.Tensor:
     """Sinusoidal embedding of w (x 1000) as in VDM: diffusers' ``get_guidance_scale_embedding`` of its LCM
     pipeline, computed in float32 and cast to ``dtype``; ``w`` one value or one per sample."""
+    import torch
     from diffusers import LatentConsistencyModelPipeline
 
     w_tensor = torch.as_tensor(w, dtype=torch.float32).expand(batch)
@@ -79,6 +83,8 @@ def classifier_free(net: CountingNetwork, cond: dict, uncond: dict | None, scale
     """eps_u + s (eps_c - eps_u) with diffusers' s (paper w = s - 1); a single pass when s does not guide."""
     if uncond is None or not _cfg_guided(scale):
         return lambda x, t: net(x, t, **cond)
+    import torch
+
     both = _cat(uncond, cond)
 
     def denoise(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
