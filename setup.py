@@ -7,7 +7,10 @@ from pathlib import Path
 from setuptools import setup
 from setuptools.command.build_py import build_py
 
-EMBEDDED = {"data": ("models/**/*", "prompts/*.txt"), "suites": ("*.yaml", "baselines/*.json")}
+EMBEDDED = {
+    "data": ("models/**/*", "prompts/*.txt", "prompts/partiprompts/*"),
+    "suites": ("*.yaml", "baselines/*.json"),
+}
 
 
 class BuildWithEmbedded(build_py):

@@ -58,6 +58,24 @@ def tiny_lcm_path():
     return tiny_path("tiny-lcm")
 
 
+@pytest.fixture(scope="session")
+def tiny_lora(tiny_sd_path, tmp_path_factory):
+    """A LoRA on the tiny UNet saved the way diffusers' training scripts save one."""
+    import torch
+    from diffusers import StableDiffusionPipeline, UNet2DConditionModel
+    from peft import LoraConfig, get_peft_model_state_dict
+    from peft.utils import set_peft_model_state_dict
+
+    unet = UNet2DConditionModel.from_pretrained(tiny_sd_path / "unet")
+    unet.add_adapter(LoraConfig(r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
+    state = get_peft_model_state_dict(unet)
+    generator = torch.Generator().manual_seed(0)
+    set_peft_model_state_dict(unet, {k: torch.randn(v.shape, generator=generator) * 0.5 for k, v in state.items()})
+    out = tmp_path_factory.mktemp("lora")
+    StableDiffusionPipeline.save_lora_weights(out, unet_lora_layers=get_peft_model_state_dict(unet))
+    return out
+
+
 def write_suite(directory: Path, text: str, name: str = "suite.yaml") -> Path:
     path = directory / name
     path.write_text(text)
@@ -94,14 +112,21 @@ def diffusers_reference(pipeline_cls, pipe, sampler: str, steps: int, scale: flo
 
 def figure_data(fig) -> list[dict]:
     """What each panel of a matplotlib figure shows: its title, each labelled series (x and y as drawn, for
-    ``plot``, ``step`` and ``errorbar``) and each image's array."""
+    ``plot``, ``step``, ``errorbar`` and ``bar``), the x tick labels and each image's array."""
     import numpy as np
+    from matplotlib.container import BarContainer
 
     panels = []
     for ax in fig.axes:
         series = {}
         for container in ax.containers:
-            if getattr(container, "lines", None) and container.lines[0] is not None:
+            if isinstance(container, BarContainer):
+                bars = container.patches
+                series[container.get_label()] = (
+                    [float(b.get_x() + b.get_width() / 2) for b in bars],
+                    [float(b.get_height()) for b in bars],
+                )
+            elif getattr(container, "lines", None) and container.lines[0] is not None:
                 line = container.lines[0]
                 series[container.get_label()] = (list(map(float, line.get_xdata())), list(map(float, line.get_ydata())))
         for line in ax.lines:
@@ -110,7 +135,8 @@ def figure_data(fig) -> list[dict]:
                     line.get_label(), (list(map(float, line.get_xdata())), list(map(float, line.get_ydata())))
                 )
         images = [np.asarray(image.get_array()) for image in ax.images]
-        panels.append({"title": ax.get_title(), "series": series, "images": images})
+        ticks = [t.get_text() for t in ax.get_xticklabels()]
+        panels.append({"title": ax.get_title(), "series": series, "images": images, "xticks": ticks})
     return panels
 
 

@@ -17,7 +17,17 @@ MACHINE = {"cpu": "test cpu", "cpu_count": 2, "cuda": None}
 
 
 def _run(
-    path, cells=CELLS, n=300, drop=(), digest="judge-1", unet="u1", seconds=0.01, machine=MACHINE, nfe=2.0, **extra
+    path,
+    cells=CELLS,
+    n=300,
+    drop=(),
+    digest="judge-1",
+    unet="u1",
+    seconds=0.01,
+    machine=MACHINE,
+    nfe=2.0,
+    reference=None,
+    **extra,
 ):
     run = RunDir(path)
     ids = [c for c in cells if c not in drop]
@@ -49,7 +59,7 @@ def _run(
                         "metric": "fd",
                         "value": fd,
                         "subsets": {"std": 2.0},
-                        "reference": {"hash": "ref"},
+                        "reference": reference or {"hash": "ref"},
                     },
                     "attribute_accuracy_shapes-judge": {
                         **common,
@@ -214,3 +224,18 @@ def test_the_gate_passes_the_shipped_models_and_catches_wrong_lcm_timesteps(tmp_
     assert main(["check", str(tmp_path / "broken"), "--baseline", str(CI_BASELINE)]) == 1
     out = capsys.readouterr().out
     assert "| regressed | lcm / 4 steps" in out and "teacher-ddim" not in out
+
+
+def test_distances_at_another_n_or_reference_preprocessing_are_not_compared(tmp_path, capsys):
+    coco = {"name": "coco2017-5k[5000]", "n": 5000, "preprocessing": "centre crop, lanczos resize to 512px, PNG"}
+    base = _run(tmp_path / "base", reference={"hash": "a", **coco})
+    assert main(["baseline", str(base), "--out", str(tmp_path / "b.json")]) == 0
+    bicubic = {**coco, "preprocessing": "centre crop, bicubic resize to 512px, PNG"}
+    other = _run(tmp_path / "other", reference={"hash": "b", **bicubic})
+    assert main(["check", str(other), "--baseline", str(tmp_path / "b.json")]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL: 2 not comparable" in out
+    assert "reference set changed: preprocessing centre crop, lanczos resize to 512px, PNG -> centre crop, bic" in out
+    smaller = _run(tmp_path / "smaller", n=100, reference={"hash": "a", **coco})
+    assert main(["check", str(smaller), "--baseline", str(tmp_path / "b.json")]) == 1
+    assert "n 300 -> 100" in capsys.readouterr().out

@@ -81,23 +81,6 @@ def test_incomplete_local_folder(tmp_path, tiny_sd_path):
         resolve_model(ModelSpec("m", str(tmp_path / "m")))
 
 
-@pytest.fixture(scope="module")
-def tiny_lora(tiny_sd_path, tmp_path_factory):
-    """A LoRA on the tiny UNet saved the way diffusers' training scripts save one."""
-    from diffusers import StableDiffusionPipeline, UNet2DConditionModel
-    from peft import LoraConfig, get_peft_model_state_dict
-    from peft.utils import set_peft_model_state_dict
-
-    unet = UNet2DConditionModel.from_pretrained(tiny_sd_path / "unet")
-    unet.add_adapter(LoraConfig(r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
-    state = get_peft_model_state_dict(unet)
-    generator = torch.Generator().manual_seed(0)
-    set_peft_model_state_dict(unet, {k: torch.randn(v.shape, generator=generator) * 0.5 for k, v in state.items()})
-    out = tmp_path_factory.mktemp("lora")
-    StableDiffusionPipeline.save_lora_weights(out, unet_lora_layers=get_peft_model_state_dict(unet))
-    return out
-
-
 def test_lora_loads_and_changes_images(tiny_sd_path, tiny_lora):
     base = resolve_model(ModelSpec("base", str(tiny_sd_path)))
     with_lora = resolve_model(ModelSpec("lora", str(tiny_sd_path), loras=(LoraSpec(str(tiny_lora)),)))

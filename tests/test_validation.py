@@ -173,10 +173,14 @@ def test_scheduler_option_table_matches_diffusers():
         assert SCHEDULER_ACCEPTS[name] == takes & SCHEDULER_OPTIONS, name
 
 
+NEED_REAL_FILES = {"paper-table1", "real-sd15-coco", "real-sd15-coco5k"}
+"""Shipped suites on real checkpoints and datasets: offline here they list what is missing (tests/test_real_path.py
+lays stand-ins out where the real files go)."""
+
+
 def test_shipped_suites_validate():
     for suite in sorted((ROOT / "suites").glob("*.yaml")):
-        if suite.stem != "paper-table1":
-            assert main(["validate", str(suite)]) == 0, suite.name
+        assert main(["validate", str(suite)]) == (2 if suite.stem in NEED_REAL_FILES else 0), suite.name
 
 
 # Property-based: generated suites and argument lists give a valid suite or one line and exit 2.

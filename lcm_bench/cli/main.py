@@ -6,13 +6,13 @@ from __future__ import annotations
 import os
 import sys
 
-from lcm_bench.cli import gate, reports, runs, suites, training  # noqa: F401 - each registers its commands
+from lcm_bench.cli import data, gate, reports, runs, suites, training  # noqa: F401 - each registers its commands
 from lcm_bench.cli.commands import COMMANDS, ArgumentParser
 from lcm_bench.core.errors import UserError
 
 ORDER = (
-    "run", "merge", "plan", "report", "validate", "ref-stats", "train", "distill", "baseline", "check", "compare",
-    "init", "list",
+    "run", "merge", "plan", "report", "validate", "data", "ref-stats", "train", "distill", "baseline", "check",
+    "compare", "init", "list",
 )  # fmt: skip
 """The order ``lcm-bench --help`` lists the commands in: a run's life first, then the gate, then the helpers."""
 

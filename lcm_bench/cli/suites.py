@@ -25,8 +25,8 @@ def validate(args: argparse.Namespace) -> int:
 
     weights, suite = weights_dirs(args), load_suite(args.suite)
     runnable = [c for c in suite.cells if unavailable_reason(c.hardware) is None]
-    untrained = set(pending({c.model for c in runnable}))
-    checked = [c for c in runnable if c.model not in untrained]
+    untrained = set(pending({c.model for c in suite.cells}))
+    checked = [c for c in suite.cells if c.model not in untrained]
     _, modes = preflight(checked, resolve_all(checked, metrics=suite.metrics, weights=weights))
     print(f"suite '{suite.name}' (hash {suite.suite_hash}): {len(suite.cells)} cells, {len(runnable)} runnable here")
     if untrained:
@@ -83,7 +83,8 @@ def ref_stats(args: argparse.Namespace) -> int:
     for metric, name, reference, features in prepare_references(load_suite(args.suite), weights=weights_dirs(args)):
         stats = feature_stats(features)
         print(
-            f"{metric.metric_id} / {name}: {reference.name}, N={stats.n}, dim={features.shape[1]}, "
+            f"{metric.metric_id} / {name}: {reference.name} ({reference.preprocessing}), N={stats.n}, "
+            f"dim={features.shape[1]}, "
             f"hash {reference.content_hash}, |mu|={np.linalg.norm(stats.mu):.4g}, "
             f"tr(sigma)={np.trace(stats.sigma):.4g}"
         )
@@ -135,6 +136,7 @@ def _list_suites() -> None:
 
 
 def _list_registries() -> None:
+    from lcm_bench.domain.coco import PROTOCOLS
     from lcm_bench.domain.prompts import PROMPT_SETS
     from lcm_bench.metrics.catalogue import METRICS
     from lcm_bench.metrics.extractors import EXTRACTORS
@@ -150,13 +152,32 @@ def _list_registries() -> None:
         print(f"  {name:20s} {MODEL_KINDS.get(m.kind).where(m)}  {m.description}")
     print("prompt sets:")
     for name in PROMPT_SETS:
-        print(f"  {name:16s} {PROMPT_SETS.get(name).description}")
+        print(f"  {name:16s} {PROMPT_SETS.get(name).description}{_categories_of(PROMPT_SETS.get(name))}")
+    print("datasets (prepared once: lcm-bench data coco; a suite names one with prompts: [{dataset: NAME}]):")
+    for name in PROTOCOLS:
+        p = PROTOCOLS.get(name)
+        print(f"  {name:18s} {p.num_images:,} captions of {p.split} at {p.resolution}px, {p.filter}; {p.used_by}")
     print("metrics:")
     print("  throughput       NFE per image, images/s, seconds per image and per NFE, phase times, peak memory")
     for name in METRICS:
         m = METRICS.get(name)
         print(f"  {name:16s} {m.description} ({'higher' if m.higher_is_better else 'lower'} is better)")
     print(f"feature extractors: {', '.join(EXTRACTORS.in_order())}")
+
+
+def _categories_of(builtin) -> str:
+    """`` (categories: Category 12, Challenge 11)`` for a built-in set with categories."""
+    from lcm_bench.domain.prompts import annotate, read_categories, read_prompts
+
+    if builtin.annotator:
+        labels = annotate(read_prompts(builtin.path, builtin.format, builtin.column), builtin.annotator)
+    elif builtin.categories:
+        labels = read_categories(builtin.path, builtin.format, builtin.column, builtin.categories)
+    else:
+        return ""
+    counts = ", ".join(f"{column} {len(set(values))}" for column, values in labels.items())
+    licence = f"; licence {builtin.licence}" if builtin.licence else ""
+    return f" (categories: {counts}{licence})"
 
 
 @command("list", "built-in suites, registered samplers, models, prompt sets and metrics", lambda parser: None)

@@ -71,3 +71,15 @@ def find_weights(filename: str, extra: Sequence[str | Path] = ()) -> Path | None
 def offline() -> bool:
     flags = (os.environ.get(k, "").strip().lower() for k in ("HF_HUB_OFFLINE", "LCM_BENCH_OFFLINE"))
     return any(flag in ("1", "true", "yes", "on") for flag in flags)
+
+
+def dataset_dirs() -> list[Path]:
+    """Folders holding prepared datasets (``lcm-bench data``), in order: $LCM_BENCH_DATA, the lcm-bench cache's
+    ``datasets``. ``lcm-bench data`` writes into the first."""
+    dirs = [Path(p).expanduser() for p in os.environ.get("LCM_BENCH_DATA", "").split(os.pathsep) if p]
+    return dirs + [cache_dir() / "datasets"]
+
+
+def find_dataset(name: str) -> Path | None:
+    """The prepared folder of dataset ``name`` (one holding a manifest), first in ``dataset_dirs()``."""
+    return next((d / name for d in dataset_dirs() if (d / name / "manifest.json").is_file()), None)

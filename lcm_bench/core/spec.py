@@ -94,12 +94,22 @@ class Method:
 
 @dataclass(frozen=True)
 class PromptSetSpec:
+    """A prompt set named by its content. ``categories`` (metadata columns) or ``annotator`` (categories derived
+    from the prompts) group per-image results; ``missing`` says how to provide a dataset that is not prepared yet.
+    None of the three changes an image, so none enters a cell's identity."""
+
     name: str
     source: str
     format: str
     column: str | None
     content_hash: str
     size: int
+    categories: tuple[str, ...] = ()
+    annotator: str | None = None
+    missing: str | None = None
+
+
+REPORTING_ONLY = ("categories", "annotator", "missing")
 
 
 @dataclass(frozen=True)
@@ -124,6 +134,8 @@ class CellSpec:
 
     def canonical(self) -> dict[str, Any]:
         data = asdict(self)
+        for name in REPORTING_ONLY:
+            del data["prompts"][name]
         if not self.model.distill:
             del data["model"]["distill"]
         if self.method is None:

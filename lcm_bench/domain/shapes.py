@@ -117,6 +117,20 @@ def parse(caption: str) -> Scene | None:
     return None
 
 
+def categories(caption: str) -> dict[str, str] | None:
+    """What a shapes caption asks for, as report categories: how many objects, their relation, and whether a
+    colour-shape pair is one training never showed (compositional generalisation)."""
+    scene = parse(caption)
+    if scene is None:
+        return None
+    unseen = any(obj in HELDOUT_PAIRS for obj in scene.objects)
+    return {
+        "objects": "one object" if len(scene.objects) == 1 else "two objects",
+        "relation": scene.where if len(scene.objects) == 2 else "none",
+        "pair": "unseen pair" if unseen else "seen pair",
+    }
+
+
 def sample_scene(rng: random.Random, split: str = "train", pair_fraction: float = 0.5) -> Scene:
     """A random scene of ``split``: train/test avoid the held-out colour-shape pairs, heldout uses at least one,
     all (the judge's training split: it must read every pair) draws from every pair."""

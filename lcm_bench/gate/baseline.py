@@ -30,6 +30,12 @@ MACHINE_BOUND = ("seconds_per_image", "peak_memory_mb")
 COMPARABLE = ("n", "mode", "options")
 
 
+def reference_of(metric: dict) -> dict:
+    """What a distance's reference set was, without its hash: name, N and preprocessing."""
+    reference = metric["reference"]
+    return {k: reference.get(k) for k in ("name", "n", "preprocessing")}
+
+
 def _noise(metric: dict) -> float:
     if "subsets" in metric:
         return float(metric["subsets"]["std"])
@@ -78,6 +84,7 @@ def make_baseline(run_dirs: list[str | Path], tolerance: dict[str, float] | None
                 "tolerance": {**metric_of(metric_id, metric).tolerance, **(tolerance or {})},
                 **result_inputs(metric),
                 **{k: metric.get(k) for k in COMPARABLE},
+                **({"reference": reference_of(metric)} if metric.get("reference") else {}),
             }
         throughput = record.get("throughput", {})
         cells[record["cell_id"]] = {

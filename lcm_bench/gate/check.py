@@ -21,7 +21,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lcm_bench.gate.baseline import COMPARABLE, MACHINE_BOUND, THROUGHPUT, _execution
+from lcm_bench.gate.baseline import COMPARABLE, MACHINE_BOUND, THROUGHPUT, _execution, reference_of
 from lcm_bench.metrics.catalogue import result_inputs
 from lcm_bench.records.fingerprints import changed_components, describe_change
 from lcm_bench.records.store import load_runs, version_changes
@@ -90,11 +90,19 @@ def judge_metric(entry: dict, metric: dict) -> tuple[str, float, str]:
     if entry.get("extractor_digest") != inputs["extractor_digest"]:
         return "not comparable", 0.0, f"extractor weights changed ({metric.get('extractor')})"
     if entry.get("reference_hash") != inputs["reference_hash"]:
-        return "not comparable", 0.0, "reference set changed"
+        return "not comparable", 0.0, _reference_change(entry, metric)
     differ = [k for k in COMPARABLE if metric.get(k) != entry.get(k)]
     if differ:
         return "not comparable", 0.0, ", ".join(f"{k} {entry.get(k)} -> {metric.get(k)}" for k in differ)
     return judge_value(entry, float(metric["value"]), entry["higher_is_better"])
+
+
+def _reference_change(entry: dict, metric: dict) -> str:
+    """Which of the reference set's name, N and preprocessing differ (a changed content hash at least)."""
+    then = entry.get("reference") or {}
+    now = reference_of(metric) if metric.get("reference") else {}
+    differ = [f"{k} {then.get(k)} -> {now.get(k)}" for k in ("name", "n", "preprocessing") if then.get(k) != now.get(k)]
+    return "reference set changed" + (f": {', '.join(differ)}" if then and differ else " (its content)")
 
 
 def _throughput_findings(label: str, cell: dict, record: dict | None) -> list[Finding]:

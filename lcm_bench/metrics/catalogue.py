@@ -16,6 +16,7 @@ import numpy as np
 
 from lcm_bench.core.errors import UserError
 from lcm_bench.core.registry import Registry
+from lcm_bench.metrics.clip_score import clip_score_value
 
 KINDS = ("distribution", "per-image")
 MEASURES = ("fidelity", "text-alignment", "attributes")
@@ -67,6 +68,8 @@ class MetricDef:
     label_for: Callable[[Any], str] | None = None
     tolerance: dict[str, float] = field(default_factory=lambda: {"rel": 0.1, "abs": 0.0, "noise_k": 2.0})
     """The gate's default margin: max(rel x |baseline|, abs, noise_k x noise)."""
+    aggregate: Callable[[np.ndarray], float] = lambda values: float(np.mean(values))
+    """How a per-image metric's values make one number (per category as overall)."""
 
     @property
     def needs_reference(self) -> bool:
@@ -191,6 +194,7 @@ def cmmd(inputs: CellInputs) -> dict[str, Any]:
     defaults={"model": "ViT-g-14", "pretrained": "laion2b_s34b_b88k"},
     description="100 x cosine(image, caption) averaged, clamped at 0 (torchmetrics' formula), open_clip backbone",
     extractor=_clip_extractor,
+    aggregate=clip_score_value,
 )
 def clip_score(inputs: CellInputs) -> dict[str, Any]:
     import torch
@@ -252,9 +256,29 @@ def metric_of(metric_id: str, result: dict) -> MetricDef:
 
 
 def result_inputs(result: dict) -> dict[str, str | None]:
-    """What a stored metric result was computed with besides its cell's images: the extractor's weights digest and
-    the reference set's content hash (None for metrics without a reference)."""
+    """What a stored metric result was computed with besides its cell's images: the extractor's weights digest,
+    the reference set's content hash (None for metrics without a reference) and the hash of the categories its
+    images were grouped by (None without categories)."""
     return {
         "extractor_digest": result.get("extractor_digest"),
         "reference_hash": (result.get("reference") or {}).get("hash"),
+        "categories_hash": (result.get("per_category") or {}).get("hash"),
     }
+
+
+def per_category(values, labels: dict[str, list[str]], aggregate: Callable[[np.ndarray], float]) -> dict[str, Any]:
+    """Per-image values grouped by each category column: the aggregate, a 95 % percentile bootstrap interval of
+    the mean (its bounds through the aggregate too, e.g. CLIP score's clamp at 0) and N for every category, in
+    name order."""
+    from lcm_bench.metrics.distances import bootstrap_ci
+
+    values = np.asarray(values, np.float64)
+    columns = {}
+    for column, column_labels in labels.items():
+        groups, chosen_labels = {}, np.asarray(column_labels)
+        for label in sorted(set(column_labels)):
+            chosen = values[chosen_labels == label]
+            interval = [aggregate(np.array([bound])) for bound in bootstrap_ci(chosen)]
+            groups[label] = {"value": aggregate(chosen), "ci95": interval, "n": int(len(chosen))}
+        columns[column] = groups
+    return columns

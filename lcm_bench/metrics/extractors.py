@@ -283,6 +283,11 @@ def clip_sources(options: dict[str, Any], weights: Sequence[Path]) -> list[Path 
     path = Path(pretrained).expanduser()
     if path.suffix in (".safetensors", ".pt", ".pth", ".bin"):
         return [path] if path.is_file() else None
+    if pretrained != "random" and offline():
+        from lcm_bench.models.clip import tag_in_cache
+
+        if tag_in_cache(model, pretrained) is False:
+            return None
     return [f"open_clip:{model}/{pretrained}"]
 
 

@@ -33,6 +33,7 @@ class ReferenceSet:
     content_hash: str
     load: Callable[[int], Iterator[np.ndarray]]
     render: Callable[[list[str], int], Iterator[np.ndarray]] | None = None
+    preprocessing: str = "as stored"
 
     def images(self, draw: int = 0) -> Iterator[np.ndarray]:
         return self.load(draw)
@@ -80,6 +81,38 @@ def parquet_reference(path: Path, column: str, field: str) -> ReferenceSet:
     return ReferenceSet(str(path), len(cells), digest, lambda draw: (_decode(c) for c in cells))
 
 
+def dataset_reference(folder: Path, field: str) -> ReferenceSet:
+    """A prepared dataset's reference images (``lcm-bench data``), identified by its manifest's digests (a file
+    that is missing is one line saying to prepare the dataset again)."""
+    from lcm_bench.domain.coco import REFERENCES, manifest_digest, preprocessing, read_manifest
+
+    manifest = read_manifest(folder, field)
+    files = [folder / name for name in sorted(manifest["files"]) if name.startswith(f"{REFERENCES}/")]
+    absent = [f for f in files if not f.is_file()]
+    if absent or not files:
+        raise UserError(
+            f"{field}: {len(absent)} of the {len(files)} reference images of '{folder}' are missing; prepare the "
+            "dataset again (lcm-bench data)"
+        )
+    parameters = manifest.get("parameters") or {}
+    steps = preprocessing_of(parameters, preprocessing)
+    name = f"{manifest.get('protocol')}[{len(files)}]"
+    return ReferenceSet(name, len(files), manifest_digest(manifest)[:16], lambda draw: _read_all(files), None, steps)
+
+
+def preprocessing_of(parameters: dict, describe: Callable) -> str:
+    from lcm_bench.domain.coco import Protocol
+
+    try:
+        return describe(Protocol(**parameters))
+    except TypeError:
+        return "unknown (manifest without parameters)"
+
+
+def _read_all(files: list[Path]) -> Iterator[np.ndarray]:
+    return (_decode(f.read_bytes(), str(f)) for f in files)
+
+
 def shapes_reference(prompts: tuple[str, ...], per_prompt: int, size: int) -> ReferenceSet:
     """Every prompt rendered ``per_prompt`` times by the shapes domain; draw d uses its own seeds."""
     from lcm_bench.domain.shapes import DOMAIN_VERSION, parse, render
@@ -100,7 +133,8 @@ def shapes_reference(prompts: tuple[str, ...], per_prompt: int, size: int) -> Re
         for i, prompt in enumerate(chosen):
             yield render(prompt, seed=draw * 1_000_003 + per_prompt + i, size=size)
 
-    return ReferenceSet(f"shapes[{len(prompts)}x{per_prompt}]", len(prompts) * per_prompt, digest, load, render_prompts)
+    name = f"shapes[{len(prompts)}x{per_prompt}]"
+    return ReferenceSet(name, len(prompts) * per_prompt, digest, load, render_prompts, f"rendered at {size}px")
 
 
 GENERATORS: Registry[Callable[..., ReferenceSet]] = Registry("reference generator")

@@ -15,26 +15,43 @@ prompts) where the reference set can be drawn again.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
 from lcm_bench.core.errors import UserError
-from lcm_bench.core.spec import MetricSpec, ReferenceSpec
-from lcm_bench.domain.prompts import read_prompts
-from lcm_bench.metrics.catalogue import METRICS, CellInputs
+from lcm_bench.core.registry import Registry
+from lcm_bench.core.spec import MetricSpec, PromptSetSpec, ReferenceSpec, stable_hash
+from lcm_bench.domain.prompts import prompt_categories, read_prompts
+from lcm_bench.metrics.catalogue import METRICS, CellInputs, per_category
 from lcm_bench.metrics.extractors import Extractor, build_extractor, extractor_digest
 from lcm_bench.metrics.references import (
     GENERATORS,
     ReferenceSet,
     cached,
+    dataset_reference,
     folder_reference,
     parquet_reference,
     reference_features,
     stream_features,
 )
+
+
+def _generated(spec: ReferenceSpec, prompt_spec: dict, field: str) -> ReferenceSet:
+    prompts = read_prompts(Path(prompt_spec["source"]), prompt_spec["format"], prompt_spec["column"])
+    return GENERATORS.get(spec.source)(prompts, **dict(spec.options))
+
+
+REFERENCE_KINDS: Registry[Callable[[ReferenceSpec, dict, str], ReferenceSet]] = Registry("reference kind")
+REFERENCE_KINDS.register("folder", lambda spec, prompt_spec, field: folder_reference(Path(spec.source), field))
+REFERENCE_KINDS.register(
+    "parquet",
+    lambda spec, prompt_spec, field: parquet_reference(Path(spec.source), dict(spec.options)["column"], field),
+)
+REFERENCE_KINDS.register("dataset", lambda spec, prompt_spec, field: dataset_reference(Path(spec.source), field))
+REFERENCE_KINDS.register("generator", _generated)
 
 
 class ImageSource(Protocol):
@@ -74,9 +91,12 @@ class Scorer:
         references: dict[str, ReferenceSpec | None],
         device: str = "cpu",
         weights: Sequence[Path] = (),
+        prompt_sets: dict[str, PromptSetSpec] | None = None,
     ):
         self.source = source
         self.reference_specs = references
+        self.prompt_sets = prompt_sets or {}
+        self._labels: dict[str, dict[str, list[str]]] = {}
         self.device = device
         self.weights = tuple(weights)
         self._extractors: dict[str, Extractor] = {}
@@ -102,11 +122,28 @@ class Scorer:
         return self._digests[key]
 
     def inputs(self, record: dict, metric: MetricSpec, field: str) -> dict[str, str | None]:
-        """Today's ``result_inputs`` for a metric of ``record``: extractor weights digest, reference content hash."""
-        reference = None
+        """Today's ``result_inputs`` for a metric of ``record``: extractor weights digest, reference content hash,
+        categories hash."""
+        reference, labels = None, None
         if METRICS.get(metric.name).needs_reference:
             reference = self.reference(record["spec"]["prompts"]).content_hash
-        return {"extractor_digest": self.extractor_digest(metric, field), "reference_hash": reference}
+        else:
+            labels = self.category_labels(record)
+        return {
+            "extractor_digest": self.extractor_digest(metric, field),
+            "reference_hash": reference,
+            "categories_hash": stable_hash(labels, 16) if labels else None,
+        }
+
+    def category_labels(self, record: dict) -> dict[str, list[str]]:
+        """Each category column's label for every image of ``record`` (empty when its prompt set has none)."""
+        spec = self.prompt_sets.get(record["spec"]["prompts"]["name"])
+        if spec is None or not (spec.categories or spec.annotator):
+            return {}
+        if spec.name not in self._labels:
+            self._labels[spec.name] = prompt_categories(spec)
+        indices = [s["prompt_index"] for s in record["samples"]]
+        return {column: [labels[i] for i in indices] for column, labels in self._labels[spec.name].items()}
 
     def reference(self, prompt_spec: dict) -> ReferenceSet:
         name = prompt_spec["name"]
@@ -119,13 +156,7 @@ class Scorer:
         spec = self.reference_specs.get(name)
         if spec is None:
             raise UserError(f"prompts: prompt set '{name}' has no reference images")
-        options, field = dict(spec.options), f"prompts[{name}].references"
-        if spec.kind == "folder":
-            return folder_reference(Path(spec.source), field)
-        if spec.kind == "parquet":
-            return parquet_reference(Path(spec.source), options["column"], field)
-        prompts = read_prompts(Path(prompt_spec["source"]), prompt_spec["format"], prompt_spec["column"])
-        return GENERATORS.get(spec.source)(prompts, **options)
+        return REFERENCE_KINDS.get(spec.kind)(spec, prompt_spec, f"prompts[{name}].references")
 
     def cell_features(self, record: dict, extractor: Extractor) -> np.ndarray:
         prefix = f"{extractor.key}-{extractor.mode}"
@@ -192,5 +223,15 @@ class Scorer:
             reference = self.reference(record["spec"]["prompts"])
             inputs.reference_features = reference_features(reference, extractor)
             inputs.noise_floor = self.noise_floor(metric, reference, extractor, inputs.prompts)
-            result["reference"] = {"name": reference.name, "n": reference.size, "hash": reference.content_hash}
-        return {**result, **definition.compute(inputs)}
+            result["reference"] = {
+                "name": reference.name,
+                "n": reference.size,
+                "hash": reference.content_hash,
+                "preprocessing": reference.preprocessing,
+            }
+        out = {**result, **definition.compute(inputs)}
+        labels = self.category_labels(record) if not definition.needs_reference else {}
+        if labels and "per_image" in out:
+            groups = per_category(out["per_image"], labels, definition.aggregate)
+            out["per_category"] = {"hash": stable_hash(labels, 16), "columns": groups}
+        return out

@@ -6,6 +6,7 @@ tagged weights come through open_clip from the Hugging Face cache (offline-aware
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -90,6 +91,44 @@ def load_clip(name: str, pretrained: str, device: str = "cpu", field: str = "met
     return _load(name, pretrained, device, field)
 
 
+def tag_files(name: str, tag: str) -> tuple[str, tuple[str, ...]] | None:
+    """The Hugging Face repository of an open_clip tag and the files open_clip reads from it (its safetensors
+    alternative first); None for a tag open_clip does not host on the hub."""
+    import open_clip
+
+    _register_configs()
+    hub = (open_clip.get_pretrained_cfg(name, tag) or {}).get("hf_hub", "")
+    if not hub:
+        return None
+    repo, filename = os.path.split(hub)
+    filename = filename or "open_clip_pytorch_model.bin"
+    stem = filename.rsplit(".", 1)[0].replace("pytorch_model", "model")
+    return repo, (f"{stem}.safetensors", filename)
+
+
+def tag_in_cache(name: str, tag: str) -> bool | None:
+    """Whether an open_clip tag's weights are in the Hugging Face cache (None when it is not hosted there)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    files = tag_files(name, tag)
+    if files is None:
+        return None
+    repo, names = files
+    return any(isinstance(try_to_load_from_cache(repo, f), str) for f in names)
+
+
+def missing_tag(name: str, tag: str, field: str) -> MissingResourceError | None:
+    """Offline, the one line saying an open_clip tag's weights are not in the Hugging Face cache and how to get
+    them (None when they are, online, or when the tag is not hosted on the hub)."""
+    if not offline() or tag_in_cache(name, tag) is not False:
+        return None
+    repo, names = tag_files(name, tag)
+    return MissingResourceError(
+        f"{field}: CLIP weights {name}/{tag} are not in the Hugging Face cache; run `hf download {repo} {names[-1]}` "
+        "on a machine with internet and copy the cache, or set pretrained: to a local .safetensors file"
+    )
+
+
 def _load(name: str, pretrained: str, device: str, field: str, tag: str | None = None) -> ClipModel:
     import open_clip
     import torch
@@ -123,6 +162,9 @@ def _load(name: str, pretrained: str, device: str, field: str, tag: str | None =
                     f"{field}.pretrained: '{pretrained}' is not a tag of {name} (tags: {', '.join(known)}; "
                     "or give a local .safetensors file, or 'random')"
                 )
+            absent = missing_tag(name, pretrained, field)
+            if absent is not None:
+                raise absent
             model = open_clip.create_model(name, pretrained=pretrained, device=device, weights_only=True)
     except UserError:
         raise

@@ -224,7 +224,20 @@ def result_row(record: dict) -> dict[str, Any]:
             row[f"{name}_subset_std"] = metric["subsets"]["std"]
         if "noise_floor" in metric:
             row[f"{name}_noise_floor"] = metric["noise_floor"]
+        if "reference" in metric:
+            row.update(_measured_against(name, metric))
     return row
+
+
+def _measured_against(name: str, metric: dict) -> dict[str, Any]:
+    """What a distance was measured at: N generated, the reference set and its preprocessing, the mode."""
+    reference = metric["reference"]
+    return {
+        f"{name}_n": metric.get("n"),
+        f"{name}_reference": f"{reference.get('name')} (n={reference.get('n')})",
+        f"{name}_preprocessing": reference.get("preprocessing") or "not recorded",
+        f"{name}_mode": metric.get("mode"),
+    }
 
 
 def results_frame(records: list[dict]):
@@ -239,3 +252,47 @@ def results_frame(records: list[dict]):
 
 def write_results_csv(path: Path, records: list[dict]) -> None:
     write_atomic(path, results_frame(records).to_csv(index=False).encode())
+
+
+CATEGORY_KEYS = (
+    "cell_id", "method", "model", "sampler_label", "steps", "guidance_scale", "prompts", "hardware", "seed",
+)  # fmt: skip
+
+
+def category_rows(records: list[dict]):
+    """Long form of every per-category result: one row per (cell, metric, category column, category) with its
+    value, 95 % bootstrap interval and N (``results_by_category.csv``)."""
+    import pandas as pd
+
+    rows = []
+    for record in records:
+        if record.get("status") != "ok":
+            continue
+        base = {k: v for k, v in result_row(record).items() if k in CATEGORY_KEYS}
+        for metric_id, metric in record.get("metrics", {}).items():
+            for column, groups in ((metric.get("per_category") or {}).get("columns") or {}).items():
+                for label, entry in groups.items():
+                    low, high = entry.get("ci95", [None, None])
+                    rows.append(
+                        {
+                            **base,
+                            "metric": metric_id,
+                            "label": metric.get("label", metric_id),
+                            "higher_is_better": metric.get("higher_is_better"),
+                            "category": column,
+                            "value_of": label,
+                            "value": entry["value"],
+                            "ci_low": low,
+                            "ci_high": high,
+                            "n": entry["n"],
+                        }
+                    )
+    return pd.DataFrame(rows, columns=[*CATEGORY_KEYS, "metric", "label", "higher_is_better", "category",
+                                       "value_of", "value", "ci_low", "ci_high", "n"])  # fmt: skip
+
+
+def write_category_csv(path: Path, records: list[dict]) -> None:
+    """``results_by_category.csv`` when any result has categories."""
+    rows = category_rows(records)
+    if not rows.empty:
+        write_atomic(path, rows.to_csv(index=False).encode())

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,13 +14,26 @@ from lcm_bench.core.errors import UserError
 from lcm_bench.core.faults import reached
 from lcm_bench.core.io import write_atomic
 from lcm_bench.domain.published import DESCRIPTIONS, check_published
-from lcm_bench.records.store import load_runs, results_frame, version_changes
-from lcm_bench.report import grids, plots
+from lcm_bench.records.store import category_rows, load_runs, results_frame, version_changes
+from lcm_bench.report import categories, grids, plots
 from lcm_bench.report.frame import clip_metric, distance_metric, method_colours, metric_meta
 from lcm_bench.report.overlay import overlay_table
 from lcm_bench.report.speedup import default_target, iso_quality, speedup_table
-from lcm_bench.report.tables import Table, noise_floors, quality_table, throughput_table, tidy_results
+from lcm_bench.report.tables import (
+    Table,
+    distance_notes,
+    noise_floors,
+    quality_table,
+    throughput_table,
+    tidy_results,
+)
 
+CATEGORY_GUIDE = (
+    "Per-image metrics over the images of each category of the prompt set (its metadata columns, or what the "
+    "shapes captions ask for); brackets are 95 % bootstrap intervals over those images (one seed), ± the standard "
+    "deviation over seeds (several), n the images of a category in a row (all seeds together). A category with few "
+    "images has a wide interval: read differences against it."
+)
 READING_GUIDE = (
     "Guidance: diffusers scale s, paper w = s - 1. Values are means over seeds; ± is the standard deviation "
     "over seeds (over disjoint subsets of a cell's images when there is one seed); [a, b] is a 95 % "
@@ -137,6 +151,7 @@ def write_report(
     ok = frame[frame["status"] == "ok"] if "status" in frame.columns else frame.iloc[0:0]
     if not ok.empty:
         _quality_section(blocks, ok, metrics, distance, clip, colours, plots_dir, tables_dir)
+        _category_section(blocks, records, ok, plots_dir, tables_dir)
         _published_section(blocks, ok, manifests, published, distance, clip, tables_dir)
         _cost_section(blocks, ok, cost_metric, target, colours, out)
         _samples_section(blocks, ok, records, run_dirs, plots_dir)
@@ -190,7 +205,7 @@ def _quality_section(blocks, ok, metrics, distance, clip, colours, plots_dir, ta
             extra = _write_table(quality_table(ok, [m]), tables_dir, f"quality_{m['id']}")
             if extra is not None:
                 blocks += [Block("h3", m["label"]), Block("table", extra)]
-    blocks += [Block("p", line) for line in noise_floors(ok, metrics)]
+    blocks += [Block("p", line) for line in distance_notes(ok, metrics) + noise_floors(ok, metrics)]
     figure = plots.quality_vs_steps(ok, metrics, colours, plots_dir / "quality_vs_steps.png")
     if figure is not None:
         blocks.append(Block("image", figure, "quality against steps"))
@@ -201,6 +216,24 @@ def _quality_section(blocks, ok, metrics, distance, clip, colours, plots_dir, ta
         figure = plots.training_curves(ok, m, plots_dir / f"{m['id']}_vs_training.png")
         if figure is not None:
             blocks.append(Block("image", figure, f"{m['label']} against training iterations"))
+
+
+def _category_section(blocks, records, ok, plots_dir, tables_dir) -> None:
+    """Every per-image metric per category: a table per category column and a figure per metric."""
+    rows = category_rows(records)
+    if rows.empty:
+        return
+    table = categories.aggregate(rows)
+    blocks += [Block("h2", "Per category"), Block("p", CATEGORY_GUIDE)]
+    write_atomic(tables_dir / "quality_by_category_long.csv", table.to_csv(index=False).encode())
+    for metric in dict.fromkeys(table["metric"]):
+        for column in dict.fromkeys(table[table["metric"] == metric]["category"]):
+            name = re.sub(r"[^A-Za-z0-9_.-]", "_", f"by_category_{metric}_{column}")
+            written = _write_table(categories.category_table(table, metric, column), tables_dir, name)
+            blocks += [Block("h3", f"{written.caption.split(' (')[0]}"), Block("table", written)]
+        figure = categories.category_figure(table, metric, ok, plots_dir / f"by_category_{metric}.png")
+        if figure is not None:
+            blocks.append(Block("image", figure, f"{metric} by category"))
 
 
 def _published_section(blocks, ok, manifests, published, distance, clip, tables_dir) -> None:

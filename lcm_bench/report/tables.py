@@ -18,12 +18,16 @@ class Table:
     rows: list[list[str]]
     bold: list[list[bool]] = field(default_factory=list)
     caption: str = ""
+    subheader: list[str] = field(default_factory=list)
+    """A second header line (what each column was measured at), empty for most columns."""
 
     def is_bold(self, i: int, j: int) -> bool:
         return bool(self.bold) and self.bold[i][j]
 
     def to_markdown(self) -> str:
         lines = ["| " + " | ".join(self.columns) + " |", "|" + "---|" * len(self.columns)]
+        if self.subheader:
+            lines.append("| " + " | ".join(f"_{c}_" if c else "" for c in self.subheader) + " |")
         for i, row in enumerate(self.rows):
             cells = [f"**{c}**" if self.is_bold(i, j) and c else c for j, c in enumerate(row)]
             lines.append("| " + " | ".join(cells) + " |")
@@ -50,8 +54,10 @@ class Table:
             r"\begin{tabular}{l" + "r" * (len(self.columns) - 1) + "}",
             r"\toprule",
             " & ".join(tex(c) for c in self.columns) + r" \\",
-            r"\midrule",
         ]
+        if self.subheader:
+            lines.append(" & ".join(rf"{{\footnotesize {tex(c)}}}" if c else "" for c in self.subheader) + r" \\")
+        lines.append(r"\midrule")
         for i, row in enumerate(self.rows):
             cells = [rf"\textbf{{{tex(c)}}}" if self.is_bold(i, j) else tex(c) for j, c in enumerate(row)]
             lines.append(" & ".join(cells) + r" \\")
@@ -63,6 +69,9 @@ class Table:
 
     def to_html(self) -> str:
         head = "".join(f"<th>{html.escape(c)}</th>" for c in self.columns)
+        if self.subheader:
+            sub = "".join(f"<th><small>{html.escape(c)}</small></th>" for c in self.subheader)
+            head += f"</tr><tr>{sub}"
         body = []
         for i, row in enumerate(self.rows):
             cells = "".join(
@@ -119,6 +128,8 @@ def quality_table(frame, metrics: list[dict], short: dict[str, str] | None = Non
     marks = _best_marks(table, metrics, shown)
     short = short or {}
     columns = ["method", *shown] + [f"{short.get(m['id'], m['label'])} {s}" for m in metrics for s in steps]
+    contexts = {m["id"]: (measured_at(frame, m["id"]) or ("", ""))[0] for m in metrics}
+    subheader = [""] * (1 + len(shown)) + [contexts[m["id"]] for m in metrics for _ in steps]
     rows, bold = [], []
     for key, group in table.groupby(METHOD_KEYS, sort=False, dropna=False):
         row = dict(zip(METHOD_KEYS, key, strict=True))
@@ -135,7 +146,33 @@ def quality_table(frame, metrics: list[dict], short: dict[str, str] | None = Non
                     flags.append(bool(marks[m["id"]][table.index.get_loc(i)]))
         rows.append(cells)
         bold.append(flags)
-    return Table(columns, rows, bold, caption)
+    return Table(columns, rows, bold, caption, subheader if any(subheader) else [])
+
+
+def _values(frame, column: str) -> str:
+    values = frame[column].dropna().unique() if column in frame.columns else []
+    return " / ".join(str(int(v)) if isinstance(v, float) and v.is_integer() else str(v) for v in values) or "?"
+
+
+def measured_at(frame, mid: str) -> tuple[str, str] | None:
+    """For a distance column: a short line (N and the reference set) and a sentence adding the reference's
+    preprocessing and the extractor's mode; None for metrics without a reference."""
+    if f"{mid}_reference" not in frame.columns or frame[f"{mid}_reference"].isna().all():
+        return None
+    subset = frame[frame[mid].notna()]
+    n, reference = _values(subset, f"{mid}_n"), _values(subset, f"{mid}_reference")
+    short = f"N={n} vs {reference}"
+    sentence = (
+        f"N = {n} generated images per cell against {reference}; reference preprocessing: "
+        f"{_values(subset, f'{mid}_preprocessing')}; extractor mode {_values(subset, f'{mid}_mode')}"
+    )
+    return short, sentence
+
+
+def distance_notes(frame, metrics: list[dict]) -> list[str]:
+    """One line per distance metric: what it was measured at (distances compare only at equal N and reference)."""
+    notes = [(m, measured_at(frame, m["id"])) for m in metrics if m["id"] in frame.columns]
+    return [f"{m['label']} (`{m['id']}`): {context[1]}." for m, context in notes if context]
 
 
 def throughput_table(frame) -> Table | None:
@@ -212,12 +249,25 @@ def tidy_results(frame, metrics: list[dict]):
                     "ci_low": r.get(f"{mid}_ci_low", math.nan) if r["seeds"] == 1 else math.nan,
                     "ci_high": r.get(f"{mid}_ci_high", math.nan) if r["seeds"] == 1 else math.nan,
                     "noise_floor": r.get(f"{mid}_noise_floor", math.nan),
+                    **_long_context(frame, r, mid),
                     "seeds": int(r["seeds"]),
                     "nfe_per_image": r["nfe_per_image"],
                     "seconds_per_image": r["seconds_per_image"],
                 }
             )
     return pd.DataFrame(rows)
+
+
+def _long_context(frame, row, mid: str) -> dict[str, str]:
+    """N, reference and preprocessing of a (method, steps) row's distance, for the long CSV."""
+    if f"{mid}_reference" not in frame.columns:
+        return {}
+    keys = ("method", "guidance_scale", "prompts", "hardware", "steps")
+    chosen = frame[mid].notna()
+    for key in keys:
+        chosen &= frame[key] == row[key]
+    match = frame[chosen]
+    return {k: _values(match, f"{mid}_{k}") for k in ("n", "reference", "preprocessing")}
 
 
 def noise_floors(frame, metrics: list[dict]) -> list[str]:

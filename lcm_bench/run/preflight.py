@@ -51,8 +51,8 @@ def _missing_metric_weights(metrics, weights) -> list[MissingResourceError]:
 def resolve_all(
     cells: list[CellSpec], resolved: dict | None = None, metrics=(), weights: tuple[Path, ...] = ()
 ) -> dict[ModelSpec, ResolvedModel]:
-    """Resolve every model the cells need (students the suite distils aside) and find every metric weights file;
-    what is missing is reported all at once, one line each, before any work."""
+    """Resolve every model the cells need (students the suite distils aside), find every metric weights file and
+    prepared dataset; what is missing is reported all at once, one line each, before any work."""
     resolved = {} if resolved is None else resolved
     missing: dict[str, MissingResourceError] = {}
     for cell in cells:
@@ -65,6 +65,9 @@ def resolve_all(
                 missing.setdefault(str(each), each)
     for exc in _missing_metric_weights(metrics, weights):
         missing.setdefault(str(exc), exc)
+    for cell in cells:
+        if cell.prompts.missing:
+            missing.setdefault(cell.prompts.missing, MissingResourceError(cell.prompts.missing))
     if len(missing) > 1:
         raise MissingResources(list(missing.values()))
     if missing:

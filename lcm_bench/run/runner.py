@@ -17,7 +17,7 @@ from lcm_bench.core.io import warn, write_json
 from lcm_bench.core.spec import CellSpec, ModelSpec, Suite
 from lcm_bench.models.resolve import ResolvedModel, resolve_model
 from lcm_bench.records.fingerprints import fingerprint_value
-from lcm_bench.records.store import RunDir, write_results_csv
+from lcm_bench.records.store import RunDir, write_category_csv, write_results_csv
 from lcm_bench.run.chunks import ChunkStore, verify_chunks, wall_clock
 from lcm_bench.run.executor import Executor
 from lcm_bench.run.launcher import Coordinator, World, check_devices, check_shared, select_device
@@ -339,3 +339,4 @@ def write_results(run: RunDir, suite: Suite, skipped: list[dict]) -> None:
     finished = run.records()
     records = [finished[c.cell_id] for c in suite.cells if c.cell_id in finished]
     write_results_csv(run.path / "results.csv", records + skipped)
+    write_category_csv(run.path / "results_by_category.csv", records)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lcm_bench.core.errors import UserError
+from lcm_bench.core.errors import MissingResourceError, MissingResources, UserError
 from lcm_bench.core.faults import reached
 from lcm_bench.metrics.catalogue import METRICS, result_inputs
 from lcm_bench.metrics.references import reference_features
@@ -63,11 +63,19 @@ class RunImages:
         return path
 
 
+def prompt_sets_of(suite) -> dict:
+    """The suite's prompt sets by name."""
+    return {c.prompts.name: c.prompts for c in suite.cells}
+
+
 def prepare_references(suite, device: str = "cpu", weights: Sequence[Path] = ()):
     """Compute and cache the reference features of every (metric, prompt set) pair the suite's metrics need, so that
     processes scoring in parallel find them on disk. Yields ``(metric, prompt set name, reference, features)``."""
-    scorer = Scorer(None, suite.references, device, weights)
-    prompt_sets = {c.prompts.name: c.prompts for c in suite.cells}
+    prompt_sets = prompt_sets_of(suite)
+    missing = [MissingResourceError(p.missing) for p in prompt_sets.values() if p.missing]
+    if missing:
+        raise MissingResources(missing) if len(missing) > 1 else missing[0]
+    scorer = Scorer(None, suite.references, device, weights, prompt_sets)
     for i, metric in enumerate(suite.metrics):
         if not METRICS.get(metric.name).needs_reference:
             continue
@@ -131,7 +139,7 @@ def score_run(
     if not suite.metrics:
         return 0
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    scorer = Scorer(RunImages(run), suite.references, device, weights)
+    scorer = Scorer(RunImages(run), suite.references, device, weights, prompt_sets_of(suite))
     records = run.records()
     _with_current_prompt_files(records, suite)
     todo = _todo(scorer, records, suite, cell_ids)
