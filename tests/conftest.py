@@ -137,7 +137,29 @@ def figure_data(fig) -> list[dict]:
         images = [np.asarray(image.get_array()) for image in ax.images]
         ticks = [t.get_text() for t in ax.get_xticklabels()]
         panels.append({"title": ax.get_title(), "series": series, "images": images, "xticks": ticks})
+    if panels:
+        panels[0]["layout"] = figure_layout(fig)
     return panels
+
+
+def figure_layout(fig) -> dict:
+    """Whether every legend lies inside the figure, and which tick labels of one axis overlap another."""
+    renderer = fig.canvas.get_renderer()
+    fig.canvas.draw()
+    bounds = fig.bbox
+    legends = [*fig.legends, *(ax.get_legend() for ax in fig.axes if ax.get_legend())]
+    outside = [
+        legend
+        for legend in legends
+        if not (bounds.x0 - 1 <= (box := legend.get_window_extent(renderer)).x0 and box.x1 <= bounds.x1 + 1)
+        or not (bounds.y0 - 1 <= box.y0 and box.y1 <= bounds.y1 + 1)
+    ]
+    overlaps = []
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            boxes = [t.get_window_extent(renderer) for t in axis.get_ticklabels() if t.get_visible() and t.get_text()]
+            overlaps += [(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1 :] if a.overlaps(b)]
+    return {"legends": len(legends), "legends_outside": len(outside), "tick_overlaps": len(overlaps)}
 
 
 @pytest.fixture

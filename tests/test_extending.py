@@ -97,9 +97,10 @@ def test_a_model_family_is_an_entry(tmp_path, tiny_sd_path, registered):
     family = Family("capitals", lambda index: index.get("_text_case") == "upper", encode_upper, tiny_sd)
     registered(FAMILIES, "sd-upper", family)
     upper = _run(tmp_path / "a", model=str(folder))
-    assert upper["model"]["family"] == "sd-upper" and len(seen) == 4 + 4, "warm-up batch, then the timed one"
+    repeats = upper["throughput"]["timing_repeats"]
+    assert upper["model"]["family"] == "sd-upper" and len(seen) == 4 * (2 + repeats), "warm-up, bulk, timed repeats"
     assert any(p != p.upper() for p in seen) and encoded == [p.upper() for p in seen], (
         "the cell's captions, in capitals"
     )
     plain = _run(tmp_path / "b", model=str(tiny_sd_path))
-    assert plain["model"]["family"] == "sd" and len(seen) == 8, "a folder the family does not match keeps its own"
+    assert plain["model"]["family"] == "sd" and len(seen) == 4 * (2 + repeats), "an unmatched folder keeps its own"

@@ -239,3 +239,15 @@ def test_distances_at_another_n_or_reference_preprocessing_are_not_compared(tmp_
     smaller = _run(tmp_path / "smaller", n=100, reference={"hash": "a", **coco})
     assert main(["check", str(smaller), "--baseline", str(tmp_path / "b.json")]) == 1
     assert "n 300 -> 100" in capsys.readouterr().out
+
+
+def test_times_taken_under_load_are_not_judged(baseline, tmp_path, capsys):
+    load = {"other_cores": 0.9, "loadavg_1m": 2.1, "contended": True}
+    busy = _run(tmp_path / "busy", seconds=0.05, load=load, contended=True)
+    assert main(["check", str(busy), "--baseline", str(baseline), "--gate-throughput"]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL: 2 not comparable" in out and "timed under load (0.9 other cores busy)" in out
+    assert "regressed" not in out.split("FAIL")[1].split("\n")[0], "a time taken under load was judged"
+    idle = _run(tmp_path / "idle", seconds=0.05, load={**load, "contended": False, "other_cores": 0.01})
+    assert main(["check", str(idle), "--baseline", str(baseline), "--gate-throughput"]) == 1
+    assert "FAIL: 2 regressed" in capsys.readouterr().out

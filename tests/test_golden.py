@@ -2,7 +2,7 @@
 
 The shipped teacher (DDIM, CFG) and LCM (guidance embedding) draw four images each; they must match the golden
 images committed for the current GENERATION_VERSION (up to last-bit differences between CPUs and torch builds).
-After a deliberate change: bump GENERATION_VERSION in lcm_bench/generate.py, run
+After a deliberate change: bump GENERATION_VERSION in lcm_bench/sampling/generation.py, run
 ``python tests/test_golden.py``, and add the printed digest to GOLDEN_SHA256.
 """
 
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from lcm_bench.core.paths import embedded_models_dir
-from lcm_bench.sampling.loop import GENERATION_VERSION
+from lcm_bench.sampling.generation import GENERATION_VERSION
 
 GOLDEN_DIR = Path(__file__).resolve().parent / "golden"
 GOLDEN_SHA256 = {1: "1de857ee8da52a6da5a5e5bed1661d66e831d9b802acf777a85d26d76d97a40b"}
@@ -73,7 +73,7 @@ def test_images_match_the_golden_images_of_this_generation_version():
     difference = np.abs(images - golden)
     assert difference.mean() < 0.5 and (difference > 8).mean() < 0.005, (
         f"sampling changed the images (mean |diff| {difference.mean():.2f}): bump GENERATION_VERSION in "
-        "lcm_bench/generate.py and run `python tests/test_golden.py`"
+        "lcm_bench/sampling/generation.py and run `python tests/test_golden.py`"
     )
 
 

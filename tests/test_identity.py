@@ -110,9 +110,10 @@ def test_scheduler_config_and_generation_code_are_part_of_the_fingerprint(two_mo
     assert main(["run", str(suite), "--out", str(out), "--quiet", "--no-report"]) == 0
     assert "recomputed 2 cells: scheduler of ddim changed" in capsys.readouterr().out
 
-    import lcm_bench.sampling.loop
+    import lcm_bench.sampling.generation
 
-    monkeypatch.setattr(lcm_bench.sampling.loop, "GENERATION_VERSION", lcm_bench.sampling.loop.GENERATION_VERSION + 1)
+    generation = lcm_bench.sampling.generation
+    monkeypatch.setattr(generation, "GENERATION_VERSION", generation.GENERATION_VERSION + 1)
     assert main(["run", str(suite), "--out", str(out), "--quiet", "--no-report"]) == 0
     assert "recomputed 4 cells: generation code changed" in capsys.readouterr().out
 

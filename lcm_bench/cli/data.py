@@ -26,6 +26,7 @@ def _data_arguments(parser: ArgumentParser) -> None:
 def data(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from lcm_bench.core.io import on_terminal
     from lcm_bench.core.paths import dataset_dirs
     from lcm_bench.domain.coco import PROTOCOLS, prepare, preprocessing
 
@@ -37,7 +38,8 @@ def data(args: argparse.Namespace) -> int:
     if subset is not None and not subset.is_file():
         raise UserError(f"--subset: '{subset}' does not exist")
     out = Path(args.out) if args.out else dataset_dirs()[0] / args.protocol
-    bar = tqdm(desc=f"preparing {args.protocol}", unit="img", disable=args.quiet, file=sys.stderr, delay=1.0)
+    shown = on_terminal(not args.quiet)
+    bar = tqdm(desc=f"preparing {args.protocol}", unit="img", disable=not shown, file=sys.stderr, delay=1.0)
 
     def advance(done: int, total: int) -> None:
         bar.total = total

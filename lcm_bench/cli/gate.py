@@ -45,7 +45,7 @@ def _gate(baseline: dict, run_dirs: list[str], args: argparse.Namespace) -> int:
     from lcm_bench.gate.check import check
     from lcm_bench.gate.summary import summary_markdown
 
-    existing_dirs(run_dirs, "run_dirs")
+    existing_dirs(run_dirs, "run directories")
     result = check(
         baseline,
         run_dirs,
@@ -61,7 +61,7 @@ def _gate(baseline: dict, run_dirs: list[str], args: argparse.Namespace) -> int:
 
 
 def _baseline_arguments(parser: ArgumentParser) -> None:
-    parser.add_argument("run_dirs", nargs="+")
+    parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     parser.add_argument("--out", required=True, help="baseline JSON file to write")
     _add_tolerance_options(parser)
 
@@ -78,7 +78,7 @@ def baseline(args: argparse.Namespace) -> int:
 
 
 def _check_arguments(parser: ArgumentParser) -> None:
-    parser.add_argument("run_dirs", nargs="+")
+    parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     parser.add_argument(
         "--baseline",
         required=True,

@@ -17,8 +17,17 @@ ORDER = (
 """The order ``lcm-bench --help`` lists the commands in: a run's life first, then the gate, then the helpers."""
 
 
+def version_line() -> str:
+    """``lcm-bench 0.1.0 (installed package)`` or ``(checkout <commit>)``."""
+    from lcm_bench import __version__
+    from lcm_bench.core.provenance import source_of
+
+    return f"lcm-bench {__version__} ({source_of()})"
+
+
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="lcm-bench", description="Benchmark few-step diffusion samplers.")
+    parser.add_argument("--version", action="version", version=version_line())
     sub = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
     for name in (*ORDER, *(n for n in COMMANDS.names() if n not in ORDER)):
         entry = COMMANDS.get(name)
@@ -28,6 +37,8 @@ def build_parser() -> ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if callable(getattr(sys.stdout, "reconfigure", None)):
+        sys.stdout.reconfigure(line_buffering=True)
     try:
         return COMMANDS.get(args.command).run(args)
     except UserError as exc:

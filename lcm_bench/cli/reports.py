@@ -8,7 +8,7 @@ from lcm_bench.cli.commands import ArgumentParser, command, existing_dirs, finit
 
 
 def _report_arguments(parser: ArgumentParser) -> None:
-    parser.add_argument("run_dirs", nargs="+")
+    parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     parser.add_argument("--out", help="where to write the report (default: the first run directory)")
     parser.add_argument(
         "--published", help="overlay a published table: lcm-table1 or lcm-table2 (default: the suite's own)"
@@ -23,7 +23,7 @@ def _report_arguments(parser: ArgumentParser) -> None:
 def report(args: argparse.Namespace) -> int:
     from lcm_bench.report import write_report
 
-    existing_dirs(args.run_dirs, "run_dirs")
+    existing_dirs(args.run_dirs, "run directories")
     finite(args.target, "--target")
     written = write_report(
         args.run_dirs, args.out, published=args.published, target=args.target, target_metric=args.target_metric

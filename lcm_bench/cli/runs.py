@@ -32,10 +32,12 @@ def _run_arguments(parser: ArgumentParser) -> None:
 
 
 def _closing_line(summary, out: Path, report: Path | None) -> str:
+    loaded = len(summary.contended)
+    load = f"; {loaded} cells timed under load (other processes used the CPU: marked, not gated)" if loaded else ""
     return (
         f"{len(summary.computed)} cells computed, {len(summary.reused)} reused, {len(summary.skipped)} skipped, "
         f"{summary.scored} metric values computed "
-        f"-> {out / 'results.csv'}" + (f", {report}" if report else "") + f"; {summary.chunks} chunks generated"
+        f"-> {out / 'results.csv'}" + (f", {report}" if report else "") + f"; {summary.chunks} chunks generated{load}"
     )
 
 
@@ -53,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("reports") / suite.name
     if not args.out and (world is None or world.is_main):
         print(f"suite '{suite.name}': run directory {out.resolve()} (./reports/<suite> by default; --out to choose)")
-    summary = run_suite(suite, out, provenance(), not args.quiet, shard, args.threads, world, args.pin_devices, weights)
+    summary = run_suite(suite, out, provenance, not args.quiet, shard, args.threads, world, args.pin_devices, weights)
     if world is not None and not world.is_main:
         return 0
     if shard is not None:

@@ -53,3 +53,9 @@ def write_json(path: Path, obj: Any) -> None:
 
 def warn(message: str) -> None:
     print(f"lcm-bench: warning: {message}", file=sys.stderr)
+
+
+def on_terminal(wanted: bool = True) -> bool:
+    """Whether a progress bar may draw: asked for, and stderr is a terminal (a log file gets one line per event
+    instead of hundreds of carriage-return updates)."""
+    return wanted and sys.stderr.isatty()

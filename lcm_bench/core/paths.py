@@ -53,12 +53,18 @@ def cache_dir() -> Path:
 def weights_dirs(extra: Sequence[str | Path] = ()) -> list[Path]:
     """Folders searched for metric weights, in order: ``extra`` (``--weights-dir``), $LCM_BENCH_WEIGHTS, the
     lcm-bench cache and torch hub's checkpoint folder."""
-    import torch
-
     dirs = [Path(p).expanduser() for p in extra]
     dirs += [Path(p).expanduser() for p in os.environ.get("LCM_BENCH_WEIGHTS", "").split(os.pathsep) if p]
-    dirs += [cache_dir() / "weights", Path(torch.hub.get_dir()) / "checkpoints"]
+    dirs += [cache_dir() / "weights", torch_hub_dir() / "checkpoints"]
     return dirs
+
+
+def torch_hub_dir() -> Path:
+    """``torch.hub.get_dir()`` without importing torch: $TORCH_HOME/hub, $TORCH_HOME defaulting to
+    $XDG_CACHE_HOME/torch or ~/.cache/torch (torch's own rule; a process that called ``torch.hub.set_dir`` is the
+    one case this does not see)."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return Path(os.environ.get("TORCH_HOME", cache / "torch")).expanduser() / "hub"
 
 
 def find_weights(filename: str, extra: Sequence[str | Path] = ()) -> Path | None:

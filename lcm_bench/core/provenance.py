@@ -9,7 +9,7 @@ from pathlib import Path
 
 from lcm_bench import __version__
 from lcm_bench.core.hardware import machine_info
-from lcm_bench.core.paths import package_dir
+from lcm_bench.core.paths import package_dir, packaged
 
 LIBRARIES = (
     "torch",
@@ -39,6 +39,16 @@ def git_info(path: Path | None = None) -> dict:
     return {"commit": commit, "dirty": bool(git("status", "--porcelain", "--untracked-files=no")) if commit else None}
 
 
+def source_of(git: dict | None = None) -> str:
+    """Where this lcm-bench came from: an installed package, or a checkout at a commit (``dirty`` when changed)."""
+    if packaged():
+        return "installed package"
+    git = git_info() if git is None else git
+    if not git.get("commit"):
+        return "source tree without git"
+    return f"checkout {git['commit'][:12]}{', with changes' if git.get('dirty') else ''}"
+
+
 def library_versions() -> dict[str, str | None]:
     versions = {"lcm_bench": __version__}
     for name in LIBRARIES:
@@ -50,9 +60,11 @@ def library_versions() -> dict[str, str | None]:
 
 
 def provenance() -> dict:
+    git = git_info()
     return {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "git": git_info(),
+        "source": source_of(git),
+        "git": git,
         "versions": library_versions(),
         "machine": machine_info(),
     }

@@ -19,9 +19,15 @@ T = TypeVar("T")
 SAFE_NAME = re.compile(r"^[a-z0-9][a-z0-9_.+-]*$")
 
 
+def _spelled(name: str) -> str:
+    """A name as people type it: ``+`` spelled ``p`` (dpmsolverpp for dpmsolver++), case and separators folded."""
+    return name.lower().replace("+", "p").replace("_", "-")
+
+
 def did_you_mean(name: str, known: list[str]) -> str:
-    close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
-    hint = f"; did you mean '{close[0]}'?" if close else ""
+    spelled = {_spelled(k): k for k in known}
+    close = difflib.get_close_matches(_spelled(name), list(spelled), n=1, cutoff=0.5)
+    hint = f"; did you mean '{spelled[close[0]]}'?" if close else ""
     return f"{hint} (known: {', '.join(sorted(known))})"
 
 

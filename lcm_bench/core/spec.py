@@ -221,6 +221,18 @@ class MetricSpec:
 
 
 @dataclass(frozen=True)
+class TimingPolicy:
+    """How a cell's time is measured (a suite's ``timing:``): after the cell's images, whole batches are generated
+    again, their images discarded, until the 95 % interval of the median seconds per image is within
+    ``precision`` of it (and at least ``min_repeats`` batches ran), or ``max_repeats`` batches, or ``max_seconds``."""
+
+    min_repeats: int = 3
+    max_repeats: int = 10
+    precision: float = 0.05
+    max_seconds: float = 5.0
+
+
+@dataclass(frozen=True)
 class Suite:
     name: str
     version: int
@@ -231,3 +243,4 @@ class Suite:
     metrics: tuple[MetricSpec, ...] = ()
     published: str | None = None
     references: dict[str, ReferenceSpec | None] = field(default_factory=dict, compare=False)
+    timing: TimingPolicy = field(default_factory=TimingPolicy, compare=False)

@@ -25,6 +25,8 @@ THROUGHPUT = {
 
 
 MACHINE_BOUND = ("seconds_per_image", "peak_memory_mb")
+TIME_BOUND = ("seconds_per_image",)
+"""Throughput values other processes change: not judged when either side was timed under load."""
 
 
 COMPARABLE = ("n", "mode", "options")
@@ -95,6 +97,7 @@ def make_baseline(run_dirs: list[str | Path], tolerance: dict[str, float] | None
             "throughput": {
                 **_execution(record),
                 "values": {k: throughput[k] for k in THROUGHPUT if k in throughput},
+                "contended": bool(throughput.get("contended")),
             },
         }
     if not cells:

@@ -21,7 +21,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lcm_bench.gate.baseline import COMPARABLE, MACHINE_BOUND, THROUGHPUT, _execution, reference_of
+from lcm_bench.gate.baseline import COMPARABLE, MACHINE_BOUND, THROUGHPUT, TIME_BOUND, _execution, reference_of
 from lcm_bench.metrics.catalogue import result_inputs
 from lcm_bench.records.fingerprints import changed_components, describe_change
 from lcm_bench.records.store import load_runs, version_changes
@@ -105,6 +105,15 @@ def _reference_change(entry: dict, metric: dict) -> str:
     return "reference set changed" + (f": {', '.join(differ)}" if then and differ else " (its content)")
 
 
+def _under_load(base: dict, record: dict) -> str:
+    """Why a time cannot be judged: the run's or the baseline's cell was timed while other processes used the
+    CPU (empty when neither was)."""
+    now = (record.get("throughput") or {}).get("load") or {}
+    if now.get("contended"):
+        return f"timed under load ({now.get('other_cores')} other cores busy)"
+    return "the baseline was timed under load" if base.get("contended") else ""
+
+
 def _throughput_findings(label: str, cell: dict, record: dict | None) -> list[Finding]:
     base = cell.get("throughput", {})
     findings = []
@@ -115,6 +124,10 @@ def _throughput_findings(label: str, cell: dict, record: dict | None) -> list[Fi
         value = (record or {}).get("throughput", {}).get(name)
         if value is None:
             findings.append(Finding(label, name, "missing", entry["value"]))
+            continue
+        loaded = _under_load(base, record)
+        if name in TIME_BOUND and loaded:
+            findings.append(Finding(label, name, "not comparable", entry["value"], value, None, loaded))
             continue
         where = _execution(record)
         then = {k: base.get(k, 1 if k == "processes" else None) for k in where}

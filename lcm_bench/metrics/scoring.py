@@ -83,13 +83,13 @@ def prompts_of(record: dict) -> list[str]:
 
 class Scorer:
     """Holds loaded extractors and reference features across the cells of a run; ``weights`` are extra folders to
-    find metric weights in (``--weights-dir``)."""
+    find metric weights in (``--weights-dir``); ``device`` None picks CUDA when there is one, when first needed."""
 
     def __init__(
         self,
         source: ImageSource | None,
         references: dict[str, ReferenceSpec | None],
-        device: str = "cpu",
+        device: str | None = "cpu",
         weights: Sequence[Path] = (),
         prompt_sets: dict[str, PromptSetSpec] | None = None,
     ):
@@ -97,13 +97,22 @@ class Scorer:
         self.reference_specs = references
         self.prompt_sets = prompt_sets or {}
         self._labels: dict[str, dict[str, list[str]]] = {}
-        self.device = device
+        self._device = device
         self.weights = tuple(weights)
         self._extractors: dict[str, Extractor] = {}
         self._references: dict[str, ReferenceSet] = {}
         self._floors: dict[tuple, np.ndarray] = {}
         self._floor_values: dict[tuple, float] = {}
         self._digests: dict[str, str] = {}
+
+    @property
+    def device(self) -> str:
+        """The device extractors run on: as given, else CUDA when there is one (torch is imported only then)."""
+        if self._device is None:
+            import torch
+
+            self._device = "cuda" if torch.cuda.is_available() else "cpu"
+        return self._device
 
     def extractor(self, metric: MetricSpec, field: str) -> Extractor:
         key = _request_key(metric)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from lcm_bench.report.frame import METHOD_KEYS, method_colours, method_label, method_name
-from lcm_bench.report.tables import Table, number
+from lcm_bench.report.tables import Table, number, rounded
 
 GROUP_KEYS = [*METHOD_KEYS, "steps", "metric", "category", "value_of"]
 
@@ -63,12 +63,13 @@ def category_table(table, metric: str, column: str) -> Table:
 
 
 def _with_interval(r) -> str:
-    text = number(r["value"], 4)
+    """The value rounded to its uncertainty: ± the seed standard deviation, or its bootstrap interval."""
     if r["seeds"] > 1:
-        text += f" ± {number(r['seed_std'], 2)}"
-    elif r["ci_low"] == r["ci_low"]:
-        text += f" [{number(r['ci_low'], 3)}, {number(r['ci_high'], 3)}]"
-    return text
+        return f"{rounded(r['value'], r['seed_std'])} ± {rounded(r['seed_std'], r['seed_std'])}"
+    if r["ci_low"] == r["ci_low"]:
+        width = (r["ci_high"] - r["ci_low"]) / 2
+        return f"{rounded(r['value'], width)} [{rounded(r['ci_low'], width)}, {rounded(r['ci_high'], width)}]"
+    return number(r["value"], 4)
 
 
 def category_figure(table, metric: str, frame, path: Path) -> Path | None:

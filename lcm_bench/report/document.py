@@ -5,7 +5,9 @@ PDF under ``plots/``."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import html
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +15,7 @@ from pathlib import Path
 from lcm_bench.core.errors import UserError
 from lcm_bench.core.faults import reached
 from lcm_bench.core.io import write_atomic
+from lcm_bench.core.paths import package_dir
 from lcm_bench.domain.published import DESCRIPTIONS, check_published
 from lcm_bench.records.store import category_rows, load_runs, results_frame, version_changes
 from lcm_bench.report import categories, grids, plots
@@ -136,14 +139,16 @@ def write_report(
     rank = suite_rank(manifests)
     records.sort(key=lambda r: rank.get(r["cell_id"], len(rank)))
     out = Path(out_dir or run_dirs[0])
+    key = report_key(records, manifests, [published, target, target_metric, [str(p) for p in run_dirs]])
+    if _up_to_date(out, key):
+        return out / "report.md"
     frame = results_frame(records)
     reached("report")
     meta = metric_meta(records, manifests)
     metrics = list(meta.values())
     distance, clip = distance_metric(meta), clip_metric(meta)
     colours = method_colours(frame)
-    if target_metric is not None and target_metric not in meta:
-        raise UserError(f"--target-metric: '{target_metric}' is not one of the runs' metrics {list(meta)}")
+    target_metric = metric_named(meta, target_metric) if target_metric else None
     cost_metric = meta[target_metric] if target_metric else distance or (metrics[0] if metrics else None)
     plots_dir, tables_dir = out / "plots", out / "tables"
     names = ", ".join(dict.fromkeys(m["suite"]["name"] for m in manifests))
@@ -164,7 +169,46 @@ def write_report(
     report = out / "report.md"
     write_atomic(report, _markdown(blocks, out).encode())
     write_atomic(out / "report.html", _html(blocks, f"lcm-bench report: {names}").encode())
+    write_atomic(out / KEY_FILE, json.dumps({"key": key}).encode())
     return report
+
+
+KEY_FILE = ".report-key.json"
+
+
+def report_key(records: list[dict], manifests: list[dict], options: list) -> str:
+    """What a report shows, as one digest: its records and manifests, the report's options and the code that draws
+    it (every source file of lcm_bench), so an unchanged report is never drawn again."""
+    payload = json.dumps([records, manifests, options], sort_keys=True, default=str).encode()
+    return hashlib.sha256(code_digest().encode() + payload).hexdigest()
+
+
+def code_digest() -> str:
+    digest = hashlib.sha256()
+    for path in sorted(package_dir().rglob("*.py")):
+        digest.update(path.relative_to(package_dir()).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def _up_to_date(out: Path, key: str) -> bool:
+    """Whether ``out`` holds the report of exactly this content (its key file, report.md and report.html)."""
+    try:
+        stored = json.loads((out / KEY_FILE).read_text()).get("key")
+    except (OSError, ValueError, AttributeError):
+        return False
+    return stored == key and (out / "report.md").is_file() and (out / "report.html").is_file()
+
+
+def metric_named(meta: dict[str, dict], name: str) -> str:
+    """A metric id from its id or its short name (``attribute_accuracy`` for ``attribute_accuracy_shapes-judge``)
+    when one metric of the runs has it."""
+    if name in meta:
+        return name
+    found = [mid for mid, m in meta.items() if m["name"] == name]
+    if len(found) == 1:
+        return found[0]
+    names = sorted({*meta, *(m["name"] for m in meta.values())})
+    raise UserError(f"--target-metric: '{name}' is not one of the runs' metrics ({', '.join(names)})")
 
 
 def _samples_section(blocks, ok, records, run_dirs, plots_dir) -> None:
@@ -296,9 +340,11 @@ def provenance_lines(manifests: list[dict]) -> list[str]:
     for m in manifests:
         p = m.get("provenance", {})
         git, versions, machine = p.get("git", {}), p.get("versions", {}), p.get("machine", {})
+        source = p.get("source") or (f"commit {git['commit']}" if git.get("commit") else "commit unknown")
         lines.append(
-            f"- suite `{m['suite']['name']}` (hash {m['suite']['hash']}), commit {git.get('commit') or 'unknown'}"
-            f"{' (dirty)' if git.get('dirty') else ''}, torch {versions.get('torch')}, diffusers "
+            f"- suite `{m['suite']['name']}` (hash {m['suite']['hash']}), lcm-bench {versions.get('lcm_bench')} "
+            f"({source}{', with changes' if git.get('dirty') and 'changes' not in source else ''}), "
+            f"torch {versions.get('torch')}, diffusers "
             f"{versions.get('diffusers')}, {machine.get('cpu')} x{machine.get('cpu_count')}"
             f"{', GPUs: ' + ', '.join(machine['cuda']['devices']) if machine.get('cuda') else ''}"
         )

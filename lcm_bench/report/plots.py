@@ -11,7 +11,6 @@ from lcm_bench.report.frame import (
     METHOD_KEYS,
     PALETTE,
     aggregate_metrics,
-    by_method_and_steps,
     method_label,
     method_name,
     spread,
@@ -64,27 +63,56 @@ def _grid(n_rows: int, n_cols: int, width: float = 5.0, height: float = 3.8):
     return fig, axes
 
 
-def _legend(fig, axes) -> None:
+FONT = {"title": 9, "label": 9, "ticks": 8, "legend": 8}
+"""One type scale for every figure: readable at a paper column's width and on screen."""
+
+
+def _legend(fig, axes):
+    """One legend for the figure, below the axes, with as many columns as fit its width (never clipped)."""
     handles, labels = {}, []
     for ax in axes.flat:
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
             if label not in handles:
                 handles[label] = handle
                 labels.append(label)
-    fig.legend([handles[x] for x in labels], labels, loc="lower center", ncol=min(3, len(labels)), fontsize=7)
+    if not labels:
+        return None
+    renderer = fig.canvas.get_renderer()
+    for ncol in range(min(4, len(labels)), 0, -1):
+        legend = fig.legend(
+            [handles[x] for x in labels], labels, loc="lower center", ncol=ncol, fontsize=FONT["legend"], frameon=False
+        )
+        if legend.get_window_extent(renderer).width <= 0.98 * fig.bbox.width or ncol == 1:
+            return legend
+        legend.remove()
+    return None
 
 
 def _label(ax, xlabel: str, ylabel: str, title: str) -> None:
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=9)
+    ax.set_xlabel(xlabel, fontsize=FONT["label"])
+    ax.set_ylabel(ylabel, fontsize=FONT["label"])
+    ax.set_title(title, fontsize=FONT["title"])
+    ax.tick_params(labelsize=FONT["ticks"])
     ax.grid(True, alpha=0.3)
 
 
-def _finish(fig, axes, path: Path, legend_space: float = 0.12) -> Path:
-    _legend(fig, axes)
-    fig.tight_layout(rect=(0, legend_space, 1, 1))
+def _finish(fig, axes, path: Path) -> Path:
+    """Legend below the axes, the axes laid out in the space above it (measured, so nothing is clipped)."""
+    legend = _legend(fig, axes)
+    height = legend.get_window_extent(fig.canvas.get_renderer()).height / fig.bbox.height if legend else 0.0
+    fig.tight_layout(rect=(0, min(height + 0.01, 0.6), 1, 1))
     return save(fig, path)
+
+
+def _plain_log(ax, axis: str = "x") -> None:
+    """A log axis labelled with plain numbers at 1, 2 and 5 of each decade (no 10^k, no crowded minor labels)."""
+    import matplotlib.ticker
+
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
+    target.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    target.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}"))
+    target.set_minor_formatter(matplotlib.ticker.NullFormatter())
 
 
 def _scales(table) -> dict[str, list]:
@@ -96,12 +124,17 @@ def _scales(table) -> dict[str, list]:
 
 
 def _style(row, colours: dict, scales: dict[str, list]) -> dict:
-    own = scales.get(method_name(row), [])
+    """Colour, marker and line style per method (so methods that overlap stay visible); a method run at several
+    guidance scales gets one line style per scale."""
+    name = method_name(row)
+    own = scales.get(name, [])
     index = own.index(row["guidance_scale"]) if row["guidance_scale"] in own else 0
+    method = list(colours).index(name) if name in colours else 0
     return {
-        "color": colours[method_name(row)],
-        "linestyle": LINESTYLES[index % len(LINESTYLES)],
-        "marker": MARKERS[index % len(MARKERS)],
+        "color": colours[name],
+        "linestyle": LINESTYLES[(method + index) % len(LINESTYLES)],
+        "marker": MARKERS[method % len(MARKERS)],
+        "markersize": 5,
     }
 
 
@@ -132,6 +165,10 @@ def quality_vs_steps(frame, metrics: list[dict], colours: dict, path: Path) -> P
                     label=method_label(row),
                     **_style(row, colours, scales),
                 )
+            floor = f"{m['id']}_noise_floor"
+            values = table[table["prompts"] == prompts][floor].dropna() if floor in table.columns else []
+            if len(values):
+                ax.axhline(float(values.mean()), color="grey", linestyle=":", linewidth=1, label="noise floor")
             _log2_steps(ax, table["steps"].unique())
             _label(ax, "sampling steps", _axis_label(m), f"{m['label']} — {prompts}")
     return _finish(fig, axes, path)
@@ -236,35 +273,39 @@ def quality_vs_cost(frame, metric: dict, colours: dict, path: Path, targets: dic
             )
             if target is not None:
                 ax.axhline(target[0], color="grey", linewidth=0.8, linestyle=":", label="iso-quality target")
-            ax.set_xscale("log")
+            _plain_log(ax)
             _label(ax, label, _axis_label(metric), f"{metric['label']} against {label} — {prompts}")
     return _finish(fig, axes, path)
 
 
 def latency_vs_steps(frame, colours: dict, path: Path) -> Path | None:
-    """Milliseconds per image against steps, one line per method and hardware."""
-    table = by_method_and_steps(frame)
+    """Milliseconds per image against steps, one line per method and hardware: the throughput table's numbers
+    (median timed ms per image, averaged over prompt sets and seeds; error bars the timing interval); points
+    timed under load drawn hollow."""
+    from lcm_bench.report.tables import cost_by_method
+
+    table = cost_by_method(frame)
     if table.empty:
         return None
-    table = table.drop_duplicates(subset=["method", "model", "sampler_label", "guidance_scale", "hardware", "steps"])
     scales = _scales(table)
     fig, axes = _grid(1, 1, width=6.5, height=4.2)
     ax = axes[0][0]
-    keys = ["method", "model", "sampler_label", "guidance_scale", "hardware"]
-    for key, group in table.groupby(keys, sort=False):
-        row = dict(zip(keys, key, strict=True))
-        group = group.sort_values("steps")
-        ax.errorbar(
-            group["steps"],
-            group["seconds_per_image"] * 1e3,
-            yerr=(group["seconds_per_image_seed_std"].fillna(0) * 1e3),
-            capsize=3,
-            label=f"{method_label(row)} / {row['hardware']}",
-            **_style(row, colours, scales),
-        )
+    for _, group in table.groupby(["method", "model", "sampler_label", "guidance_scale", "machine", "hardware"],
+                                  sort=False):  # fmt: skip
+        row, group = group.iloc[0], group.sort_values("steps")
+        ms = group["seconds_per_image"] * 1e3
+        errors = [(ms - group["low"] * 1e3).clip(lower=0), (group["high"] * 1e3 - ms).clip(lower=0)]
+        style = _style(row, colours, scales)
+        ax.errorbar(group["steps"], ms, yerr=errors, capsize=3, label=f"{method_label(row)} / {row['hardware']}",
+                    **style)  # fmt: skip
+        loaded = group[group["contended"]]
+        if not loaded.empty:
+            ax.plot(loaded["steps"], loaded["seconds_per_image"] * 1e3, linestyle="none", marker=style["marker"],
+                    markerfacecolor="white", markeredgecolor=style["color"], markersize=7)  # fmt: skip
     _log2_steps(ax, table["steps"].unique())
-    _label(ax, "sampling steps", "ms per image (text + denoise + VAE)", "Cost against steps")
-    return _finish(fig, axes, path, 0.16)
+    title = "Cost against steps (mean over prompt sets and seeds; hollow: timed under load)"
+    _label(ax, "sampling steps", "ms per image (text + denoise + VAE)", title)
+    return _finish(fig, axes, path)
 
 
 def training_curves(frame, metric: dict, path: Path) -> Path | None:
@@ -295,4 +336,4 @@ def training_curves(frame, metric: dict, path: Path) -> Path | None:
             label=f"{student}, {steps} step{'s' * (steps > 1)}",
         )
     _label(ax, "training iterations", _axis_label(metric), f"{metric['label']} along distillation")
-    return _finish(fig, axes, path, 0.2)
+    return _finish(fig, axes, path)

@@ -11,6 +11,17 @@ from dataclasses import dataclass, field
 
 from lcm_bench.report.frame import METHOD_KEYS, aggregate_metrics, method_label, spread
 
+LATEX_ROWS = 35
+"""Rows of one LaTeX table: a longer one is split so each part fits a page."""
+LATEX_LINE_CHARACTERS = 60
+"""Characters of a row (cells, and four for each column's padding) that fit a 10 pt text line."""
+
+
+def _tex(text: str) -> str:
+    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#")):
+        text = text.replace(a, b)
+    return text.replace("±", r"$\pm$").replace("–", "--").replace("†", r"$^\dagger$")
+
 
 @dataclass
 class Table:
@@ -41,29 +52,32 @@ class Table:
         return buffer.getvalue()
 
     def to_latex(self) -> str:
-        """booktabs tabular, best values in bold."""
+        """booktabs tabulars, best values in bold, fit to a page: a table wider than a text line (by its longest
+        row, or more than six columns) is scaled to the line width (``\\resizebox``, graphicx), and one longer than
+        a page is split into tables of ``LATEX_ROWS`` rows (the later ones captioned "continued")."""
+        chunks = [self.rows[i : i + LATEX_ROWS] for i in range(0, len(self.rows), LATEX_ROWS)] or [[]]
+        return "".join(self._latex_part(part, k * LATEX_ROWS, k > 0) for k, part in enumerate(chunks))
 
-        def tex(text: str) -> str:
-            for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#")):
-                text = text.replace(a, b)
-            return text.replace("±", r"$\pm$").replace("–", "--")
-
+    def _latex_part(self, rows: list[list[str]], offset: int, continued: bool) -> str:
+        longest = max((sum(len(c) + 4 for c in row) for row in [self.columns, *self.rows]), default=0)
+        wide = len(self.columns) > 6 or longest > LATEX_LINE_CHARACTERS
         lines = [
             r"\begin{table}[t]",
             r"\centering",
+            *([r"\resizebox{\linewidth}{!}{%"] if wide else []),
             r"\begin{tabular}{l" + "r" * (len(self.columns) - 1) + "}",
             r"\toprule",
-            " & ".join(tex(c) for c in self.columns) + r" \\",
+            " & ".join(_tex(c) for c in self.columns) + r" \\",
         ]
         if self.subheader:
-            lines.append(" & ".join(rf"{{\footnotesize {tex(c)}}}" if c else "" for c in self.subheader) + r" \\")
+            lines.append(" & ".join(rf"{{\footnotesize {_tex(c)}}}" if c else "" for c in self.subheader) + r" \\")
         lines.append(r"\midrule")
-        for i, row in enumerate(self.rows):
-            cells = [rf"\textbf{{{tex(c)}}}" if self.is_bold(i, j) else tex(c) for j, c in enumerate(row)]
+        for i, row in enumerate(rows, offset):
+            cells = [rf"\textbf{{{_tex(c)}}}" if self.is_bold(i, j) else _tex(c) for j, c in enumerate(row)]
             lines.append(" & ".join(cells) + r" \\")
-        lines += [r"\bottomrule", r"\end{tabular}"]
+        lines += [r"\bottomrule", r"\end{tabular}" + ("}" if wide else "")]
         if self.caption:
-            lines.append(rf"\caption{{{tex(self.caption)}}}")
+            lines.append(rf"\caption{{{_tex(self.caption)}{' (continued)' if continued else ''}}}")
         lines.append(r"\end{table}")
         return "\n".join(lines) + "\n"
 
@@ -97,23 +111,58 @@ def number(value: float, digits: int) -> str:
     return f"{value:.0f}" if "e+" in text and abs(value) < 1e6 else text
 
 
+def decimals_for(uncertainty: float) -> int | None:
+    """Decimal places that show two significant digits of ``uncertainty`` (None when there is none to go by)."""
+    if not (isinstance(uncertainty, (int, float)) and math.isfinite(uncertainty) and uncertainty > 0):
+        return None
+    return 1 - math.floor(math.log10(uncertainty))
+
+
+def rounded(value: float, uncertainty: float, digits: int = 4) -> str:
+    """``value`` rounded to its uncertainty's second significant digit (``digits`` significant digits without
+    one): 1116 with 104 reads 1120, 93.9712 with 0.00051 reads 93.97120."""
+    places = decimals_for(uncertainty)
+    if places is None:
+        return number(value, digits)
+    return f"{round(value, places):.{max(places, 0)}f}"
+
+
 def _value_text(r, mid: str, intervals: bool = True) -> str:
-    text = number(r[mid], 4)
     s = spread(r, mid)
-    if not math.isnan(s):
-        text += f" ± {number(s, 2)}"
     low = r.get(f"{mid}_ci_low")
-    if intervals and low is not None and low == low and r["seeds"] == 1:
-        text += f" [{number(low, 3)}, {number(r[f'{mid}_ci_high'], 3)}]"
+    interval = intervals and low is not None and low == low and r["seeds"] == 1
+    width = s if not math.isnan(s) else ((r[f"{mid}_ci_high"] - low) / 2 if interval else math.nan)
+    text = rounded(r[mid], width)
+    if not math.isnan(s):
+        text += f" ± {rounded(s, s)}"
+    if interval:
+        text += f" [{rounded(low, width)}, {rounded(r[f'{mid}_ci_high'], width)}]"
     return text
 
 
+def _uncertainty(row, mid: str) -> float:
+    """The half-width a value is known to: its seed or subset spread, else half its bootstrap interval, else 0."""
+    s = spread(row, mid)
+    if not math.isnan(s):
+        return s
+    low, high = row.get(f"{mid}_ci_low"), row.get(f"{mid}_ci_high")
+    return (high - low) / 2 if low is not None and low == low else 0.0
+
+
 def _best_marks(table, metrics: list[dict], shown: list[str]):
+    """Bold the best value of each column only where it is better than the runner-up beyond both uncertainties."""
     marks = {}
     for m in metrics:
-        group = table.groupby(["steps", *shown], dropna=False)[m["id"]]
-        best = group.transform("max") if m["higher_is_better"] else group.transform("min")
-        marks[m["id"]] = (table[m["id"]] == best).to_numpy()
+        mid, higher, flags = m["id"], m["higher_is_better"], [False] * len(table)
+        for _, group in table.groupby(["steps", *shown], dropna=False):
+            group = group[group[mid].notna()]
+            if len(group) < 2:
+                continue
+            ordered = group.sort_values(mid, ascending=not higher)
+            best, second = ordered.iloc[0], ordered.iloc[1]
+            if abs(best[mid] - second[mid]) > _uncertainty(best, mid) + _uncertainty(second, mid):
+                flags[table.index.get_loc(ordered.index[0])] = True
+        marks[mid] = flags
     return marks
 
 
@@ -175,56 +224,61 @@ def distance_notes(frame, metrics: list[dict]) -> list[str]:
     return [f"{m['label']} (`{m['id']}`): {context[1]}." for m, context in notes if context]
 
 
-def throughput_table(frame) -> Table | None:
-    """Per method, steps, machine and hardware setting, over seeds and prompt sets: NFE, images/s, ms per image
-    (± its spread over cells; and its phases) and peak memory."""
-    columns = (
-        "seconds_per_image",
-        "nfe_per_image",
-        "images_per_s",
-        "text_encoding_s_per_image",
-        "denoising_s_per_image",
-        "vae_decoding_s_per_image",
-        "peak_memory_mb",
-    )
+COST_KEYS = ["method", "model", "sampler_label", "guidance_scale", "machine", "hardware", "steps"]
+PHASE_COLUMNS = ("text_encoding_s_per_image", "denoising_s_per_image", "vae_decoding_s_per_image")
+
+
+def cost_by_method(frame):
+    """Per method, steps, machine and hardware setting, in suite order, over prompt sets and seeds: the median
+    timed seconds per image (mean over cells) with the mean of their interval bounds, its phases, NFE, peak
+    memory, how many cells and whether any was timed under load. The cost table and figure both show this."""
     ok = frame[frame["status"] == "ok"]
     if ok.empty:
-        return None
-    keys = ["method", "model", "sampler_label", "guidance_scale", "machine", "hardware", "steps"]
-    ok = ok.assign(machine=ok["machine"].fillna("unknown")) if "machine" in ok.columns else ok.assign(machine="unknown")
-    grouped = ok.groupby(keys, sort=False, dropna=False)
-    table = grouped.agg(**{c: (c, "mean") for c in columns}).reset_index()
-    table["seconds_per_image_std"] = grouped["seconds_per_image"].std().to_numpy()
+        return ok
+    ok = ok.assign(
+        machine=ok["machine"].fillna("unknown") if "machine" in ok.columns else "unknown",
+        low=ok["seconds_per_image_low"] if "seconds_per_image_low" in ok.columns else ok["seconds_per_image"],
+        high=ok["seconds_per_image_high"] if "seconds_per_image_high" in ok.columns else ok["seconds_per_image"],
+        contended=ok["contended"].fillna(False).astype(bool) if "contended" in ok.columns else False,
+    )
+    ok = ok.assign(low=ok["low"].fillna(ok["seconds_per_image"]), high=ok["high"].fillna(ok["seconds_per_image"]))
+    columns = ("seconds_per_image", "low", "high", "nfe_per_image", "peak_memory_mb", *PHASE_COLUMNS)
+    grouped = ok.groupby(COST_KEYS, sort=False, dropna=False)
+    table = grouped.agg(**{c: (c, "mean") for c in columns}, contended=("contended", "any")).reset_index()
     table["cells"] = grouped.size().to_numpy()
+    return table
+
+
+def throughput_table(frame) -> Table | None:
+    """Per method, steps, machine and hardware setting (suite order), over seeds and prompt sets: NFE, ms per image
+    with its timing interval and phases, images/s (1000 / ms, so the two agree) and peak memory; a cell timed
+    under load is marked."""
+    table = cost_by_method(frame)
+    if table.empty:
+        return None
     kinds = frame.dropna(subset=["memory_kind"]).groupby("hardware")["memory_kind"].first().to_dict()
-    header = [
-        "method",
-        "machine",
-        "hardware",
-        "steps",
-        "NFE",
-        "images/s",
-        "ms/image",
-        "text / denoise / VAE ms",
-        "peak MB",
-    ]
+    header = ["method", "machine", "hardware", "steps", "NFE", "ms/image [95 % interval]", "images/s",
+              "text / denoise / VAE ms", "peak MB"]  # fmt: skip
     rows = []
-    for _, r in table.sort_values(["machine", "hardware", "method", "steps"], kind="stable").iterrows():
-        jitter = r["seconds_per_image_std"] if r["cells"] > 1 else 0.0
+    for _, r in table.iterrows():
+        ms, low, high = (r[c] * 1e3 for c in ("seconds_per_image", "low", "high"))
         rows.append(
             [
-                method_label(r),
+                method_label(r) + (" †" if r["contended"] else ""),
                 r["machine"],
                 r["hardware"],
                 str(int(r["steps"])),
                 f"{r['nfe_per_image']:g}",
-                f"{r['images_per_s']:.1f}",
-                f"{r['seconds_per_image'] * 1e3:.2f} ± {jitter * 1e3:.2f}",
-                " / ".join(f"{r[c] * 1e3:.2f}" for c in columns[3:6]),
+                f"{number(ms, 3)} [{number(low, 3)}, {number(high, 3)}]",
+                number(1e3 / ms, 3),
+                " / ".join(number(r[c] * 1e3, 3) for c in PHASE_COLUMNS),
                 f"{r['peak_memory_mb']:.0f} ({kinds.get(r['hardware'], '?')})",
             ]
         )
-    return Table(header, rows)
+    caption = "Median timed ms per image over repeated whole batches, mean over prompt sets and seeds"
+    if table["contended"].any():
+        caption += "; † timed while other processes used the CPU (not gated)"
+    return Table(header, rows, caption=caption)
 
 
 def tidy_results(frame, metrics: list[dict]):

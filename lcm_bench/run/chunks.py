@@ -172,22 +172,61 @@ def compose_grid(run: RunDir, cell: CellSpec) -> None:
             folder.rmdir()
 
 
-def assemble_record(cell: CellSpec, units: list[Unit], fragments: list[dict]) -> dict[str, Any]:
-    """The cell's record from one current fragment per unit (in unit order)."""
-    from lcm_bench.domain.prompts import read_prompts, select
-    from lcm_bench.sampling.loop import sample_seed
+PHASES = ("text_encoding", "denoising", "vae_decoding")
 
-    first = fragments[0]
+
+def throughput(cell: CellSpec, fragments: list[dict]) -> dict[str, Any]:
+    """NFE, peak memory and the bulk generation's seconds per image over every chunk; the time per image, its phases
+    and images/s from the cell's timing (median of the timed repeats, its 95 % interval and the machine's load),
+    or from the bulk generation for fragments written before timings were measured."""
+    from lcm_bench.sampling.timers import median_interval
+
     n = sum(f["stop"] - f["start"] for f in fragments)
     nfe = sum(f["nfe"] for f in fragments)
     seconds = Counter()
     for f in fragments:
         seconds.update(f["seconds"])
-    total = sum(seconds.values())
+    phases = {p: seconds[p] / n for p in PHASES}
+    timing = next((f["timing"] for f in fragments if f.get("timing")), None)
+    out: dict[str, Any] = {"bulk_seconds_per_image": sum(seconds.values()) / n}
+    if timing:
+        median, low, high = median_interval(timing["seconds_per_image"])
+        phases = {p: median_interval([r.get(p, 0.0) for r in timing["phases"]])[0] for p in PHASES}
+        out |= {
+            "seconds_per_image_ci": [low, high],
+            "timing_repeats": len(timing["seconds_per_image"]),
+            "timed_batch_images": timing["batch_images"],
+            "load": timing["load"],
+            "contended": bool(timing["load"].get("contended")),
+        }
+    else:
+        median = out["bulk_seconds_per_image"]
+    processes = Counter(f["process"]["id"] for f in fragments)
+    return {
+        "nfe_per_image": nfe / n,
+        "images_per_s": 1.0 / median,
+        "seconds_per_image": median,
+        "seconds_per_nfe": phases["denoising"] / (nfe / n),
+        **{f"{p}_s_per_image": phases[p] for p in PHASES},
+        "peak_memory_mb": max(f["peak_memory_bytes"] for f in fragments) / 2**20,
+        "memory_kind": fragments[0]["memory_kind"],
+        "warmup_batches": cell.warmup,
+        "processes": len(processes),
+        "threads": max(f["process"]["threads"] for f in fragments),
+        **out,
+    }
+
+
+def assemble_record(cell: CellSpec, units: list[Unit], fragments: list[dict]) -> dict[str, Any]:
+    """The cell's record from one current fragment per unit (in unit order)."""
+    from lcm_bench.domain.prompts import read_prompts, select
+    from lcm_bench.sampling.generation import sample_seed
+
+    first = fragments[0]
+    n = sum(f["stop"] - f["start"] for f in fragments)
     spec = cell.prompts
     prompts = read_prompts(Path(spec.source), spec.format, spec.column, "prompts")
     indices = select(prompts, cell.num_images, cell.seed)
-    processes = Counter(f["process"]["id"] for f in fragments)
     return {
         "cell_id": cell.cell_id,
         "config_key": cell.config_key,
@@ -200,20 +239,7 @@ def assemble_record(cell: CellSpec, units: list[Unit], fragments: list[dict]) ->
         "samples": [{"index": i, "prompt_index": indices[i], "seed": sample_seed(cell.seed, i)} for i in range(n)],
         "chunks": [{"start": f["start"], "stop": f["stop"], "process": f["process"]["id"]} for f in fragments],
         "nonfinite_images": [i for f in fragments for i in f.get("nonfinite_images", [])],
-        "throughput": {
-            "nfe_per_image": nfe / n,
-            "images_per_s": n / total,
-            "seconds_per_image": total / n,
-            "seconds_per_nfe": seconds["denoising"] / nfe,
-            "text_encoding_s_per_image": seconds["text_encoding"] / n,
-            "denoising_s_per_image": seconds["denoising"] / n,
-            "vae_decoding_s_per_image": seconds["vae_decoding"] / n,
-            "peak_memory_mb": max(f["peak_memory_bytes"] for f in fragments) / 2**20,
-            "memory_kind": first["memory_kind"],
-            "warmup_batches": cell.warmup,
-            "processes": len(processes),
-            "threads": max(f["process"]["threads"] for f in fragments),
-        },
+        "throughput": throughput(cell, fragments),
     }
 
 

@@ -12,13 +12,13 @@ import os
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from lcm_bench.core.faults import reached
 from lcm_bench.core.hardware import torch_dtype
-from lcm_bench.core.spec import CellSpec
+from lcm_bench.core.spec import CellSpec, TimingPolicy
 from lcm_bench.domain.prompts import read_prompts, select
 from lcm_bench.models.loading import load_pipeline
 from lcm_bench.models.resolve import ResolvedModel
@@ -72,6 +72,28 @@ class CellSampler:
         return out
 
 
+def time_cell(sampler: CellSampler, batch: range, settings, policy: TimingPolicy) -> dict[str, Any]:
+    """The cell's time as a measurement: the first batch generated again (images discarded) until ``policy`` is
+    met; per repeat the seconds per image in total and per phase, with the machine's load over the repeats."""
+    from lcm_bench.sampling.timers import MachineLoad, PhaseTimer, policy_met
+
+    samples, phases, started = [], [], time.perf_counter()
+    with MachineLoad() as load:
+        while not policy_met(policy, samples, time.perf_counter() - started):
+            timer = PhaseTimer(settings.device)
+            sampler.generate(batch, settings, timer)
+            per_image = {phase: seconds / len(batch) for phase, seconds in timer.seconds.items()}
+            samples.append(sum(per_image.values()))
+            phases.append(per_image)
+    return {
+        "batch_images": len(batch),
+        "seconds_per_image": samples,
+        "phases": phases,
+        "policy": asdict(policy),
+        "load": load.result,
+    }
+
+
 def _kept(cell: CellSpec, batch: range) -> int:
     """How many of a batch's images are saved: all, those inside the grid, or none."""
     if cell.save_images == "none":
@@ -107,10 +129,11 @@ def generate_chunk(
     writer: ImageWriter,
     warmup: int,
     on_images: Callable[[int], None] = lambda n: None,
+    policy: TimingPolicy | None = None,
 ) -> dict[str, Any]:
     """Generate one unit's images (after ``warmup`` untimed 1-step batches) and return its fragment: NFE, seconds
-    per phase and peak memory over the timed batches, the sha256 of each saved image. The images are on disk when
-    it returns."""
+    per phase and peak memory over the bulk batches, the sha256 of each saved image, and for a cell's first unit
+    its timing (``time_cell``). The images are on disk when it returns."""
     from lcm_bench.sampling.timers import PeakMemory, PhaseTimer
 
     settings, sampler = _settings(cell, pipe, mode), CellSampler(cell, resolved, pipe)
@@ -129,7 +152,9 @@ def generate_chunk(
                 writer.submit(folder, batch.start, images[: _kept(cell, batch)])
             on_images(len(batch))
     writer.flush()
+    timing = time_cell(sampler, batches[0], settings, policy or TimingPolicy()) if unit.index == 0 else None
     return {
+        **({"timing": timing} if timing else {}),
         "cell_id": cell.cell_id,
         "chunk": unit.index,
         "start": unit.start,
@@ -144,6 +169,18 @@ def generate_chunk(
         "warmup_batches": warmup,
         "images": writer.take_digests(folder, range(unit.start, unit.stop)) if cell.save_images == "all" else {},
     }
+
+
+def cell_line(cell: CellSpec, throughput: dict) -> str:
+    """A finished cell in the log: method, prompt set, seed, steps and its time with interval, NFE and load."""
+    ms = throughput["seconds_per_image"] * 1e3
+    low, high = (v * 1e3 for v in throughput.get("seconds_per_image_ci", [ms / 1e3, ms / 1e3]))
+    load = throughput.get("load") or {}
+    busy = f", under load ({load['other_cores']:.2f} other cores)" if throughput.get("contended") else ""
+    return (
+        f"  {cell.method_label} | {cell.prompts.name} | seed {cell.seed} | {cell.steps} steps: {ms:.3g} ms/img "
+        f"[{low:.3g}, {high:.3g}], NFE {throughput['nfe_per_image']:g}{busy}"
+    )
 
 
 @dataclass
@@ -161,6 +198,7 @@ class Executor:
     writer: ImageWriter
     on_images: Callable[[int], None] = lambda n: None
     say: Callable[[str], None] = lambda line: None
+    policy: TimingPolicy = field(default_factory=TimingPolicy)
     generated: list[dict] = field(default_factory=list)
     assembled: list[str] = field(default_factory=list)
     _pipe: Any = None
@@ -208,6 +246,7 @@ class Executor:
             self.writer,
             warmup,
             self.on_images,
+            self.policy,
         )
         self._warmed.add(cell.cell_id)
         fragment.update(
@@ -233,8 +272,7 @@ class Executor:
             record = write_cell_record(self.run, cell, cell_units(cell), fragments, self.suite)
             reached("record")
         self.assembled.append(cell.cell_id)
-        tp = record["throughput"]
-        self.say(f"  {cell.cell_id}: {tp['seconds_per_image'] * 1e3:.1f} ms/img, NFE {tp['nfe_per_image']:g}")
+        self.say(cell_line(cell, record["throughput"]))
         return True
 
     def work(self, units: list[Unit]) -> None:

@@ -74,7 +74,7 @@ def scheduler_digest(pipeline_path: Path, sampler: SamplerSpec) -> str:
 def cell_fingerprint(cell: CellSpec, resolved, memo: dict | None = None) -> dict[str, Any]:
     """{"value": hash of the components, "components": {...}} for one cell. ``resolved`` is its ResolvedModel (None
     for a student the suite distils: its cache key already hashes the teacher's weights and every option)."""
-    from lcm_bench.sampling.loop import GENERATION_VERSION
+    from lcm_bench.sampling.generation import GENERATION_VERSION
 
     memo = {} if memo is None else memo
     if cell.model.distill:

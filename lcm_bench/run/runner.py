@@ -8,12 +8,13 @@ unfinished chunk. With ``shard`` this process generates only its share of the un
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from lcm_bench.core.errors import UserError
 from lcm_bench.core.hardware import pin_threads, unavailable_reason
-from lcm_bench.core.io import warn, write_json
+from lcm_bench.core.io import on_terminal, warn, write_json
 from lcm_bench.core.spec import CellSpec, ModelSpec, Suite
 from lcm_bench.models.resolve import ResolvedModel, resolve_model
 from lcm_bench.records.fingerprints import fingerprint_value
@@ -38,6 +39,8 @@ class RunSummary:
     chunks: int = 0
     pending: list[str] = field(default_factory=list)
     wall: dict = field(default_factory=dict)
+    contended: list[str] = field(default_factory=list)
+    """Cells computed in this session whose timing ran while other processes used the CPU."""
 
     def recompute_note(self) -> str:
         """``3 cells: weights of m changed (unet)``: how many stale cells, grouped by reason."""
@@ -145,7 +148,7 @@ class RunOptions:
 def run_suite(
     suite: Suite,
     out: str | Path,
-    provenance: dict,
+    provenance: Callable[[], dict],
     progress: bool = True,
     shard: Shard | None = None,
     threads: int | None = None,
@@ -154,7 +157,8 @@ def run_suite(
     weights: tuple[Path, ...] = (),
 ) -> RunSummary:
     """Run every unfinished or stale unit of ``suite`` (or of ``shard``'s share) into ``out``; records are
-    assembled as cells complete, and scored unless this is a shard. Under a launcher (``world``) every rank
+    assembled as cells complete, and scored unless this is a shard. ``provenance()`` describes this session; it
+    is called only when something is generated. Under a launcher (``world``) every rank
     takes chunks from the whole suite through the leases; see lcm_bench.run.launcher."""
     if world is not None and shard is not None:
         raise UserError("--shard: not under torchrun or accelerate, whose ranks already share the units")
@@ -228,7 +232,7 @@ def _progress_bar(units: list[Unit], options: RunOptions, world: World | None):
     return tqdm(
         total=sum(u.images for u in units),
         unit="img",
-        disable=not options.progress or not main or not units,
+        disable=not on_terminal(options.progress and main and bool(units)),
         file=sys.stderr,
         dynamic_ncols=True,
         desc=f"shard {options.shard}" if options.shard else (f"rank 0 of {world.size}" if world else None),
@@ -258,15 +262,16 @@ def _score(run: RunDir, suite: Suite, options: RunOptions, world: World | None) 
     )
 
 
-def _run(suite: Suite, run: RunDir, provenance: dict, options: RunOptions, coordinator) -> RunSummary:
+def _run(suite: Suite, run: RunDir, describe: Callable[[], dict], options: RunOptions, coordinator) -> RunSummary:
     world = coordinator.world if coordinator else None
     main = world is None or world.is_main
     summary = RunSummary(run.path)
-    threads = pin_threads(options.threads)
     runnable, summary.skipped = split_available(suite.cells)
     _prepare(run, runnable, coordinator, options)
     resolved = resolve_all(runnable, metrics=suite.metrics, weights=options.weights)
     todo, units, mine, current, resolved = _select_work(run, runnable, options.shard, world, summary, resolved)
+    threads = pin_threads(options.threads) if units else 0
+    provenance = session_provenance(run, describe, bool(units))
     if summary.recomputed and options.progress and main:
         print(f"recomputing {summary.recompute_note()}", file=sys.stderr)
     modes = _checked(mine, resolved, options.progress)
@@ -294,12 +299,14 @@ def _run(suite: Suite, run: RunDir, provenance: dict, options: RunOptions, coord
         writer,
         on_images=bar.update,
         say=say,
+        policy=suite.timing,
     )
     try:
         _generate(executor, units, mine, coordinator)
         summary.computed, summary.chunks = executor.assembled, len(executor.generated)
         finished = run.records()
         summary.pending = [c.cell_id for c in mine if c.cell_id not in finished]
+        summary.contended = [c for c in summary.computed if (finished[c].get("throughput") or {}).get("contended")]
         bar.close()
         summary.scored = _score(run, suite, options, world)
         if coordinator:
@@ -312,6 +319,13 @@ def _run(suite: Suite, run: RunDir, provenance: dict, options: RunOptions, coord
         if main:
             write_results(run, suite, summary.skipped)
     return summary
+
+
+def session_provenance(run: RunDir, describe: Callable[[], dict], working: bool) -> dict:
+    """This session's provenance (``describe()``: git, versions, the machine, which imports torch), or, when it
+    generates nothing, the provenance of the session that made the run directory's results."""
+    previous = (run.manifest() or {}).get("provenance")
+    return describe() if working or previous is None else previous
 
 
 def write_manifest(run: RunDir, suite: Suite, skipped: list[dict], provenance: dict) -> None:
@@ -338,5 +352,6 @@ def write_manifest(run: RunDir, suite: Suite, skipped: list[dict], provenance: d
 def write_results(run: RunDir, suite: Suite, skipped: list[dict]) -> None:
     finished = run.records()
     records = [finished[c.cell_id] for c in suite.cells if c.cell_id in finished]
-    write_results_csv(run.path / "results.csv", records + skipped)
-    write_category_csv(run.path / "results_by_category.csv", records)
+    if records or skipped:
+        write_results_csv(run.path / "results.csv", records + skipped)
+        write_category_csv(run.path / "results_by_category.csv", records)

@@ -18,6 +18,7 @@ import numpy as np
 
 from lcm_bench.core.errors import MissingResourceError, MissingResources, UserError
 from lcm_bench.core.faults import reached
+from lcm_bench.core.io import on_terminal
 from lcm_bench.metrics.catalogue import METRICS, result_inputs
 from lcm_bench.metrics.references import reference_features
 from lcm_bench.metrics.scoring import Scorer
@@ -131,23 +132,19 @@ def score_run(
     weights: Sequence[Path] = (),
 ) -> int:
     """Add every missing metric of ``suite`` to the finished cells ``cell_ids``; returns how many were computed."""
-    import torch
     from tqdm import tqdm
 
     from lcm_bench.core.digests import digest_cache
 
     if not suite.metrics:
         return 0
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     scorer = Scorer(RunImages(run), suite.references, device, weights, prompt_sets_of(suite))
     records = run.records()
     _with_current_prompt_files(records, suite)
     todo = _todo(scorer, records, suite, cell_ids)
     digest_cache().flush()
     computed = 0
-    bar = tqdm(
-        todo, desc="scoring", unit="metric", disable=not progress or not todo, file=sys.stderr, dynamic_ncols=True
-    )
+    bar = tqdm(todo, desc="scoring", unit="metric", disable=not on_terminal(progress and bool(todo)), file=sys.stderr)
     for record, index, metric in bar:
         computed += _score_one(run, scorer, record, index, metric)
         reached("metric")

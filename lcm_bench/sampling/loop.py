@@ -9,7 +9,6 @@ sharding never change an image.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,18 +16,10 @@ import numpy as np
 import torch
 
 from lcm_bench.models.families import FAMILIES, Conditioning
+from lcm_bench.sampling.generation import GENERATION_VERSION, sample_seed  # noqa: F401 - the loop's identity
 from lcm_bench.sampling.guidance import GUIDANCE, CountingNetwork
 from lcm_bench.sampling.samplers import build_scheduler, schedule_info
 from lcm_bench.sampling.timers import PhaseTimer
-
-GENERATION_VERSION = 1
-"""Bumped by hand whenever this loop's images change (tests/test_golden.py pins it): part of every cell's
-fingerprint, so cells sampled by older code are recomputed."""
-
-
-def sample_seed(cell_seed: int, index: int) -> int:
-    """The seed of sample ``index`` of a cell: a hash, so seeds of neighbouring cells never overlap."""
-    return int(hashlib.sha256(f"lcm-bench/{cell_seed}/{index}".encode()).hexdigest()[:15], 16)
 
 
 @dataclass(frozen=True)

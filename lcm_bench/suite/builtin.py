@@ -59,5 +59,8 @@ def suite_path(text: str) -> Path:
     suites = builtin_suites()
     if text in suites:
         return suites[text]
+    local = [f"{text}{suffix}" for suffix in (".yaml", ".yml") if Path(f"{text}{suffix}").is_file()]
+    if local:
+        raise UserError(f"suite: '{text}' is neither a file nor a built-in suite; did you mean '{local[0]}'?")
     hint = did_you_mean(text, list(suites)) or f" (built-in suites: {', '.join(suites)})"
     raise UserError(f"suite: '{text}' is neither a file nor a built-in suite{hint}")

@@ -16,12 +16,21 @@ import yaml
 
 from lcm_bench.core.errors import UserError
 from lcm_bench.core.paths import packaged, suites_dir
-from lcm_bench.core.spec import SAVE_IMAGES, CellSpec, Method, MetricSpec, ReferenceSpec, Suite, stable_hash
+from lcm_bench.core.spec import (
+    SAVE_IMAGES,
+    CellSpec,
+    Method,
+    MetricSpec,
+    ReferenceSpec,
+    Suite,
+    TimingPolicy,
+    stable_hash,
+)
 from lcm_bench.core.textfiles import read_text
 from lcm_bench.domain.published import check_published
 from lcm_bench.metrics.catalogue import METRICS
 from lcm_bench.suite.builtin import suite_path
-from lcm_bench.suite.fields import as_list, int_field, str_field, unknown_keys
+from lcm_bench.suite.fields import as_list, float_field, int_field, str_field, unknown_keys
 from lcm_bench.suite.grid import (
     AXES,
     GRID_KEYS,
@@ -50,6 +59,7 @@ TOP_KEYS = {
     "exclude",
     "metrics",
     "methods",
+    "timing",
     *AXES,
     *SCALARS,
 }
@@ -164,6 +174,20 @@ def _common(data: dict) -> dict[str, Any]:
     }
 
 
+def _timing(data: dict) -> TimingPolicy:
+    """``timing: {min_repeats, max_repeats, precision, max_seconds}``, each optional (TimingPolicy's defaults)."""
+    entry = data.get("timing") or {}
+    if not isinstance(entry, dict):
+        raise UserError("timing: expected a mapping such as {min_repeats: 3, max_repeats: 10, precision: 0.05}")
+    unknown_keys(entry, {"min_repeats", "max_repeats", "precision", "max_seconds"}, "timing")
+    default = TimingPolicy()
+    low = int_field(entry.get("min_repeats", default.min_repeats), "timing.min_repeats", 1, 1000)
+    high = int_field(entry.get("max_repeats", max(default.max_repeats, low)), "timing.max_repeats", low, 1000)
+    precision = float_field(entry.get("precision", default.precision), "timing.precision", 0.0, 1.0)
+    seconds = float_field(entry.get("max_seconds", default.max_seconds), "timing.max_seconds", 0.0, 86_400.0)
+    return TimingPolicy(low, high, precision, seconds)
+
+
 def _metrics(data: dict, base_dir: Path) -> tuple[MetricSpec, ...]:
     entries = as_list(data["metrics"], "metrics") if "metrics" in data else []
     metrics = tuple(parse_metric(e, f"metrics[{i}]", base_dir) for i, e in enumerate(entries))
@@ -219,4 +243,5 @@ def _load(path: Path) -> Suite:
         suite_hash=stable_hash([c.configuration() for c in unique], 16),
         metrics=metrics,
         references=references,
+        timing=_timing(raw),
     )

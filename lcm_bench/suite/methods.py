@@ -70,6 +70,8 @@ def _model_source(entry: dict, field: str, base_dir: Path) -> str:
         raise UserError(f"{field}: give either 'path' or 'source', not both")
     if "path" in entry:
         source = str((base_dir / Path(str_field(entry["path"], f"{field}.path")).expanduser()).resolve())
+        if not Path(source).exists():
+            raise UserError(f"{field}.path: '{source}' does not exist")
     else:
         source = absolute_if_local(str_field(entry.get("source", entry.get("name")), f"{field}.source"), Path.cwd())
     check_reference(source, f"{field}.path" if "path" in entry else field)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lcm_bench.core.io import on_terminal
 from lcm_bench.core.paths import cache_dir
 from lcm_bench.domain.shapes import DOMAIN_VERSION, HEADS, captions, labels, parse, render
 
@@ -32,7 +33,7 @@ def rendered(split: str, n: int, size: int = 32, progress: bool = True) -> Shape
         images = np.stack(
             [
                 render(t, i, size)
-                for i, t in enumerate(tqdm(texts, desc=f"rendering {split}", disable=not progress, unit="img"))
+                for i, t in enumerate(tqdm(texts, desc=f"rendering {split}", disable=not on_terminal(progress)))
             ]
         )
         tmp = folder / "images.tmp.npy"

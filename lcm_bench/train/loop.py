@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from lcm_bench.core.io import write_atomic
+from lcm_bench.core.io import on_terminal, write_atomic
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
@@ -127,7 +127,7 @@ def train(
             desc=desc,
             file=sys.stderr,
             dynamic_ncols=True,
-            disable=not progress,
+            disable=not on_terminal(progress),
         )
         for step in bar:
             running, count = running + _step(run, loss_fn, step, ema_decay), count + 1

@@ -1,0 +1,120 @@
+"""Timing as a measurement: repeats of whole batches until a stated precision or a cap, a median with its interval,
+the machine's load sampled while timing, cells timed under load marked, counted and never gated, and logs that
+read well in a file."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+
+import pytest
+from conftest import write_suite
+
+from lcm_bench.cli.main import main
+from lcm_bench.core.spec import TimingPolicy
+from lcm_bench.sampling.timers import MachineLoad, median_interval, policy_met
+
+SUITE = """
+version: 1
+methods:
+  - {name: ddim, model: tiny-sd, sampler: ddim, guidance_scale: 3.0}
+  - {name: lcm, model: tiny-lcm, sampler: lcm, guidance_scale: 3.0}
+steps: [1, 2]
+prompts: [shapes-mini]
+num_images: 8
+batch_size: 4
+timing: {min_repeats: 3, max_repeats: 6, precision: 0.05, max_seconds: 2}
+"""
+
+
+def test_the_policy_stops_at_its_precision_or_its_caps():
+    policy = TimingPolicy(min_repeats=3, max_repeats=6, precision=0.05, max_seconds=10)
+    assert not policy_met(policy, [1.0, 1.0], 0.1), "fewer than min_repeats"
+    assert policy_met(policy, [1.0, 1.01, 0.99], 0.1), "tight samples meet 5 %"
+    assert not policy_met(policy, [1.0, 2.0, 0.5], 0.1), "scattered samples do not"
+    assert policy_met(policy, [1.0, 2.0, 0.5, 1.5, 0.7, 1.9], 0.1), "max_repeats"
+    assert policy_met(policy, [1.0, 2.0, 0.5], 11.0), "max_seconds"
+
+
+def test_the_median_interval_is_seeded_and_brackets_the_median():
+    samples = [3.1, 2.9, 3.0, 3.4, 2.8, 3.05, 3.2]
+    median, low, high = median_interval(samples)
+    assert median == 3.05 and low <= median <= high and (low, high) == median_interval(samples)[1:]
+
+
+@contextmanager
+def cpu_burner():
+    """Another process spinning one core."""
+    proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)
+        yield
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_machine_load_sees_another_process_using_the_cpu():
+    with cpu_burner(), MachineLoad() as load:
+        time.sleep(1.0)
+    assert load.result["contended"] and load.result["other_cores"] > 0.5, load.result
+
+
+def _records(out):
+    return [json.loads(p.read_text()) for p in sorted((out / "cells").glob("*.json"))]
+
+
+def test_cells_are_timed_by_repeats_and_logged_one_line_each(tmp_path, capsys):
+    suite = write_suite(tmp_path, SUITE)
+    assert main(["run", str(suite), "--out", str(tmp_path / "run"), "--no-report"]) == 0
+    captured = capsys.readouterr()
+    for record in _records(tmp_path / "run"):
+        tp = record["throughput"]
+        low, high = tp["seconds_per_image_ci"]
+        assert 3 <= tp["timing_repeats"] <= 6 and low <= tp["seconds_per_image"] <= high
+        assert tp["images_per_s"] == pytest.approx(1 / tp["seconds_per_image"])
+        assert tp["bulk_seconds_per_image"] > 0 and tp["timed_batch_images"] == 4
+        assert set(tp["load"]) == {"other_cores", "loadavg_1m", "contended"}
+    lines = [x for x in captured.err.splitlines() if x.strip()]
+    assert len(lines) == 4, "one line per cell, no progress bar in a log"
+    assert all(" | shapes-mini | seed 0 | " in x and "ms/img [" in x for x in lines), lines
+
+
+def test_a_run_beside_a_cpu_bound_process_marks_and_counts_its_cells(tmp_path, capsys):
+    suite = write_suite(tmp_path, SUITE)
+    with cpu_burner():
+        assert main(["run", str(suite), "--out", str(tmp_path / "run"), "--quiet", "--no-report"]) == 0
+    out = capsys.readouterr().out
+    marked = [r for r in _records(tmp_path / "run") if r["throughput"]["contended"]]
+    assert marked and f"{len(marked)} cells timed under load" in out
+    assert main(["report", str(tmp_path / "run")]) == 0
+    table = (tmp_path / "run" / "tables" / "throughput.md").read_text()
+    assert table.count("†") == len(marked), "each cell timed under load is marked"
+    assert "† timed while other processes used the CPU" in (tmp_path / "run" / "report.md").read_text()
+
+
+@pytest.mark.parametrize(
+    ("timing", "expected"),
+    [("{min_repeats: 0}", "timing.min_repeats"), ("{precision: -1}", "timing.precision"), ("3", "timing: expected")],
+)
+def test_bad_timing_settings_are_one_line(tmp_path, capsys, timing, expected):
+    text = SUITE.replace(SUITE.splitlines()[-1], f"timing: {timing}")
+    suite = write_suite(tmp_path, text)
+    assert main(["validate", str(suite)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and expected in err, err
+
+
+def test_an_interrupt_before_any_cell_leaves_no_half_written_results(tmp_path, monkeypatch, capsys):
+    from lcm_bench.run import executor
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(executor, "generate_chunk", interrupted)
+    suite = write_suite(tmp_path, SUITE)
+    assert main(["run", str(suite), "--out", str(tmp_path / "run"), "--quiet"]) == 130
+    assert not (tmp_path / "run" / "results.csv").exists()
