@@ -152,7 +152,7 @@ def _list_registries() -> None:
         print(f"  {name:20s} {MODEL_KINDS.get(m.kind).where(m)}  {m.description}")
     print("prompt sets:")
     for name in PROMPT_SETS:
-        print(f"  {name:16s} {PROMPT_SETS.get(name).description}{_categories_of(PROMPT_SETS.get(name))}")
+        print(f"  {name:16s} {PROMPT_SETS.get(name).description}{_category_counts(PROMPT_SETS.get(name))}")
     print("datasets (prepared once: lcm-bench data coco; a suite names one with prompts: [{dataset: NAME}]):")
     for name in PROTOCOLS:
         p = PROTOCOLS.get(name)
@@ -165,15 +165,12 @@ def _list_registries() -> None:
     print(f"feature extractors: {', '.join(EXTRACTORS.in_order())}")
 
 
-def _categories_of(builtin) -> str:
+def _category_counts(builtin) -> str:
     """`` (categories: Category 12, Challenge 11)`` for a built-in set with categories."""
-    from lcm_bench.domain.prompts import annotate, read_categories, read_prompts
+    from lcm_bench.domain.prompts import categories_of
 
-    if builtin.annotator:
-        labels = annotate(read_prompts(builtin.path, builtin.format, builtin.column), builtin.annotator)
-    elif builtin.categories:
-        labels = read_categories(builtin.path, builtin.format, builtin.column, builtin.categories)
-    else:
+    labels = categories_of(builtin.path, builtin.format, builtin.column, builtin.categories, builtin.annotator)
+    if not labels:
         return ""
     counts = ", ".join(f"{column} {len(set(values))}" for column, values in labels.items())
     licence = f"; licence {builtin.licence}" if builtin.licence else ""

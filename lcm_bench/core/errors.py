@@ -26,3 +26,11 @@ class MissingResources(MissingResourceError):
         return [f"{len(self.errors)} things this suite needs are missing (offline):"] + [
             f"  - {line}" for error in self.errors for line in error.lines()
         ]
+
+
+def raise_missing(errors: list[MissingResourceError]) -> None:
+    """Raise what is missing: nothing, the one error, or all of them in one ``MissingResources``."""
+    if len(errors) > 1:
+        raise MissingResources(errors)
+    if errors:
+        raise errors[0]

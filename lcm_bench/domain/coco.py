@@ -120,8 +120,8 @@ def annotated_split(data: dict) -> str | None:
     if len(found) == 1:
         return found.pop()
     info = data.get("info") or {}
-    year = str(info.get("year", "")) or (re.search(r"20\d\d", str(info.get("description", ""))) or [""])[0]
-    return year or None
+    year = re.search(r"20\d\d", f"{info.get('year', '')} {info.get('description', '')}")
+    return year.group(0) if year else None
 
 
 def _check_split(data: dict, protocol: Protocol, name: str) -> None:
@@ -190,12 +190,10 @@ def _check_images(chosen: list[Chosen], images: Path, protocol: Protocol) -> Non
     missing = [c.file_name for c in chosen if not (images / c.file_name).is_file()]
     if not missing:
         return
-    held = sorted(p.name for p in images.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
-    other = (
-        f"; it holds {len(held):,} images such as {held[0]}: another split?"
-        if len(held) and len(missing) == len(chosen)
-        else ""
-    )
+    other = ""
+    if len(missing) == len(chosen):
+        held = sorted(p.name for p in images.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+        other = f"; it holds {len(held):,} images such as {held[0]}: another split?" if held else ""
     raise UserError(
         f"--images: {len(missing):,} of the {len(chosen):,} images the protocol needs are missing from '{images}' "
         f"(first: {missing[0]}){other}; unpack {protocol.split}.zip there"

@@ -256,11 +256,18 @@ ANNOTATORS: Registry[Callable[[str], dict[str, str] | None]] = Registry("categor
 ANNOTATORS.register("shapes", _shapes_categories)
 
 
+def categories_of(
+    path: Path, fmt: str, column: str | None, categories: tuple[str, ...], annotator: str | None
+) -> dict[str, list[str]]:
+    """A prompt file's categories per prompt: its annotator's, its category columns', or none."""
+    if annotator:
+        return annotate(read_prompts(path, fmt, column), annotator)
+    return read_categories(path, fmt, column, categories) if categories else {}
+
+
 def prompt_categories(spec) -> dict[str, list[str]]:
-    """A prompt set's categories per prompt (a ``PromptSetSpec``: its columns, or its annotator's)."""
-    if spec.annotator:
-        return annotate(read_prompts(Path(spec.source), spec.format, spec.column), spec.annotator)
-    return read_categories(Path(spec.source), spec.format, spec.column, spec.categories)
+    """A suite's prompt set's categories per prompt (a ``PromptSetSpec``)."""
+    return categories_of(Path(spec.source), spec.format, spec.column, spec.categories, spec.annotator)
 
 
 def content_hash(prompts: tuple[str, ...]) -> str:

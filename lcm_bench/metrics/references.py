@@ -84,7 +84,7 @@ def parquet_reference(path: Path, column: str, field: str) -> ReferenceSet:
 def dataset_reference(folder: Path, field: str) -> ReferenceSet:
     """A prepared dataset's reference images (``lcm-bench data``), identified by its manifest's digests (a file
     that is missing is one line saying to prepare the dataset again)."""
-    from lcm_bench.domain.coco import REFERENCES, manifest_digest, preprocessing, read_manifest
+    from lcm_bench.domain.coco import REFERENCES, manifest_digest, read_manifest
 
     manifest = read_manifest(folder, field)
     files = [folder / name for name in sorted(manifest["files"]) if name.startswith(f"{REFERENCES}/")]
@@ -94,19 +94,9 @@ def dataset_reference(folder: Path, field: str) -> ReferenceSet:
             f"{field}: {len(absent)} of the {len(files)} reference images of '{folder}' are missing; prepare the "
             "dataset again (lcm-bench data)"
         )
-    parameters = manifest.get("parameters") or {}
-    steps = preprocessing_of(parameters, preprocessing)
+    steps = str(manifest.get("preprocessing") or "not recorded in the manifest")
     name = f"{manifest.get('protocol')}[{len(files)}]"
     return ReferenceSet(name, len(files), manifest_digest(manifest)[:16], lambda draw: _read_all(files), None, steps)
-
-
-def preprocessing_of(parameters: dict, describe: Callable) -> str:
-    from lcm_bench.domain.coco import Protocol
-
-    try:
-        return describe(Protocol(**parameters))
-    except TypeError:
-        return "unknown (manifest without parameters)"
 
 
 def _read_all(files: list[Path]) -> Iterator[np.ndarray]:

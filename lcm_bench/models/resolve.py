@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lcm_bench.core.errors import MissingResourceError, MissingResources, UserError
+from lcm_bench.core.errors import MissingResourceError, UserError, raise_missing
 from lcm_bench.core.paths import cache_dir
 from lcm_bench.core.registry import did_you_mean
 from lcm_bench.core.spec import ModelSpec
@@ -117,8 +117,7 @@ def resolve_model(spec: ModelSpec, field: str = "models") -> ResolvedModel:
             loras.append((resolve_lora(lora.source, f"{field}.loras[{i}]"), lora.weight, lora.weight_name))
         except MissingResourceError as exc:
             missing.append(exc)
-    if missing:
-        raise missing[0] if len(missing) == 1 else MissingResources(missing)
+    raise_missing(missing)
     files.loras += loras
     has_embedding = _unet_config(files.pipeline_path, files.unet_path).get("time_cond_proj_dim") is not None
     if spec.guidance_embedding is not None and spec.guidance_embedding != has_embedding:

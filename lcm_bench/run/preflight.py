@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lcm_bench.core.errors import MissingResourceError, MissingResources, UserError
+from lcm_bench.core.errors import MissingResourceError, MissingResources, UserError, raise_missing
 from lcm_bench.core.paths import offline
 from lcm_bench.core.spec import CellSpec, ModelSpec
 from lcm_bench.models.resolve import ResolvedModel, resolve_model
@@ -68,10 +68,7 @@ def resolve_all(
     for cell in cells:
         if cell.prompts.missing:
             missing.setdefault(cell.prompts.missing, MissingResourceError(cell.prompts.missing))
-    if len(missing) > 1:
-        raise MissingResources(list(missing.values()))
-    if missing:
-        raise next(iter(missing.values()))
+    raise_missing(list(missing.values()))
     return resolved
 
 

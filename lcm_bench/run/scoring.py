@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lcm_bench.core.errors import MissingResourceError, MissingResources, UserError
+from lcm_bench.core.errors import MissingResourceError, UserError, raise_missing
 from lcm_bench.core.faults import reached
 from lcm_bench.core.io import on_terminal
 from lcm_bench.metrics.catalogue import METRICS, result_inputs
@@ -74,8 +74,7 @@ def prepare_references(suite, device: str = "cpu", weights: Sequence[Path] = ())
     processes scoring in parallel find them on disk. Yields ``(metric, prompt set name, reference, features)``."""
     prompt_sets = prompt_sets_of(suite)
     missing = [MissingResourceError(p.missing) for p in prompt_sets.values() if p.missing]
-    if missing:
-        raise MissingResources(missing) if len(missing) > 1 else missing[0]
+    raise_missing(missing)
     scorer = Scorer(None, suite.references, device, weights, prompt_sets)
     for i, metric in enumerate(suite.metrics):
         if not METRICS.get(metric.name).needs_reference:
