@@ -10,12 +10,20 @@ import sys
 import time
 from contextlib import contextmanager
 
+import numpy as np
 import pytest
 from conftest import write_suite
 
 from lcm_bench.cli.main import main
 from lcm_bench.core.spec import TimingPolicy
-from lcm_bench.sampling.timers import MachineLoad, median_interval, policy_met
+from lcm_bench.sampling.timers import (
+    MachineLoad,
+    TimedJob,
+    median_interval,
+    median_rank,
+    policy_met,
+    time_interleaved,
+)
 
 SUITE = """
 version: 1
@@ -39,10 +47,29 @@ def test_the_policy_stops_at_its_precision_or_its_caps():
     assert policy_met(policy, [1.0, 2.0, 0.5], 11.0), "max_seconds"
 
 
-def test_the_median_interval_is_seeded_and_brackets_the_median():
-    samples = [3.1, 2.9, 3.0, 3.4, 2.8, 3.05, 3.2]
-    median, low, high = median_interval(samples)
-    assert median == 3.05 and low <= median <= high and (low, high) == median_interval(samples)[1:]
+def test_the_median_interval_takes_the_order_statistics_of_its_binomial_coverage():
+    assert median_rank(5)[0] == 1 and median_rank(5)[1] == pytest.approx(1 - 2 / 32), "too few: the range"
+    assert median_rank(6) == (1, pytest.approx(1 - 2 / 64))
+    assert median_rank(10)[0] == 2 and median_rank(20)[0] == 6, "as scipy.stats.quantile_test's interval"
+    samples = [3.1, 2.9, 3.0, 3.4, 2.8, 3.05, 3.2, 2.95, 3.3, 3.15]
+    assert median_interval(samples) == (pytest.approx(3.075), 2.9, 3.3)
+
+
+def test_the_median_interval_covers_the_median_of_skewed_times_at_its_level():
+    rng = np.random.default_rng(7)
+    true_median = 1.0 + np.log(2) / 10
+    for n in (6, 10, 25):
+        covered = [lo <= true_median <= hi for _, lo, hi in map(median_interval, 1.0 + rng.exponential(0.1, (2000, n)))]
+        assert 0.95 <= np.mean(covered) <= 0.995, (n, np.mean(covered))
+
+
+def test_interleaved_rounds_spread_each_jobs_repeats_over_the_pass():
+    policy = TimingPolicy(min_repeats=6, max_repeats=6, precision=0.0, max_seconds=60)
+    jobs = {name: TimedJob(lambda timer: time.sleep(0.001), 4) for name in "abc"}
+    timings = time_interleaved(jobs, policy, "cpu")
+    starts = sorted((t, name) for name, timing in timings.items() for t in timing["started"])
+    assert [name for _, name in starts] == list("abc") * 6, "round after round, every job once per round"
+    assert all(len(t["seconds_per_image"]) == 6 and t["batch_images"] == 4 for t in timings.values())
 
 
 @contextmanager
@@ -75,10 +102,11 @@ def test_cells_are_timed_by_repeats_and_logged_one_line_each(tmp_path, capsys):
         tp = record["throughput"]
         low, high = tp["seconds_per_image_ci"]
         assert 3 <= tp["timing_repeats"] <= 6 and low <= tp["seconds_per_image"] <= high
+        assert tp["seconds_per_image_ci_level"] == pytest.approx(1 - 2 / 2 ** tp["timing_repeats"], abs=1e-4)
         assert tp["images_per_s"] == pytest.approx(1 / tp["seconds_per_image"])
         assert tp["bulk_seconds_per_image"] > 0 and tp["timed_batch_images"] == 4
         assert set(tp["load"]) == {"other_cores", "loadavg_1m", "contended"}
-    lines = [x for x in captured.err.splitlines() if x.strip()]
+    lines = [x for x in captured.err.splitlines() if x.strip() and "interleaved rounds" not in x]
     assert len(lines) == 4, "one line per cell, no progress bar in a log"
     assert all(" | shapes-mini | seed 0 | " in x and "ms/img [" in x for x in lines), lines
 

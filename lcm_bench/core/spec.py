@@ -222,11 +222,13 @@ class MetricSpec:
 
 @dataclass(frozen=True)
 class TimingPolicy:
-    """How a cell's time is measured (a suite's ``timing:``): after the cell's images, whole batches are generated
-    again, their images discarded, until the 95 % interval of the median seconds per image is within
-    ``precision`` of it (and at least ``min_repeats`` batches ran), or ``max_repeats`` batches, or ``max_seconds``."""
+    """How a cell's time is measured (a suite's ``timing:``): once the images of the cells on one pipeline are
+    generated, each cell's batch is generated again in interleaved rounds, its images discarded, until the 95 %
+    interval of the median seconds per image is within ``precision`` of it (and at least ``min_repeats`` batches
+    ran), or ``max_repeats`` batches, or ``max_seconds`` of its repeats. Six repeats are the fewest whose range is
+    a 95 % interval of the median."""
 
-    min_repeats: int = 3
+    min_repeats: int = 6
     max_repeats: int = 10
     precision: float = 0.05
     max_seconds: float = 5.0

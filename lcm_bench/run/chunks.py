@@ -58,6 +58,28 @@ class ChunkStore:
     def write(self, unit: Unit, fragment: dict) -> None:
         write_json(self.fragment_path(unit), {"schema_version": FRAGMENT_SCHEMA, **fragment})
 
+    def timing_path(self, cell_id: str) -> Path:
+        return self.run.path / "timings" / f"{cell_id}.json"
+
+    def read_timing(self, cell_id: str) -> dict | None:
+        """The cell's timing (fingerprint, batch size, provenance and the ``timing`` itself), None when absent."""
+        try:
+            timing = json.loads(self.timing_path(cell_id).read_text())
+        except (OSError, ValueError):
+            return None
+        return timing if isinstance(timing, dict) and timing.get("schema_version") == FRAGMENT_SCHEMA else None
+
+    def timing_for(self, cell_id: str, fragment: dict) -> dict | None:
+        """The cell's timing when it was measured by what made ``fragment`` (fingerprint, batch size, library
+        versions), else None."""
+        stored = self.read_timing(cell_id)
+        versions = (fragment.get("provenance") or {}).get("versions")
+        current = is_current(stored, fragment["fingerprint"], fragment["batch_size"], versions)
+        return stored["timing"] if current else None
+
+    def write_timing(self, cell_id: str, timing: dict) -> None:
+        write_json(self.timing_path(cell_id), {"schema_version": FRAGMENT_SCHEMA, **timing})
+
 
 def damaged_image(folder: Path, images: dict[str, list]) -> str | None:
     """The first image a fragment lists that is missing or no longer what was written: size first, the sha256 only
@@ -175,11 +197,11 @@ def compose_grid(run: RunDir, cell: CellSpec) -> None:
 PHASES = ("text_encoding", "denoising", "vae_decoding")
 
 
-def throughput(cell: CellSpec, fragments: list[dict]) -> dict[str, Any]:
+def throughput(cell: CellSpec, fragments: list[dict], timing: dict | None = None) -> dict[str, Any]:
     """NFE, peak memory and the bulk generation's seconds per image over every chunk; the time per image, its phases
-    and images/s from the cell's timing (median of the timed repeats, its 95 % interval and the machine's load),
-    or from the bulk generation for fragments written before timings were measured."""
-    from lcm_bench.sampling.timers import median_interval
+    and images/s from the cell's ``timing`` (median of the timed repeats, its interval and the machine's load;
+    older runs kept it in the first chunk), or from the bulk generation for runs from before timings."""
+    from lcm_bench.sampling.timers import median_interval, median_rank
 
     n = sum(f["stop"] - f["start"] for f in fragments)
     nfe = sum(f["nfe"] for f in fragments)
@@ -187,14 +209,18 @@ def throughput(cell: CellSpec, fragments: list[dict]) -> dict[str, Any]:
     for f in fragments:
         seconds.update(f["seconds"])
     phases = {p: seconds[p] / n for p in PHASES}
-    timing = next((f["timing"] for f in fragments if f.get("timing")), None)
+    timing = timing or next((f["timing"] for f in fragments if f.get("timing")), None)
     out: dict[str, Any] = {"bulk_seconds_per_image": sum(seconds.values()) / n}
     if timing:
+        repeats = len(timing["seconds_per_image"])
         median, low, high = median_interval(timing["seconds_per_image"])
         phases = {p: median_interval([r.get(p, 0.0) for r in timing["phases"]])[0] for p in PHASES}
+        started = timing.get("started") or [0.0]
         out |= {
             "seconds_per_image_ci": [low, high],
-            "timing_repeats": len(timing["seconds_per_image"]),
+            "seconds_per_image_ci_level": round(median_rank(repeats)[1], 4),
+            "timing_repeats": repeats,
+            "timing_spread_s": max(started) - min(started),
             "timed_batch_images": timing["batch_images"],
             "load": timing["load"],
             "contended": bool(timing["load"].get("contended")),
@@ -217,8 +243,8 @@ def throughput(cell: CellSpec, fragments: list[dict]) -> dict[str, Any]:
     }
 
 
-def assemble_record(cell: CellSpec, units: list[Unit], fragments: list[dict]) -> dict[str, Any]:
-    """The cell's record from one current fragment per unit (in unit order)."""
+def assemble_record(cell: CellSpec, units: list[Unit], fragments: list[dict], timing: dict | None) -> dict[str, Any]:
+    """The cell's record from one current fragment per unit (in unit order) and its timing."""
     from lcm_bench.domain.prompts import read_prompts, select
     from lcm_bench.sampling.generation import sample_seed
 
@@ -239,14 +265,17 @@ def assemble_record(cell: CellSpec, units: list[Unit], fragments: list[dict]) ->
         "samples": [{"index": i, "prompt_index": indices[i], "seed": sample_seed(cell.seed, i)} for i in range(n)],
         "chunks": [{"start": f["start"], "stop": f["stop"], "process": f["process"]["id"]} for f in fragments],
         "nonfinite_images": [i for f in fragments for i in f.get("nonfinite_images", [])],
-        "throughput": throughput(cell, fragments),
+        "throughput": throughput(cell, fragments, timing),
     }
 
 
-def write_cell_record(run: RunDir, cell: CellSpec, units: list[Unit], fragments: list[dict], suite: dict) -> dict:
-    """Compose the cell's grid and write its record from its fragments (callers hold the cell's record lease)."""
+def write_cell_record(
+    run: RunDir, cell: CellSpec, units: list[Unit], fragments: list[dict], suite: dict, timing: dict | None = None
+) -> dict:
+    """Compose the cell's grid and write its record from its fragments and timing (callers hold the cell's record
+    lease)."""
     compose_grid(run, cell)
-    record = assemble_record(cell, units, fragments)
+    record = assemble_record(cell, units, fragments, timing)
     record["suite"] = suite
     run.write_record(record)
     return record

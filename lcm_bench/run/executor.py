@@ -1,5 +1,6 @@
-"""The local executor: claims units through leases, generates each chunk, and assembles a cell's record once all of
-its chunks are durable.
+"""The local executor: claims units through leases, generates each chunk, times the cells of one pipeline together
+once their images are generated (interleaved rounds, ``lcm_bench.sampling.timers.time_interleaved``), and assembles a
+cell's record once all of its chunks and its timing are durable.
 
 Units this process cannot claim at once (another process holds them) are set aside and waited for at the end: a
 unit whose holder finished is skipped, one whose holder died (the kernel released its lock) is generated here. Two
@@ -12,7 +13,9 @@ import os
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from contextlib import suppress
+from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -72,28 +75,6 @@ class CellSampler:
         return out
 
 
-def time_cell(sampler: CellSampler, batch: range, settings, policy: TimingPolicy) -> dict[str, Any]:
-    """The cell's time as a measurement: the first batch generated again (images discarded) until ``policy`` is
-    met; per repeat the seconds per image in total and per phase, with the machine's load over the repeats."""
-    from lcm_bench.sampling.timers import MachineLoad, PhaseTimer, policy_met
-
-    samples, phases, started = [], [], time.perf_counter()
-    with MachineLoad() as load:
-        while not policy_met(policy, samples, time.perf_counter() - started):
-            timer = PhaseTimer(settings.device)
-            sampler.generate(batch, settings, timer)
-            per_image = {phase: seconds / len(batch) for phase, seconds in timer.seconds.items()}
-            samples.append(sum(per_image.values()))
-            phases.append(per_image)
-    return {
-        "batch_images": len(batch),
-        "seconds_per_image": samples,
-        "phases": phases,
-        "policy": asdict(policy),
-        "load": load.result,
-    }
-
-
 def _kept(cell: CellSpec, batch: range) -> int:
     """How many of a batch's images are saved: all, those inside the grid, or none."""
     if cell.save_images == "none":
@@ -129,11 +110,10 @@ def generate_chunk(
     writer: ImageWriter,
     warmup: int,
     on_images: Callable[[int], None] = lambda n: None,
-    policy: TimingPolicy | None = None,
 ) -> dict[str, Any]:
     """Generate one unit's images (after ``warmup`` untimed 1-step batches) and return its fragment: NFE, seconds
-    per phase and peak memory over the bulk batches, the sha256 of each saved image, and for a cell's first unit
-    its timing (``time_cell``). The images are on disk when it returns."""
+    per phase and peak memory over the bulk batches and the sha256 of each saved image. The images are on disk
+    when it returns; the cell is timed later (``Executor.time_pending``)."""
     from lcm_bench.sampling.timers import PeakMemory, PhaseTimer
 
     settings, sampler = _settings(cell, pipe, mode), CellSampler(cell, resolved, pipe)
@@ -152,9 +132,7 @@ def generate_chunk(
                 writer.submit(folder, batch.start, images[: _kept(cell, batch)])
             on_images(len(batch))
     writer.flush()
-    timing = time_cell(sampler, batches[0], settings, policy or TimingPolicy()) if unit.index == 0 else None
     return {
-        **({"timing": timing} if timing else {}),
         "cell_id": cell.cell_id,
         "chunk": unit.index,
         "start": unit.start,
@@ -204,6 +182,7 @@ class Executor:
     _pipe: Any = None
     _loaded: Any = None
     _warmed: set = field(default_factory=set)
+    _untimed: list[str] = field(default_factory=list)
 
     def __post_init__(self):
         self.store = ChunkStore(self.run)
@@ -221,9 +200,12 @@ class Executor:
         return is_current(fragment, self.fingerprints[cell.cell_id], cell.batch_size, versions)
 
     def _pipeline(self, cell: CellSpec):
+        """The cell's pipeline, loaded unless it is the one in memory; the cells waiting to be timed on the one in
+        memory are timed before it goes."""
         model = self.resolved[cell.model]
         key = (cell.model, cell.hardware, model.unet_for(cell.steps, "steps"))
         if key != self._loaded:
+            self.time_pending()
             self._pipe, self._loaded = None, None
             self._pipe = load_pipeline(model, cell.hardware, cell.steps)
             self._loaded = key
@@ -246,7 +228,6 @@ class Executor:
             self.writer,
             warmup,
             self.on_images,
-            self.policy,
         )
         self._warmed.add(cell.cell_id)
         fragment.update(
@@ -260,24 +241,102 @@ class Executor:
         self.generated.append(fragment)
         reached("chunk")
 
+    def _fragments(self, cell: CellSpec) -> list[dict] | None:
+        """The cell's fragments when every one is current, else None."""
+        fragments = [self.store.read(u) for u in cell_units(cell)]
+        return fragments if all(self.current(cell, f) for f in fragments) else None
+
+    def _timing(self, cell: CellSpec, fragments: list[dict]) -> dict | None:
+        return fragments[0].get("timing") or self.store.timing_for(cell.cell_id, fragments[0])
+
+    def _assembled(self, cell: CellSpec) -> bool:
+        return fingerprint_value(self.run.record(cell.cell_id)) == self.fingerprints[cell.cell_id]["value"]
+
+    def finish(self, cell: CellSpec) -> None:
+        """Assemble the cell, or queue it for the timing rounds of its pipeline when its images are all generated
+        and it has no timing yet."""
+        fragments = self._fragments(cell)
+        if fragments is None or self._assembled(cell) or self._timing(cell, fragments):
+            self.assemble(cell)
+            return
+        self._pipeline(cell)
+        self._untimed.append(cell.cell_id)
+
+    def time_pending(self) -> None:
+        """Time the queued cells (all on the pipeline in memory) in interleaved rounds, store each one's timing and
+        assemble them. A cell another process is timing is left to it."""
+        from lcm_bench.sampling.timers import PhaseTimer, TimedJob, time_interleaved
+
+        cells, self._untimed = [self.cells[c] for c in dict.fromkeys(self._untimed)], []
+        leases = [Lease(self.store.leases(cell.cell_id), "timing") for cell in cells]
+        taken = [(cell, lease) for cell, lease in zip(cells, leases, strict=True) if lease.try_take()]
+        try:
+            jobs, firsts = {}, {}
+            for cell, _ in taken:
+                fragments = self._fragments(cell)
+                if fragments is None or self._timing(cell, fragments):
+                    continue
+                sampler = CellSampler(cell, self.resolved[cell.model], self._pipe)
+                settings = _settings(cell, self._pipe, self.modes[cell.cell_id])
+                batch = cell_units(cell)[0].batches(cell.batch_size)[0]
+                run = partial(sampler.generate, batch, settings)
+                if cell.cell_id not in self._warmed:
+                    run(PhaseTimer(settings.device))
+                    self._warmed.add(cell.cell_id)
+                jobs[cell.cell_id], firsts[cell.cell_id] = TimedJob(run, len(batch)), fragments[0]
+            if jobs:
+                self.say(f"  timing {len(jobs)} cells in interleaved rounds")
+                device = cells[0].hardware.device
+                for cell_id, timing in time_interleaved(jobs, self.policy, device).items():
+                    first = firsts[cell_id]
+                    self.store.write_timing(
+                        cell_id,
+                        {
+                            "cell_id": cell_id,
+                            "fingerprint": first["fingerprint"],
+                            "batch_size": first["batch_size"],
+                            "provenance": self.provenance,
+                            "process": {**self.process, "device": device},
+                            "timing": timing,
+                        },
+                    )
+                    reached("timing")
+        finally:
+            for _, lease in taken:
+                lease.release()
+        for cell in cells:
+            self.assemble(cell)
+
     def assemble(self, cell: CellSpec) -> bool:
-        """Write the cell's record when every unit has a current fragment and no current record exists yet."""
+        """Write the cell's record when every unit has a current fragment, the cell has its timing and no current
+        record exists yet."""
         with held(self.store.leases(cell.cell_id), "record"):
-            record = self.run.record(cell.cell_id)
-            if fingerprint_value(record) == self.fingerprints[cell.cell_id]["value"]:
+            if self._assembled(cell):
                 return False
-            fragments = [self.store.read(u) for u in cell_units(cell)]
-            if not all(self.current(cell, f) for f in fragments):
+            fragments = self._fragments(cell)
+            timing = fragments and self._timing(cell, fragments)
+            if not timing:
                 return False
-            record = write_cell_record(self.run, cell, cell_units(cell), fragments, self.suite)
+            record = write_cell_record(self.run, cell, cell_units(cell), fragments, self.suite, timing)
             reached("record")
         self.assembled.append(cell.cell_id)
         self.say(cell_line(cell, record["throughput"]))
         return True
 
     def work(self, units: list[Unit]) -> None:
-        """Generate every unit not yet current, claiming each through its lease; assemble each cell's record after
-        its last unit here."""
+        """Generate every unit not yet current, claiming each through its lease; after a cell's last unit here, time
+        it (with the other cells of its pipeline) and assemble its record. A run stopped by an error still times
+        and records the cells whose images are all generated."""
+        try:
+            self._work(units)
+        except Exception:
+            if self._untimed:
+                with suppress(Exception):
+                    self.time_pending()
+            raise
+        self.time_pending()
+
+    def _work(self, units: list[Unit]) -> None:
         last = {u.cell_id: i for i, u in enumerate(units)}
         waiting: list[tuple[Lease, Unit]] = []
         for i, unit in enumerate(units):
@@ -290,7 +349,7 @@ class Executor:
             else:
                 waiting.append((lease, unit))
             if last[unit.cell_id] == i:
-                self.assemble(self.cells[unit.cell_id])
+                self.finish(self.cells[unit.cell_id])
         for lease, unit in waiting:
             self.say(f"  waiting for {unit.cell_id} images {unit.start}..{unit.stop - 1} (held by another process)")
             lease.take()
@@ -299,4 +358,4 @@ class Executor:
             finally:
                 lease.release()
         for cell_id in dict.fromkeys(u.cell_id for _, u in waiting):
-            self.assemble(self.cells[cell_id])
+            self.finish(self.cells[cell_id])

@@ -72,7 +72,8 @@ def merge_run(run_dir: str | Path, progress: bool = True, weights: tuple[Path, .
         )
     for cell, units, fragments in ready:
         with held(store.leases(cell.cell_id), "record"):
-            write_cell_record(run, cell, units, fragments, {"name": suite.name, "hash": suite.suite_hash})
+            suite_id = {"name": suite.name, "hash": suite.suite_hash}
+            write_cell_record(run, cell, units, fragments, suite_id, store.timing_for(cell.cell_id, fragments[0]))
         summary.assembled.append(cell.cell_id)
     summary.wall = record_wall_clock(run, cells)
     if not summary.missing:

@@ -1,5 +1,6 @@
 """Throughput measurement: synchronised phase timers, peak memory (CUDA allocator or sampled process RSS), the
-timing policy (repeats until a stated precision, pytest-benchmark style) and the machine's load while timing."""
+timing policy (repeats until a stated precision, pytest-benchmark style) taken in interleaved rounds, the median's
+distribution-free interval and the machine's load while timing."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ import resource
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from lcm_bench.core.spec import TimingPolicy
 
@@ -95,15 +99,79 @@ def policy_met(policy: TimingPolicy, samples: list[float], spent: float) -> bool
     return (high - low) / 2 <= policy.precision * median
 
 
-def median_interval(samples, level: float = 0.95, resamples: int = 2000, seed: int = 0) -> tuple[float, float, float]:
-    """The median and its percentile bootstrap interval (seeded, so a record is reproducible from its samples)."""
+def median_rank(n: int, level: float = 0.95) -> tuple[int, float]:
+    """The distribution-free interval of a median from ``n`` samples (Conover, *Practical Nonparametric
+    Statistics*, 3.2): the largest rank k whose order statistics ``[x_(k), x_(n+1-k)]`` cover the median with
+    probability ``1 - 2 P(B <= k-1)``, B ~ Binomial(n, 1/2), at least ``level``, and that coverage. Below six
+    samples no such k exists at 95 %: k is 1 (the range) and its coverage is smaller."""
+    from scipy.stats import binom
+
+    k = 1
+    while k < (n + 1) // 2 and 1 - 2 * binom.cdf(k, n, 0.5) >= level:
+        k += 1
+    return k, float(1 - 2 * binom.cdf(k - 1, n, 0.5))
+
+
+def median_interval(samples, level: float = 0.95) -> tuple[float, float, float]:
+    """The median and its distribution-free interval (``median_rank``): no assumption on the shape of the
+    times, which are skewed (a repeat is only ever slowed down)."""
     import numpy as np
 
-    values = np.asarray(samples, np.float64)
-    rng = np.random.default_rng(seed)
-    medians = np.median(values[rng.integers(0, len(values), size=(resamples, len(values)))], axis=1)
-    alpha = (1 - level) / 2
-    return float(np.median(values)), float(np.quantile(medians, alpha)), float(np.quantile(medians, 1 - alpha))
+    values = np.sort(np.asarray(samples, np.float64))
+    k, _ = median_rank(len(values), level)
+    return float(np.median(values)), float(values[k - 1]), float(values[len(values) - k])
+
+
+@dataclass
+class TimedJob:
+    """One cell's timed unit of work: ``run(timer)`` generates a batch of ``images`` images and discards them."""
+
+    run: Callable[[PhaseTimer], Any]
+    images: int
+
+
+@dataclass
+class _Repeats:
+    seconds_per_image: list[float] = field(default_factory=list)
+    phases: list[dict[str, float]] = field(default_factory=list)
+    started: list[float] = field(default_factory=list)
+    loads: list[MachineLoad] = field(default_factory=list)
+    spent: float = 0.0
+
+
+def time_interleaved(jobs: dict[str, TimedJob], policy: TimingPolicy, device: str) -> dict[str, dict[str, Any]]:
+    """Time every job in rounds, each round running every job not yet done once, until each meets ``policy``.
+
+    Interleaving spreads a job's repeats over the whole pass, so a burst of other activity (a few seconds on a
+    shared or virtual machine) slows a few repeats of many jobs, which their medians ignore, instead of all the
+    repeats of one job, which its interval would not show. Per job: every repeat's seconds per image, in total
+    and per phase, when it started, and the machine's load over its repeats."""
+    repeats = {name: _Repeats() for name in jobs}
+    pending = list(jobs)
+    while pending:
+        for name in pending:
+            job, state = jobs[name], repeats[name]
+            timer = PhaseTimer(device)
+            state.started.append(time.time())
+            with MachineLoad() as load:
+                job.run(timer)
+            per_image = {phase: seconds / job.images for phase, seconds in timer.seconds.items()}
+            state.seconds_per_image.append(sum(per_image.values()))
+            state.phases.append(per_image)
+            state.loads.append(load)
+            state.spent += load.seconds
+        pending = [n for n in pending if not policy_met(policy, repeats[n].seconds_per_image, repeats[n].spent)]
+    return {
+        name: {
+            "batch_images": jobs[name].images,
+            "seconds_per_image": state.seconds_per_image,
+            "phases": state.phases,
+            "started": state.started,
+            "policy": asdict(policy),
+            "load": combined_load(state.loads),
+        }
+        for name, state in repeats.items()
+    }
 
 
 CONTENDED_CORES = 0.25
@@ -132,10 +200,20 @@ class MachineLoad:
     def __exit__(self, *exc) -> None:
         busy, own, wall = _busy_cpu_seconds(), time.process_time(), time.perf_counter()
         busy0, own0, wall0 = self._start
-        elapsed = max(wall - wall0, 1e-9)
-        others = None if busy is None or busy0 is None else max(0.0, (busy - busy0) - (own - own0)) / elapsed
-        self.result = {
-            "other_cores": None if others is None else round(others, 3),
-            "loadavg_1m": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
-            "contended": others is not None and others > CONTENDED_CORES,
-        }
+        self.seconds = max(wall - wall0, 1e-9)
+        self.other_seconds = None if busy is None or busy0 is None else max(0.0, (busy - busy0) - (own - own0))
+        self.loadavg_1m = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+        self.result = combined_load([self])
+
+
+def combined_load(loads: list[MachineLoad]) -> dict[str, Any]:
+    """The load over several blocks: other processes' CPU time over their summed wall time, in cores (a block
+    slowed by a burst weighs by its length), the highest load average, and whether that is contention."""
+    known = [load for load in loads if load.other_seconds is not None]
+    others = sum(load.other_seconds for load in known) / sum(load.seconds for load in known) if known else None
+    averages = [load.loadavg_1m for load in loads if load.loadavg_1m is not None]
+    return {
+        "other_cores": None if others is None else round(others, 3),
+        "loadavg_1m": round(max(averages), 2) if averages else None,
+        "contended": others is not None and others > CONTENDED_CORES,
+    }

@@ -178,7 +178,7 @@ def _timing(data: dict) -> TimingPolicy:
     """``timing: {min_repeats, max_repeats, precision, max_seconds}``, each optional (TimingPolicy's defaults)."""
     entry = data.get("timing") or {}
     if not isinstance(entry, dict):
-        raise UserError("timing: expected a mapping such as {min_repeats: 3, max_repeats: 10, precision: 0.05}")
+        raise UserError("timing: expected a mapping such as {min_repeats: 6, max_repeats: 10, precision: 0.05}")
     unknown_keys(entry, {"min_repeats", "max_repeats", "precision", "max_seconds"}, "timing")
     default = TimingPolicy()
     low = int_field(entry.get("min_repeats", default.min_repeats), "timing.min_repeats", 1, 1000)
