@@ -224,3 +224,19 @@ def test_two_processes_on_one_share_never_generate_a_chunk_twice(tmp_path):
     generated = [int(o.split("chunks generated")[0].split()[-1]) for o, _ in outputs]
     assert sum(generated) == 6, f"chunks generated per process: {generated}"
     assert len(fragments(out)) == 6 and len(list((out / "cells").glob("*.json"))) == 1
+
+
+def test_a_kill_between_the_grid_and_the_record_resumes(tmp_path):
+    """Killed after a grid-only cell's grid was written and its images removed, before its record: the rerun
+    keeps the grid and writes the record, generating nothing."""
+    text = SHARDED.format(n=4, chunk=8).split("metrics:")[0] + "save_images: grid\n"
+    suite, out = write_suite(tmp_path, text), tmp_path / "run"
+    assert main(["run", str(suite), "--out", str(out), "--quiet", "--no-report"]) == 0
+    record = next((out / "cells").glob("*.json"))
+    grid = out / "images" / f"{record.stem}.grid.png"
+    before = (record.read_text(), grid.read_bytes())
+    assert not (out / "images" / record.stem).exists(), "only the grid is kept"
+    record.unlink()
+    assert main(["run", str(suite), "--out", str(out), "--quiet", "--no-report"]) == 0
+    assert grid.read_bytes() == before[1]
+    assert json.loads(record.read_text())["throughput"] == json.loads(before[0])["throughput"]

@@ -175,7 +175,8 @@ def wall_clock(fragments: list[dict]) -> dict[str, Any]:
 
 
 def compose_grid(run: RunDir, cell: CellSpec) -> None:
-    """``images/<cell_id>.grid.png`` from the cell's first images (removed again when only the grid is kept)."""
+    """``images/<cell_id>.grid.png`` from the cell's first images (removed again when only the grid is kept). A
+    process killed after the grid was written and some of those images removed left the grid whole: it is kept."""
     import numpy as np
     from PIL import Image
 
@@ -183,10 +184,10 @@ def compose_grid(run: RunDir, cell: CellSpec) -> None:
         return
     folder = run.images_dir(cell.cell_id)
     paths = [folder / f"{i:05d}.png" for i in range(min(GRID_IMAGES, cell.num_images))]
-    shown = [np.asarray(Image.open(p).convert("RGB")) for p in paths]
-    grid = image_grid(shown, min(len(shown), GRID_COLUMNS))
-
-    write_file(run.path / "images" / f"{cell.cell_id}.grid.png", encode_png(grid))
+    grid_path = run.path / "images" / f"{cell.cell_id}.grid.png"
+    if not (grid_path.is_file() and not all(p.is_file() for p in paths)):
+        shown = [np.asarray(Image.open(p).convert("RGB")) for p in paths]
+        write_file(grid_path, encode_png(image_grid(shown, min(len(shown), GRID_COLUMNS))))
     if cell.save_images == "grid":
         for path in paths:
             path.unlink(missing_ok=True)
