@@ -82,8 +82,15 @@ def write_suite(directory: Path, text: str, name: str = "suite.yaml") -> Path:
     return path
 
 
-def diffusers_reference(pipeline_cls, pipe, sampler: str, steps: int, scale: float, prompts, seeds):
-    """Images from diffusers' own pipeline class on ``pipe``'s components, seeded as lcm-bench seeds them."""
+def diffusers_reference(
+    pipeline_cls, pipe, sampler, steps, scale, prompts, seeds, objective="noise", pack=lambda x: x, **call
+):
+    """Images from diffusers' own pipeline class on ``pipe``'s components, seeded as lcm-bench seeds them (``call``:
+    further arguments of the pipeline's ``__call__``; the sampler's eta goes in where the pipeline takes one, as
+    its own default would override it; ``pack``: the family's latent layout, for pipelines that take packed
+    latents)."""
+    import inspect
+
     import numpy as np
     import torch
 
@@ -91,12 +98,14 @@ def diffusers_reference(pipeline_cls, pipe, sampler: str, steps: int, scale: flo
     from lcm_bench.sampling.loop import initial_latents
     from lcm_bench.sampling.samplers import build_scheduler
 
-    scheduler, _, _ = build_scheduler(SamplerSpec(sampler), pipe.scheduler.config)
+    scheduler, step_kwargs, _ = build_scheduler(SamplerSpec(sampler), pipe.scheduler.config, objective)
     components = {k: v for k, v in pipe.components.items() if k != "image_encoder"}
     reference = pipeline_cls(**{**components, "scheduler": scheduler})
+    if "eta" in step_kwargs and "eta" in inspect.signature(reference.__call__).parameters:
+        call = {"eta": step_kwargs["eta"], **call}
     reference.set_progress_bar_config(disable=True)
     generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
-    latents = initial_latents(generators, (4, 16, 16))
+    latents = pack(initial_latents(generators, (4, 16, 16)))
     out = reference(
         list(prompts),
         num_inference_steps=steps,
@@ -106,6 +115,7 @@ def diffusers_reference(pipeline_cls, pipe, sampler: str, steps: int, scale: flo
         latents=latents,
         generator=generators,
         output_type="np",
+        **call,
     ).images
     return (out * 255).round().astype(np.uint8)
 

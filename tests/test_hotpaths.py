@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from lcm_bench.core.spec import Hardware, ModelSpec, SamplerSpec
+from lcm_bench.models.families import unet_forward
 from lcm_bench.models.loading import load_pipeline
 from lcm_bench.models.resolve import resolve_model
 from lcm_bench.sampling.guidance import GUIDANCE, CountingNetwork
@@ -42,7 +43,7 @@ def _conditioning(pipe):
 def test_bench_one_sampler_step(benchmark, pipelines, sampler):
     pipe = pipelines["shapes-lcm" if sampler == "lcm" else "shapes-teacher"]
     cond, uncond = _conditioning(pipe)
-    net = CountingNetwork(pipe.unet)
+    net = CountingNetwork(pipe.unet, unet_forward)
     kind = "embedding" if sampler == "lcm" else "cfg"
     denoise = GUIDANCE.get(kind).denoiser(net, cond, uncond, SCALE, BATCH, torch.float32, "cpu")
     shape = (BATCH, pipe.unet.config.in_channels, 4, 4)

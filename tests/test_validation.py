@@ -69,9 +69,30 @@ def test_bad_values_are_refused_before_any_compute(tmp_path, capsys, edit, expec
 def test_too_small_for_the_unet_is_refused(tmp_path, capsys, monkeypatch):
     from lcm_bench.models import checks
 
-    monkeypatch.setattr(checks, "latent_factors", lambda *a: (8, 8))
+    monkeypatch.setattr(checks, "latent_factors", lambda *a: (8, 8, False))
     suite = write_suite(tmp_path, BASE + "resolution: 32\n")
     _one_line_error(capsys, ["validate", str(suite)], "resolution: height 32 is too small for tiny-sd")
+
+
+def test_a_transformer_resolution_must_hold_whole_patches(tmp_path, capsys, monkeypatch):
+    from lcm_bench.models import checks
+
+    real = checks.latent_factors
+    assert real(*[checks.Path(p) for p in _tiny_pixart_folders()]) == (2, 2, True), "tiny PixArt: VAE 2, patch 2"
+    monkeypatch.setattr(checks, "latent_factors", lambda *a: (8, 2, True))
+    suite = write_suite(
+        tmp_path, BASE.replace("tiny-sd", "tiny-pixart").replace("tiny-lcm", "tiny-pixart") + "resolution: 40\n"
+    )
+    _one_line_error(
+        capsys, ["validate", str(suite)], "its latent (5) must be a multiple of 2, the transformer's patch size"
+    )
+
+
+def _tiny_pixart_folders():
+    from lcm_bench.models.catalogue import tiny_path
+
+    folder = tiny_path("tiny-pixart")
+    return folder, folder / "transformer"
 
 
 @pytest.mark.parametrize(

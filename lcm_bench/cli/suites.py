@@ -141,11 +141,18 @@ def _list_registries() -> None:
     from lcm_bench.metrics.catalogue import METRICS
     from lcm_bench.metrics.extractors import EXTRACTORS
     from lcm_bench.models.catalogue import MODEL_KINDS, MODELS
+    from lcm_bench.models.families import FAMILIES
     from lcm_bench.sampling.samplers import SAMPLERS
 
     print("samplers:")
     for name in SAMPLERS:
         print(f"  {name:16s} {SAMPLERS.get(name).description}")
+    print("model families (read from a pipeline's model_index.json):")
+    for name in FAMILIES:
+        family = FAMILIES.get(name)
+        samplers = [s for s in SAMPLERS if family.objective in SAMPLERS.get(s).objectives]
+        print(f"  {name:16s} {family.description}")
+        print(f"  {'':16s}   samplers: {', '.join(samplers)}; guidance: {', '.join(family.guidance)}")
     print("models:")
     for name in MODELS:
         m = MODELS.get(name)

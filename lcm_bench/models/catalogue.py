@@ -34,6 +34,7 @@ class KnownModel:
     weight_name: str | None = None
     description: str = ""
     rebuild: str | None = None
+    gated: bool = False
 
 
 @dataclass
@@ -77,6 +78,49 @@ for _name, _model in {
         family="sdxl",
         resolution=32,
         description="tiny random-weight SDXL-layout pipeline (two text encoders, text_time conditioning)",
+    ),
+    "tiny-pixart": KnownModel(
+        "tiny-pixart",
+        "tiny",
+        family="pixart-alpha",
+        resolution=32,
+        description="tiny random-weight PixArt-alpha pipeline (T5, DiT with learned variance)",
+    ),
+    "tiny-sd3": KnownModel(
+        "tiny-sd3",
+        "tiny",
+        family="sd3",
+        resolution=32,
+        description="tiny random-weight SD3 pipeline (two CLIPs and T5, MMDiT, rectified flow)",
+    ),
+    "tiny-flux": KnownModel(
+        "tiny-flux",
+        "tiny",
+        family="flux",
+        guidance_embedding=True,
+        resolution=32,
+        description="tiny random-weight FLUX.1-dev-like pipeline (distilled guidance, dynamic shifting)",
+    ),
+    "tiny-flux-schnell": KnownModel(
+        "tiny-flux-schnell",
+        "tiny",
+        family="flux",
+        resolution=32,
+        description="tiny random-weight FLUX.1-schnell-like pipeline (no guidance, shift 1)",
+    ),
+    "tiny-sana": KnownModel(
+        "tiny-sana",
+        "tiny",
+        family="sana",
+        resolution=32,
+        description="tiny random-weight SANA pipeline (Gemma 2, linear DiT, DC-AE)",
+    ),
+    "tiny-pixart-sigma": KnownModel(
+        "tiny-pixart-sigma",
+        "tiny",
+        family="pixart-sigma",
+        resolution=32,
+        description="tiny random-weight PixArt-Sigma pipeline (T5 over 300 tokens)",
     ),
     "shapes-teacher": KnownModel(
         "shapes-teacher",
@@ -147,6 +191,68 @@ for _name, _model in {
         resolution=1024,
         description="LCM UNet distilled from SDXL",
     ),
+    "pixart-alpha-512": KnownModel(
+        "PixArt-alpha/PixArt-XL-2-512x512", family="pixart-alpha", description="PixArt-alpha XL-2 at 512 px"
+    ),
+    "pixart-alpha-1024": KnownModel(
+        "PixArt-alpha/PixArt-XL-2-1024-MS",
+        family="pixart-alpha",
+        resolution=1024,
+        description="PixArt-alpha XL-2 at 1024 px (multi-scale, resolution and aspect conditioning)",
+    ),
+    "pixart-lcm": KnownModel(
+        "PixArt-alpha/PixArt-LCM-XL-2-1024-MS",
+        family="pixart-alpha",
+        resolution=1024,
+        description="PixArt-LCM: LCM of PixArt-alpha 1024 (sampler lcm, guidance_scale 0, 4 steps; no w-embedding)",
+    ),
+    "pixart-sigma-1024": KnownModel(
+        "PixArt-alpha/PixArt-Sigma-XL-2-1024-MS",
+        family="pixart-sigma",
+        resolution=1024,
+        description="PixArt-Sigma XL-2 at 1024 px",
+    ),
+    "sd3-medium": KnownModel(
+        "stabilityai/stable-diffusion-3-medium-diffusers",
+        family="sd3",
+        resolution=1024,
+        gated=True,
+        description="Stable Diffusion 3 Medium (flow-euler, shift 3, CFG 7)",
+    ),
+    "sd3.5-medium": KnownModel(
+        "stabilityai/stable-diffusion-3.5-medium",
+        family="sd3",
+        resolution=1024,
+        gated=True,
+        description="Stable Diffusion 3.5 Medium (flow-euler, shift 3, CFG 4.5)",
+    ),
+    "sd3.5-large-turbo": KnownModel(
+        "stabilityai/stable-diffusion-3.5-large-turbo",
+        family="sd3",
+        resolution=1024,
+        gated=True,
+        description="SD3.5 Large Turbo, adversarially distilled (flow-euler, 4 steps, guidance_scale 0)",
+    ),
+    "flux.1-schnell": KnownModel(
+        "black-forest-labs/FLUX.1-schnell",
+        family="flux",
+        resolution=1024,
+        description="FLUX.1 [schnell], timestep-distilled (flow-euler, 1-4 steps, no guidance; Apache-2.0)",
+    ),
+    "flux.1-dev": KnownModel(
+        "black-forest-labs/FLUX.1-dev",
+        family="flux",
+        resolution=1024,
+        guidance_embedding=True,
+        gated=True,
+        description="FLUX.1 [dev], guidance-distilled (flow-euler, dynamic shift, guidance 3.5 as given)",
+    ),
+    "sana-1600m-1024": KnownModel(
+        "Efficient-Large-Model/Sana_1600M_1024px_diffusers",
+        family="sana",
+        resolution=1024,
+        description="SANA 1600M at 1024 px (dpmsolver++ in flow mode, shift 3, CFG 4.5)",
+    ),
     "lcm-ssd-1b": KnownModel(
         "latent-consistency/lcm-ssd-1b",
         "unet",
@@ -185,7 +291,7 @@ def embedded(name: str, marker: str, field: str) -> Path:
 
 
 def _hub(known: KnownModel) -> str:
-    return known.repo
+    return f"{known.repo} (gated)" if known.gated else known.repo
 
 
 MODEL_KINDS.register(
@@ -209,7 +315,9 @@ MODEL_KINDS.register(
     "embedded-lora",
     ModelKind(_embedded_lora, _hub, lambda name, known, field: embedded(name, LORA_FILE, field)),
 )
-MODEL_KINDS.register("pipeline", ModelKind(lambda name, known, field: ModelFiles(locate_repo(known.repo)), _hub))
+MODEL_KINDS.register(
+    "pipeline", ModelKind(lambda name, known, field: ModelFiles(locate_repo(known.repo, gated=known.gated)), _hub)
+)
 
 
 def _unet_on_base(name: str, known: KnownModel, field: str) -> ModelFiles:

@@ -1,5 +1,5 @@
 """Checks that need a model's configuration, made before any compute from config files and safetensors headers
-(no weights are read): steps against the scheduler, resolution against the VAE and UNet, LoRA keys against the
+(no weights are read): steps against the scheduler, resolution against the VAE and denoiser, LoRA keys against the
 UNet they patch."""
 
 from __future__ import annotations
@@ -24,29 +24,42 @@ def config_json(path: Path) -> dict:
         return {}
 
 
-def latent_factors(pipeline_path: Path, unet_path: Path | None) -> tuple[int, int]:
-    """(VAE downsampling, UNet downsampling of the latent) from their configs."""
+def latent_factors(pipeline_path: Path, denoiser_folder: Path) -> tuple[int, int, bool]:
+    """(VAE downsampling, the denoiser's, whether the latent must be a multiple of it): a UNet's down blocks (any
+    latent at least that large), a transformer's patch size (whole patches only), from their configs."""
     vae = config_json(component_folder(pipeline_path, "vae") / "config.json")
-    unet = config_json((unet_path or pipeline_path / "unet") / "config.json")
+    denoiser = config_json(denoiser_folder / "config.json")
     vae_factor = 2 ** (len(vae.get("block_out_channels", [0] * 4)) - 1)
-    unet_factor = 2 ** (len(unet.get("down_block_types", [0] * 4)) - 1)
-    return vae_factor, unet_factor
+    if "patch_size" in denoiser:
+        return vae_factor, denoiser["patch_size"] or 1, True
+    return vae_factor, 2 ** (len(denoiser.get("down_block_types", [0] * 4)) - 1), False
 
 
-def check_resolution(cell: CellSpec, pipeline_path: Path, unet_path: Path | None) -> None:
+def check_resolution(cell: CellSpec, pipeline_path: Path, denoiser_folder: Path, multiple: int = 1) -> None:
+    """The resolution fits the VAE and the denoiser (``multiple``: what the family's latent layout needs the
+    latent's sides to divide by, e.g. 2 for FLUX's 2x2 packing)."""
     if cell.height is None:
         return
-    vae_factor, unet_factor = latent_factors(pipeline_path, unet_path)
+    vae_factor, net_factor, whole = latent_factors(pipeline_path, denoiser_folder)
+    if multiple > 1:
+        net_factor, whole = max(net_factor if whole else 1, multiple), True
     for name, size in (("height", cell.height), ("width", cell.width)):
         if size % vae_factor:
             raise UserError(
                 f"resolution: {name} {size} is not a multiple of {vae_factor}, the VAE downsampling of "
                 f"{cell.model.name}"
             )
-        if size // vae_factor < unet_factor:
+        latent = size // vae_factor
+        if whole and latent % net_factor:
             raise UserError(
-                f"resolution: {name} {size} is too small for {cell.model.name}: its latent ({size // vae_factor}) "
-                f"must be at least {unet_factor}, the UNet's downsampling (so at least {vae_factor * unet_factor} px)"
+                f"resolution: {name} {size} does not fit {cell.model.name}: its latent ({latent}) must be a multiple "
+                f"of {net_factor}, the transformer's patch size or packing (so {name} a multiple of "
+                f"{vae_factor * net_factor} px)"
+            )
+        if latent < net_factor:
+            raise UserError(
+                f"resolution: {name} {size} is too small for {cell.model.name}: its latent ({latent}) must be at "
+                f"least {net_factor}, the denoiser's downsampling (so at least {vae_factor * net_factor} px)"
             )
 
 

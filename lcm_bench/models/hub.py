@@ -43,15 +43,21 @@ def missing_components(folder: Path, unet_only: bool = False) -> list[str]:
     return missing
 
 
-def _how_to_provide(repo: str) -> str:
+def _how_to_provide(repo: str, gated: bool = False) -> str:
+    first = (
+        f"it is gated: accept its licence at https://huggingface.co/{repo} and log in with `hf auth login`, then "
+        if gated
+        else ""
+    )
     return (
-        f"on a machine with internet run `hf download {repo}` (then copy the HF cache, "
+        f"{first}on a machine with internet run `hf download {repo}` (then copy the HF cache, "
         f"HF_HOME={os.environ.get('HF_HOME', '~/.cache/huggingface')}), or point `path:` at a local copy"
     )
 
 
-def locate_repo(repo: str, unet_only: bool = False, lora: bool = False) -> Path:
-    """Folder of a Hugging Face repo in the local cache; downloads only when online and not HF_HUB_OFFLINE."""
+def locate_repo(repo: str, unet_only: bool = False, lora: bool = False, gated: bool = False) -> Path:
+    """Folder of a Hugging Face repo in the local cache; downloads only when online and not HF_HUB_OFFLINE (a
+    ``gated`` repository's message says how to be let in)."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 
@@ -72,5 +78,6 @@ def locate_repo(repo: str, unet_only: bool = False, lora: bool = False) -> Path:
     else:
         reason = "HF_HUB_OFFLINE is set"
     raise MissingResourceError(
-        f"model '{repo}' is not available locally and {reason}; missing: {', '.join(missing)}; " + _how_to_provide(repo)
+        f"model '{repo}' is not available locally and {reason}; missing: {', '.join(missing)}; "
+        + _how_to_provide(repo, gated)
     )

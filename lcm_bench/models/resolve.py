@@ -17,7 +17,7 @@ from lcm_bench.core.paths import cache_dir
 from lcm_bench.core.registry import did_you_mean
 from lcm_bench.core.spec import ModelSpec
 from lcm_bench.models.catalogue import MODEL_KINDS, MODELS, ModelFiles
-from lcm_bench.models.families import family_of
+from lcm_bench.models.families import FAMILIES, family_of
 from lcm_bench.models.hub import is_hub_id, locate_repo, missing_components
 
 
@@ -53,9 +53,15 @@ def step_students(pipeline_path: Path) -> tuple[tuple[int, Path], ...]:
     return tuple(sorted((int(k), pipeline_path / v) for k, v in json.loads(index.read_text()).items()))
 
 
-def _unet_config(pipeline_path: Path, unet_path: Path | None) -> dict[str, Any]:
-    config = (unet_path or pipeline_path / "unet") / "config.json"
+def _denoiser_config(pipeline_path: Path, unet_path: Path | None, denoiser: str) -> dict[str, Any]:
+    config = (unet_path or pipeline_path / denoiser) / "config.json"
     return json.loads(config.read_text()) if config.is_file() else {}
+
+
+def has_guidance_embedding(config: dict[str, Any]) -> bool:
+    """A UNet's w-embedding (``time_cond_proj_dim``, LCM) or a transformer's distilled guidance
+    (``guidance_embeds``, FLUX.1-dev)."""
+    return config.get("time_cond_proj_dim") is not None or bool(config.get("guidance_embeds"))
 
 
 def check_reference(source: str, field: str) -> None:
@@ -119,19 +125,21 @@ def resolve_model(spec: ModelSpec, field: str = "models") -> ResolvedModel:
             missing.append(exc)
     raise_missing(missing)
     files.loras += loras
-    has_embedding = _unet_config(files.pipeline_path, files.unet_path).get("time_cond_proj_dim") is not None
+    index = json.loads((files.pipeline_path / "model_index.json").read_text())
+    family = family_of(index, files.pipeline_path, field)
+    denoiser = FAMILIES.get(family).denoiser
+    has_embedding = has_guidance_embedding(_denoiser_config(files.pipeline_path, files.unet_path, denoiser))
     if spec.guidance_embedding is not None and spec.guidance_embedding != has_embedding:
         raise UserError(
-            f"{field}: model '{spec.name}' declares guidance_embedding: {spec.guidance_embedding} "
-            f"but its UNet config has time_cond_proj_dim={'set' if has_embedding else 'null'}"
+            f"{field}: model '{spec.name}' declares guidance_embedding: {spec.guidance_embedding} but its "
+            f"{denoiser} config has {'one' if has_embedding else 'none'} (time_cond_proj_dim or guidance_embeds)"
         )
-    index = json.loads((files.pipeline_path / "model_index.json").read_text())
     return ResolvedModel(
         spec,
         files.pipeline_path,
         files.unet_path,
         tuple(files.loras),
         has_embedding,
-        family_of(index, files.pipeline_path, field),
+        family,
         step_students(files.pipeline_path),
     )

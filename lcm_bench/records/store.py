@@ -199,7 +199,7 @@ def result_row(record: dict) -> dict[str, Any]:
         "sampler_label": record.get("sampler_label", spec["sampler"]["name"]),
         "steps": spec["steps"],
         "guidance_scale": spec["guidance_scale"],
-        "paper_w": spec["guidance_scale"] - 1.0,
+        "paper_w": _paper_w(record),
         "prompts": spec["prompts"]["name"],
         "hardware": spec["hardware"]["name"],
         "device": spec["hardware"]["device"],
@@ -233,6 +233,12 @@ def result_row(record: dict) -> dict[str, Any]:
         if "reference" in metric:
             row.update(_measured_against(name, metric))
     return row
+
+
+def _paper_w(record: dict) -> float | None:
+    """The paper's w = s - 1 as the record gives it: None where the guidance that ran has no such convention."""
+    guidance = record.get("guidance") or {}
+    return guidance["paper_w"] if "paper_w" in guidance else record["spec"]["guidance_scale"] - 1.0
 
 
 def _timing_columns(throughput: dict) -> dict[str, Any]:

@@ -20,7 +20,11 @@ def method_name(row) -> str:
 
 
 def method_label(row) -> str:
-    return f"{method_name(row)} / s={row['guidance_scale']:g} (w={row['guidance_scale'] - 1:g})"
+    """The method at its guidance scale, and the paper's w = s - 1 where that convention applies (classifier-free
+    guidance and w-embeddings; not FLUX's distilled guidance, nor where a model takes none)."""
+    w = row.get("paper_w", row["guidance_scale"] - 1)
+    has_w = w is not None and w == w
+    return f"{method_name(row)} / s={row['guidance_scale']:g}" + (f" (w={w:g})" if has_w else "")
 
 
 def is_baseline(row) -> bool:

@@ -23,6 +23,7 @@ from lcm_bench.core.faults import reached
 from lcm_bench.core.hardware import torch_dtype
 from lcm_bench.core.spec import CellSpec, TimingPolicy
 from lcm_bench.domain.prompts import read_prompts, select
+from lcm_bench.models.families import FAMILIES
 from lcm_bench.models.loading import load_pipeline
 from lcm_bench.models.resolve import ResolvedModel
 from lcm_bench.records.fingerprints import fingerprint_value
@@ -34,16 +35,17 @@ from lcm_bench.run.writer import ImageWriter
 from lcm_bench.sampling.guidance import GUIDANCE
 
 
-def default_resolution(pipe) -> tuple[int, int]:
-    size = pipe.unet.config.sample_size
+def default_resolution(pipe, family: str) -> tuple[int, int]:
+    """The image size the model was built for: its pipeline's default sample size (FLUX), else its denoiser's."""
+    size = getattr(pipe, "default_sample_size", None) or FAMILIES.get(family).network(pipe).config.sample_size
     size = size if isinstance(size, (list, tuple)) else (size, size)
     return size[0] * pipe.vae_scale_factor, size[1] * pipe.vae_scale_factor
 
 
-def _settings(cell: CellSpec, pipe, mode: str):
+def _settings(cell: CellSpec, pipe, mode: str, family: str):
     from lcm_bench.sampling.loop import GenerationSettings
 
-    height, width = (cell.height, cell.width) if cell.height else default_resolution(pipe)
+    height, width = (cell.height, cell.width) if cell.height else default_resolution(pipe, family)
     dtype = torch_dtype(cell.hardware)
     scale = cell.guidance_scale
     return GenerationSettings(cell.steps, scale, mode, height, width, cell.negative_prompt, cell.hardware.device, dtype)
@@ -87,7 +89,10 @@ def _cell_fields(cell: CellSpec, resolved: ResolvedModel, pipe, settings, schedu
     mode = settings.guidance_mode
     return {
         "guidance_mode": GUIDANCE.get(mode).recorded(mode, cell.guidance_scale),
-        "guidance": {"diffusers_guidance_scale": cell.guidance_scale, "paper_w": cell.paper_w},
+        "guidance": {
+            "diffusers_guidance_scale": cell.guidance_scale,
+            "paper_w": cell.paper_w if GUIDANCE.get(mode).uses_w else None,
+        },
         "height": settings.height,
         "width": settings.width,
         "model": {
@@ -116,7 +121,7 @@ def generate_chunk(
     when it returns; the cell is timed later (``Executor.time_pending``)."""
     from lcm_bench.sampling.timers import PeakMemory, PhaseTimer
 
-    settings, sampler = _settings(cell, pipe, mode), CellSampler(cell, resolved, pipe)
+    settings, sampler = _settings(cell, pipe, mode, resolved.family), CellSampler(cell, resolved, pipe)
     batches = unit.batches(cell.batch_size)
     warm = replace(settings, steps=1)
     for _ in range(warmup):
@@ -277,7 +282,7 @@ class Executor:
                 if fragments is None or self._timing(cell, fragments):
                     continue
                 sampler = CellSampler(cell, self.resolved[cell.model], self._pipe)
-                settings = _settings(cell, self._pipe, self.modes[cell.cell_id])
+                settings = _settings(cell, self._pipe, self.modes[cell.cell_id], self.resolved[cell.model].family)
                 batch = cell_units(cell)[0].batches(cell.batch_size)[0]
                 run = partial(sampler.generate, batch, settings)
                 if cell.cell_id not in self._warmed:

@@ -8,23 +8,43 @@ from pathlib import Path
 from lcm_bench.core.errors import MissingResourceError, MissingResources, UserError, raise_missing
 from lcm_bench.core.paths import offline
 from lcm_bench.core.spec import CellSpec, ModelSpec
+from lcm_bench.models.families import FAMILIES
 from lcm_bench.models.resolve import ResolvedModel, resolve_model
 from lcm_bench.sampling.guidance import GUIDANCE, auto_guidance
 from lcm_bench.sampling.samplers import SAMPLERS
 
 
+def check_family_sampler(cell: CellSpec, resolved: ResolvedModel, field_name: str) -> None:
+    """The sampler samples what the model's family predicts (a diffusion's noise, a rectified flow's velocity)."""
+    family = FAMILIES.get(resolved.family)
+    if family.objective in SAMPLERS.get(cell.sampler.name).objectives:
+        return
+    fitting = [name for name in SAMPLERS if family.objective in SAMPLERS.get(name).objectives]
+    raise UserError(
+        f"{field_name}: sampler '{cell.sampler.name}' cannot sample model '{cell.model.name}', a {resolved.family} "
+        f"model ({family.objective} prediction); its samplers: {', '.join(fitting)}"
+    )
+
+
 def guidance_mode(cell: CellSpec, resolved: ResolvedModel, field_name: str) -> str:
-    """cfg or embedding, from the sampler's request and what the model's UNet takes."""
+    """cfg or embedding, from the sampler's request and what the model's family and denoiser take."""
     wanted = cell.sampler.guidance
+    family = FAMILIES.get(resolved.family)
     if wanted == "auto":
-        return auto_guidance(resolved.guidance_embedding)
+        return auto_guidance(family.guidance, resolved.guidance_embedding)
+    if wanted not in family.guidance:
+        raise UserError(
+            f"{field_name}: guidance: {wanted} does not apply to model '{cell.model.name}', a {resolved.family} "
+            f"model (it takes: {', '.join(family.guidance)})"
+        )
     kind = GUIDANCE.get(wanted)
     if kind.needs_embedding and not resolved.guidance_embedding:
         needed = SAMPLERS.get(cell.sampler.name).guidance
         reason = f"sampler '{cell.sampler.name}' needs" if needed else f"guidance: {wanted} asks for"
         raise UserError(
             f"{field_name}: {reason} {kind.noun}, but model '{cell.model.name}' has none "
-            "(its UNet config has no time_cond_proj_dim); use guidance: cfg or a w-conditioned model"
+            f"(its {family.denoiser} config has no time_cond_proj_dim or guidance_embeds); use guidance: "
+            f"{family.guidance[0]} or a model with one"
         )
     return wanted
 
@@ -93,8 +113,12 @@ def preflight(
             loras_checked.add(cell.model)
             for i, (path, _, weight_name) in enumerate(model.lora_paths):
                 check_lora(path, weight_name, model.unet_path or model.pipeline_path / "unet", f"{where}.loras[{i}]")
+        check_family_sampler(cell, model, f"{where}.sampler")
         modes[cell.cell_id] = guidance_mode(cell, model, f"samplers[{cell.sampler.name}]")
         unet = model.unet_for(cell.steps, f"{where} at steps: {cell.steps}")
         check_steps(cell, model.pipeline_path, f"{where}.steps")
-        check_resolution(cell, model.pipeline_path, unet)
+        family = FAMILIES.get(model.family)
+        check_resolution(
+            cell, model.pipeline_path, unet or model.pipeline_path / family.denoiser, family.layout.multiple
+        )
     return resolved, modes

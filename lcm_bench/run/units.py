@@ -49,7 +49,7 @@ def cell_units(cell: CellSpec) -> list[Unit]:
 def estimated_nfe(cell: CellSpec) -> int:
     """Network evaluations per image as the spec alone suggests (guidance ``auto`` counted as classifier-free):
     the weight that balances shards, known before any model is resolved."""
-    mode = auto_guidance(False) if cell.sampler.guidance == "auto" else cell.sampler.guidance
+    mode = auto_guidance(("cfg",), False) if cell.sampler.guidance == "auto" else cell.sampler.guidance
     return nfe_per_image(cell.steps, mode, cell.guidance_scale)
 
 

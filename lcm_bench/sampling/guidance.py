@@ -2,8 +2,9 @@
 
 Classifier-free guidance batches the unconditional and conditional passes when s > 1 (2 NFE per step, 1 at s <= 1,
 where it is no guidance at all); an LCM-style UNet takes w = s - 1 as a guidance embedding (``timestep_cond``,
-1 NFE per step). ``nfe_per_image`` and every other place that needs a kind's cost ask its entry, and a
-``CountingNetwork`` counts what really ran, one evaluation per image row.
+1 NFE per step); a guidance-distilled transformer (FLUX.1-dev) takes the value as given (1 NFE); a
+timestep-distilled model without either takes none (1 NFE). ``nfe_per_image`` and every other place that needs a
+kind's cost ask its entry, and a ``CountingNetwork`` counts what really ran, one evaluation per image row.
 """
 
 from __future__ import annotations
@@ -19,15 +20,16 @@ if TYPE_CHECKING:
 
 
 class CountingNetwork:
-    """Calls the UNet and counts evaluations, one per image row of each call."""
+    """Calls the denoiser through its family's ``forward`` and counts evaluations, one per image row of each call."""
 
-    def __init__(self, unet):
-        self.unet = unet
+    def __init__(self, module, forward: Callable[..., torch.Tensor]):
+        self.module = module
+        self.forward = forward
         self.evaluations = 0
 
     def __call__(self, x: torch.Tensor, t: torch.Tensor, **kwargs) -> torch.Tensor:
         self.evaluations += x.shape[0]
-        return self.unet(x, t, return_dict=False, **kwargs)[0]
+        return self.forward(self.module, x, t, **kwargs)
 
 
 def _cat(a: Any, b: Any) -> Any:
@@ -35,7 +37,7 @@ def _cat(a: Any, b: Any) -> Any:
 
     if isinstance(a, dict):
         return {k: _cat(a[k], b[k]) for k in a}
-    return torch.cat([a, b])
+    return None if a is None else torch.cat([a, b])
 
 
 def guidance_embedding(w: float | torch.Tensor, dim: int, batch: int, dtype: torch.dtype) -> torch.Tensor:
@@ -53,8 +55,8 @@ def guidance_embedding(w: float | torch.Tensor, dim: int, batch: int, dtype: tor
 class GuidanceKind:
     """How a guidance setting reaches the network. ``guided(s)``: whether scale s guides at all; ``evaluations(s)``:
     network evaluations per step and image; ``denoiser(net, cond, uncond, s, batch, dtype, device)``: the function
-    of (x, t) the scheduler steps with; ``needs_embedding``: only a UNet with a guidance embedding can take it;
-    ``noun``: how messages name it."""
+    of (x, t) the scheduler steps with; ``needs_embedding``: only a model with a guidance embedding can take it;
+    ``uses_w``: the paper's w = s - 1 describes its scale; ``noun``: how messages name it."""
 
     noun: str
     description: str
@@ -62,6 +64,7 @@ class GuidanceKind:
     evaluations: Callable[[float], int]
     denoiser: Callable[..., Callable]
     needs_embedding: bool = False
+    uses_w: bool = True
 
     def needs_negative(self, scale: float) -> bool:
         """Whether the unconditional (negative-prompt) pass runs: only when it costs an evaluation."""
@@ -108,7 +111,7 @@ GUIDANCE.register(
 
 def embedded_guidance(net: CountingNetwork, cond: dict, uncond, scale: float, batch: int, dtype, device) -> Callable:
     """w = s - 1 through the UNet's guidance embedding (``timestep_cond``), one pass per step."""
-    w_embedding = guidance_embedding(scale - 1.0, net.unet.config.time_cond_proj_dim, batch, dtype).to(device)
+    w_embedding = guidance_embedding(scale - 1.0, net.module.config.time_cond_proj_dim, batch, dtype).to(device)
     return lambda x, t: net(x, t, timestep_cond=w_embedding, **cond)
 
 
@@ -125,9 +128,52 @@ GUIDANCE.register(
 )
 
 
-def auto_guidance(has_embedding: bool) -> str:
-    """What ``guidance: auto`` means for a model: its guidance embedding when it has one, else classifier-free."""
-    return "embedding" if has_embedding else "cfg"
+def distilled_guidance(net: CountingNetwork, cond: dict, uncond, scale: float, batch: int, dtype, device) -> Callable:
+    """The guidance value as given (not s - 1) through a guidance-distilled transformer's embedding, one pass per
+    step, as FluxPipeline passes it (float32, one per row)."""
+    import torch
+
+    guidance = torch.full([1], scale, device=device, dtype=torch.float32).expand(batch)
+    return lambda x, t: net(x, t, guidance=guidance, **cond)
+
+
+GUIDANCE.register(
+    "distilled",
+    GuidanceKind(
+        "a distilled guidance embedding",
+        "guidance-distilled transformer (FLUX.1-dev, Meng et al. 2023): the value as given, 1 NFE per step",
+        lambda scale: True,
+        lambda scale: 1,
+        distilled_guidance,
+        needs_embedding=True,
+        uses_w=False,
+    ),
+)
+
+
+def unguided(net: CountingNetwork, cond: dict, *_) -> Callable:
+    """The conditional prediction alone; the scale is not used."""
+    return lambda x, t: net(x, t, **cond)
+
+
+GUIDANCE.register(
+    "none",
+    GuidanceKind(
+        "no guidance",
+        "no guidance (FLUX.1-schnell and other timestep-distilled models): 1 NFE per step, the scale unused",
+        lambda scale: False,
+        lambda scale: 1,
+        unguided,
+        uses_w=False,
+    ),
+)
+
+
+def auto_guidance(kinds: tuple[str, ...], has_embedding: bool) -> str:
+    """What ``guidance: auto`` means for a model whose family takes ``kinds`` (the first its default): the kind that
+    goes through a guidance embedding when the model has one, else the default."""
+    embedded = [kind for kind in kinds if GUIDANCE.get(kind).needs_embedding]
+    return embedded[0] if has_embedding and embedded else kinds[0]
 
 
 def nfe_per_image(steps: int, guidance_mode: str, guidance_scale: float) -> int:

@@ -9,6 +9,7 @@ sharding never change an image.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,29 +52,64 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
     return (images.permute(0, 2, 3, 1).cpu().numpy() * 255).round().astype(np.uint8)
 
 
-def denoise(pipe, scheduler, step_kwargs: dict, denoiser, generators, s: GenerationSettings) -> torch.Tensor:
-    """The scheduler's loop from each sample's own initial noise to the final latents."""
+def latent_shape(pipe, family, network, s: GenerationSettings) -> tuple[int, int, int]:
+    """One sample's VAE latent: the channels the family's denoiser takes over the image downsampled by the VAE."""
     factor = pipe.vae_scale_factor
-    shape = (pipe.unet.config.in_channels, s.height // factor, s.width // factor)
-    scheduler.set_timesteps(s.steps, device=s.device)
-    latents = initial_latents(generators, shape).to(s.device, s.dtype) * scheduler.init_noise_sigma
+    return family.layout.channels(network), s.height // factor, s.width // factor
+
+
+def timestep_kwargs(scheduler, family, steps: int, tokens: int) -> dict[str, Any]:
+    """What ``set_timesteps`` takes besides the step count, as the family's pipeline passes it: the family's sigmas
+    where the scheduler takes custom ones (FLUX: 1 to 1/n), and where the scheduler shifts by resolution, ``mu``
+    from the image's token count (diffusers' ``calculate_shift``, linear from ``base_shift`` at
+    ``base_image_seq_len`` tokens to ``max_shift`` at ``max_image_seq_len``)."""
+    takes = inspect.signature(scheduler.set_timesteps).parameters
+    kwargs: dict[str, Any] = {}
+    if family.sigmas is not None and "sigmas" in takes:
+        kwargs["sigmas"] = family.sigmas(steps)
+    config = scheduler.config
+    if config.get("use_dynamic_shifting") and "mu" in takes:
+        from diffusers.pipelines.flux.pipeline_flux import calculate_shift
+
+        kwargs["mu"] = calculate_shift(
+            tokens,
+            config.get("base_image_seq_len", 256),
+            config.get("max_image_seq_len", 4096),
+            config.get("base_shift", 0.5),
+            config.get("max_shift", 1.15),
+        )
+    return kwargs
+
+
+def denoise(pipe, family, network, scheduler, step_kwargs, denoiser, generators, s: GenerationSettings):
+    """The scheduler's loop from each sample's own initial noise to the final latents, in the layout the family's
+    denoiser takes (flow-matching schedulers neither scale their input nor their initial noise)."""
+    channels, height, width = latent_shape(pipe, family, network, s)
+    tokens = family.layout.tokens(network, height, width)
+    scheduler.set_timesteps(s.steps, device=s.device, **timestep_kwargs(scheduler, family, s.steps, tokens))
+    noise = initial_latents(generators, (channels, height, width)).to(s.device, s.dtype)
+    latents = family.layout.pack(noise) * getattr(scheduler, "init_noise_sigma", 1.0)
+    scale_input = getattr(scheduler, "scale_model_input", lambda x, t: x)
     for t in scheduler.timesteps:
-        model_input = scheduler.scale_model_input(latents, t)
-        latents = scheduler.step(denoiser(model_input, t), t, latents, **step_kwargs).prev_sample
-    return latents
+        latents = scheduler.step(denoiser(scale_input(latents, t), t), t, latents, **step_kwargs).prev_sample
+    return family.layout.unpack(latents, height, width)
 
 
 def decode(vae, latents: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """The VAE's images of ``latents`` (in float32 where an fp16 VAE asks to be upcast, as diffusers does)."""
+    """The VAE's images of ``latents``: unscaled and, where the VAE has a shift (SD3, FLUX), shifted back
+    (``z / scaling_factor + shift_factor``); in float32 where an fp16 VAE asks to be upcast, as diffusers does."""
     upcast = dtype == torch.float16 and getattr(vae.config, "force_upcast", False)
     decoder = vae.to(torch.float32) if upcast else vae
     latents = latents.to(torch.float32 if upcast else dtype) / vae.config.scaling_factor
+    shift = getattr(vae.config, "shift_factor", None)
+    if shift is not None:
+        latents = latents + shift
     return decoder.decode(latents, return_dict=False)[0]
 
 
 def generate_batch(
     pipe,
-    family: str,
+    family_name: str,
     sampler_spec,
     settings: GenerationSettings,
     prompts: list[str],
@@ -89,14 +125,15 @@ def generate_batch(
     need_uncond = guidance.needs_negative(s.guidance_scale)
     with torch.inference_mode():
         with timer("text_encoding"):
-            cond, uncond = encode_prompts(pipe, family, prompts, s.negative_prompt, need_uncond, s)
-        scheduler, step_kwargs, takes_generator = build_scheduler(sampler_spec, pipe.scheduler.config)
+            cond, uncond = encode_prompts(pipe, family_name, prompts, s.negative_prompt, need_uncond, s)
+        family = FAMILIES.get(family_name)
+        scheduler, step_kwargs, takes_generator = build_scheduler(sampler_spec, pipe.scheduler.config, family.objective)
         if takes_generator:
             step_kwargs = {**step_kwargs, "generator": generators}
-        net = CountingNetwork(pipe.unet)
+        net = CountingNetwork(family.network(pipe), family.forward)
         denoiser = guidance.denoiser(net, cond, uncond, s.guidance_scale, len(prompts), s.dtype, s.device)
         with timer("denoising"):
-            latents = denoise(pipe, scheduler, step_kwargs, denoiser, generators, s)
+            latents = denoise(pipe, family, net.module, scheduler, step_kwargs, denoiser, generators, s)
         with timer("vae_decoding"):
             images = decode(pipe.vae, latents, s.dtype)
         if nonfinite is not None:

@@ -24,7 +24,9 @@ SPACINGS = ("leading", "trailing", "linspace")
 class SamplerDef:
     """``guidance``: the guidance kind the sampler needs (None: any the model takes); ``distilled``: it samples a
     few-step student (a report sets it apart from the teacher's baselines); ``skipping_schedule``: its timesteps
-    follow LCM's skipping-step schedule over ``original_inference_steps``, which bounds its steps."""
+    follow LCM's skipping-step schedule over ``original_inference_steps``, which bounds its steps; ``objectives``:
+    what the models it samples predict (``noise``: a diffusion's noise, v or x0; ``flow``: a rectified flow's
+    velocity); ``flow_config``: its scheduler's settings on a flow model (flow sigmas with the model's shift)."""
 
     scheduler: str
     config: dict[str, Any] = field(default_factory=dict)
@@ -34,7 +36,13 @@ class SamplerDef:
     description: str = ""
     distilled: bool = False
     skipping_schedule: bool = False
+    objectives: tuple[str, ...] = ("noise",)
+    flow_config: dict[str, Any] = field(default_factory=dict)
 
+
+FLOW_SOLVER = {"use_flow_sigmas": True, "prediction_type": "flow_prediction"}
+"""A multistep solver on a flow model (diffusers' flow mode: sigmas of the flow, the model's shift as
+``flow_shift``)."""
 
 SAMPLERS: Registry[SamplerDef] = Registry("sampler")
 for _name, _def in {
@@ -47,10 +55,23 @@ for _name, _def in {
     "dpmsolver++": SamplerDef(
         "DPMSolverMultistepScheduler",
         {"algorithm_type": "dpmsolver++", "solver_order": 2},
-        description="DPM-Solver++(2M) (Lu et al. 2022)",
+        description="DPM-Solver++(2M) (Lu et al. 2022); on a flow model, in flow mode",
+        objectives=("noise", "flow"),
+        flow_config=FLOW_SOLVER,
     ),
     "euler": SamplerDef("EulerDiscreteScheduler", description="Euler (Karras et al. 2022), no churn"),
-    "unipc": SamplerDef("UniPCMultistepScheduler", description="UniPC-2M (Zhao et al. 2023)"),
+    "unipc": SamplerDef(
+        "UniPCMultistepScheduler",
+        description="UniPC-2M (Zhao et al. 2023); on a flow model, in flow mode",
+        objectives=("noise", "flow"),
+        flow_config=FLOW_SOLVER,
+    ),
+    "flow-euler": SamplerDef(
+        "FlowMatchEulerDiscreteScheduler",
+        spacing=None,
+        description="Euler on a rectified flow's ODE (Esser et al. 2024), with the model's shift",
+        objectives=("flow",),
+    ),
     "lcm": SamplerDef(
         "LCMScheduler",
         spacing=None,
@@ -97,6 +118,7 @@ SCHEDULER_ACCEPTS = {
     "UniPCMultistepScheduler": _SOLVER,
     "LCMScheduler": _CONSISTENCY,
     "TCDScheduler": _CONSISTENCY | {"eta"},
+    "FlowMatchEulerDiscreteScheduler": {"use_karras_sigmas"},
 }
 """Which options each scheduler takes (in ``__init__`` or ``step``), so a suite is checked without importing
 diffusers; tests/test_validation.py compares it with diffusers' signatures."""
@@ -150,8 +172,17 @@ def check_sampler(spec: SamplerSpec, field: str) -> SamplerDef:
     return sampler
 
 
-def build_scheduler(spec: SamplerSpec, base_config: dict[str, Any]):
-    """A fresh scheduler from the model's scheduler config; returns it and the step() keyword arguments."""
+def _model_shift(cls, base_config: dict[str, Any]) -> dict[str, float]:
+    """A flow model's shift (``shift`` in a FlowMatch scheduler's config, ``flow_shift`` in a flow-mode solver's)
+    under the name ``cls`` takes it."""
+    shift = base_config.get("shift", base_config.get("flow_shift", 1.0))
+    takes = inspect.signature(cls.__init__).parameters
+    return {name: shift for name in ("shift", "flow_shift") if name in takes}
+
+
+def build_scheduler(spec: SamplerSpec, base_config: dict[str, Any], objective: str = "noise"):
+    """A fresh scheduler from the model's scheduler config (on a flow model, in the sampler's flow mode with the
+    model's shift); returns it, the step() keyword arguments and whether step() takes a generator."""
     import diffusers
 
     sampler = SAMPLERS.get(spec.name)
@@ -165,6 +196,8 @@ def build_scheduler(spec: SamplerSpec, base_config: dict[str, Any]):
     if "eta" in options:
         step_kwargs["eta"] = options.pop("eta")
     overrides = {**sampler.config, **options}
+    if objective == "flow":
+        overrides = {**overrides, **sampler.flow_config, **_model_shift(cls, base_config)}
     if "clip_sample" in inspect.signature(cls.__init__).parameters:
         overrides.setdefault("clip_sample", False)
     spacing = spec.timestep_spacing or sampler.spacing
@@ -178,6 +211,12 @@ def build_scheduler(spec: SamplerSpec, base_config: dict[str, Any]):
     return scheduler, {k: v for k, v in step_kwargs.items() if k in accepted}, "generator" in accepted
 
 
+def _number_of(timestep) -> int | float:
+    """A timestep as recorded: an integer for a diffusion's discrete timesteps, a float for a flow's (sigma x 1000)."""
+    value = float(timestep)
+    return int(value) if value.is_integer() else round(value, 4)
+
+
 def schedule_info(spec: SamplerSpec, scheduler, step_kwargs: dict[str, Any]) -> dict[str, Any]:
     """What a record needs to reproduce the schedule: spacing, resolved timesteps, LCM's original steps."""
     config = scheduler.config
@@ -185,7 +224,7 @@ def schedule_info(spec: SamplerSpec, scheduler, step_kwargs: dict[str, Any]) -> 
     return {
         "scheduler": type(scheduler).__name__,
         "timestep_spacing": "lcm-skipping" if skipping else config.get("timestep_spacing"),
-        "timesteps": [int(t) for t in scheduler.timesteps],
+        "timesteps": [_number_of(t) for t in scheduler.timesteps],
         "original_inference_steps": config.get("original_inference_steps"),
         "prediction_type": config.get("prediction_type"),
         "scheduler_order": getattr(scheduler, "order", 1),
