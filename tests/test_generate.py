@@ -143,8 +143,25 @@ def test_batch_size_does_not_change_images(sampler, model, request):
     assert np.abs(other_seeds.astype(int) - batched[16][:4]).mean() > 1
 
 
-def test_every_sampler_builds_from_an_sd_scheduler_config(tiny):
+def test_every_sampler_builds_from_a_config_of_what_it_samples_and_walks_its_evaluations(tiny):
+    """A noise sampler from SD's scheduler config, a flow sampler from SD3's, sCM from SANA-Sprint's: each walks
+    as many network evaluations as it says it takes (Heun 2n - 1)."""
+    from lcm_bench.models.catalogue import tiny_path
+
+    configs = {
+        "noise": tiny[1].scheduler.config,
+        "flow": _scheduler_config(tiny_path("tiny-sd3")),
+        "trigflow": _scheduler_config(tiny_path("tiny-sana-sprint")),
+    }
     for name in SAMPLERS:
-        scheduler, _, _ = build_scheduler(SamplerSpec(name), tiny[1].scheduler.config)
-        scheduler.set_timesteps(4)
-        assert len(scheduler.timesteps) == 4
+        sampler = SAMPLERS.get(name)
+        objective = sampler.objectives[0]
+        scheduler, _, _ = build_scheduler(SamplerSpec(name), configs[objective], objective)
+        scheduler.set_timesteps(4, **sampler.walk.options(4))
+        assert len(list(sampler.walk.points(scheduler))) == sampler.evaluations(4), name
+
+
+def _scheduler_config(folder):
+    import json
+
+    return json.loads((folder / "scheduler" / "scheduler_config.json").read_text())

@@ -69,9 +69,12 @@ def test_incomplete_cache_lists_the_missing_components(tiny_sd_path):
         resolve_model(ModelSpec("broken", "lcm-bench-tests/broken"))
 
 
-def test_lora_on_base_needs_the_base():
-    with pytest.raises(MissingResourceError, match="stable-diffusion-v1-5/stable-diffusion-v1-5"):
+def test_lora_on_base_needs_the_base_and_says_what_else_is_missing():
+    with pytest.raises(MissingResourceError) as missing:
         resolve_model(ModelSpec("lcm-lora-sdv1-5", "lcm-lora-sdv1-5"))
+    lines = missing.value.lines()
+    assert any("stable-diffusion-v1-5/stable-diffusion-v1-5" in line for line in lines), lines
+    assert any("latent-consistency/lcm-lora-sdv1-5" in line for line in lines), "the LoRA too, at once"
 
 
 def test_incomplete_local_folder(tmp_path, tiny_sd_path):

@@ -190,11 +190,12 @@ def test_scheduler_option_table_matches_diffusers():
 
     for name in {SAMPLERS.get(n).scheduler for n in SAMPLERS}:
         cls = getattr(diffusers, name)
-        takes = set(inspect.signature(cls.__init__).parameters) | set(inspect.signature(cls.step).parameters)
+        methods = (cls.__init__, cls.step, cls.set_timesteps)
+        takes = {p for method in methods for p in inspect.signature(method).parameters}
         assert SCHEDULER_ACCEPTS[name] == takes & SCHEDULER_OPTIONS, name
 
 
-NEED_REAL_FILES = {"paper-table1", "real-sd15-coco", "real-sd15-coco5k"}
+NEED_REAL_FILES = {"paper-table1", "real-sd15-coco", "real-sd15-coco5k", "few-step-1024"}
 """Shipped suites on real checkpoints and datasets: offline here they list what is missing (tests/test_real_path.py
 lays stand-ins out where the real files go)."""
 

@@ -120,7 +120,7 @@ def _nfe_counter(runnable: list, modes: dict[str, str]):
     def nfe(cell_id: str) -> tuple[int, bool]:
         cell = by_id[cell_id]
         if cell_id in modes:
-            return nfe_per_image(cell.steps, modes[cell_id], cell.guidance_scale), True
+            return nfe_per_image(cell.sampler.name, cell.steps, modes[cell_id], cell.guidance_scale), True
         return estimated_nfe(cell), False
 
     return nfe

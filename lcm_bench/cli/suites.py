@@ -55,7 +55,9 @@ def grid_table(cells, modes: dict[str, str]) -> str:
     for cell in cells:
         entry = rows.setdefault((cell.method_label, cell.guidance_scale), {}).setdefault(cell.steps, [])
         mode = modes.get(cell.cell_id)
-        entry.append("?" if mode is None else str(nfe_per_image(cell.steps, mode, cell.guidance_scale)))
+        entry.append(
+            "?" if mode is None else str(nfe_per_image(cell.sampler.name, cell.steps, mode, cell.guidance_scale))
+        )
     steps = sorted({s for row in rows.values() for s in row})
     table = [["method", "s", *(f"{s} step{'s' * (s > 1)}" for s in steps)]]
     for (label, scale), row in rows.items():

@@ -12,10 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lcm_bench.core.errors import MissingResourceError
+from lcm_bench.core.errors import MissingResourceError, raise_missing
 from lcm_bench.core.paths import cache_dir, embedded_models_dir
 from lcm_bench.core.registry import Registry
-from lcm_bench.models.hub import locate_repo
+from lcm_bench.models.hub import locate_file, locate_repo
 
 LORA_FILE = "pytorch_lora_weights.safetensors"
 
@@ -114,6 +114,14 @@ for _name, _model in {
         family="sana",
         resolution=32,
         description="tiny random-weight SANA pipeline (Gemma 2, linear DiT, DC-AE)",
+    ),
+    "tiny-sana-sprint": KnownModel(
+        "tiny-sana-sprint",
+        "tiny",
+        family="sana-sprint",
+        guidance_embedding=True,
+        resolution=32,
+        description="tiny random-weight SANA-Sprint pipeline (sCM, guidance embedding)",
     ),
     "tiny-pixart-sigma": KnownModel(
         "tiny-pixart-sigma",
@@ -253,6 +261,115 @@ for _name, _model in {
         resolution=1024,
         description="SANA 1600M at 1024 px (dpmsolver++ in flow mode, shift 3, CFG 4.5)",
     ),
+    "sana-sprint-1.6b": KnownModel(
+        "Efficient-Large-Model/Sana_Sprint_1.6B_1024px_diffusers",
+        family="sana-sprint",
+        resolution=1024,
+        guidance_embedding=True,
+        description="SANA-Sprint 1.6B at 1024 px (sampler scm, 1-4 steps, default 2; guidance 4.5 as given)",
+    ),
+    "hyper-sd15-1step-lora": KnownModel(
+        "ByteDance/Hyper-SD",
+        "lora",
+        base="sd-1.5",
+        weight_name="Hyper-SD15-1step-lora.safetensors",
+        description="Hyper-SD unified LoRA on SD-1.5 (authors: sampler tcd, eta 1.0, guidance_scale 0; 1-8 steps)",
+    ),
+    **{
+        f"hyper-sd15-{n}steps-lora": KnownModel(
+            "ByteDance/Hyper-SD",
+            "lora",
+            base="sd-1.5",
+            weight_name=f"Hyper-SD15-{n}steps-lora.safetensors",
+            description=f"Hyper-SD {n}-step LoRA on SD-1.5 (authors: ddim, trailing, {n} steps, guidance_scale 0)",
+        )
+        for n in (2, 4, 8)
+    },
+    "hyper-sdxl-1step-unet": KnownModel(
+        "ByteDance/Hyper-SD",
+        "unet-file",
+        base="sdxl-base",
+        family="sdxl",
+        resolution=1024,
+        weight_name="Hyper-SDXL-1step-Unet.safetensors",
+        description="Hyper-SD 1-step SDXL UNet (authors: sampler lcm, timesteps [800], guidance_scale 0)",
+    ),
+    **{
+        f"sdxl-lightning-{n}step-unet": KnownModel(
+            "ByteDance/SDXL-Lightning",
+            "unet-file",
+            base="sdxl-base",
+            family="sdxl",
+            resolution=1024,
+            weight_name=f"sdxl_lightning_{n}step_unet.safetensors",
+            description=f"SDXL-Lightning {n}-step UNet (authors: euler, trailing, {n} steps, guidance_scale 0)",
+        )
+        for n in (2, 4, 8)
+    },
+    "sdxl-lightning-1step-unet": KnownModel(
+        "ByteDance/SDXL-Lightning",
+        "unet-file",
+        base="sdxl-base",
+        family="sdxl",
+        resolution=1024,
+        weight_name="sdxl_lightning_1step_unet_x0.safetensors",
+        description="SDXL-Lightning 1-step x0 UNet (authors: euler, trailing, prediction_type sample, guidance 0)",
+    ),
+    **{
+        f"sdxl-lightning-{n}step-lora": KnownModel(
+            "ByteDance/SDXL-Lightning",
+            "lora",
+            base="sdxl-base",
+            family="sdxl",
+            resolution=1024,
+            weight_name=f"sdxl_lightning_{n}step_lora.safetensors",
+            description=f"SDXL-Lightning {n}-step LoRA (authors: euler, trailing, {n} steps, guidance_scale 0)",
+        )
+        for n in (2, 4, 8)
+    },
+    "tcd-sd15-lora": KnownModel(
+        "h1t/TCD-SD15-LoRA",
+        "lora",
+        base="sd-1.5",
+        description="TCD LoRA on SD-1.5 (authors: sampler tcd, eta (gamma) 0.3, guidance_scale 0, 2-8 steps)",
+    ),
+    "tcd-sdxl-lora": KnownModel(
+        "h1t/TCD-SDXL-LoRA",
+        "lora",
+        base="sdxl-base",
+        family="sdxl",
+        resolution=1024,
+        description="TCD LoRA on SDXL (authors: sampler tcd, eta (gamma) 0.3, guidance_scale 0, 2-8 steps)",
+    ),
+    "dmd2-sdxl-4step-unet": KnownModel(
+        "tianweiy/DMD2",
+        "unet-file",
+        base="sdxl-base",
+        family="sdxl",
+        resolution=1024,
+        weight_name="dmd2_sdxl_4step_unet_fp16.bin",
+        description="DMD2 4-step SDXL UNet (authors: lcm, timesteps [999, 749, 499, 249], guidance 0; CC-BY-NC)",
+    ),
+    "dmd2-sdxl-1step-unet": KnownModel(
+        "tianweiy/DMD2",
+        "unet-file",
+        base="sdxl-base",
+        family="sdxl",
+        resolution=1024,
+        weight_name="dmd2_sdxl_1step_unet_fp16.bin",
+        description="DMD2 1-step SDXL UNet (authors: lcm, timesteps [399], guidance_scale 0; CC-BY-NC)",
+    ),
+    **{
+        f"pcm-sd15-{cfg}-{n}step-lora": KnownModel(
+            "wangfuyun/PCM_Weights",
+            "lora",
+            base="sd-1.5",
+            weight_name=f"sd15/pcm_sd15_{cfg}_{n}step_converted.safetensors",
+            description=f"PCM {n}-phase SD-1.5 LoRA, {cfg} (authors: ddim, trailing; guidance 1-2 small, 2-9 normal)",
+        )
+        for cfg in ("smallcfg", "normalcfg")
+        for n in (2, 4, 8)
+    },
     "lcm-ssd-1b": KnownModel(
         "latent-consistency/lcm-ssd-1b",
         "unet",
@@ -320,20 +437,59 @@ MODEL_KINDS.register(
 )
 
 
+def _all_located(*finds: Callable[[], Path]) -> list[Path]:
+    """Each path, or every one that is missing reported at once."""
+    found, missing = [], []
+    for find in finds:
+        try:
+            found.append(find())
+        except MissingResourceError as exc:
+            missing.append(exc)
+    raise_missing(missing)
+    return found
+
+
 def _unet_on_base(name: str, known: KnownModel, field: str) -> ModelFiles:
-    pipeline = locate_repo(MODELS.get(known.base).repo)
-    unet = locate_repo(known.repo, unet_only=True)
+    pipeline, unet = _all_located(
+        lambda: locate_repo(MODELS.get(known.base).repo), lambda: locate_repo(known.repo, unet_only=True)
+    )
     return ModelFiles(pipeline, unet / "unet" if (unet / "unet").is_dir() else unet)
 
 
 MODEL_KINDS.register("unet", ModelKind(_unet_on_base, _hub))
 
 
+def _unet_file_on_base(name: str, known: KnownModel, field: str) -> ModelFiles:
+    """A UNet published as one weights file (SDXL-Lightning, Hyper-SD's 1-step UNet, DMD2) on its base pipeline's
+    UNet config."""
+    base = MODELS.get(known.base)
+    pipeline, unet = _all_located(
+        lambda: locate_repo(base.repo, gated=base.gated),
+        lambda: locate_file(known.repo, known.weight_name, known.gated),
+    )
+    return ModelFiles(pipeline, unet)
+
+
+MODEL_KINDS.register("unet-file", ModelKind(_unet_file_on_base, lambda known: f"{known.repo}/{known.weight_name}"))
+
+
+def _lora_file(known: KnownModel) -> Path:
+    """A registered LoRA: its file where the repo holds several, else the repo's folder."""
+    if known.weight_name:
+        return locate_file(known.repo, known.weight_name, known.gated)
+    return locate_repo(known.repo, lora=True)
+
+
 def _lora_on_base(name: str, known: KnownModel, field: str) -> ModelFiles:
-    pipeline = locate_repo(MODELS.get(known.base).repo)
-    return ModelFiles(pipeline, loras=[(locate_repo(known.repo, lora=True), 1.0, known.weight_name)])
+    pipeline, lora = _all_located(lambda: locate_repo(MODELS.get(known.base).repo), lambda: _lora_file(known))
+    return ModelFiles(pipeline, loras=[(lora, 1.0, None)])
 
 
 MODEL_KINDS.register(
-    "lora", ModelKind(_lora_on_base, _hub, lambda name, known, field: locate_repo(known.repo, lora=True))
+    "lora",
+    ModelKind(
+        _lora_on_base,
+        lambda known: f"{known.repo}/{known.weight_name}" if known.weight_name else known.repo,
+        lambda name, known, field: _lora_file(known),
+    ),
 )

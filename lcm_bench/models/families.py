@@ -26,6 +26,7 @@ from lcm_bench.models.tiny import (
     tiny_pixart,
     tiny_pixart_sigma,
     tiny_sana,
+    tiny_sana_sprint,
     tiny_sd,
     tiny_sd3,
     tiny_sdxl,
@@ -192,11 +193,11 @@ def pixart_added_conditions(pipe, batch: int, how: Conditioning) -> dict[str, An
 
 def masked_text_encoder(
     max_sequence_length: int,
-    options: Callable[[], dict[str, Any]] = dict,
+    options: Callable[[Any], dict[str, Any]] = lambda pipe: {},
     added: Callable[[Any, int, Conditioning], dict[str, Any]] = lambda pipe, batch, how: {},
 ):
     """Text states and their attention mask over ``max_sequence_length`` tokens (PixArt's T5, SANA's Gemma 2), with
-    the pipeline's further ``options()`` and the family's ``added`` conditioning. Captions are not cleaned (the
+    the pipeline's further ``options(pipe)`` and the family's ``added`` conditioning. Captions are not cleaned (the
     pipelines clean them only where ``bs4`` and ``ftfy`` are installed, which would make a run depend on the
     environment)."""
 
@@ -209,7 +210,7 @@ def masked_text_encoder(
             device=how.device,
             clean_caption=False,
             max_sequence_length=max_sequence_length,
-            **options(),
+            **options(pipe),
         )
         extra = added(pipe, len(prompts), how)
         cond = {"encoder_hidden_states": pe, "encoder_attention_mask": mask, **extra}
@@ -334,18 +335,13 @@ FAMILIES.register(
 )
 
 
-def sana_instruction() -> dict[str, Any]:
-    """The instruction SanaPipeline prefixes to a prompt by default (``complex_human_instruction``; the negative
-    prompt goes without it, as the pipeline encodes it)."""
+def sana_instruction(pipe) -> dict[str, Any]:
+    """The instruction the SANA pipelines prefix to a prompt by default (their ``__call__``'s
+    ``complex_human_instruction``; the negative prompt goes without it, as the pipeline encodes it)."""
     import inspect
 
-    from diffusers import SanaPipeline
-
-    return {
-        "complex_human_instruction": inspect.signature(SanaPipeline.__call__)
-        .parameters["complex_human_instruction"]
-        .default
-    }
+    default = inspect.signature(type(pipe).__call__).parameters["complex_human_instruction"].default
+    return {"complex_human_instruction": default}
 
 
 def sana_forward(transformer, x, t, **conditioning):
@@ -367,6 +363,56 @@ FAMILIES.register(
         denoiser="transformer",
         forward=sana_forward,
         objective="flow",
+    ),
+)
+
+
+def sana_sprint_encoder(pipe, prompts: list[str], how: Conditioning) -> tuple[dict, None]:
+    """Gemma 2 states and mask as SANA's (no negative prompt: SANA-Sprint takes no classifier-free guidance), and
+    the scheduler's sigma_data, which the TrigFlow wrapper of ``sana_sprint_forward`` needs."""
+    pe, mask = pipe.encode_prompt(
+        prompts,
+        num_images_per_prompt=1,
+        device=how.device,
+        clean_caption=False,
+        max_sequence_length=300,
+        **sana_instruction(pipe),
+    )
+    return {
+        "encoder_hidden_states": pe,
+        "encoder_attention_mask": mask,
+        "sigma_data": pipe.scheduler.config.sigma_data,
+    }, None
+
+
+def sana_sprint_forward(transformer, x, t, sigma_data: float, guidance, **conditioning):
+    """SANA-Sprint's prediction in TrigFlow time, as SanaSprintPipeline wraps its transformer (Lu & Song 2024): the
+    input scaled to unit variance at the sCM time sin t / (cos t + sin t), the output mapped back to TrigFlow's
+    velocity times sigma_data; the guidance value times the transformer's ``guidance_embeds_scale``."""
+    import torch
+
+    timestep = t.expand(x.shape[0])
+    scm = torch.sin(timestep) / (torch.cos(timestep) + torch.sin(timestep))
+    e = scm.view(-1, 1, 1, 1)
+    norm = torch.sqrt(e**2 + (1 - e) ** 2)
+    x_in = x / sigma_data * norm
+    guidance = guidance.to(conditioning["encoder_hidden_states"].dtype) * transformer.config.guidance_embeds_scale
+    out = transformer(x_in, guidance=guidance, timestep=scm, return_dict=False, **conditioning)[0]
+    out = ((1 - 2 * e) * x_in + (1 - 2 * e + 2 * e**2) * out) / norm
+    return out.float() * sigma_data
+
+
+FAMILIES.register(
+    "sana-sprint",
+    Family(
+        "SANA-Sprint: SANA distilled with sCM (TrigFlow time), a guidance embedding, 1-4 steps",
+        _pipeline_class("SanaSprintPipeline"),
+        sana_sprint_encoder,
+        tiny_sana_sprint,
+        denoiser="transformer",
+        forward=sana_sprint_forward,
+        objective="trigflow",
+        guidance=("distilled",),
     ),
 )
 

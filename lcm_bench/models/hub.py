@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from lcm_bench.core.errors import MissingResourceError
@@ -43,16 +44,27 @@ def missing_components(folder: Path, unet_only: bool = False) -> list[str]:
     return missing
 
 
-def _how_to_provide(repo: str, gated: bool = False) -> str:
+def _how_to_provide(repo: str, gated: bool = False, filename: str = "") -> str:
     first = (
         f"it is gated: accept its licence at https://huggingface.co/{repo} and log in with `hf auth login`, then "
         if gated
         else ""
     )
+    command = f"hf download {repo} {filename}".rstrip()
     return (
-        f"{first}on a machine with internet run `hf download {repo}` (then copy the HF cache, "
+        f"{first}on a machine with internet run `{command}` (then copy the HF cache, "
         f"HF_HOME={os.environ.get('HF_HOME', '~/.cache/huggingface')}), or point `path:` at a local copy"
     )
+
+
+def _download(fetch: Callable[[], str]) -> tuple[Path | None, str]:
+    """What ``fetch`` downloads where downloading is allowed (online, HF_HUB_OFFLINE unset), else why not."""
+    if offline():
+        return None, "HF_HUB_OFFLINE is set"
+    try:
+        return Path(fetch()), ""
+    except Exception as exc:  # noqa: BLE001 - any download failure means the same thing to the user
+        return None, f"download failed ({type(exc).__name__})"
 
 
 def locate_repo(repo: str, unet_only: bool = False, lora: bool = False, gated: bool = False) -> Path:
@@ -70,14 +82,27 @@ def locate_repo(repo: str, unet_only: bool = False, lora: bool = False, gated: b
         missing = missing_components(folder, unet_only)
     if not missing:
         return folder
-    if not offline():
-        try:
-            return Path(snapshot_download(repo, allow_patterns=None))
-        except Exception as exc:  # noqa: BLE001 - any download failure means the same thing to the user
-            reason = f"download failed ({type(exc).__name__})"
-    else:
-        reason = "HF_HUB_OFFLINE is set"
+    folder, reason = _download(lambda: snapshot_download(repo, allow_patterns=None))
+    if folder is not None:
+        return folder
     raise MissingResourceError(
         f"model '{repo}' is not available locally and {reason}; missing: {', '.join(missing)}; "
         + _how_to_provide(repo, gated)
+    )
+
+
+def locate_file(repo: str, filename: str, gated: bool = False) -> Path:
+    """One file of a Hugging Face repo in the local cache (a single-file UNet or LoRA among many in its repo)."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        return Path(hf_hub_download(repo, filename, local_files_only=True))
+    except (LocalEntryNotFoundError, OSError, ValueError):
+        pass
+    path, reason = _download(lambda: hf_hub_download(repo, filename))
+    if path is not None:
+        return path
+    raise MissingResourceError(
+        f"'{filename}' of '{repo}' is not available locally and {reason}; " + _how_to_provide(repo, gated, filename)
     )

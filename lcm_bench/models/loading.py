@@ -3,19 +3,40 @@ weights. Loading never uses ``trust_remote_code``; weights come from safetensors
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from lcm_bench.core.errors import UserError
 from lcm_bench.core.libraries import quiet_libraries
 from lcm_bench.core.spec import Hardware
-from lcm_bench.models.components import load_shared_components
+from lcm_bench.models.components import component_folder, load_shared_components
 from lcm_bench.models.resolve import ResolvedModel
+
+
+def load_unet(path: Path, pipeline_path: Path, dtype):
+    """A UNet folder, or a UNet published as one weights file built on its base pipeline's UNet config (its
+    safetensors, or a ``.bin`` read with ``weights_only=True``; every key must fit)."""
+    from diffusers import UNet2DConditionModel
+
+    if path.is_dir():
+        return UNet2DConditionModel.from_pretrained(path, torch_dtype=dtype)
+    import torch
+    from safetensors.torch import load_file
+
+    unet = UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(component_folder(pipeline_path, "unet")))
+    try:
+        state = load_file(str(path)) if path.suffix == ".safetensors" else torch.load(path, "cpu", weights_only=True)
+        unet.load_state_dict(state)
+    except (OSError, RuntimeError, ValueError) as exc:
+        reason = str(exc).splitlines()[0]
+        raise UserError(f"models: UNet file {path} does not fit its base's UNet ({reason})") from None
+    return unet.to(dtype)
 
 
 def load_pipeline(resolved: ResolvedModel, hardware: Hardware, steps: int | None = None):
     """Load the diffusers pipeline for a resolved model onto ``hardware``; LoRAs are fused into the weights; a
     guided-distillation folder gives the student of ``steps``."""
-    from diffusers import DiffusionPipeline, UNet2DConditionModel
+    from diffusers import DiffusionPipeline
 
     from lcm_bench.core.hardware import torch_dtype
 
@@ -24,7 +45,7 @@ def load_pipeline(resolved: ResolvedModel, hardware: Hardware, steps: int | None
     kwargs: dict[str, Any] = {"torch_dtype": dtype, "local_files_only": True}
     unet_path = resolved.unet_for(steps, "steps") if steps is not None else resolved.unet_path
     if unet_path is not None:
-        kwargs["unet"] = UNet2DConditionModel.from_pretrained(unet_path, torch_dtype=dtype)
+        kwargs["unet"] = load_unet(unet_path, resolved.pipeline_path, dtype)
     try:
         kwargs.update(load_shared_components(resolved.pipeline_path, dtype))
         pipe = DiffusionPipeline.from_pretrained(resolved.pipeline_path, **kwargs)

@@ -54,7 +54,8 @@ def step_students(pipeline_path: Path) -> tuple[tuple[int, Path], ...]:
 
 
 def _denoiser_config(pipeline_path: Path, unet_path: Path | None, denoiser: str) -> dict[str, Any]:
-    config = (unet_path or pipeline_path / denoiser) / "config.json"
+    """The denoiser's config: a swapped-in UNet folder's, else the pipeline's (a single-file UNet takes its base's)."""
+    config = (unet_path if unet_path is not None and unet_path.is_dir() else pipeline_path / denoiser) / "config.json"
     return json.loads(config.read_text()) if config.is_file() else {}
 
 

@@ -374,13 +374,11 @@ def tiny_dc_ae():
     )
 
 
-def tiny_sana(folder: Path, guidance_embedding: bool):
-    """A tiny SanaPipeline: Gemma 2, a one-layer linear-attention DiT on 16x16x4 latents, a DC-AE, DPM-Solver++
-    on flow sigmas with shift 3 as SANA's scheduler."""
-    from diffusers import DPMSolverMultistepScheduler, SanaPipeline, SanaTransformer2DModel
+def tiny_sana_transformer(caption_channels: int, **extra):
+    """A one-layer linear-attention DiT on 16x16x4 latents (SANA's)."""
+    from diffusers import SanaTransformer2DModel
 
-    tokenizer, text_encoder = tiny_gemma2()
-    transformer = SanaTransformer2DModel(
+    return SanaTransformer2DModel(
         patch_size=1,
         in_channels=4,
         out_channels=4,
@@ -390,14 +388,45 @@ def tiny_sana(folder: Path, guidance_embedding: bool):
         num_cross_attention_heads=2,
         cross_attention_head_dim=4,
         cross_attention_dim=8,
-        caption_channels=text_encoder.config.hidden_size,
+        caption_channels=caption_channels,
         sample_size=16,
+        **extra,
     )
+
+
+def tiny_sana(folder: Path, guidance_embedding: bool):
+    """A tiny SanaPipeline: Gemma 2, a one-layer linear-attention DiT, a DC-AE, DPM-Solver++ on flow sigmas with
+    shift 3 as SANA's scheduler."""
+    from diffusers import DPMSolverMultistepScheduler, SanaPipeline
+
+    tokenizer, text_encoder = tiny_gemma2()
+    transformer = tiny_sana_transformer(text_encoder.config.hidden_size)
     scheduler = DPMSolverMultistepScheduler(
         use_flow_sigmas=True, flow_shift=3.0, prediction_type="flow_prediction", algorithm_type="dpmsolver++"
     )
     return SanaPipeline(
         tokenizer=tokenizer, text_encoder=text_encoder, vae=tiny_dc_ae(), transformer=transformer, scheduler=scheduler
+    )
+
+
+def tiny_sana_sprint(folder: Path, guidance_embedding: bool):
+    """A tiny SanaSprintPipeline: SANA's layout with a guidance embedding (scaled by 0.1, as SANA-Sprint's) and the
+    sCM scheduler in TrigFlow time."""
+    from diffusers import SanaSprintPipeline, SCMScheduler
+
+    tokenizer, text_encoder = tiny_gemma2()
+    transformer = tiny_sana_transformer(
+        text_encoder.config.hidden_size,
+        guidance_embeds=True,
+        guidance_embeds_scale=0.1,
+        qk_norm="rms_norm_across_heads",
+    )
+    return SanaSprintPipeline(
+        tokenizer=tokenizer,
+        text_encoder=text_encoder,
+        vae=tiny_dc_ae(),
+        transformer=transformer,
+        scheduler=SCMScheduler(),
     )
 
 

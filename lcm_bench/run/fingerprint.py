@@ -18,6 +18,7 @@ from typing import Any
 from lcm_bench.core.digests import digest_cache, files_digest, folder_digest
 from lcm_bench.core.spec import CellSpec, SamplerSpec, stable_hash
 from lcm_bench.models.components import component_folder
+from lcm_bench.models.families import FAMILIES
 
 UNUSED_COMPONENTS = {"scheduler", "safety_checker", "feature_extractor", "image_encoder"}
 DROPPED_SCHEDULER_KEYS = {"_diffusers_version", "_use_default_values"}
@@ -34,7 +35,10 @@ def model_components(resolved, steps: int) -> dict[str, str]:
         if name.startswith("_") or name in UNUSED_COMPONENTS or not isinstance(entry, list) or entry[0] is None:
             continue
         folder = Path(unet) if name == "unet" and unet is not None else component_folder(root, name)
-        out[f"weights:{name}"] = folder_digest(folder, ignore=MODEL_CARD_FILES)
+        single = folder.is_file()
+        out[f"weights:{name}"] = (
+            files_digest([folder], folder.parent) if single else folder_digest(folder, ignore=MODEL_CARD_FILES)
+        )
     for i, (path, _, weight_name) in enumerate(resolved.lora_paths):
         if path.is_file() or weight_name:
             file = path if path.is_file() else path / weight_name
@@ -46,12 +50,14 @@ def model_components(resolved, steps: int) -> dict[str, str]:
     return out
 
 
-def scheduler_digest(pipeline_path: Path, sampler: SamplerSpec) -> str:
-    """Hash of the scheduler config a sampler resolves to on this model (memoised per diffusers version)."""
+def scheduler_digest(pipeline_path: Path, sampler: SamplerSpec, objective: str = "noise") -> str:
+    """Hash of the scheduler config a sampler resolves to on this model, for what the model predicts (memoised
+    per diffusers version; a diffusion model's key is as it was before flow models came)."""
     config_file = pipeline_path / "scheduler" / "scheduler_config.json"
     raw = config_file.read_text()
     version = metadata.version("diffusers")
     key = f"scheduler|{stable_hash(raw, 16)}|{stable_hash(sampler.__dict__, 16)}|diffusers=={version}"
+    key += "" if objective == "noise" else f"|{objective}"
 
     def resolve() -> str:
         import warnings
@@ -64,7 +70,7 @@ def scheduler_digest(pipeline_path: Path, sampler: SamplerSpec) -> str:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
             base_config = getattr(diffusers, base["_class_name"]).from_config(base).config
-            scheduler, step_kwargs, _ = build_scheduler(sampler, base_config)
+            scheduler, step_kwargs, _ = build_scheduler(sampler, base_config, objective)
         config = {k: v for k, v in dict(scheduler.config).items() if k not in DROPPED_SCHEDULER_KEYS}
         return stable_hash({"config": config, "class": type(scheduler).__name__, "step": step_kwargs}, 16)
 
@@ -85,7 +91,8 @@ def cell_fingerprint(cell: CellSpec, resolved, memo: dict | None = None) -> dict
             memo[model_key] = model_components(resolved, cell.steps)
         scheduler_key = (resolved.pipeline_path, cell.sampler)
         if scheduler_key not in memo:
-            memo[scheduler_key] = scheduler_digest(resolved.pipeline_path, cell.sampler)
+            objective = FAMILIES.get(resolved.family).objective
+            memo[scheduler_key] = scheduler_digest(resolved.pipeline_path, cell.sampler, objective)
         components = {**memo[model_key], "scheduler": memo[scheduler_key]}
     components["generation"] = str(GENERATION_VERSION)
     return {"value": stable_hash(components, 16), "components": components}

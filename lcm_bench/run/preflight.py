@@ -118,7 +118,6 @@ def preflight(
         unet = model.unet_for(cell.steps, f"{where} at steps: {cell.steps}")
         check_steps(cell, model.pipeline_path, f"{where}.steps")
         family = FAMILIES.get(model.family)
-        check_resolution(
-            cell, model.pipeline_path, unet or model.pipeline_path / family.denoiser, family.layout.multiple
-        )
+        folder = unet if unet is not None and unet.is_dir() else model.pipeline_path / family.denoiser
+        check_resolution(cell, model.pipeline_path, folder, family.layout.multiple)
     return resolved, modes

@@ -50,7 +50,7 @@ def estimated_nfe(cell: CellSpec) -> int:
     """Network evaluations per image as the spec alone suggests (guidance ``auto`` counted as classifier-free):
     the weight that balances shards, known before any model is resolved."""
     mode = auto_guidance(("cfg",), False) if cell.sampler.guidance == "auto" else cell.sampler.guidance
-    return nfe_per_image(cell.steps, mode, cell.guidance_scale)
+    return nfe_per_image(cell.sampler.name, cell.steps, mode, cell.guidance_scale)
 
 
 def work_order(cells: list[CellSpec]) -> list[CellSpec]:

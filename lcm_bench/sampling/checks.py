@@ -7,7 +7,7 @@ from pathlib import Path
 from lcm_bench.core.errors import UserError
 from lcm_bench.core.spec import CellSpec
 from lcm_bench.models.checks import config_json
-from lcm_bench.sampling.samplers import SAMPLERS
+from lcm_bench.sampling.samplers import SAMPLERS, custom_timesteps
 
 
 def scheduler_limits(pipeline_path: Path) -> tuple[int, int | None]:
@@ -23,7 +23,17 @@ def check_steps(cell: CellSpec, pipeline_path: Path, field: str) -> None:
         raise UserError(
             f"{field}: {cell.steps} steps exceed the {train} training timesteps of {cell.model.name}'s scheduler"
         )
-    if SAMPLERS.get(cell.sampler.name).skipping_schedule:
+    custom = custom_timesteps(cell.sampler)
+    if custom is not None and len(custom) != cell.steps:
+        raise UserError(
+            f"{field}: {cell.steps} steps, but sampler '{cell.sampler.name}' was given {len(custom)} timesteps; "
+            f"give one timestep per step (steps: [{len(custom)}] for these)"
+        )
+    if custom is not None and max(custom) > train:
+        raise UserError(
+            f"{field}: timestep {max(custom)} is beyond the {train} training timesteps of {cell.model.name}"
+        )
+    if SAMPLERS.get(cell.sampler.name).skipping_schedule and custom is None:
         original = dict(cell.sampler.options).get("original_inference_steps", original or 50)
         if cell.steps > original:
             raise UserError(

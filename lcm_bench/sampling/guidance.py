@@ -176,7 +176,9 @@ def auto_guidance(kinds: tuple[str, ...], has_embedding: bool) -> str:
     return embedded[0] if has_embedding and embedded else kinds[0]
 
 
-def nfe_per_image(steps: int, guidance_mode: str, guidance_scale: float) -> int:
-    """Network evaluations per image: one per step for every registered sampler, times what the guidance kind
-    costs per step."""
-    return steps * GUIDANCE.get(guidance_mode).evaluations(guidance_scale)
+def nfe_per_image(sampler: str, steps: int, guidance_mode: str, guidance_scale: float) -> int:
+    """Network evaluations per image: the sampler's per step count (one per step but for Heun's 2n - 1), times
+    what the guidance kind costs per evaluation."""
+    from lcm_bench.sampling.samplers import SAMPLERS
+
+    return SAMPLERS.get(sampler).evaluations(steps) * GUIDANCE.get(guidance_mode).evaluations(guidance_scale)

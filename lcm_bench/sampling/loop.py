@@ -19,7 +19,7 @@ import torch
 from lcm_bench.models.families import FAMILIES, Conditioning
 from lcm_bench.sampling.generation import GENERATION_VERSION, sample_seed  # noqa: F401 - the loop's identity
 from lcm_bench.sampling.guidance import GUIDANCE, CountingNetwork
-from lcm_bench.sampling.samplers import build_scheduler, schedule_info
+from lcm_bench.sampling.samplers import SAMPLERS, build_scheduler, custom_timesteps, schedule_info
 from lcm_bench.sampling.timers import PhaseTimer
 
 
@@ -81,18 +81,24 @@ def timestep_kwargs(scheduler, family, steps: int, tokens: int) -> dict[str, Any
     return kwargs
 
 
-def denoise(pipe, family, network, scheduler, step_kwargs, denoiser, generators, s: GenerationSettings):
+def denoise(pipe, family, network, scheduler, walk, custom, step_kwargs, denoiser, generators, s: GenerationSettings):
     """The scheduler's loop from each sample's own initial noise to the final latents, in the layout the family's
-    denoiser takes (flow-matching schedulers neither scale their input nor their initial noise)."""
+    denoiser takes and as the sampler walks its scheduler, over ``custom`` timesteps where given (flow-matching
+    schedulers neither scale their input nor their initial noise)."""
     channels, height, width = latent_shape(pipe, family, network, s)
     tokens = family.layout.tokens(network, height, width)
-    scheduler.set_timesteps(s.steps, device=s.device, **timestep_kwargs(scheduler, family, s.steps, tokens))
+    options = timestep_kwargs(scheduler, family, s.steps, tokens)
+    if custom is None:
+        scheduler.set_timesteps(s.steps, device=s.device, **options, **walk.options(s.steps))
+    else:
+        options = {k: v for k, v in options.items() if k != "sigmas"}
+        scheduler.set_timesteps(None, device=s.device, timesteps=custom, **options)
     noise = initial_latents(generators, (channels, height, width)).to(s.device, s.dtype)
-    latents = family.layout.pack(noise) * getattr(scheduler, "init_noise_sigma", 1.0)
+    latents = family.layout.pack(noise) * walk.start(scheduler)
     scale_input = getattr(scheduler, "scale_model_input", lambda x, t: x)
-    for t in scheduler.timesteps:
+    for t in walk.points(scheduler):
         latents = scheduler.step(denoiser(scale_input(latents, t), t), t, latents, **step_kwargs).prev_sample
-    return family.layout.unpack(latents, height, width)
+    return family.layout.unpack(walk.end(scheduler, latents), height, width)
 
 
 def decode(vae, latents: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -133,7 +139,8 @@ def generate_batch(
         net = CountingNetwork(family.network(pipe), family.forward)
         denoiser = guidance.denoiser(net, cond, uncond, s.guidance_scale, len(prompts), s.dtype, s.device)
         with timer("denoising"):
-            latents = denoise(pipe, family, net.module, scheduler, step_kwargs, denoiser, generators, s)
+            walk, custom = SAMPLERS.get(sampler_spec.name).walk, custom_timesteps(sampler_spec)
+            latents = denoise(pipe, family, net.module, scheduler, walk, custom, step_kwargs, denoiser, generators, s)
         with timer("vae_decoding"):
             images = decode(pipe.vae, latents, s.dtype)
         if nonfinite is not None:

@@ -10,6 +10,7 @@ Diffusion pipelines do, ``clip_sample`` is turned off (latents are not confined 
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,12 +22,41 @@ SPACINGS = ("leading", "trailing", "linspace")
 
 
 @dataclass(frozen=True)
+class Walk:
+    """How the loop walks a sampler's scheduler: further ``set_timesteps`` arguments for a step count, the
+    timesteps it steps at, the scale of the initial noise and what the final latent is (a scheduler's own
+    ``init_noise_sigma`` and last sample, for all but SCM)."""
+
+    options: Callable[[int], dict[str, Any]] = lambda steps: {}
+    points: Callable[[Any], Any] = lambda scheduler: scheduler.timesteps
+    start: Callable[[Any], float] = lambda scheduler: getattr(scheduler, "init_noise_sigma", 1.0)
+    end: Callable[[Any, Any], Any] = lambda scheduler, latents: latents
+
+
+def _scm_options(steps: int) -> dict[str, Any]:
+    """SanaSprintPipeline's schedule: from pi/2 (1.5708) to 0, through 1.3 at two steps."""
+    return {"max_timesteps": 1.57080, "intermediate_timesteps": 1.3 if steps == 2 else None}
+
+
+SCM_WALK = Walk(
+    _scm_options,
+    lambda scheduler: scheduler.timesteps[:-1],
+    lambda scheduler: scheduler.config.sigma_data,
+    lambda scheduler, latents: latents / scheduler.config.sigma_data,
+)
+"""sCM sampling in TrigFlow time (Lu & Song 2024): noise scaled by sigma_data, a step at every timestep but the
+final 0, the last x0 prediction divided by sigma_data."""
+
+
+@dataclass(frozen=True)
 class SamplerDef:
     """``guidance``: the guidance kind the sampler needs (None: any the model takes); ``distilled``: it samples a
     few-step student (a report sets it apart from the teacher's baselines); ``skipping_schedule``: its timesteps
     follow LCM's skipping-step schedule over ``original_inference_steps``, which bounds its steps; ``objectives``:
     what the models it samples predict (``noise``: a diffusion's noise, v or x0; ``flow``: a rectified flow's
-    velocity); ``flow_config``: its scheduler's settings on a flow model (flow sigmas with the model's shift)."""
+    velocity; ``trigflow``: TrigFlow's); ``flow_config``: its scheduler's settings on a flow model (flow sigmas with
+    the model's shift); ``walk``: how the loop walks its scheduler; ``evaluations(steps)``: how many times it calls
+    the network for a step count."""
 
     scheduler: str
     config: dict[str, Any] = field(default_factory=dict)
@@ -38,6 +68,8 @@ class SamplerDef:
     skipping_schedule: bool = False
     objectives: tuple[str, ...] = ("noise",)
     flow_config: dict[str, Any] = field(default_factory=dict)
+    walk: Walk = field(default_factory=Walk)
+    evaluations: Callable[[int], int] = lambda steps: steps
 
 
 FLOW_SOLVER = {"use_flow_sigmas": True, "prediction_type": "flow_prediction"}
@@ -66,10 +98,32 @@ for _name, _def in {
         objectives=("noise", "flow"),
         flow_config=FLOW_SOLVER,
     ),
+    "scm": SamplerDef(
+        "SCMScheduler",
+        spacing=None,
+        description="sCM consistency sampling in TrigFlow time (Lu & Song 2024), as SANA-Sprint samples",
+        distilled=True,
+        objectives=("trigflow",),
+        walk=SCM_WALK,
+    ),
     "flow-euler": SamplerDef(
         "FlowMatchEulerDiscreteScheduler",
         spacing=None,
         description="Euler on a rectified flow's ODE (Esser et al. 2024), with the model's shift",
+        objectives=("flow",),
+    ),
+    "flow-heun": SamplerDef(
+        "FlowMatchHeunDiscreteScheduler",
+        spacing=None,
+        description="Heun (Karras et al. 2022) on a rectified flow's ODE, the model's shift: 2n - 1 evaluations",
+        objectives=("flow",),
+        evaluations=lambda steps: 2 * steps - 1,
+    ),
+    "flow-lcm": SamplerDef(
+        "FlowMatchLCMScheduler",
+        spacing=None,
+        description="multistep consistency sampling on a rectified flow (Luo et al. 2023), the model's shift",
+        distilled=True,
         objectives=("flow",),
     ),
     "lcm": SamplerDef(
@@ -107,21 +161,25 @@ SCHEDULER_OPTIONS = {
     "timestep_scaling",
     "rescale_betas_zero_snr",
     "prediction_type",
+    "timesteps",
 }
 _COMMON = {"prediction_type", "rescale_betas_zero_snr"}
 _SOLVER = _COMMON | {"final_sigmas_type", "lower_order_final", "solver_order", "use_karras_sigmas"}
 _CONSISTENCY = _COMMON | {"original_inference_steps", "timestep_scaling"}
 SCHEDULER_ACCEPTS = {
     "DDIMScheduler": _COMMON | {"eta"},
-    "DPMSolverMultistepScheduler": _SOLVER,
-    "EulerDiscreteScheduler": _COMMON | {"final_sigmas_type", "use_karras_sigmas"},
+    "DPMSolverMultistepScheduler": _SOLVER | {"timesteps"},
+    "EulerDiscreteScheduler": _COMMON | {"final_sigmas_type", "use_karras_sigmas", "timesteps"},
     "UniPCMultistepScheduler": _SOLVER,
-    "LCMScheduler": _CONSISTENCY,
-    "TCDScheduler": _CONSISTENCY | {"eta"},
-    "FlowMatchEulerDiscreteScheduler": {"use_karras_sigmas"},
+    "LCMScheduler": _CONSISTENCY | {"timesteps"},
+    "TCDScheduler": _CONSISTENCY | {"eta", "timesteps"},
+    "FlowMatchEulerDiscreteScheduler": {"use_karras_sigmas", "timesteps"},
+    "FlowMatchHeunDiscreteScheduler": set(),
+    "FlowMatchLCMScheduler": {"use_karras_sigmas", "timesteps"},
+    "SCMScheduler": {"prediction_type", "timesteps"},
 }
-"""Which options each scheduler takes (in ``__init__`` or ``step``), so a suite is checked without importing
-diffusers; tests/test_validation.py compares it with diffusers' signatures."""
+"""Which options each scheduler takes (in ``__init__``, ``step`` or, for ``timesteps``, ``set_timesteps``), so a
+suite is checked without importing diffusers; tests/test_validation.py compares it with diffusers' signatures."""
 
 
 def _choice(*allowed):
@@ -138,6 +196,15 @@ OPTION_VALUES = {
     "final_sigmas_type": _choice("zero", "sigma_min"),
     "timestep_scaling": (lambda v: _number(v) and 0 < v <= 1e6, "a number > 0"),
     "prediction_type": _choice("epsilon", "v_prediction", "sample"),
+    "timesteps": (
+        lambda v: (
+            isinstance(v, (list, tuple))
+            and len(v) > 0
+            and all(_number(t) and t >= 0 for t in v)
+            and all(a > b for a, b in zip(v, v[1:], strict=False))
+        ),
+        "a non-empty list of decreasing timesteps >= 0 (the checkpoint's published schedule), one per step",
+    ),
 }
 
 
@@ -172,6 +239,12 @@ def check_sampler(spec: SamplerSpec, field: str) -> SamplerDef:
     return sampler
 
 
+def custom_timesteps(spec: SamplerSpec) -> list | None:
+    """The schedule a sampler was given step by step (a checkpoint's published timesteps), else None."""
+    timesteps = dict(spec.options).get("timesteps")
+    return None if timesteps is None else list(timesteps)
+
+
 def _model_shift(cls, base_config: dict[str, Any]) -> dict[str, float]:
     """A flow model's shift (``shift`` in a FlowMatch scheduler's config, ``flow_shift`` in a flow-mode solver's)
     under the name ``cls`` takes it."""
@@ -188,11 +261,14 @@ def build_scheduler(spec: SamplerSpec, base_config: dict[str, Any], objective: s
     sampler = SAMPLERS.get(spec.name)
     cls = getattr(diffusers, sampler.scheduler)
     options = dict(spec.options)
-    takes = set(inspect.signature(cls.__init__).parameters) | set(inspect.signature(cls.step).parameters)
+    takes = {
+        name for method in (cls.__init__, cls.step, cls.set_timesteps) for name in inspect.signature(method).parameters
+    }
     ignored = sorted(set(options) - takes)
     if ignored:
         raise UserError(f"samplers: {spec.label}: this diffusers' {cls.__name__} does not take {', '.join(ignored)}")
     step_kwargs = dict(sampler.step_kwargs)
+    options.pop("timesteps", None)
     if "eta" in options:
         step_kwargs["eta"] = options.pop("eta")
     overrides = {**sampler.config, **options}

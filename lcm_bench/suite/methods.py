@@ -105,7 +105,7 @@ def parse_sampler(entry: Any, field: str) -> SamplerSpec:
         guidance = entry.get("guidance", "auto")
         if guidance != "auto" and guidance not in GUIDANCE:
             raise UserError(f"{field}.guidance: '{guidance}' is not one of {['auto', *GUIDANCE.names()]}")
-        options = tuple(sorted((k, v) for k, v in entry.items() if k in SCHEDULER_OPTIONS))
+        options = tuple(sorted((k, _hashable(v)) for k, v in entry.items() if k in SCHEDULER_OPTIONS))
         spec = SamplerSpec(
             str_field(entry.get("name"), f"{field}.name"), guidance, entry.get("timestep_spacing"), options
         )
@@ -170,3 +170,8 @@ def parse_methods(entries: list, base_dir: Path) -> list[Method]:
                 "model in this suite; give this one its own name"
             )
     return methods
+
+
+def _hashable(value: Any) -> Any:
+    """A sampler option as a spec holds it: a list (``timesteps``) as a tuple."""
+    return tuple(value) if isinstance(value, list) else value
