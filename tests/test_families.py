@@ -8,6 +8,7 @@ from conftest import diffusers_reference, write_suite
 
 from lcm_bench.cli.main import main
 from lcm_bench.core.spec import Hardware, ModelSpec, SamplerSpec
+from lcm_bench.models.families import pack_2x2
 from lcm_bench.models.loading import load_pipeline
 from lcm_bench.models.resolve import resolve_model
 from lcm_bench.sampling.loop import GenerationSettings, generate_batch, sample_seed
@@ -90,8 +91,6 @@ def test_sd3_images_equal_its_diffusers_pipeline(pipelines, sampler, steps, scal
 def test_flux_images_equal_its_diffusers_pipeline(pipelines, name, mode, sampler, steps):
     from diffusers import FluxPipeline
 
-    from lcm_bench.models.families import pack_2x2
-
     model = pipelines(name)
     images, evaluations, schedule = run(model, sampler, steps, 3.5, mode)
     assert evaluations == steps * len(PROMPTS), "distilled guidance or none: 1 NFE per step"
@@ -130,13 +129,7 @@ def test_flux_schnell_runs_dpmsolver_in_flow_mode_where_its_pipeline_cannot(pipe
     images, evaluations, schedule = run(model, "dpmsolver++", 2, 0.0, "none")
     assert evaluations == 2 * len(PROMPTS) and schedule["prediction_type"] == "flow_prediction"
     with pytest.raises(AssertionError):
-        diffusers_reference(FluxPipeline, model[1], "dpmsolver++", 2, 0.0, PROMPTS, SEEDS, "flow", _pack())
-
-
-def _pack():
-    from lcm_bench.models.families import pack_2x2
-
-    return pack_2x2
+        diffusers_reference(FluxPipeline, model[1], "dpmsolver++", 2, 0.0, PROMPTS, SEEDS, "flow", pack_2x2)
 
 
 @pytest.mark.parametrize("sampler", ["dpmsolver++", "flow-euler", "unipc"])

@@ -270,47 +270,59 @@ class Executor:
     def time_pending(self) -> None:
         """Time the queued cells (all on the pipeline in memory) in interleaved rounds, store each one's timing and
         assemble them. A cell another process is timing is left to it."""
-        from lcm_bench.sampling.timers import PhaseTimer, TimedJob, time_interleaved
-
         cells, self._untimed = [self.cells[c] for c in dict.fromkeys(self._untimed)], []
         leases = [Lease(self.store.leases(cell.cell_id), "timing") for cell in cells]
         taken = [(cell, lease) for cell, lease in zip(cells, leases, strict=True) if lease.try_take()]
         try:
-            jobs, firsts = {}, {}
-            for cell, _ in taken:
-                fragments = self._fragments(cell)
-                if fragments is None or self._timing(cell, fragments):
-                    continue
-                sampler = CellSampler(cell, self.resolved[cell.model], self._pipe)
-                settings = _settings(cell, self._pipe, self.modes[cell.cell_id], self.resolved[cell.model].family)
-                batch = cell_units(cell)[0].batches(cell.batch_size)[0]
-                run = partial(sampler.generate, batch, settings)
-                if cell.cell_id not in self._warmed:
-                    run(PhaseTimer(settings.device))
-                    self._warmed.add(cell.cell_id)
-                jobs[cell.cell_id], firsts[cell.cell_id] = TimedJob(run, len(batch)), fragments[0]
-            if jobs:
-                self.say(f"  timing {len(jobs)} cells in interleaved rounds")
-                device = cells[0].hardware.device
-                for cell_id, timing in time_interleaved(jobs, self.policy, device).items():
-                    first = firsts[cell_id]
-                    self.store.write_timing(
-                        cell_id,
-                        {
-                            "cell_id": cell_id,
-                            "fingerprint": first["fingerprint"],
-                            "batch_size": first["batch_size"],
-                            "provenance": self.provenance,
-                            "process": {**self.process, "device": device},
-                            "timing": timing,
-                        },
-                    )
-                    reached("timing")
+            self._time_cells([cell for cell, _ in taken])
         finally:
             for _, lease in taken:
                 lease.release()
         for cell in cells:
             self.assemble(cell)
+
+    def _time_cells(self, cells: list[CellSpec]) -> None:
+        from lcm_bench.sampling.timers import time_interleaved
+
+        jobs, firsts = {}, {}
+        for cell in cells:
+            fragments = self._fragments(cell)
+            if fragments is None or self._timing(cell, fragments):
+                continue
+            jobs[cell.cell_id], firsts[cell.cell_id] = self._timed_job(cell), fragments[0]
+        if not jobs:
+            return
+        self.say(f"  timing {len(jobs)} cells in interleaved rounds")
+        device = cells[0].hardware.device
+        for cell_id, timing in time_interleaved(jobs, self.policy, device).items():
+            self._write_timing(cell_id, firsts[cell_id], timing, device)
+            reached("timing")
+
+    def _timed_job(self, cell: CellSpec):
+        """The cell's first batch as a timed job, warmed up once per process."""
+        from lcm_bench.sampling.timers import PhaseTimer, TimedJob
+
+        sampler = CellSampler(cell, self.resolved[cell.model], self._pipe)
+        settings = _settings(cell, self._pipe, self.modes[cell.cell_id], self.resolved[cell.model].family)
+        batch = cell_units(cell)[0].batches(cell.batch_size)[0]
+        run = partial(sampler.generate, batch, settings)
+        if cell.cell_id not in self._warmed:
+            run(PhaseTimer(settings.device))
+            self._warmed.add(cell.cell_id)
+        return TimedJob(run, len(batch))
+
+    def _write_timing(self, cell_id: str, first: dict, timing: dict, device: str) -> None:
+        self.store.write_timing(
+            cell_id,
+            {
+                "cell_id": cell_id,
+                "fingerprint": first["fingerprint"],
+                "batch_size": first["batch_size"],
+                "provenance": self.provenance,
+                "process": {**self.process, "device": device},
+                "timing": timing,
+            },
+        )
 
     def assemble(self, cell: CellSpec) -> bool:
         """Write the cell's record when every unit has a current fragment, the cell has its timing and no current

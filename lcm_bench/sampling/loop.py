@@ -136,7 +136,7 @@ def generate_batch(
         scheduler, step_kwargs, takes_generator = build_scheduler(sampler_spec, pipe.scheduler.config, family.objective)
         if takes_generator:
             step_kwargs = {**step_kwargs, "generator": generators}
-        net = CountingNetwork(family.network(pipe), family.forward)
+        net = CountingNetwork(family.network(pipe), family.bound_forward(pipe))
         denoiser = guidance.denoiser(net, cond, uncond, s.guidance_scale, len(prompts), s.dtype, s.device)
         with timer("denoising"):
             walk, custom = SAMPLERS.get(sampler_spec.name).walk, custom_timesteps(sampler_spec)
