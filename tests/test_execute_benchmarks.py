@@ -117,10 +117,11 @@ warmup: 0
 """
 
 MEASURE = """
-import json, resource, sys
+import json, sys
+peak_mb = lambda: int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1]) / 1024
 from lcm_bench.cli.main import main
 code = main(["run", sys.argv[1], "--out", sys.argv[2], "--quiet", "--no-report"])
-print(json.dumps({"code": code, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+print(json.dumps({"code": code, "peak_rss_mb": peak_mb()}))
 """
 
 

@@ -300,3 +300,15 @@ def test_latex_tables_compile(tmp_path):
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-2000:]
     assert "Overfull \\hbox" not in done.stdout, "a table runs off the page"
+
+
+@pytest.mark.parametrize(
+    ("value", "spread", "floor", "marked"),
+    [(1100.0, 60.0, 1040.0, True), (1300.0, 60.0, 1040.0, False), (1100.0, 20.0, 1040.0, False)],
+)
+def test_a_distance_on_its_noise_floor_says_so_beside_the_number(value, spread, floor, marked):
+    from lcm_bench.report.tables import _value_text
+
+    row = {"fd": value, "fd_subset_std": spread, "fd_noise_floor": floor, "seeds": 2, "fd_seed_std": spread}
+    assert _value_text(row, "fd").endswith("≈floor") == marked
+    assert _value_text({k: v for k, v in row.items() if k != "fd_noise_floor"}, "fd").endswith("≈floor") is False

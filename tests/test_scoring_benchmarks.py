@@ -1,5 +1,7 @@
 """Scoring benchmarks (slow): our feature -> statistics -> FD path against clean-fid's ``compute_fid`` with the
-same extractor and resize, and peak memory of scoring 10,000 images.
+same extractor and resize, each metric's cost per 1,000 images with the embedded extractors, and peak memory of
+scoring 10,000 images (peak RSS as the kernel's ``VmHWM`` of a fresh process: ``ru_maxrss`` keeps the parent's
+peak across ``exec``).
 
 Run: ``pytest -m slow tests/test_scoring_benchmarks.py -s``. Numbers go to pytest-benchmark's table and
 ``extra_info``; nothing here is a timed assert.
@@ -11,6 +13,8 @@ import sys
 
 import numpy as np
 import pytest
+
+from lcm_bench.metrics.catalogue import METRICS, CellInputs
 
 pytestmark = pytest.mark.slow
 N = 2000
@@ -81,7 +85,8 @@ def test_bench_fd_cleanfid_compute_fid(benchmark, folders, extractor):
 
 
 PEAK = """
-import json, resource, sys
+import json, sys
+peak_mb = lambda: int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1]) / 1024
 from pathlib import Path
 from lcm_bench.metrics.extractors import build_extractor
 from lcm_bench.metrics.references import folder_reference, stream_features
@@ -89,7 +94,7 @@ from lcm_bench.metrics.distances import feature_stats
 extractor = build_extractor("clip", {"model": "lcm-bench-tiny-clip", "pretrained": "random"})
 features = stream_features(folder_reference(Path(sys.argv[1]), "x").images(), extractor)
 feature_stats(features)
-print(json.dumps({"n": len(features), "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+print(json.dumps({"n": len(features), "peak_rss_mb": peak_mb()}))
 """
 
 
@@ -113,3 +118,88 @@ def test_peak_memory_is_flat_in_n(tmp_path, benchmark):
         f"\npeak RSS: 1,000 images {results[0]['peak_rss_mb']:.0f} MB, 10,000 images {results[1]['peak_rss_mb']:.0f} MB"
     )
     assert results[1]["n"] == 10_000
+
+
+EMBEDDED = {"effnet-lite0": {}, "shapes-judge": {}}
+
+
+def _images(n: int, seed: int) -> np.ndarray:
+    from lcm_bench.domain.prompts import PROMPT_SETS, read_prompts
+    from lcm_bench.domain.shapes import render
+
+    entry = PROMPT_SETS.get("shapes-test")
+    prompts = read_prompts(entry.path, "txt", None)
+    return np.stack([render(prompts[i % len(prompts)], seed + i) for i in range(n)])
+
+
+@pytest.mark.parametrize("extractor", sorted(EMBEDDED))
+def test_bench_features_of_1000_images(benchmark, extractor):
+    from lcm_bench.metrics.extractors import build_extractor
+
+    built, images = build_extractor(extractor, EMBEDDED[extractor]), _images(1000, 0)
+    benchmark.group = "features-per-1000-images"
+    features = benchmark.pedantic(lambda: built.features(images), rounds=1, warmup_rounds=0)
+    assert features.shape == (1000, built.dim)
+
+
+FEATURE_METRICS = ["fd", "kid", "precision", "recall", "density", "coverage", "vendi"]
+
+
+@pytest.mark.parametrize("metric", FEATURE_METRICS)
+def test_bench_metric_on_1000_against_1000(benchmark, metric):
+    """The metric's own cost on 1,000 generated and 1,000 reference features of effnet-lite0's width (1,280), its
+    defaults as a suite gets them."""
+    rng = np.random.default_rng(0)
+    definition = METRICS.get(metric)
+
+    class Extractor:
+        dim, key, label = 1280, "effnet-lite0", "FD-EffNetLite0"
+
+    def compute() -> dict:
+        inputs = CellInputs(
+            rng.normal(size=(1000, 1280)).astype(np.float32),
+            [],
+            Extractor(),
+            {**definition.defaults, "extractor": "effnet-lite0"},
+            lambda: iter(()),
+            reference_features=rng.normal(size=(1000, 1280)).astype(np.float32),
+        )
+        return definition.compute(inputs)
+
+    benchmark.group = "metric-per-1000-images"
+    result = benchmark.pedantic(compute, rounds=2, warmup_rounds=0)
+    assert np.isfinite(result["value"])
+
+
+TEN_THOUSAND = """
+import json
+import numpy as np
+peak_mb = lambda: int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1]) / 1024
+from lcm_bench.metrics.catalogue import METRICS, CellInputs
+rng = np.random.default_rng(0)
+class Extractor:
+    dim, key, label = 1280, "effnet-lite0", "FD-EffNetLite0"
+inputs = CellInputs(
+    rng.normal(size=(10000, 1280)).astype(np.float32), [], Extractor(), {}, lambda: iter(()),
+    reference_features=(rng.normal(size=(10000, 1280)) * 1.1).astype(np.float32),
+)
+values = {}
+for name in ("fd", "precision", "recall", "density", "coverage", "vendi"):
+    inputs.options = {**METRICS.get(name).defaults, "extractor": "effnet-lite0"}
+    values[name] = METRICS.get(name).compute(inputs)["value"]
+print(json.dumps({"values": values, "peak_rss_mb": peak_mb()}))
+"""
+
+
+def test_scoring_10000_against_10000_stays_under_2_gb(benchmark):
+    """k-NN radii in row chunks: no N x N matrix is ever held (one would take 800 MB per matrix in float64)."""
+
+    def measure() -> dict:
+        out = subprocess.run([sys.executable, "-c", TEN_THOUSAND], capture_output=True, text=True, check=True)
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    result = benchmark.pedantic(measure, rounds=1, warmup_rounds=0)
+    benchmark.extra_info.update(result)
+    print(f"\nscoring 10,000 against 10,000 features: peak RSS {result['peak_rss_mb']:.0f} MB, {result['values']}")
+    assert all(np.isfinite(v) for v in result["values"].values())
+    assert result["peak_rss_mb"] < 2048

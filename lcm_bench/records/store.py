@@ -230,6 +230,8 @@ def result_row(record: dict) -> dict[str, Any]:
             row[f"{name}_subset_std"] = metric["subsets"]["std"]
         if "noise_floor" in metric:
             row[f"{name}_noise_floor"] = metric["noise_floor"]
+        if "fit" in metric:
+            row[f"{name}_fit_residual"] = metric["fit"]["residual"]
         if "reference" in metric:
             row.update(_measured_against(name, metric))
     return row

@@ -25,6 +25,7 @@ from lcm_bench.report.speedup import default_target, iso_quality, speedup_table
 from lcm_bench.report.tables import (
     Table,
     distance_notes,
+    fit_residuals,
     noise_floors,
     quality_table,
     throughput_table,
@@ -40,8 +41,10 @@ CATEGORY_GUIDE = (
 READING_GUIDE = (
     "Guidance: diffusers scale s, paper w = s - 1. Values are means over seeds; ± is the standard deviation "
     "over seeds (over disjoint subsets of a cell's images when there is one seed); [a, b] is a 95 % "
-    "bootstrap interval of one seed's images. Best per column in bold. Cost: NFE (network evaluations) and "
-    "milliseconds per image (text encoding + denoising + VAE decoding, warm-up excluded)."
+    "bootstrap interval of one seed's images. Best per column in bold. ≈floor: a distance within two spreads of "
+    "its noise floor (the reference against a second real draw), which at this N cannot tell the method from real "
+    "images. Cost: NFE (network evaluations) and milliseconds per image (text encoding + denoising + VAE decoding, "
+    "warm-up excluded)."
 )
 CSS = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:1em 0;font-size:13px;display:block;overflow-x:auto}
@@ -249,7 +252,8 @@ def _quality_section(blocks, ok, metrics, distance, clip, colours, plots_dir, ta
             extra = _write_table(quality_table(ok, [m]), tables_dir, f"quality_{m['id']}")
             if extra is not None:
                 blocks += [Block("h3", m["label"]), Block("table", extra)]
-    blocks += [Block("p", line) for line in distance_notes(ok, metrics) + noise_floors(ok, metrics)]
+    notes = distance_notes(ok, metrics) + noise_floors(ok, metrics) + fit_residuals(ok, metrics)
+    blocks += [Block("p", line) for line in notes]
     figure = plots.quality_vs_steps(ok, metrics, colours, plots_dir / "quality_vs_steps.png")
     if figure is not None:
         blocks.append(Block("image", figure, "quality against steps"))

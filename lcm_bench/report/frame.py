@@ -103,8 +103,11 @@ def _entry(meta: dict):
 
 
 def distance_metric(meta: dict[str, dict]) -> dict | None:
-    """The suite's first distribution distance (FID, FD-*, KID, CMMD), the paper's main quality column."""
-    return next((m for m in meta.values() if _entry(m) and _entry(m).kind == "distribution"), None)
+    """The suite's first distance between image sets (FID, FD-*, KID, CMMD, FD-T to a reference method; not
+    precision and its kin, which grow with quality, nor per-image distances), the paper's main quality column."""
+    entries = ((m, _entry(m)) for m in meta.values())
+    sets = ("distribution", "paired")
+    return next((m for m, e in entries if e and e.kind in sets and not e.higher_is_better and not e.by_image), None)
 
 
 def clip_metric(meta: dict[str, dict]) -> dict | None:

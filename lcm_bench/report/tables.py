@@ -137,7 +137,14 @@ def _value_text(r, mid: str, intervals: bool = True) -> str:
         text += f" ± {rounded(s, s)}"
     if interval:
         text += f" [{rounded(low, width)}, {rounded(r[f'{mid}_ci_high'], width)}]"
-    return text
+    return text + (" ≈floor" if at_noise_floor(r, mid) else "")
+
+
+def at_noise_floor(r, mid: str) -> bool:
+    """A distance within two of its spreads of its noise floor (the reference against a second real draw): at this
+    N it cannot tell the method's images from real ones."""
+    floor, spread_ = r.get(f"{mid}_noise_floor"), _uncertainty(r, mid)
+    return floor is not None and floor == floor and r[mid] - floor <= 2 * spread_
 
 
 def _uncertainty(row, mid: str) -> float:
@@ -332,4 +339,18 @@ def noise_floors(frame, metrics: list[dict]) -> list[str]:
             floors = frame.groupby("prompts")[column].mean().dropna()
             values = ", ".join(f"{p} {v:.4g}" for p, v in floors.items())
             lines.append(f"Noise floor of {m['label']} (reference against a second real draw, same prompts): {values}.")
+    return lines
+
+
+def fit_residuals(frame, metrics: list[dict]) -> list[str]:
+    """For extrapolated distances (FD∞): the residual of their fit in 1/N, which bounds what the intercept means."""
+    lines = []
+    for m in metrics:
+        column = f"{m['id']}_fit_residual"
+        if column in frame.columns and frame[column].notna().any():
+            values = frame[column].dropna()
+            lines.append(
+                f"{m['label']} is the intercept of a line fitted in 1/N to the distance at subsets of N/5 to N images; "
+                f"the fit's RMS residual is {values.median():.3g} (median over cells; largest {values.max():.3g})."
+            )
     return lines

@@ -8,6 +8,7 @@ unfinished chunk. With ``shard`` this process generates only its share of the un
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,16 +121,18 @@ def units_of(cells: list[CellSpec], shard: Shard | None) -> list[Unit]:
     return assign(cells, shard.count)[shard.index]
 
 
-def record_wall_clock(run: RunDir, cells: list[CellSpec]) -> dict:
+def record_wall_clock(run: RunDir, cells: list[CellSpec], seconds: dict[str, float] | None = None) -> dict:
     """Store the run's wall-clock throughput across processes in the manifest (under a lease: shards finish at
-    once) and return it."""
+    once) and return it; with ``seconds``, also this session's ``generation_seconds`` and ``scoring_seconds``
+    (wall clock of the main process; a session that computed nothing keeps the last ones)."""
     store = ChunkStore(run)
     fragments = [f for c in cells for u in cell_units(c) if (f := store.read(u)) is not None]
     wall = wall_clock(fragments) if fragments else {}
     with held(run.path / ".leases", "manifest"):
         manifest = run.manifest()
         if manifest is not None:
-            write_json(run.path / "manifest.json", {**manifest, "throughput": wall})
+            phases = {k: round(v, 3) for k, v in seconds.items()} if seconds else {}
+            write_json(run.path / "manifest.json", {**manifest, "throughput": wall, **phases})
     return wall
 
 
@@ -257,9 +260,8 @@ def _score(run: RunDir, suite: Suite, options: RunOptions, world: World | None) 
         return 0
     cell_ids = [c.cell_id for c in suite.cells]
     cell_ids = world.mine(cell_ids) if world else cell_ids
-    return score_run(
-        run, suite, cell_ids, progress=options.progress and (world is None or world.is_main), weights=options.weights
-    )
+    progress = options.progress and (world is None or world.is_main)
+    return score_run(run, suite, cell_ids, progress=progress, weights=options.weights, threads=options.threads)
 
 
 def _run(suite: Suite, run: RunDir, describe: Callable[[], dict], options: RunOptions, coordinator) -> RunSummary:
@@ -302,17 +304,20 @@ def _run(suite: Suite, run: RunDir, describe: Callable[[], dict], options: RunOp
         policy=suite.timing,
     )
     try:
+        started = time.perf_counter()
         _generate(executor, units, mine, coordinator)
+        generated = time.perf_counter()
         summary.computed, summary.chunks = executor.assembled, len(executor.generated)
         finished = run.records()
         summary.pending = [c.cell_id for c in mine if c.cell_id not in finished]
         summary.contended = [c for c in summary.computed if (finished[c].get("throughput") or {}).get("contended")]
         bar.close()
         summary.scored = _score(run, suite, options, world)
+        seconds = {"generation_seconds": generated - started, "scoring_seconds": time.perf_counter() - generated}
         if coordinator:
             _gather(coordinator, summary)
         if main:
-            summary.wall = record_wall_clock(run, runnable)
+            summary.wall = record_wall_clock(run, runnable, seconds if units or summary.scored else None)
     finally:
         bar.close()
         writer.close()
@@ -328,8 +333,11 @@ def session_provenance(run: RunDir, describe: Callable[[], dict], working: bool)
     return describe() if working or previous is None else previous
 
 
+SESSION_KEYS = ("throughput", "generation_seconds", "scoring_seconds")
+
+
 def write_manifest(run: RunDir, suite: Suite, skipped: list[dict], provenance: dict) -> None:
-    """The run's manifest (kept: the wall-clock throughput of earlier sessions)."""
+    """The run's manifest (kept: the wall-clock throughput and phase seconds of earlier sessions)."""
     previous = run.manifest() or {}
     run.write_manifest(
         {
@@ -344,7 +352,7 @@ def write_manifest(run: RunDir, suite: Suite, skipped: list[dict], provenance: d
             "metrics": [{"id": m.metric_id, "name": m.name, "options": dict(m.options)} for m in suite.metrics],
             "skipped": skipped,
             "provenance": provenance,
-            **({"throughput": previous["throughput"]} if "throughput" in previous else {}),
+            **{k: previous[k] for k in SESSION_KEYS if k in previous},
         }
     )
 

@@ -11,13 +11,15 @@ from __future__ import annotations
 import hashlib
 import io
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 from lcm_bench.core.errors import MissingResourceError, UserError, raise_missing
 from lcm_bench.core.faults import reached
+from lcm_bench.core.hardware import pin_threads
 from lcm_bench.core.io import on_terminal
 from lcm_bench.metrics.catalogue import METRICS, result_inputs
 from lcm_bench.metrics.references import reference_features
@@ -86,6 +88,15 @@ def prepare_references(suite, device: str = "cpu", weights: Sequence[Path] = ())
             yield metric, name, reference, reference_features(reference, extractor)
 
 
+def paired_of(suite, records: dict[str, dict]) -> Callable[[dict, str], dict | None]:
+    """``paired(record, method)``: the finished record of the cell that method drew for the record's prompts and
+    seeds (``lcm_bench.suite.pairs``), None until it is finished."""
+    from lcm_bench.suite.pairs import reference_pairs
+
+    pairs = reference_pairs(suite.metrics, list(suite.cells))
+    return lambda record, method: records.get(pairs.get((record["cell_id"], method), ""))
+
+
 def _with_current_prompt_files(records: dict[str, dict], suite) -> None:
     """Point every record at the suite's prompt files (a run directory may have moved between machines)."""
     sources = {c.prompts.name: c.prompts.source for c in suite.cells}
@@ -99,15 +110,17 @@ def _todo(scorer: Scorer, records: dict[str, dict], suite, cell_ids: list[str]) 
     todo = []
     for index, metric in enumerate(suite.metrics):
         for record in (records[c] for c in cell_ids if c in records):
+            if not scorer.can_score(record, metric):
+                continue
             stored = record.get("metrics", {}).get(metric.metric_id)
             if stored is None or result_inputs(stored) != scorer.inputs(record, metric, f"metrics[{index}]"):
                 todo.append((record, index, metric))
     return todo
 
 
-def _score_one(run: RunDir, scorer: Scorer, record: dict, index: int, metric) -> bool:
-    """Score one metric of one cell under the cell's record lease; False when another process already did, or the
-    cell changed meanwhile."""
+def _score_one(run: RunDir, scorer: Scorer, record: dict, index: int, metric, threads: dict[str, int]) -> bool:
+    """Score one metric of one cell under the cell's record lease (the result records the torch and BLAS thread
+    count it was computed with); False when another process already did, or the cell changed meanwhile."""
     field = f"metrics[{index}]"
     with held(ChunkStore(run).leases(record["cell_id"]), "record"):
         fresh = run.record(record["cell_id"])
@@ -117,7 +130,8 @@ def _score_one(run: RunDir, scorer: Scorer, record: dict, index: int, metric) ->
         stored = fresh.get("metrics", {}).get(metric.metric_id)
         if stored is not None and result_inputs(stored) == scorer.inputs(fresh, metric, field):
             return False
-        fresh.setdefault("metrics", {})[metric.metric_id] = scorer.score(fresh, metric, field)
+        result = {**scorer.score(fresh, metric, field), "threads": threads}
+        fresh.setdefault("metrics", {})[metric.metric_id] = result
         run.write_record({k: v for k, v in fresh.items() if k != "schema_version"})
         return True
 
@@ -129,22 +143,44 @@ def score_run(
     progress: bool = True,
     device: str | None = None,
     weights: Sequence[Path] = (),
+    threads: int | None = None,
 ) -> int:
-    """Add every missing metric of ``suite`` to the finished cells ``cell_ids``; returns how many were computed."""
+    """Add every missing metric of ``suite`` to the finished cells ``cell_ids`` with torch on ``threads`` threads
+    (``pin_threads``' rule when None); returns how many were computed."""
     from tqdm import tqdm
 
     from lcm_bench.core.digests import digest_cache
 
     if not suite.metrics:
         return 0
-    scorer = Scorer(RunImages(run), suite.references, device, weights, prompt_sets_of(suite))
     records = run.records()
     _with_current_prompt_files(records, suite)
+    scorer = Scorer(RunImages(run), suite.references, device, weights, prompt_sets_of(suite), paired_of(suite, records))
     todo = _todo(scorer, records, suite, cell_ids)
     digest_cache().flush()
+    if not todo:
+        return 0
     computed = 0
-    bar = tqdm(todo, desc="scoring", unit="metric", disable=not on_terminal(progress and bool(todo)), file=sys.stderr)
-    for record, index, metric in bar:
-        computed += _score_one(run, scorer, record, index, metric)
-        reached("metric")
+    bar = tqdm(todo, desc="scoring", unit="metric", disable=not on_terminal(progress), file=sys.stderr)
+    pin_threads(threads)
+    with scoring_threads() as counts:
+        for record, index, metric in bar:
+            computed += _score_one(run, scorer, record, index, metric, counts)
+            reached("metric")
     return computed
+
+
+BLAS_THREADS = 1
+
+
+@contextmanager
+def scoring_threads() -> Iterator[dict[str, int]]:
+    """BLAS (numpy, scipy) pinned to one thread while scoring, as torch's threads are pinned: scoring's linear
+    algebra is many eigenvalue problems of a few hundred to 2,048 dimensions, which two threads speed up by 1.6x at
+    most alone, while on a machine another process shares, spinning BLAS threads made them ten times slower
+    (docs/metrics.md). Yields the thread counts each result records."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=BLAS_THREADS, user_api="blas"):
+        yield {"torch": torch.get_num_threads(), "blas": BLAS_THREADS}

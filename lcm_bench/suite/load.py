@@ -28,7 +28,8 @@ from lcm_bench.core.spec import (
 )
 from lcm_bench.core.textfiles import read_text
 from lcm_bench.domain.published import check_published
-from lcm_bench.metrics.catalogue import METRICS
+from lcm_bench.metrics.catalogue import METRICS, check_images
+from lcm_bench.metrics.extractors import EXTRACTORS
 from lcm_bench.suite.builtin import suite_path
 from lcm_bench.suite.fields import as_list, float_field, int_field, str_field, unknown_keys
 from lcm_bench.suite.grid import (
@@ -45,6 +46,7 @@ from lcm_bench.suite.grid import (
 )
 from lcm_bench.suite.methods import parse_methods
 from lcm_bench.suite.metrics import parse_metric
+from lcm_bench.suite.pairs import reference_pairs
 from lcm_bench.suite.prompts import parse_references
 
 SUITE_VERSION = 1
@@ -218,6 +220,23 @@ def _check_metric_inputs(metrics, references: dict[str, ReferenceSpec | None], s
                     )
 
 
+def _check_image_counts(metrics, cells: list[CellSpec]) -> None:
+    """A metric that needs more images per cell than the suite draws (FD∞), or larger images than its extractor's
+    input (Patch FD-T), is one line before anything runs."""
+    fewest = min((c.num_images for c in cells), default=0)
+    for i, metric in enumerate(metrics):
+        definition = METRICS.get(metric.name)
+        extractor, _ = definition.extractor(dict(metric.options))
+        check_images(definition, fewest, EXTRACTORS.get(extractor).dim, f"metrics[{i}]")
+        side = EXTRACTORS.get(extractor).input_size
+        small = [c for c in cells if c.height and c.width and min(c.height, c.width) <= (side or 0)]
+        if definition.crop and small:
+            raise UserError(
+                f"metrics[{i}]: {metric.name} crops {extractor}'s {side}-px input from full-resolution images, which "
+                f"must be larger; cell {small[0].cell_id} draws {small[0].width}x{small[0].height} (use fd_t)"
+            )
+
+
 def _load(path: Path) -> Suite:
     raw = read_suite_dict(path)
     base_dir = Path(raw.pop("_base_dir"))
@@ -232,6 +251,8 @@ def _load(path: Path) -> Suite:
     references = _references(data, axes["prompts"], base_dir)
     _check_metric_inputs(metrics, references, common["save_images"])
     unique = unique_cells(cells, excludes)
+    reference_pairs(metrics, unique)
+    _check_image_counts(metrics, unique)
     published = check_published(str_field(raw["published"], "published")) if raw.get("published") is not None else None
     return Suite(
         name=str(raw.get("name") or path.stem),

@@ -61,6 +61,11 @@ def parse_metric(entry: Any, field: str, base_dir: Path = Path(".")) -> MetricSp
     definition = METRICS.get(name, f"{field}.name")
     allowed = {"name", *definition.defaults} | (EXTRACTOR_OPTIONS if "extractor" in definition.defaults else set())
     unknown_keys(entry, allowed, field)
+    if definition.paired and not entry.get("reference"):
+        raise UserError(
+            f"{field}.reference: {name} compares each image with a reference method's image of the same prompt "
+            "and seed; name that method (e.g. reference: teacher-ddim-50, a method of the suite with one steps value)"
+        )
     options = {**definition.defaults, **{k: v for k, v in entry.items() if k != "name"}}
     for key, value in options.items():
         _check_option(key, value, definition.defaults.get(key, ""), field)
