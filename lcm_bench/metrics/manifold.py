@@ -94,12 +94,12 @@ def vendi_score(features: np.ndarray, weights: np.ndarray | None = None) -> floa
     return float(np.exp(-(p * np.log(p)).sum()))
 
 
-def vendi_interval(features: np.ndarray, groups: int = 10) -> tuple[float, float]:
-    """95 % interval of the Vendi score (delete-a-group jackknife: a bootstrap resample repeats images, which lowers
-    diversity)."""
+def vendi_interval(features: np.ndarray, value: float, groups: int = 10) -> tuple[float, float]:
+    """95 % interval of the Vendi score ``value`` of ``features`` (delete-a-group jackknife: a bootstrap resample
+    repeats images, which lowers diversity)."""
     from lcm_bench.metrics.distances import jackknife_interval
 
-    return jackknife_interval(lambda kept: vendi_score(features[kept]), len(features), vendi_score(features), groups)
+    return jackknife_interval(lambda kept: vendi_score(features[kept]), len(features), value, groups)
 
 
 def _manifold_indicators(inputs: CellInputs) -> dict[str, np.ndarray]:
@@ -157,7 +157,5 @@ for _name, _k, _measures, _what in (
     label_for=lambda extractor: extractor.label.replace("FD", "Vendi", 1),
 )
 def vendi(inputs: CellInputs) -> dict[str, Any]:
-    from lcm_bench.metrics.manifold import vendi_interval, vendi_score
-
-    low, high = vendi_interval(inputs.features, int(inputs.options["groups"]))
-    return {"value": vendi_score(inputs.features), "ci95": [low, high]}
+    value = vendi_score(inputs.features)
+    return {"value": value, "ci95": list(vendi_interval(inputs.features, value, int(inputs.options["groups"])))}

@@ -200,13 +200,19 @@ class Scorer:
         """The crop side a cropping metric takes (the extractor's input size), checked against the images."""
         if not METRICS.get(metric.name).crop:
             return None
-        side, image = extractor.input_size, next(iter(self.source.images(record)))
-        if side is None or min(image.shape[:2]) <= side:
+        side, (height, width) = extractor.input_size, self._image_size(record)
+        if side is None or min(height, width) <= side:
             raise UserError(
                 f"{field}: {metric.name} crops the extractor's input size ({side or 'none: it takes any size'}) "
-                f"from full-resolution images, which must be larger; these are {image.shape[1]}x{image.shape[0]}"
+                f"from full-resolution images, which must be larger; these are {width}x{height}"
             )
         return side
+
+    def _image_size(self, record: dict) -> tuple[int, int]:
+        """The cell's image size as its record gives it, else read from its first image."""
+        if record.get("height") and record.get("width"):
+            return record["height"], record["width"]
+        return next(iter(self.source.images(record))).shape[:2]
 
     def noise_floor(self, metric: MetricSpec, reference: ReferenceSet, extractor: Extractor, prompts: list[str]):
         """``noise_floor(distance)`` for CellInputs: the distance between the reference and a second draw of real
