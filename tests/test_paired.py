@@ -210,3 +210,18 @@ def test_patch_fd_t_on_images_no_larger_than_the_crop_is_one_line(tmp_path, caps
     assert main(["run", str(suite), "--out", str(tmp_path / "run"), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "patch_fd_t crops shapes-judge's 32-px input from full-resolution images" in err and err.count("\n") == 1
+
+
+def test_a_metric_paired_against_the_reference_has_no_column_at_its_steps(paired_run):
+    """teacher-8 is the only method at 8 steps: PSNR against it has values at 2 steps only, so its table has no
+    column of dashes at 8, while PSNR against ddim-2 (teacher-8 is paired with it) keeps one."""
+    against_teacher = (paired_run / "tables" / "quality_psnr_vs-teacher-8.csv").read_text().splitlines()[0]
+    against_ddim = (paired_run / "tables" / "quality_psnr_vs-ddim-2.csv").read_text().splitlines()[0]
+    assert against_teacher == "method,PSNR 2" and against_ddim == "method,PSNR 2,PSNR 8"
+
+
+def test_pixel_metrics_read_images_without_an_extractor(paired_run):
+    psnr = _metric(paired_run, "dpm-2", 0, "psnr_vs-teacher-8")
+    assert psnr["extractor"] == "pixels" and psnr["mode"] == "none"
+    cached = {p.name.split("-w")[0] for p in (paired_run / "features").rglob("*") if p.is_file()}
+    assert "pixels-none" in cached and not any(name.startswith("shapes-judge") for name in cached)

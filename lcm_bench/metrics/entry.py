@@ -57,9 +57,8 @@ def clip_extractor(options: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 
 
 def pixels_only(options: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """Pixel metrics read images, not features: the smallest embedded extractor stands in (its features cache
-    the cell's image count and order)."""
-    return "shapes-judge", {}
+    """Pixel metrics read images, not features: the featureless ``pixels`` extractor."""
+    return "pixels", {}
 
 
 def inception_extractor(options: dict[str, Any]) -> tuple[str, dict[str, Any]]:

@@ -345,6 +345,28 @@ EXTRACTORS.register(
 )
 
 
+class PixelsExtractor(Extractor):
+    """No features: pixel metrics (PSNR, SSIM) read the images themselves; the empty rows only count and order them."""
+
+    def features(self, images, batch_size: int = 64) -> np.ndarray:
+        return np.zeros((len(images), 0), np.float32)
+
+
+def pixels(options: dict[str, Any], device: str, field: str, weights: Sequence[Path] = ()) -> PixelsExtractor:
+    return PixelsExtractor("pixels", "pixels", "none", 0, lambda image: image, lambda batch: batch, device)
+
+
+EXTRACTORS.register(
+    "pixels",
+    ExtractorDef(
+        pixels,
+        lambda options, weights: ["pixels"],
+        "none: the images themselves, for pixel metrics (PSNR, SSIM)",
+        dim=0,
+    ),
+)
+
+
 def extractor_digest(name: str, options: dict[str, Any], weights: Sequence[Path] = ()) -> str | None:
     """Content digest of an extractor's weights (cached by file identity): part of every feature cache key and
     metric result, so retrained weights never reuse old features."""

@@ -174,25 +174,26 @@ def _best_marks(table, metrics: list[dict], shown: list[str]):
 
 
 def quality_table(frame, metrics: list[dict], short: dict[str, str] | None = None, caption: str = "") -> Table | None:
-    """The paper's layout: rows methods, for each metric one column per step count; best per column in bold."""
+    """The paper's layout: rows methods, for each metric one column per step count it has values at (a reference
+    method's 50 steps add no column to the distances measured against it); best per column in bold."""
     metrics = [m for m in metrics if m["id"] in frame.columns and frame[m["id"]].notna().any()]
     if not metrics:
         return None
     table = aggregate_metrics(frame, metrics)
-    steps = sorted(table["steps"].unique())
+    steps = {m["id"]: sorted(table.loc[table[m["id"]].notna(), "steps"].unique()) for m in metrics}
     shown = _shown_keys(table)
     marks = _best_marks(table, metrics, shown)
     short = short or {}
-    columns = ["method", *shown] + [f"{short.get(m['id'], m['label'])} {s}" for m in metrics for s in steps]
+    columns = ["method", *shown] + [f"{short.get(m['id'], m['label'])} {s}" for m in metrics for s in steps[m["id"]]]
     contexts = {m["id"]: (measured_at(frame, m["id"]) or ("", ""))[0] for m in metrics}
-    subheader = [""] * (1 + len(shown)) + [contexts[m["id"]] for m in metrics for _ in steps]
+    subheader = [""] * (1 + len(shown)) + [contexts[m["id"]] for m in metrics for _ in steps[m["id"]]]
     rows, bold = [], []
     for key, group in table.groupby(METHOD_KEYS, sort=False, dropna=False):
         row = dict(zip(METHOD_KEYS, key, strict=True))
         cells, flags = [method_label(row)] + [str(row[k]) for k in shown], [False] * (1 + len(shown))
         by_steps = {int(r["steps"]): (i, r) for i, r in group.iterrows()}
         for m in metrics:
-            for s in steps:
+            for s in steps[m["id"]]:
                 i, r = by_steps.get(int(s), (None, None))
                 if r is None or r[m["id"]] != r[m["id"]]:
                     cells.append("–")
