@@ -1,5 +1,6 @@
-"""Working with suites: ``validate`` (methods x steps with NFE), ``ref-stats`` (reference statistics), ``init`` (a
-starter suite) and ``list`` (what is built in and registered)."""
+"""Working with suites: ``validate`` (methods x steps with NFE), ``check-weights`` (the metric weights files a suite
+needs), ``ref-stats`` (reference statistics), ``init`` (a starter suite) and ``list`` (what is built in and
+registered)."""
 
 from __future__ import annotations
 
@@ -36,6 +37,61 @@ def validate(args: argparse.Namespace) -> int:
         for cell in suite.cells:
             print(f"  {cell.cell_id}")
     return 0
+
+
+def _check_weights_arguments(parser: ArgumentParser) -> None:
+    parser.add_argument("suite")
+    add_weights_dir(parser)
+
+
+@command(
+    "check-weights",
+    "list every metric weights file a suite needs: where it was found, or what is missing",
+    _check_weights_arguments,
+)
+def check_weights(args: argparse.Namespace) -> int:
+    """Each metric's weights files as found on disk (path and size), or, for what is absent, the line saying where
+    it comes from and where to put it; exit 2 when anything is missing. Nothing is downloaded."""
+    from lcm_bench.suite.load import load_suite
+
+    weights, suite = weights_dirs(args), load_suite(args.suite)
+    lines, missing = [], 0
+    for i, metric in enumerate(suite.metrics):
+        found, absent = _metric_weights(metric, f"metrics[{i}]", weights)
+        lines += [f"{'ok':<8} {metric.metric_id:<12} {each}" for each in found]
+        lines += [f"{'missing':<8} {metric.metric_id:<12} {each}" for each in absent]
+        missing += len(absent)
+    print("\n".join(lines))
+    print(f"{missing} missing" if missing else "every weights file is in place")
+    return 2 if missing else 0
+
+
+def _metric_weights(metric, field: str, weights) -> tuple[list[str], list[str]]:
+    """(files found, lines for what is missing) of one metric's extractor, looked up offline."""
+    from lcm_bench.core.errors import MissingResourceError, MissingResources
+    from lcm_bench.core.paths import forced_offline
+    from lcm_bench.metrics.catalogue import METRICS
+    from lcm_bench.metrics.extractors import EXTRACTORS
+
+    name, options = METRICS.get(metric.name).extractor(dict(metric.options))
+    entry = EXTRACTORS.get(name)
+    with forced_offline():
+        sources = entry.sources(options, weights)
+        if sources is not None:
+            return [_described(s) for s in sources], []
+        try:
+            entry.build(options, "cpu", field, weights)
+        except MissingResources as exc:
+            return [], [line for error in exc.errors for line in error.lines()]
+        except MissingResourceError as exc:
+            return [], exc.lines()
+    return [f"{name} (built without files)"], []
+
+
+def _described(source) -> str:
+    if isinstance(source, Path):
+        return f"{source} ({source.stat().st_size:,} bytes)"
+    return f"{source} (named, read by its library)"
 
 
 def _aligned(table: list[list[str]]) -> list[str]:

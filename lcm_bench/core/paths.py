@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -72,6 +73,21 @@ def find_weights(filename: str, extra: Sequence[str | Path] = ()) -> Path | None
         if (folder / filename).is_file():
             return folder / filename
     return None
+
+
+@contextmanager
+def forced_offline():
+    """Within the block, ``offline()`` is true (LCM_BENCH_OFFLINE=1): lookups report what is absent instead of
+    downloading it."""
+    previous = os.environ.get("LCM_BENCH_OFFLINE")
+    os.environ["LCM_BENCH_OFFLINE"] = "1"
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ["LCM_BENCH_OFFLINE"]
+        else:
+            os.environ["LCM_BENCH_OFFLINE"] = previous
 
 
 def offline() -> bool:

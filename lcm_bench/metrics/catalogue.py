@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from lcm_bench.core.errors import UserError
-from lcm_bench.metrics import manifold, paired
+from lcm_bench.metrics import manifold, paired, preference
 from lcm_bench.metrics.clip_score import clip_score_value
 from lcm_bench.metrics.entry import (
     EXTRACTOR_OPTIONS,
@@ -44,6 +44,7 @@ __all__ = [
     "paired",
     "per_category",
     "pixels_only",
+    "preference",
     "register_metric",
     "result_inputs",
 ]

@@ -21,8 +21,11 @@ KINDS = ("distribution", "set", "per-image", "paired")
 """distribution: the cell's images against the prompt set's reference images; set: the cell's images alone;
 per-image: one value per image, then aggregated; paired: each image against the image a reference method of the
 suite drew for the same prompt and seed (its option ``reference`` names the method)."""
-MEASURES = ("fidelity", "diversity", "text-alignment", "attributes")
-EXTRACTOR_OPTIONS = {"mode", "model", "pretrained", "weights", "arch", "net"}
+MEASURES = ("fidelity", "diversity", "text-alignment", "attributes", "preference")
+EXTRACTOR_OPTIONS = {
+    *("mode", "model", "pretrained", "weights", "arch", "net"),
+    *("checkpoint", "config", "tokenizer", "processor", "head"),
+}
 
 
 @dataclass
@@ -91,6 +94,8 @@ class MetricDef:
     """The fewest images a cell needs, given the extractor's feature width."""
     per_image: bool | None = None
     """Whether it gives one value per image (and so per category); by default, per-image metrics do."""
+    takes: frozenset[str] = frozenset()
+    """Options a suite may give it beyond its defaults (without a default: e.g. a checkpoint path)."""
 
     @property
     def by_image(self) -> bool:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -31,6 +31,8 @@ class Extractor:
     model_fn: Callable[[torch.Tensor], torch.Tensor]
     device: str = "cpu"
     digest: str = ""
+    conditioned: ClassVar[bool] = False
+    """Whether its features depend on each image's caption too (``features(images, prompts=...)``)."""
 
     @property
     def input_size(self) -> int | None:
@@ -44,7 +46,7 @@ class Extractor:
         resized = [np.asarray(self.resize(np.asarray(image)), dtype=np.float32) for image in images]
         return torch.from_numpy(np.stack(resized)).permute(0, 3, 1, 2).contiguous()
 
-    def features(self, images, batch_size: int = 64) -> np.ndarray:
+    def features(self, images, batch_size: int = 64, prompts=None) -> np.ndarray:
         """(N, dim) float32 features of uint8 HxWx3 images, ``batch_size`` at a time."""
         import torch
 
@@ -54,6 +56,26 @@ class Extractor:
                 batch = self.batch_tensor(images[start : start + batch_size]).to(self.device)
                 out.append(self.model_fn(batch).float().cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
+
+
+@dataclass
+class ScoreExtractor(Extractor):
+    """A scorer as an extractor: one score per image for its caption (``scorer.score(batch, captions)``), cached per
+    cell like any extractor's features."""
+
+    scorer: Any = None
+    conditioned: ClassVar[bool] = True
+
+    def features(self, images, batch_size: int = 64, prompts=None) -> np.ndarray:
+        import torch
+
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(images), batch_size):
+                batch = self.batch_tensor(images[start : start + batch_size]).to(self.device)
+                captions = list(prompts[start : start + batch_size])
+                out.append(self.scorer.score(batch, captions).float().cpu().numpy().reshape(-1, 1))
+        return np.concatenate(out) if out else np.zeros((0, 1), np.float32)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from lcm_bench.core.digests import digest_cache
 from lcm_bench.core.errors import MissingResourceError, UserError
 from lcm_bench.core.paths import cache_dir, embedded_models_dir, find_weights, offline
 from lcm_bench.core.spec import stable_hash
-from lcm_bench.metrics import lpips
+from lcm_bench.metrics import lpips, preference_extractors
 from lcm_bench.metrics.extraction import (
     EXTRACTORS,
     Extractor,
@@ -31,7 +31,15 @@ from lcm_bench.metrics.extraction import (
     state_dict_file,
 )
 
-__all__ = ["EXTRACTORS", "Extractor", "ExtractorDef", "lpips", "missing_weights", "state_dict_file"]
+__all__ = [
+    "EXTRACTORS",
+    "Extractor",
+    "ExtractorDef",
+    "lpips",
+    "missing_weights",
+    "preference_extractors",
+    "state_dict_file",
+]
 
 if TYPE_CHECKING:
     pass
@@ -243,7 +251,10 @@ def clip_sources(options: dict[str, Any], weights: Sequence[Path]) -> list[Path 
 
         if tag_in_cache(model, pretrained) is False:
             return None
-    return [f"open_clip:{model}/{pretrained}"]
+    from lcm_bench.models.clip import forced_quick_gelu
+
+    quick = "+quickgelu" if pretrained != "random" and forced_quick_gelu(model, pretrained) else ""
+    return [f"open_clip:{model}/{pretrained}{quick}"]
 
 
 EXTRACTORS.register(
@@ -348,7 +359,7 @@ EXTRACTORS.register(
 class PixelsExtractor(Extractor):
     """No features: pixel metrics (PSNR, SSIM) read the images themselves; the empty rows only count and order them."""
 
-    def features(self, images, batch_size: int = 64) -> np.ndarray:
+    def features(self, images, batch_size: int = 64, prompts=None) -> np.ndarray:
         return np.zeros((len(images), 0), np.float32)
 
 

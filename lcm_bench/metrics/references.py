@@ -131,17 +131,22 @@ GENERATORS: Registry[Callable[..., ReferenceSet]] = Registry("reference generato
 GENERATORS.register("shapes", shapes_reference)
 
 
-def stream_features(images: Iterator[np.ndarray], extractor, batch_size: int = 64) -> np.ndarray:
-    """Features of a stream of images, holding one batch of images at a time."""
-    chunks, batch = [], []
+def stream_features(images: Iterator[np.ndarray], extractor, batch_size: int = 64, prompts=None) -> np.ndarray:
+    """Features of a stream of images, holding one batch of images at a time (with each image's caption, for an
+    extractor conditioned on it)."""
+    chunks, batch, done = [], [], 0
     for image in images:
         batch.append(image)
         if len(batch) == batch_size:
-            chunks.append(extractor.features(batch, batch_size))
-            batch = []
+            chunks.append(extractor.features(batch, batch_size, _captions(prompts, done, len(batch))))
+            done, batch = done + len(batch), []
     if batch:
-        chunks.append(extractor.features(batch, batch_size))
+        chunks.append(extractor.features(batch, batch_size, _captions(prompts, done, len(batch))))
     return np.concatenate(chunks).astype(np.float32) if chunks else np.zeros((0, extractor.dim), np.float32)
+
+
+def _captions(prompts, start: int, count: int):
+    return None if prompts is None else prompts[start : start + count]
 
 
 def cached(path: Path, compute: Callable[[], np.ndarray]) -> np.ndarray:

@@ -194,7 +194,8 @@ class Scorer:
         prefix = (f"centre{crop}-" if crop else "") + f"{extractor.key}-{extractor.mode}"
         path = self.source.features_file(record, prefix, f"{prefix}-w{extractor.digest[:12]}")
         images = self.source.images(record) if not crop else (centre_crop(i, crop) for i in self.source.images(record))
-        return cached(path, lambda: stream_features(images, extractor))
+        prompts = prompts_of(record) if extractor.conditioned else None
+        return cached(path, lambda: stream_features(images, extractor, prompts=prompts))
 
     def _crop(self, record: dict, extractor: Extractor, metric: MetricSpec, field: str) -> int | None:
         """The crop side a cropping metric takes (the extractor's input size), checked against the images."""

@@ -106,6 +106,16 @@ def tag_files(name: str, tag: str) -> tuple[str, tuple[str, ...]] | None:
     return repo, (f"{stem}.safetensors", filename)
 
 
+def forced_quick_gelu(name: str, tag: str) -> bool:
+    """Whether ``tag``'s weights were trained with QuickGELU (OpenAI's) while ``name``'s config uses GELU: open_clip
+    only warns, so lcm-bench builds the model with QuickGELU, as the weights need."""
+    import open_clip
+
+    _register_configs()
+    config = open_clip.get_model_config(name) or {}
+    return bool((open_clip.get_pretrained_cfg(name, tag) or {}).get("quick_gelu")) and not config.get("quick_gelu")
+
+
 def tag_in_cache(name: str, tag: str) -> bool | None:
     """Whether an open_clip tag's weights are in the Hugging Face cache (None when it is not hosted there)."""
     from huggingface_hub import try_to_load_from_cache
@@ -126,6 +136,28 @@ def missing_tag(name: str, tag: str, field: str) -> MissingResourceError | None:
     return MissingResourceError(
         f"{field}: CLIP weights {name}/{tag} are not in the Hugging Face cache; run `hf download {repo} {names[-1]}` "
         "on a machine with internet and copy the cache, or set pretrained: to a local .safetensors file"
+    )
+
+
+def _tagged(name: str, pretrained: str, device: str, field: str):
+    """open_clip's model with the weights of one of its tags (QuickGELU where the weights need it)."""
+    import open_clip
+
+    known = [tag for arch, tag in open_clip.list_pretrained() if arch == name]
+    if pretrained not in known:
+        raise UserError(
+            f"{field}.pretrained: '{pretrained}' is not a tag of {name} (tags: {', '.join(known)}; "
+            "or give a local .safetensors file, or 'random')"
+        )
+    absent = missing_tag(name, pretrained, field)
+    if absent is not None:
+        raise absent
+    return open_clip.create_model(
+        name,
+        pretrained=pretrained,
+        device=device,
+        weights_only=True,
+        force_quick_gelu=forced_quick_gelu(name, pretrained),
     )
 
 
@@ -156,16 +188,7 @@ def _load(name: str, pretrained: str, device: str, field: str, tag: str | None =
                     state = state.get("state_dict", state)
                 model.load_state_dict(state)
         else:
-            known = [tag for arch, tag in open_clip.list_pretrained() if arch == name]
-            if pretrained not in known:
-                raise UserError(
-                    f"{field}.pretrained: '{pretrained}' is not a tag of {name} (tags: {', '.join(known)}; "
-                    "or give a local .safetensors file, or 'random')"
-                )
-            absent = missing_tag(name, pretrained, field)
-            if absent is not None:
-                raise absent
-            model = open_clip.create_model(name, pretrained=pretrained, device=device, weights_only=True)
+            model = _tagged(name, pretrained, device, field)
     except UserError:
         raise
     except Exception as exc:  # noqa: BLE001 - open_clip raises many types for a missing download

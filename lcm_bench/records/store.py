@@ -232,6 +232,8 @@ def result_row(record: dict) -> dict[str, Any]:
             row[f"{name}_noise_floor"] = metric["noise_floor"]
         if "fit" in metric:
             row[f"{name}_fit_residual"] = metric["fit"]["residual"]
+        if "scale" in metric:
+            row[f"{name}_version"], row[f"{name}_scale"] = metric.get("version"), metric["scale"]
         if "reference" in metric:
             row.update(_measured_against(name, metric))
     return row

@@ -355,3 +355,14 @@ def fit_residuals(frame, metrics: list[dict]) -> list[str]:
                 f"the fit's RMS residual is {values.median():.3g} (median over cells; largest {values.max():.3g})."
             )
     return lines
+
+
+def scales(frame, metrics: list[dict]) -> list[str]:
+    """For scores whose published versions and scales differ (human-preference scores): which ones the table shows."""
+    lines = []
+    for m in metrics:
+        column = f"{m['id']}_scale"
+        if column in frame.columns and frame[column].notna().any():
+            version, scale = _values(frame, f"{m['id']}_version"), _values(frame, column)
+            lines.append(f"{m['label']} (`{m['id']}`): version {version}; shown as computed: {scale}.")
+    return lines

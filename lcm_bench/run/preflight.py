@@ -63,6 +63,8 @@ def _missing_metric_weights(metrics, weights) -> list[MissingResourceError]:
             continue
         try:
             entry.build(options, "cpu", f"metrics[{i}]", weights)
+        except MissingResources as exc:
+            missing += exc.errors
         except MissingResourceError as exc:
             missing.append(exc)
     return missing

@@ -13,7 +13,8 @@ from lcm_bench.metrics.catalogue import EXTRACTOR_OPTIONS, METRICS
 from lcm_bench.metrics.extractors import EXTRACTORS
 from lcm_bench.suite.fields import float_field, int_field, str_field, unknown_keys
 
-WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth")
+WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".json")
+PATH_OPTIONS = ("pretrained", "weights", "checkpoint", "config", "tokenizer", "processor", "head")
 
 
 def _check_option(key: str, value: Any, default: Any, field: str) -> None:
@@ -31,7 +32,7 @@ def _check_option(key: str, value: Any, default: Any, field: str) -> None:
 
 def _local_weights(options: dict[str, Any], field: str, base_dir: Path) -> None:
     """Weights given as a path (relative to the suite) made absolute; a path that does not exist is an error."""
-    for key in ("pretrained", "weights"):
+    for key in PATH_OPTIONS:
         value = options.get(key)
         if isinstance(value, str) and ("/" in value or value.endswith(WEIGHT_SUFFIXES)):
             path = (base_dir / Path(value).expanduser()).resolve()
@@ -59,7 +60,8 @@ def parse_metric(entry: Any, field: str, base_dir: Path = Path(".")) -> MetricSp
         raise UserError(f"{field}: expected a metric name or a mapping, got {entry!r}")
     name = str_field(entry.get("name"), f"{field}.name")
     definition = METRICS.get(name, f"{field}.name")
-    allowed = {"name", *definition.defaults} | (EXTRACTOR_OPTIONS if "extractor" in definition.defaults else set())
+    allowed = {"name", *definition.defaults, *definition.takes}
+    allowed |= EXTRACTOR_OPTIONS if "extractor" in definition.defaults else set()
     unknown_keys(entry, allowed, field)
     if definition.paired and not entry.get("reference"):
         raise UserError(
