@@ -4,7 +4,6 @@ missing file reported at once), digested over those files and the backbone weigh
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -12,10 +11,9 @@ from typing import Any
 from lcm_bench.core.errors import MissingResourceError, raise_missing
 from lcm_bench.metrics.extraction import EXTRACTORS, ExtractorDef, ScoreExtractor
 from lcm_bench.metrics.preference import SCORERS, PreferenceScorer
+from lcm_bench.models.scorers import aesthetic, hps, imagereward, pickscore
 
-
-def scorer_module(scorer: PreferenceScorer):
-    return importlib.import_module(f"lcm_bench.models.scorers.{scorer.module}")
+MODULES = {module.__name__.rsplit(".", 1)[-1]: module for module in (aesthetic, hps, imagereward, pickscore)}
 
 
 def _found_files(published: list, options: Mapping[str, Any], weights: Sequence[Path]) -> list[Path] | None:
@@ -53,7 +51,7 @@ def _check_files(module, name: str, options: Mapping[str, Any], field: str, weig
 
 
 def scorer_entry(name: str, scorer: PreferenceScorer) -> ExtractorDef:
-    module = scorer_module(scorer)
+    module = MODULES[scorer.module]
 
     def build(options, device, field, weights=()):
         _check_files(module, name, options, field, weights)
