@@ -47,15 +47,20 @@ class Extractor:
         return torch.from_numpy(np.stack(resized)).permute(0, 3, 1, 2).contiguous()
 
     def features(self, images, batch_size: int = 64, prompts=None) -> np.ndarray:
-        """(N, dim) float32 features of uint8 HxWx3 images, ``batch_size`` at a time."""
+        """(N, dim) float32 features of uint8 HxWx3 images, ``batch_size`` at a time (with their captions, for a
+        conditioned extractor)."""
         import torch
 
         out = []
         with torch.inference_mode():
             for start in range(0, len(images), batch_size):
                 batch = self.batch_tensor(images[start : start + batch_size]).to(self.device)
-                out.append(self.model_fn(batch).float().cpu().numpy())
+                captions = None if prompts is None else list(prompts[start : start + batch_size])
+                out.append(self.batch_features(batch, captions).float().cpu().numpy().reshape(len(batch), -1))
         return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
+
+    def batch_features(self, batch: torch.Tensor, captions: list[str] | None) -> torch.Tensor:
+        return self.model_fn(batch)
 
 
 @dataclass
@@ -66,16 +71,8 @@ class ScoreExtractor(Extractor):
     scorer: Any = None
     conditioned: ClassVar[bool] = True
 
-    def features(self, images, batch_size: int = 64, prompts=None) -> np.ndarray:
-        import torch
-
-        out = []
-        with torch.inference_mode():
-            for start in range(0, len(images), batch_size):
-                batch = self.batch_tensor(images[start : start + batch_size]).to(self.device)
-                captions = list(prompts[start : start + batch_size])
-                out.append(self.scorer.score(batch, captions).float().cpu().numpy().reshape(-1, 1))
-        return np.concatenate(out) if out else np.zeros((0, 1), np.float32)
+    def batch_features(self, batch: torch.Tensor, captions: list[str] | None) -> torch.Tensor:
+        return self.scorer.score(batch, captions)
 
 
 @dataclass(frozen=True)

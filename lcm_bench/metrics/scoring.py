@@ -80,13 +80,6 @@ def _request_key(metric: MetricSpec) -> str:
     return repr((name, sorted(options.items())))
 
 
-def prompts_of(record: dict) -> list[str]:
-    """The caption of each of a record's images."""
-    spec = record["spec"]["prompts"]
-    prompts = read_prompts(Path(spec["source"]), spec["format"], spec["column"])
-    return [prompts[s["prompt_index"]] for s in record["samples"]]
-
-
 class Scorer:
     """Holds loaded extractors and reference features across the cells of a run; ``weights`` are extra folders to
     find metric weights in (``--weights-dir``); ``device`` None picks CUDA when there is one, when first needed."""
@@ -105,6 +98,7 @@ class Scorer:
         self.reference_specs = references
         self.prompt_sets = prompt_sets or {}
         self._labels: dict[str, dict[str, list[str]]] = {}
+        self._prompt_files: dict[tuple, tuple[str, ...]] = {}
         self._device = device
         self.weights = tuple(weights)
         self._extractors: dict[str, Extractor] = {}
@@ -166,6 +160,14 @@ class Scorer:
         """False for a paired metric whose reference cell is not finished (or is the cell's own method)."""
         return not METRICS.get(metric.name).paired or self._paired_record(record, metric) is not None
 
+    def prompts_of(self, record: dict) -> list[str]:
+        """The caption of each of a record's images (each prompt file read once while this scorer lives)."""
+        spec = record["spec"]["prompts"]
+        key = (spec["source"], spec["format"], spec["column"])
+        if key not in self._prompt_files:
+            self._prompt_files[key] = read_prompts(Path(spec["source"]), spec["format"], spec["column"])
+        return [self._prompt_files[key][s["prompt_index"]] for s in record["samples"]]
+
     def category_labels(self, record: dict) -> dict[str, list[str]]:
         """Each category column's label for every image of ``record`` (empty when its prompt set has none)."""
         spec = self.prompt_sets.get(record["spec"]["prompts"]["name"])
@@ -194,7 +196,7 @@ class Scorer:
         prefix = (f"centre{crop}-" if crop else "") + f"{extractor.key}-{extractor.mode}"
         path = self.source.features_file(record, prefix, f"{prefix}-w{extractor.digest[:12]}")
         images = self.source.images(record) if not crop else (centre_crop(i, crop) for i in self.source.images(record))
-        prompts = prompts_of(record) if extractor.conditioned else None
+        prompts = self.prompts_of(record) if extractor.conditioned else None
         return cached(path, lambda: stream_features(images, extractor, prompts=prompts))
 
     def _crop(self, record: dict, extractor: Extractor, metric: MetricSpec, field: str) -> int | None:
@@ -262,7 +264,7 @@ class Scorer:
         check_images(definition, record["spec"]["num_images"], extractor.dim, field)
         inputs = CellInputs(
             self.cell_features(record, extractor, crop),
-            prompts_of(record),
+            self.prompts_of(record),
             extractor,
             dict(metric.options),
             lambda: self.source.images(record),

@@ -66,8 +66,7 @@ class PickScorer:
         self.text = TextCache(self._text_embeddings)
 
     def resize(self):
-        shortest = shortest_side_crop(self.size)
-        return shortest if self.crop == self.size else lambda image: _centre(shortest(image), self.crop)
+        return shortest_side_crop(self.size, self.crop)
 
     def _text_embeddings(self, captions: list[str]):
         import torch
@@ -86,11 +85,6 @@ class PickScorer:
         pooled = self.model.vision_model(pixel_values=pixels).pooler_output
         image = torch.nn.functional.normalize(self.model.visual_projection(pooled), dim=-1)
         return self.model.logit_scale.exp() * (image * self.text(captions)).sum(dim=-1)
-
-
-def _centre(image, side: int):
-    top, left = int(round((image.shape[0] - side) / 2.0)), int(round((image.shape[1] - side) / 2.0))
-    return image[top : top + side, left : left + side]
 
 
 def load(name: str, options: Mapping[str, Any], device: str, field: str, weights: Sequence[Path] = ()) -> PickScorer:

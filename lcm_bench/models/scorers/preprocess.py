@@ -10,8 +10,9 @@ import numpy as np
 from PIL import Image
 
 
-def shortest_side_crop(size: int) -> Callable[[np.ndarray], np.ndarray]:
-    """Resize(size, bicubic) then CenterCrop(size), with torchvision's rounding."""
+def shortest_side_crop(size: int, crop: int | None = None) -> Callable[[np.ndarray], np.ndarray]:
+    """Resize(size, bicubic) then CenterCrop(crop, by default size), with torchvision's rounding."""
+    crop = crop or size
 
     def resize(image: np.ndarray) -> np.ndarray:
         height, width = image.shape[:2]
@@ -19,8 +20,8 @@ def shortest_side_crop(size: int) -> Callable[[np.ndarray], np.ndarray]:
         new_long = int(size * long / short)
         new_height, new_width = (size, new_long) if height <= width else (new_long, size)
         resized = np.asarray(Image.fromarray(image).resize((new_width, new_height), Image.BICUBIC))
-        top, left = int(round((new_height - size) / 2.0)), int(round((new_width - size) / 2.0))
-        return resized[top : top + size, left : left + size]
+        top, left = int(round((new_height - crop) / 2.0)), int(round((new_width - crop) / 2.0))
+        return resized[top : top + crop, left : left + crop]
 
     return resize
 
