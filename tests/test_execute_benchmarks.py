@@ -14,8 +14,10 @@ from conftest import write_suite
 
 from lcm_bench.core.hardware import parse_hardware
 from lcm_bench.core.spec import ModelSpec
+from lcm_bench.models.families import FAMILIES
 from lcm_bench.models.loading import load_pipeline
 from lcm_bench.models.resolve import resolve_model
+from lcm_bench.models.runtimes import deploy
 from lcm_bench.records.store import RunDir
 from lcm_bench.run.executor import generate_chunk
 from lcm_bench.run.units import cell_units
@@ -85,7 +87,7 @@ def test_bench_writer_at_512(benchmark, tmp_path, wide, save, threads):
 
     cell = load_suite(write_suite(tmp_path, WRITER.format(save=save, path=wide))).cells[0]
     resolved = resolve_model(cell.model)
-    pipe = load_pipeline(resolved, cell.hardware)
+    pipe = deploy(load_pipeline(resolved, cell.hardware), FAMILIES.get(resolved.family), cell.runtime, cell.hardware)
     run, unit = RunDir(tmp_path / "run"), cell_units(cell)[0]
     benchmark.group = f"writer-512-{threads}"
     default = torch.get_num_threads()

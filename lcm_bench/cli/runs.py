@@ -69,6 +69,9 @@ def run(args: argparse.Namespace) -> int:
     print(_closing_line(summary, out, report))
     if summary.recomputed:
         print(f"recomputed {summary.recompute_note()}")
+    if len(summary.skipped) == len(suite.cells):
+        reasons = "; ".join(dict.fromkeys(entry["reason"] for entry in summary.skipped))
+        raise UserError(f"run: no cell of '{suite.name}' can run on this machine: {reasons}")
     return 0
 
 

@@ -200,6 +200,8 @@ def _list_registries() -> None:
     from lcm_bench.metrics.extractors import EXTRACTORS
     from lcm_bench.models.catalogue import MODEL_KINDS, MODELS
     from lcm_bench.models.families import FAMILIES
+    from lcm_bench.models.runtimes import REQUIRED, RUNTIME_SETTINGS
+    from lcm_bench.models.tiny_decoders import TINY_DECODERS
     from lcm_bench.sampling.samplers import SAMPLERS
 
     print("samplers:")
@@ -222,8 +224,16 @@ def _list_registries() -> None:
     for name in PROTOCOLS:
         p = PROTOCOLS.get(name)
         print(f"  {name:18s} {p.num_images:,} captions of {p.split} at {p.resolution}px, {p.filter}; {p.used_by}")
+    print("runtime settings (a suite's runtimes: [eager, NAME, {name: N, SETTING: {options}}]):")
+    for name, setting in RUNTIME_SETTINGS.items():
+        options = ", ".join(
+            f"{k}={'required' if o.default is REQUIRED else o.default}" for k, o in setting.options.items()
+        )
+        print(f"  {name:16s} {setting.description}" + (f" ({options})" if options else ""))
+    print(f"tiny decoders: {', '.join(TINY_DECODERS.in_order())}")
     print("metrics:")
-    print("  throughput         NFE per image, images/s, seconds per image and per NFE, phase times, peak memory")
+    print("  throughput         NFE per image, images/s, seconds per image and per NFE, phase times, peak memory;")
+    print("                     with timing.latency_queries / peak_throughput: latency p50/p90/p99, peak images/s")
     for name in METRICS:
         m = METRICS.get(name)
         direction = "higher" if m.higher_is_better else "lower"

@@ -93,6 +93,23 @@ class Method:
 
 
 @dataclass(frozen=True)
+class RuntimeSpec:
+    """A named deployment setting (a suite's ``runtimes``): runtime settings applied to a loaded pipeline, each a
+    registered setting and its options (``lcm_bench.models.runtimes``). ``eager`` has none and is no runtime at all
+    in a cell's identity, so suites from before the axis keep their cell ids."""
+
+    name: str
+    settings: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
+
+    @property
+    def eager(self) -> bool:
+        return not self.settings
+
+
+EAGER = RuntimeSpec("eager")
+
+
+@dataclass(frozen=True)
 class PromptSetSpec:
     """A prompt set named by its content. ``categories`` (metadata columns) or ``annotator`` (categories derived
     from the prompts) group per-image results; ``missing`` says how to provide a dataset that is not prepared yet.
@@ -130,6 +147,7 @@ class CellSpec:
     warmup: int = 1
     chunk_size: int = 1000
     method: str | None = None
+    runtime: RuntimeSpec = EAGER
     spec_version: int = field(default=CELL_SPEC_VERSION)
 
     def canonical(self) -> dict[str, Any]:
@@ -140,6 +158,8 @@ class CellSpec:
             del data["model"]["distill"]
         if self.method is None:
             del data["method"]
+        if self.runtime.eager:
+            del data["runtime"]
         return data
 
     def configuration(self) -> dict[str, Any]:
@@ -160,6 +180,11 @@ class CellSpec:
             model["source"] = _located(model["source"])
         for lora in model["loras"]:
             lora["source"] = _located(lora["source"])
+        if "runtime" in data:
+            data["runtime"]["settings"] = [
+                [name, [[k, _located(v) if isinstance(v, str) else v] for k, v in options]]
+                for name, options in self.runtime.settings
+            ]
         return data
 
     @cached_property
@@ -173,6 +198,7 @@ class CellSpec:
     @property
     def cell_id(self) -> str:
         readable = f"{self.model.name}.{self.sampler.name}.s{self.steps}.g{self.guidance_scale:g}.{self.hardware.name}"
+        readable += "" if self.runtime.eager else f".{self.runtime.name}"
         readable = re.sub(r"[^A-Za-z0-9_.+-]", "_", readable)
         return f"{readable}.{self.config_key[:10]}"
 
@@ -191,6 +217,7 @@ class CellSpec:
             "guidance_scale": self.guidance_scale,
             "prompts": self.prompts.name,
             "hardware": self.hardware.name,
+            "runtime": self.runtime.name,
             "seed": self.seed,
         }
 
@@ -227,12 +254,21 @@ class TimingPolicy:
     generated, each cell's batch is generated again in interleaved rounds, its images discarded, until the 95 %
     interval of the median seconds per image is within ``precision`` of it (and at least ``min_repeats`` batches
     ran), or ``max_repeats`` batches, or ``max_seconds`` of its repeats. Six repeats are the fewest whose range is
-    a 95 % interval of the median."""
+    a 95 % interval of the median. ``latency_queries`` (MLPerf SingleStream: queries of one image, one after
+    another, for latency percentiles) and ``peak_throughput`` (MLPerf Offline: a batch-size sweep up to
+    ``max_batch_size``) add measurements after the repeats."""
 
     min_repeats: int = 6
     max_repeats: int = 10
     precision: float = 0.05
     max_seconds: float = 5.0
+    latency_queries: int = 0
+    peak_throughput: bool = False
+    max_batch_size: int = 256
+
+    @property
+    def measures_latency(self) -> bool:
+        return self.latency_queries > 0 or self.peak_throughput
 
 
 @dataclass(frozen=True)

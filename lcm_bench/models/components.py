@@ -32,8 +32,11 @@ def shared_components(pipeline_path: Path) -> dict[str, Path]:
 
 
 def component_folder(pipeline_path: Path, name: str) -> Path:
-    """Where the pipeline's component ``name`` lives: its own sub-folder, else the shared folder it names."""
-    return shared_components(pipeline_path).get(name, Path(pipeline_path) / name)
+    """Where the pipeline's component ``name`` lives: its own sub-folder, else the shared folder it names, else
+    (an export that keeps a VAE's decoder apart) ``NAME_decoder``."""
+    own = Path(pipeline_path) / name
+    decoder = Path(pipeline_path) / f"{name}_decoder"
+    return shared_components(pipeline_path).get(name, decoder if not own.exists() and decoder.is_dir() else own)
 
 
 def load_shared_components(pipeline_path: Path, dtype) -> dict[str, Any]:

@@ -18,6 +18,10 @@ def is_hub_id(source: str) -> bool:
 
 
 def missing_components(folder: Path, unet_only: bool = False) -> list[str]:
+    from lcm_bench.models.openvino import is_openvino_folder, missing_openvino_files
+
+    if not unet_only and is_openvino_folder(folder):
+        return missing_openvino_files(folder)
     if unet_only:
         names = ["."]
     else:

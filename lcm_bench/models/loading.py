@@ -10,6 +10,7 @@ from lcm_bench.core.errors import UserError
 from lcm_bench.core.libraries import quiet_libraries
 from lcm_bench.core.spec import Hardware
 from lcm_bench.models.components import component_folder, load_shared_components
+from lcm_bench.models.openvino import is_openvino_folder, load_openvino_pipeline
 from lcm_bench.models.resolve import ResolvedModel
 
 
@@ -35,12 +36,17 @@ def load_unet(path: Path, pipeline_path: Path, dtype):
 
 def load_pipeline(resolved: ResolvedModel, hardware: Hardware, steps: int | None = None):
     """Load the diffusers pipeline for a resolved model onto ``hardware``; LoRAs are fused into the weights; a
-    guided-distillation folder gives the student of ``steps``."""
+    guided-distillation folder gives the student of ``steps``; an OpenVINO export gives its networks uncompiled
+    (the runtime setting ``openvino`` compiles them)."""
     from diffusers import DiffusionPipeline
 
     from lcm_bench.core.hardware import torch_dtype
 
     quiet_libraries()
+    if is_openvino_folder(resolved.pipeline_path):
+        if resolved.lora_paths or resolved.unet_path is not None:
+            raise UserError(f"models[{resolved.spec.name}]: an OpenVINO export takes no LoRA or UNet of its own")
+        return load_openvino_pipeline(resolved.pipeline_path, f"models[{resolved.spec.name}]")
     dtype = torch_dtype(hardware)
     kwargs: dict[str, Any] = {"torch_dtype": dtype, "local_files_only": True}
     unet_path = resolved.unet_for(steps, "steps") if steps is not None else resolved.unet_path

@@ -32,6 +32,7 @@ RESULT_COLUMNS = (
     "guidance_mode",
     "prompts",
     "hardware",
+    "runtime",
     "device",
     "dtype",
     "seed",
@@ -202,6 +203,7 @@ def result_row(record: dict) -> dict[str, Any]:
         "paper_w": _paper_w(record),
         "prompts": spec["prompts"]["name"],
         "hardware": spec["hardware"]["name"],
+        "runtime": (spec.get("runtime") or {}).get("name", "eager"),
         "device": spec["hardware"]["device"],
         "dtype": spec["hardware"]["dtype"],
         "seed": spec["seed"],
@@ -247,7 +249,7 @@ def _paper_w(record: dict) -> float | None:
 
 def _timing_columns(throughput: dict) -> dict[str, Any]:
     """The record's throughput as flat columns: the timing interval and the machine's load spelled out."""
-    flat = {k: v for k, v in throughput.items() if k not in ("seconds_per_image_ci", "load")}
+    flat = {k: v for k, v in throughput.items() if k not in ("seconds_per_image_ci", "load", "peak_sweep")}
     if "seconds_per_image_ci" in throughput:
         flat["seconds_per_image_low"], flat["seconds_per_image_high"] = throughput["seconds_per_image_ci"]
     flat["other_cores"] = (throughput.get("load") or {}).get("other_cores")
@@ -280,7 +282,8 @@ def write_results_csv(path: Path, records: list[dict]) -> None:
 
 
 CATEGORY_KEYS = (
-    "cell_id", "method", "model", "sampler_label", "steps", "guidance_scale", "prompts", "hardware", "seed",
+    "cell_id", "method", "model", "sampler_label", "steps", "guidance_scale", "prompts", "hardware", "runtime",
+    "seed",
 )  # fmt: skip
 
 

@@ -19,6 +19,7 @@ from lcm_bench.core.paths import package_dir
 from lcm_bench.domain.published import DESCRIPTIONS, check_published
 from lcm_bench.records.store import category_rows, load_runs, results_frame, version_changes
 from lcm_bench.report import categories, grids, plots
+from lcm_bench.report.deployment import latency_table, runtime_table
 from lcm_bench.report.frame import clip_metric, distance_metric, method_colours, metric_meta
 from lcm_bench.report.overlay import overlay_table
 from lcm_bench.report.speedup import default_target, iso_quality, speedup_table
@@ -162,7 +163,7 @@ def write_report(
         _quality_section(blocks, ok, metrics, distance, clip, colours, plots_dir, tables_dir)
         _category_section(blocks, records, ok, plots_dir, tables_dir)
         _published_section(blocks, ok, manifests, published, distance, clip, tables_dir)
-        _cost_section(blocks, ok, cost_metric, target, colours, out)
+        _cost_section(blocks, ok, cost_metric, target, colours, out, metrics)
         _samples_section(blocks, ok, records, run_dirs, plots_dir)
     else:
         blocks.append(Block("p", "_No finished cells._"))
@@ -303,7 +304,7 @@ def _published_section(blocks, ok, manifests, published, distance, clip, tables_
         ]
 
 
-def _cost_section(blocks, ok, metric, target, colours, out) -> None:
+def _cost_section(blocks, ok, metric, target, colours, out, metrics) -> None:
     blocks.append(Block("h2", "Cost"))
     table = _write_table(throughput_table(ok), out / "tables", "throughput")
     if table is not None:
@@ -311,6 +312,7 @@ def _cost_section(blocks, ok, metric, target, colours, out) -> None:
     figure = plots.latency_vs_steps(ok, colours, out / "plots" / "cost_vs_steps.png")
     if figure is not None:
         blocks.append(Block("image", figure, "cost against steps"))
+    _deployment_blocks(blocks, ok, metric, metrics, colours, out)
     if metric is None or metric["id"] not in ok.columns:
         return
     targets = {}
@@ -328,6 +330,23 @@ def _cost_section(blocks, ok, metric, target, colours, out) -> None:
     figure = plots.quality_vs_cost(ok, metric, colours, out / "plots" / "quality_vs_cost.png", targets)
     if figure is not None:
         blocks.append(Block("image", figure, "quality against cost"))
+
+
+def _deployment_blocks(blocks, ok, metric, metrics, colours, out) -> None:
+    """Latency percentiles and peak throughput where measured; each runtime's speed-up and quality cost where the
+    runs hold more than one runtime."""
+    latency = _write_table(latency_table(ok), out / "tables", "latency")
+    if latency is not None:
+        blocks += [Block("h3", "Latency and peak throughput"), Block("table", latency)]
+    metrics = [m for m in metrics if m["id"] in ok.columns]
+    runtimes = _write_table(runtime_table(ok, metrics), out / "tables", "runtimes")
+    if runtimes is None:
+        return
+    blocks += [Block("h3", "Runtimes: speed-up and quality cost"), Block("table", runtimes)]
+    if metric is not None and metric["id"] in ok.columns:
+        figure = plots.quality_vs_latency(ok, metric, colours, out / "plots" / "quality_vs_latency.png")
+        if figure is not None:
+            blocks.append(Block("image", figure, "quality against latency by runtime"))
 
 
 def invalid_lines(records: list[dict]) -> list[str]:

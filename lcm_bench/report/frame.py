@@ -7,7 +7,7 @@ import math
 from lcm_bench.metrics.catalogue import METRICS
 from lcm_bench.sampling.samplers import SAMPLERS
 
-METHOD_KEYS = ["method", "model", "sampler_label", "guidance_scale", "prompts", "hardware"]
+METHOD_KEYS = ["method", "model", "sampler_label", "guidance_scale", "prompts", "hardware", "runtime"]
 PALETTE = [
     "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f",
 ]  # fmt: skip
@@ -21,10 +21,13 @@ def method_name(row) -> str:
 
 def method_label(row) -> str:
     """The method at its guidance scale, and the paper's w = s - 1 where that convention applies (classifier-free
-    guidance and w-embeddings; not FLUX's distilled guidance, nor where a model takes none)."""
+    guidance and w-embeddings; not FLUX's distilled guidance, nor where a model takes none), and its runtime where
+    that is not eager."""
     w = row.get("paper_w", row["guidance_scale"] - 1)
     has_w = w is not None and w == w
-    return f"{method_name(row)} / s={row['guidance_scale']:g}" + (f" (w={w:g})" if has_w else "")
+    runtime = row.get("runtime", "eager")
+    deployed = f" @ {runtime}" if isinstance(runtime, str) and runtime != "eager" else ""
+    return f"{method_name(row)} / s={row['guidance_scale']:g}" + (f" (w={w:g})" if has_w else "") + deployed
 
 
 def is_baseline(row) -> bool:

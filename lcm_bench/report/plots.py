@@ -180,7 +180,7 @@ def guidance_curves(frame, distance: dict, clip: dict, colours: dict, path: Path
     if distance is None or clip is None:
         return None
     table = aggregate_metrics(frame, [distance, clip]).dropna(subset=[distance["id"], clip["id"]])
-    keys = ["method", "model", "sampler_label", "prompts", "hardware", "steps"]
+    keys = ["method", "model", "sampler_label", "prompts", "hardware", "runtime", "steps"]
     curves = [(k, g) for k, g in table.groupby(keys, sort=False) if g["guidance_scale"].nunique() > 1]
     if not curves:
         return None
@@ -282,7 +282,7 @@ def latency_vs_steps(frame, colours: dict, path: Path) -> Path | None:
     """Milliseconds per image against steps, one line per method and hardware: the throughput table's numbers
     (median timed ms per image, averaged over prompt sets and seeds; error bars the timing interval); points
     timed under load drawn hollow."""
-    from lcm_bench.report.tables import cost_by_method
+    from lcm_bench.report.tables import COST_KEYS, cost_by_method
 
     table = cost_by_method(frame)
     if table.empty:
@@ -290,8 +290,7 @@ def latency_vs_steps(frame, colours: dict, path: Path) -> Path | None:
     scales = _scales(table)
     fig, axes = _grid(1, 1, width=6.5, height=4.2)
     ax = axes[0][0]
-    for _, group in table.groupby(["method", "model", "sampler_label", "guidance_scale", "machine", "hardware"],
-                                  sort=False):  # fmt: skip
+    for _, group in table.groupby([k for k in COST_KEYS if k != "steps"], sort=False):
         row, group = group.iloc[0], group.sort_values("steps")
         ms = group["seconds_per_image"] * 1e3
         errors = [(ms - group["low"] * 1e3).clip(lower=0), (group["high"] * 1e3 - ms).clip(lower=0)]
@@ -305,6 +304,36 @@ def latency_vs_steps(frame, colours: dict, path: Path) -> Path | None:
     _log2_steps(ax, table["steps"].unique())
     title = "Cost against steps (mean over prompt sets and seeds; hollow: timed under load)"
     _label(ax, "sampling steps", "ms per image (text + denoise + VAE)", title)
+    return _finish(fig, axes, path)
+
+
+def quality_vs_latency(frame, metric: dict, colours: dict, path: Path) -> Path | None:
+    """Quality against ms per image: one colour per method, one marker per runtime, points labelled with steps
+    and each method's runtimes at equal steps joined to its eager point."""
+    from lcm_bench.report.deployment import runtime_comparison
+
+    table = runtime_comparison(frame, [metric])
+    if table.empty or metric["id"] not in table.columns:
+        return None
+    table = table.dropna(subset=[metric["id"]])
+    runtimes = list(dict.fromkeys(table["runtime"]))
+    fig, axes = _grid(1, 1, width=6.5, height=4.4)
+    ax = axes[0][0]
+    for _, r in table.iterrows():
+        marker = MARKERS[runtimes.index(r["runtime"]) % len(MARKERS)]
+        ax.plot(r["seconds_per_image"] * 1e3, r[metric["id"]], linestyle="none", marker=marker, markersize=7,
+                color=colours.get(method_name(r), "black"))  # fmt: skip
+        ax.annotate(f"{int(r['steps'])}", (r["seconds_per_image"] * 1e3, r[metric["id"]]), fontsize=7,
+                    xytext=(3, 3), textcoords="offset points")  # fmt: skip
+    for name in dict.fromkeys(method_name(r) for _, r in table.iterrows()):
+        ax.plot([], [], color=colours.get(name, "black"), linestyle="-", label=name)
+    for i, runtime in enumerate(runtimes):
+        ax.plot([], [], color="grey", linestyle="none", marker=MARKERS[i % len(MARKERS)], label=runtime)
+    wide = table["seconds_per_image"].max() > 5 * table["seconds_per_image"].min()
+    if wide:
+        _plain_log(ax)
+    xlabel = "ms per image" + (" (log)" if wide else "")
+    _label(ax, xlabel, _axis_label(metric), "Quality against latency, by runtime")
     return _finish(fig, axes, path)
 
 

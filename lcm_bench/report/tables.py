@@ -232,7 +232,7 @@ def distance_notes(frame, metrics: list[dict]) -> list[str]:
     return [f"{m['label']} (`{m['id']}`): {context[1]}." for m, context in notes if context]
 
 
-COST_KEYS = ["method", "model", "sampler_label", "guidance_scale", "machine", "hardware", "steps"]
+COST_KEYS = ["method", "model", "sampler_label", "guidance_scale", "machine", "hardware", "runtime", "steps"]
 PHASE_COLUMNS = ("text_encoding_s_per_image", "denoising_s_per_image", "vae_decoding_s_per_image")
 
 
@@ -290,7 +290,8 @@ def throughput_table(frame) -> Table | None:
 
 
 def tidy_results(frame, metrics: list[dict]):
-    """Long form for CSV: one row per (method, steps, metric) with mean, spread, interval, seeds and cost."""
+    """Long form for CSV: one row per (method, steps, metric) with mean, spread, interval, seeds and cost (and the
+    runtime, where not every cell ran eager)."""
     import pandas as pd
 
     table = aggregate_metrics(frame, metrics)
@@ -317,14 +318,16 @@ def tidy_results(frame, metrics: list[dict]):
                     "seconds_per_image": r["seconds_per_image"],
                 }
             )
-    return pd.DataFrame(rows)
+    long = pd.DataFrame(rows)
+    eager_only = "runtime" in long.columns and (long["runtime"] == "eager").all()
+    return long.drop(columns="runtime") if eager_only else long
 
 
 def _long_context(frame, row, mid: str) -> dict[str, str]:
     """N, reference and preprocessing of a (method, steps) row's distance, for the long CSV."""
     if f"{mid}_reference" not in frame.columns:
         return {}
-    keys = ("method", "guidance_scale", "prompts", "hardware", "steps")
+    keys = ("method", "guidance_scale", "prompts", "hardware", "runtime", "steps")
     chosen = frame[mid].notna()
     for key in keys:
         chosen &= frame[key] == row[key]

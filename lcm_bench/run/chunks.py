@@ -19,7 +19,7 @@ from typing import Any
 
 from lcm_bench.core.images import image_grid
 from lcm_bench.core.io import write_json
-from lcm_bench.core.spec import CellSpec
+from lcm_bench.core.spec import CellSpec, TimingPolicy
 from lcm_bench.records.fingerprints import fingerprint_value
 from lcm_bench.records.store import RunDir
 from lcm_bench.run.units import Unit, cell_units
@@ -79,6 +79,19 @@ class ChunkStore:
 
     def write_timing(self, cell_id: str, timing: dict) -> None:
         write_json(self.timing_path(cell_id), {"schema_version": FRAGMENT_SCHEMA, **timing})
+
+
+def timing_meets(timing: dict, policy: TimingPolicy) -> bool:
+    """Whether a stored timing holds the latency and peak-throughput measurements ``policy`` asks for."""
+    queries = (timing.get("latency") or {}).get("queries", 0)
+    return queries >= policy.latency_queries and (not policy.peak_throughput or "peak" in timing)
+
+
+def record_meets(record: dict, policy: TimingPolicy) -> bool:
+    """Whether a cell's record holds the latency and peak-throughput figures ``policy`` asks for."""
+    throughput = record.get("throughput") or {}
+    queries = throughput.get("latency_queries") or 0
+    return queries >= policy.latency_queries and (not policy.peak_throughput or "peak_images_per_s" in throughput)
 
 
 def damaged_image(folder: Path, images: dict[str, list]) -> str | None:
@@ -228,7 +241,10 @@ def throughput(cell: CellSpec, fragments: list[dict], timing: dict | None = None
         }
     else:
         median = out["bulk_seconds_per_image"]
+    out |= latency_figures(timing or {})
     processes = Counter(f["process"]["id"] for f in fragments)
+    compiled = [f["compile_seconds"] for f in fragments if f.get("compile_seconds") is not None]
+    out |= {"compile_seconds": compiled[0]} if compiled else {}
     return {
         "nfe_per_image": nfe / n,
         "images_per_s": 1.0 / median,
@@ -242,6 +258,20 @@ def throughput(cell: CellSpec, fragments: list[dict], timing: dict | None = None
         "threads": max(f["process"]["threads"] for f in fragments),
         **out,
     }
+
+
+def latency_figures(timing: dict) -> dict[str, Any]:
+    """The timing's latency distribution (SingleStream) and peak throughput (Offline) as throughput figures."""
+    out: dict[str, Any] = {}
+    latency = timing.get("latency")
+    if latency:
+        out |= {f"latency_{k}_s": latency[k] for k in ("mean", "p50", "p90", "p99")}
+        out |= {"latency_queries": latency["queries"], "latency_contended": bool(latency["load"].get("contended"))}
+    peak = timing.get("peak")
+    if peak and peak.get("sweep"):
+        out |= {"peak_images_per_s": peak["images_per_s"], "peak_batch_size": peak["batch_size"]}
+        out |= {"peak_sweep": peak["sweep"], "peak_stopped_by": peak["stopped_by"]}
+    return out
 
 
 def assemble_record(cell: CellSpec, units: list[Unit], fragments: list[dict], timing: dict | None) -> dict[str, Any]:

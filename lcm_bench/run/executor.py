@@ -26,9 +26,17 @@ from lcm_bench.domain.prompts import read_prompts, select
 from lcm_bench.models.families import FAMILIES
 from lcm_bench.models.loading import load_pipeline
 from lcm_bench.models.resolve import ResolvedModel
+from lcm_bench.models.runtimes import Deployment, deploy
 from lcm_bench.records.fingerprints import fingerprint_value
 from lcm_bench.records.store import RunDir
-from lcm_bench.run.chunks import GRID_IMAGES, ChunkStore, is_current, write_cell_record
+from lcm_bench.run.chunks import (
+    GRID_IMAGES,
+    ChunkStore,
+    is_current,
+    record_meets,
+    timing_meets,
+    write_cell_record,
+)
 from lcm_bench.run.leases import Lease, held
 from lcm_bench.run.units import Unit, cell_units
 from lcm_bench.run.writer import ImageWriter
@@ -53,11 +61,12 @@ def _settings(cell: CellSpec, pipe, mode: str, family: str):
 
 @dataclass
 class CellSampler:
-    """Batches of one cell: each image's prompt (a seeded choice of the cell's prompt set) and its own seed."""
+    """Batches of one cell: each image's prompt (a seeded choice of the cell's prompt set) and its own seed; sample
+    indices past the cell's images (a throughput sweep's larger batches) reuse its prompts with their own seeds."""
 
     cell: CellSpec
     resolved: ResolvedModel
-    pipe: Any
+    deployment: Deployment
 
     def __post_init__(self):
         spec = self.cell.prompts
@@ -68,10 +77,12 @@ class CellSampler:
         """Images of the batch's sample indices; indices of images holding NaN or inf go to ``nonfinite``."""
         from lcm_bench.sampling.loop import generate_batch, sample_seed
 
-        texts = [self.prompts[self.indices[i]] for i in batch]
+        texts = [self.prompts[self.indices[i % len(self.indices)]] for i in batch]
         seeds = [sample_seed(self.cell.seed, i) for i in batch]
         found: list[int] = []
-        out = generate_batch(self.pipe, self.resolved.family, self.cell.sampler, settings, texts, seeds, timer, found)
+        with self.deployment.active():
+            pipe, family = self.deployment.pipe, self.resolved.family
+            out = generate_batch(pipe, family, self.cell.sampler, settings, texts, seeds, timer, found)
         if nonfinite is not None:
             nonfinite.extend(batch.start + i for i in found)
         return out
@@ -105,27 +116,41 @@ def _cell_fields(cell: CellSpec, resolved: ResolvedModel, pipe, settings, schedu
     }
 
 
+def warm_up(sampler: CellSampler, batch: range, settings, warmup: int) -> float | None:
+    """Run ``warmup`` untimed 1-step batches; where the runtime compiles, at least two, and return its compile time
+    for this input shape: what compiling ahead took (once per loaded pipeline) and the seconds the first batch
+    took beyond the second; else None."""
+    from lcm_bench.sampling.timers import PhaseTimer
+
+    warm, deployment = replace(settings, steps=1), sampler.deployment
+    seconds = []
+    for _ in range(max(warmup, 2) if deployment.compiles else warmup):
+        timer = PhaseTimer(settings.device)
+        sampler.generate(batch, warm, timer)
+        seconds.append(sum(timer.seconds.values()))
+    return deployment.take_setup_seconds() + max(0.0, seconds[0] - seconds[1]) if deployment.compiles else None
+
+
 def generate_chunk(
     run: RunDir,
     cell: CellSpec,
     unit: Unit,
     resolved: ResolvedModel,
-    pipe,
+    deployment: Deployment,
     mode: str,
     writer: ImageWriter,
     warmup: int,
     on_images: Callable[[int], None] = lambda n: None,
 ) -> dict[str, Any]:
     """Generate one unit's images (after ``warmup`` untimed 1-step batches) and return its fragment: NFE, seconds
-    per phase and peak memory over the bulk batches and the sha256 of each saved image. The images are on disk
-    when it returns; the cell is timed later (``Executor.time_pending``)."""
+    per phase and peak memory over the bulk batches, compile seconds where the runtime compiles, and the sha256 of
+    each saved image. The images are on disk when it returns; the cell is timed later (``Executor.time_pending``)."""
     from lcm_bench.sampling.timers import PeakMemory, PhaseTimer
 
-    settings, sampler = _settings(cell, pipe, mode, resolved.family), CellSampler(cell, resolved, pipe)
+    pipe = deployment.pipe
+    settings, sampler = _settings(cell, pipe, mode, resolved.family), CellSampler(cell, resolved, deployment)
     batches = unit.batches(cell.batch_size)
-    warm = replace(settings, steps=1)
-    for _ in range(warmup):
-        sampler.generate(batches[0], warm, PhaseTimer(settings.device))
+    compile_seconds = warm_up(sampler, batches[0], settings, warmup) if warmup else None
     timer, nonfinite = PhaseTimer(settings.device), []
     evaluations, schedule = 0, {}
     folder = run.images_dir(cell.cell_id)
@@ -150,6 +175,7 @@ def generate_chunk(
         "peak_memory_bytes": memory.peak_bytes,
         "memory_kind": memory.kind,
         "warmup_batches": warmup,
+        "compile_seconds": compile_seconds,
         "images": writer.take_digests(folder, range(unit.start, unit.stop)) if cell.save_images == "all" else {},
     }
 
@@ -184,7 +210,7 @@ class Executor:
     policy: TimingPolicy = field(default_factory=TimingPolicy)
     generated: list[dict] = field(default_factory=list)
     assembled: list[str] = field(default_factory=list)
-    _pipe: Any = None
+    _deployment: Any = None
     _loaded: Any = None
     _warmed: set = field(default_factory=set)
     _untimed: list[str] = field(default_factory=list)
@@ -208,27 +234,28 @@ class Executor:
         """The cell's pipeline, loaded unless it is the one in memory; the cells waiting to be timed on the one in
         memory are timed before it goes."""
         model = self.resolved[cell.model]
-        key = (cell.model, cell.hardware, model.unet_for(cell.steps, "steps"))
+        key = (cell.model, cell.hardware, cell.runtime, model.unet_for(cell.steps, "steps"))
         if key != self._loaded:
             self.time_pending()
-            self._pipe, self._loaded = None, None
-            self._pipe = load_pipeline(model, cell.hardware, cell.steps)
+            self._deployment, self._loaded = None, None
+            pipe = load_pipeline(model, cell.hardware, cell.steps)
+            self._deployment = deploy(pipe, FAMILIES.get(model.family), cell.runtime, cell.hardware)
             self._loaded = key
-        return self._pipe
+        return self._deployment
 
     def _generate(self, unit: Unit) -> None:
         cell = self.cells[unit.cell_id]
         if self.current(cell, self.store.read(unit)):
             return
         started = time.time()
-        pipe = self._pipeline(cell)
-        warmup = 0 if cell.cell_id in self._warmed else cell.warmup
+        deployment = self._pipeline(cell)
+        warmup = 0 if cell.cell_id in self._warmed else max(cell.warmup, int(deployment.compiles))
         fragment = generate_chunk(
             self.run,
             cell,
             unit,
             self.resolved[cell.model],
-            pipe,
+            deployment,
             self.modes[cell.cell_id],
             self.writer,
             warmup,
@@ -252,10 +279,13 @@ class Executor:
         return fragments if all(self.current(cell, f) for f in fragments) else None
 
     def _timing(self, cell: CellSpec, fragments: list[dict]) -> dict | None:
-        return fragments[0].get("timing") or self.store.timing_for(cell.cell_id, fragments[0])
+        timing = fragments[0].get("timing") or self.store.timing_for(cell.cell_id, fragments[0])
+        return timing if timing and timing_meets(timing, self.policy) else None
 
     def _assembled(self, cell: CellSpec) -> bool:
-        return fingerprint_value(self.run.record(cell.cell_id)) == self.fingerprints[cell.cell_id]["value"]
+        record = self.run.record(cell.cell_id)
+        current = fingerprint_value(record) == self.fingerprints[cell.cell_id]["value"]
+        return current and record_meets(record, self.policy)
 
     def finish(self, cell: CellSpec) -> None:
         """Assemble the cell, or queue it for the timing rounds of its pipeline when its images are all generated
@@ -295,15 +325,36 @@ class Executor:
         self.say(f"  timing {len(jobs)} cells in interleaved rounds")
         device = cells[0].hardware.device
         for cell_id, timing in time_interleaved(jobs, self.policy, device).items():
+            timing |= self._latency(self.cells[cell_id])
             self._write_timing(cell_id, firsts[cell_id], timing, device)
             reached("timing")
+
+    def _latency(self, cell: CellSpec) -> dict[str, Any]:
+        """The cell's latency distribution at batch 1 and its peak throughput over batch sizes, as asked."""
+        from lcm_bench.sampling.timers import PhaseTimer, latency_distribution, peak_throughput
+
+        if not self.policy.measures_latency:
+            return {}
+        sampler = CellSampler(cell, self.resolved[cell.model], self._deployment)
+        settings = _settings(cell, self._deployment.pipe, self.modes[cell.cell_id], self.resolved[cell.model].family)
+        out: dict[str, Any] = {}
+        if self.policy.latency_queries:
+            self.say(f"  {cell.method_label}: {self.policy.latency_queries} single-image queries")
+            sampler.generate(range(1), settings, PhaseTimer(settings.device))
+            query = lambda i, timer: sampler.generate(range(i, i + 1), settings, timer)  # noqa: E731
+            out["latency"] = latency_distribution(query, self.policy.latency_queries, settings.device)
+        if self.policy.peak_throughput:
+            self.say(f"  {cell.method_label}: batch-size sweep up to {self.policy.max_batch_size}")
+            batch = lambda size, timer: sampler.generate(range(size), settings, timer)  # noqa: E731
+            out["peak"] = peak_throughput(batch, self.policy.max_batch_size, settings.device)
+        return out
 
     def _timed_job(self, cell: CellSpec):
         """The cell's first batch as a timed job, warmed up once per process."""
         from lcm_bench.sampling.timers import PhaseTimer, TimedJob
 
-        sampler = CellSampler(cell, self.resolved[cell.model], self._pipe)
-        settings = _settings(cell, self._pipe, self.modes[cell.cell_id], self.resolved[cell.model].family)
+        sampler = CellSampler(cell, self.resolved[cell.model], self._deployment)
+        settings = _settings(cell, self._deployment.pipe, self.modes[cell.cell_id], self.resolved[cell.model].family)
         batch = cell_units(cell)[0].batches(cell.batch_size)[0]
         run = partial(sampler.generate, batch, settings)
         if cell.cell_id not in self._warmed:

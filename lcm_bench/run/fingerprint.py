@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from lcm_bench.core.digests import digest_cache, files_digest, folder_digest
-from lcm_bench.core.spec import CellSpec, SamplerSpec, stable_hash
+from lcm_bench.core.spec import CellSpec, RuntimeSpec, SamplerSpec, stable_hash
 from lcm_bench.models.components import component_folder
 from lcm_bench.models.families import FAMILIES
 
@@ -95,4 +95,26 @@ def cell_fingerprint(cell: CellSpec, resolved, memo: dict | None = None) -> dict
             memo[scheduler_key] = scheduler_digest(resolved.pipeline_path, cell.sampler, objective)
         components = {**memo[model_key], "scheduler": memo[scheduler_key]}
     components["generation"] = str(GENERATION_VERSION)
+    if not cell.runtime.eager:
+        components.update(runtime_components(cell.runtime, memo))
     return {"value": stable_hash(components, 16), "components": components}
+
+
+def runtime_components(runtime: RuntimeSpec, memo: dict) -> dict[str, str]:
+    """The runtime's settings, the digests of the files they read (a tiny decoder's weights, an OpenVINO folder)
+    and the version of a runtime library they run on."""
+    from lcm_bench.models.runtimes import runtime_files, runtime_versions
+
+    out = {"runtime": stable_hash([list(s) for s in runtime.settings], 16)}
+    for name, files in runtime_files(runtime).items():
+        for i, path in enumerate(files):
+            key = ("runtime-file", str(path))
+            if key not in memo:
+                memo[key] = (
+                    files_digest([path], path.parent)
+                    if path.is_file()
+                    else folder_digest(path, ignore=MODEL_CARD_FILES)
+                )
+            out[f"runtime:{name}:{i}"] = memo[key]
+    out.update({f"runtime:{k}": v for k, v in runtime_versions(runtime).items()})
+    return out

@@ -16,11 +16,12 @@ from pathlib import Path
 from lcm_bench.core.errors import UserError
 from lcm_bench.core.hardware import pin_threads, unavailable_reason
 from lcm_bench.core.io import on_terminal, warn, write_json
-from lcm_bench.core.spec import CellSpec, ModelSpec, Suite
+from lcm_bench.core.spec import CellSpec, ModelSpec, Suite, TimingPolicy
 from lcm_bench.models.resolve import ResolvedModel, resolve_model
+from lcm_bench.models.runtimes import check_runtime, runtime_unavailable
 from lcm_bench.records.fingerprints import fingerprint_value
 from lcm_bench.records.store import RunDir, write_category_csv, write_results_csv
-from lcm_bench.run.chunks import ChunkStore, verify_chunks, wall_clock
+from lcm_bench.run.chunks import ChunkStore, record_meets, verify_chunks, wall_clock
 from lcm_bench.run.executor import Executor
 from lcm_bench.run.launcher import Coordinator, World, check_devices, check_shared, select_device
 from lcm_bench.run.leases import held
@@ -69,12 +70,15 @@ def fingerprints(
         model = resolved.get(cell.model)
         if model is not None:
             model.unet_for(cell.steps, f"models[{cell.model.name}] at steps: {cell.steps}")
+            check_runtime(cell.runtime, model.pipeline_path, f"runtimes[{cell.runtime.name}]")
         out[cell.cell_id] = cell_fingerprint(cell, model, memo)
     digest_cache().flush()
     return out, resolved
 
 
-def stale_cells(run: RunDir, cells: list[CellSpec], current: dict[str, dict]) -> tuple[list, list, dict[str, str]]:
+def stale_cells(
+    run: RunDir, cells: list[CellSpec], current: dict[str, dict], policy: TimingPolicy | None = None
+) -> tuple[list, list, dict[str, str]]:
     """(cells to compute, finished cell ids to reuse, why each recorded cell must be recomputed)."""
     from lcm_bench.records.fingerprints import describe_change
 
@@ -85,7 +89,11 @@ def stale_cells(run: RunDir, cells: list[CellSpec], current: dict[str, dict]) ->
         if record is None:
             todo.append(cell)
         elif fingerprint_value(record) == current[cell.cell_id]["value"]:
-            reused.append(cell.cell_id)
+            if policy is None or record_meets(record, policy):
+                reused.append(cell.cell_id)
+                continue
+            reasons[cell.cell_id] = "latency or peak throughput not measured yet (timing only)"
+            todo.append(cell)
         else:
             old = record.get("fingerprint")
             reasons[cell.cell_id] = describe_change(cell.model.name, cell.sampler.label, old, current[cell.cell_id])
@@ -97,7 +105,7 @@ def split_available(cells: list[CellSpec]) -> tuple[list[CellSpec], list[dict]]:
     """(cells this machine can run, a skipped entry with its reason for each of the others)."""
     runnable, skipped = [], []
     for cell in cells:
-        reason = unavailable_reason(cell.hardware)
+        reason = unavailable_reason(cell.hardware) or runtime_unavailable(cell.runtime, cell.hardware)
         if reason:
             skipped.append(
                 {
@@ -177,10 +185,12 @@ def run_suite(
             coordinator.close()
 
 
-def _select_work(run: RunDir, runnable: list[CellSpec], shard, world, summary: RunSummary, resolved: dict):
-    """This process's units and cells: those not finished with today's fingerprint (stale records set aside)."""
+def _select_work(run: RunDir, runnable: list[CellSpec], options, world, summary: RunSummary, resolved: dict, policy):
+    """This process's units and cells: those not finished with today's fingerprint and the timing ``policy`` asks
+    for (stale records set aside)."""
+    shard = options.shard
     current, resolved = fingerprints(runnable, resolved)
-    todo, summary.reused, recomputed = stale_cells(run, runnable, current)
+    todo, summary.reused, recomputed = stale_cells(run, runnable, current, policy)
     todo_ids = {c.cell_id for c in todo}
     units = [u for u in units_of(runnable, shard) if u.cell_id in todo_ids]
     units = world.rotate(units) if world else units
@@ -271,7 +281,7 @@ def _run(suite: Suite, run: RunDir, describe: Callable[[], dict], options: RunOp
     runnable, summary.skipped = split_available(suite.cells)
     _prepare(run, runnable, coordinator, options)
     resolved = resolve_all(runnable, metrics=suite.metrics, weights=options.weights)
-    todo, units, mine, current, resolved = _select_work(run, runnable, options.shard, world, summary, resolved)
+    todo, units, mine, current, resolved = _select_work(run, runnable, options, world, summary, resolved, suite.timing)
     threads = pin_threads(options.threads) if units else 0
     provenance = session_provenance(run, describe, bool(units))
     if summary.recomputed and options.progress and main:

@@ -174,6 +174,71 @@ def time_interleaved(jobs: dict[str, TimedJob], policy: TimingPolicy, device: st
     }
 
 
+def percentile(values, q: float) -> float:
+    """The nearest-rank percentile (MLPerf's: the smallest latency at or above which ``q`` % of queries fall)."""
+    import numpy as np
+
+    return float(np.percentile(np.asarray(values, np.float64), q, method="inverted_cdf"))
+
+
+def latency_distribution(query: Callable[[int, PhaseTimer], Any], queries: int, device: str) -> dict[str, Any]:
+    """MLPerf SingleStream: ``queries`` queries of one image each, issued one after another, each query's wall time
+    from its prompt to its decoded image; its mean, p50, p90 and p99 (nearest rank) and the machine's load."""
+    seconds, loads = [], []
+    for i in range(queries):
+        timer = PhaseTimer(device)
+        with MachineLoad() as load:
+            query(i, timer)
+        seconds.append(sum(timer.seconds.values()))
+        loads.append(load)
+    return {
+        "queries": queries,
+        "seconds": seconds,
+        "mean": sum(seconds) / queries,
+        **{f"p{q}": percentile(seconds, q) for q in (50, 90, 99)},
+        "load": combined_load(loads),
+    }
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    import torch
+
+    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc) or "can't allocate" in str(exc)
+
+
+def peak_throughput(
+    batch: Callable[[int, PhaseTimer], Any], max_batch: int, device: str, repeats: int = 3, gain: float = 1.05
+) -> dict[str, Any]:
+    """MLPerf Offline's peak throughput from a batch-size sweep: batch sizes 1, 2, 4 ... up to ``max_batch``, each
+    warmed once and timed ``repeats`` times (best images/s), until memory runs out or a doubling raises
+    throughput by less than ``gain``."""
+    import torch
+
+    sweep, stopped, size = [], "max_batch_size", 1
+    while size <= max_batch:
+        try:
+            batch(size, PhaseTimer(device))
+            times = []
+            for _ in range(repeats):
+                timer = PhaseTimer(device)
+                batch(size, timer)
+                times.append(sum(timer.seconds.values()))
+        except (RuntimeError, MemoryError) as exc:
+            if not _out_of_memory(exc):
+                raise
+            if device.startswith("cuda"):
+                torch.cuda.empty_cache()
+            stopped = "memory"
+            break
+        sweep.append({"batch_size": size, "images_per_s": size / min(times)})
+        if len(sweep) > 1 and sweep[-1]["images_per_s"] < gain * max(s["images_per_s"] for s in sweep[:-1]):
+            stopped = "no gain"
+            break
+        size *= 2
+    best = max(sweep, key=lambda s: s["images_per_s"]) if sweep else None
+    return {"sweep": sweep, "stopped_by": stopped, **(best or {})}
+
+
 CONTENDED_CORES = 0.25
 """Other processes' CPU use, in cores, above which a timing counts as taken under contention."""
 

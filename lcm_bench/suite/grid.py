@@ -14,6 +14,7 @@ from lcm_bench.core.spec import CellSpec, Method
 from lcm_bench.suite.fields import MAX_GUIDANCE, MAX_STEPS, as_list, float_field, int_field, unknown_keys
 from lcm_bench.suite.methods import parse_models, parse_sampler
 from lcm_bench.suite.prompts import parse_prompts
+from lcm_bench.suite.runtimes import parse_runtime
 
 AXES = {
     "models": "model",
@@ -22,10 +23,11 @@ AXES = {
     "guidance_scales": "guidance_scale",
     "prompts": "prompts",
     "hardware": "hardware",
+    "runtimes": "runtime",
     "seeds": "seed",
 }
 GRID_KEYS = ("models", "samplers", "guidance_scales")
-METHOD_AXES = ("steps", "prompts", "hardware", "seed")
+METHOD_AXES = ("steps", "prompts", "hardware", "runtime", "seed")
 
 
 def parse_resolution(value: Any) -> tuple[int | None, int | None]:
@@ -49,6 +51,7 @@ def parse_axis(axis: str, values: list, field: str, base_dir: Path, known: dict[
         "guidance_scale": lambda v, f: float_field(v, f, 0.0, MAX_GUIDANCE),
         "prompts": lambda v, f: parse_prompts(v, f, base_dir),
         "hardware": parse_hardware,
+        "runtime": lambda v, f: parse_runtime(v, f, base_dir),
         "seed": lambda v, f: int_field(v, f, 0, 2**63 - 1),
     }
     named = known.get(axis, {})
@@ -84,7 +87,8 @@ def parse_rule(entry: Any, field: str, methods: dict[str, Method] | None) -> dic
 
 
 def method_cells(methods: list[Method], axes: dict[str, list], common: dict, rule: dict | None = None) -> list:
-    """Each method crossed with steps (its own, or the suite's), prompts, hardware and seeds; an include ``rule``
+    """Each method crossed with steps (its own, or the suite's), prompts, hardware, runtimes and seeds; an include
+    ``rule``
     narrows the methods and replaces axis values."""
     rule = rule or {}
     chosen = [m for m in methods if "method" not in rule or matches({"method": m.name}, {"method": rule["method"]})]
@@ -92,10 +96,11 @@ def method_cells(methods: list[Method], axes: dict[str, list], common: dict, rul
     for m in chosen:
         steps = rule.get("steps") or m.steps or axes["steps"]
         scales = rule.get("guidance_scale") or m.guidance_scales
-        for scale, step, prompts, hardware, seed in itertools.product(
-            scales, steps, axes["prompts"], axes["hardware"], axes["seed"]
+        for scale, step, prompts, hardware, runtime, seed in itertools.product(
+            scales, steps, axes["prompts"], axes["hardware"], axes["runtime"], axes["seed"]
         ):
             axis_values = {"steps": step, "guidance_scale": scale, "prompts": prompts, "hardware": hardware}
+            axis_values["runtime"] = runtime
             cells.append(CellSpec(model=m.model, sampler=m.sampler, seed=seed, method=m.name, **axis_values, **common))
     return cells
 
@@ -110,7 +115,9 @@ def included_cells(data: dict, axes: dict, methods: list[Method] | None, common:
     """The cells every ``include`` rule adds."""
     by_name = {m.name: m for m in methods} if methods is not None else None
     known = {
-        axis: {v.name: v for v in axes[axis]} for axis in ("model", "sampler", "prompts", "hardware") if axis in axes
+        axis: {v.name: v for v in axes[axis]}
+        for axis in ("model", "sampler", "prompts", "hardware", "runtime")
+        if axis in axes
     }
     cells = []
     for i, entry in enumerate(as_list(data["include"], "include") if "include" in data else []):

@@ -48,6 +48,7 @@ from lcm_bench.suite.methods import parse_methods
 from lcm_bench.suite.metrics import parse_metric
 from lcm_bench.suite.pairs import reference_pairs
 from lcm_bench.suite.prompts import parse_references
+from lcm_bench.suite.runtimes import unique_runtimes
 
 SUITE_VERSION = 1
 SCALARS = ("num_images", "batch_size", "chunk_size", "resolution", "negative_prompt", "save_images", "warmup")
@@ -69,6 +70,7 @@ DEFAULTS: dict[str, Any] = {
     "steps": [1, 2, 4, 8],
     "guidance_scales": [7.5],
     "hardware": ["cpu-fp32"],
+    "runtimes": ["eager"],
     "seeds": [0],
     "num_images": 8,
     "batch_size": 4,
@@ -156,6 +158,7 @@ def _axes(data: dict, uses_methods: bool, base_dir: Path) -> tuple[dict[str, lis
     names = [m.name for m in axes.get("model", [])]
     if len(set(names)) != len(names):
         raise UserError(f"models: names must be unique, got {names}")
+    unique_runtimes(axes["runtime"], "runtimes")
     return axes, methods
 
 
@@ -181,13 +184,20 @@ def _timing(data: dict) -> TimingPolicy:
     entry = data.get("timing") or {}
     if not isinstance(entry, dict):
         raise UserError("timing: expected a mapping such as {min_repeats: 6, max_repeats: 10, precision: 0.05}")
-    unknown_keys(entry, {"min_repeats", "max_repeats", "precision", "max_seconds"}, "timing")
+    keys = {"min_repeats", "max_repeats", "precision", "max_seconds", "latency_queries", "peak_throughput"}
+    unknown_keys(entry, keys | {"max_batch_size"}, "timing")
     default = TimingPolicy()
     low = int_field(entry.get("min_repeats", default.min_repeats), "timing.min_repeats", 1, 1000)
     high = int_field(entry.get("max_repeats", max(default.max_repeats, low)), "timing.max_repeats", low, 1000)
     precision = float_field(entry.get("precision", default.precision), "timing.precision", 0.0, 1.0)
     seconds = float_field(entry.get("max_seconds", default.max_seconds), "timing.max_seconds", 0.0, 86_400.0)
-    return TimingPolicy(low, high, precision, seconds)
+    queries = entry.get("latency_queries", 0)
+    queries = 0 if queries == 0 else int_field(queries, "timing.latency_queries (0, or 100 and more for a p99)", 100)
+    peak = entry.get("peak_throughput", False)
+    if not isinstance(peak, bool):
+        raise UserError(f"timing.peak_throughput: expected true or false, got {peak!r}")
+    largest = int_field(entry.get("max_batch_size", default.max_batch_size), "timing.max_batch_size", 1, 65536)
+    return TimingPolicy(low, high, precision, seconds, queries, peak, largest)
 
 
 def _metrics(data: dict, base_dir: Path) -> tuple[MetricSpec, ...]:

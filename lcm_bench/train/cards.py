@@ -15,6 +15,11 @@ DESCRIPTIONS = {
     "`pretrained: data/models/shapes-clip/open_clip_model.safetensors`.",
     "vae": "Autoencoder of the embedded pipeline: diffusers AutoencoderKL, 32x32x3 images to 8x8x4 latents; "
     "`scaling_factor` is 1 / std of the training latents, as in Stable Diffusion.",
+    "tiny-decoder": "Tiny decoder of the embedded autoencoder: diffusers AutoencoderTiny (TAESD's layout) with two "
+    "upsampling stages (the shapes VAE downsamples 4x), three 48-channel blocks; it takes the scaled latents a "
+    "pipeline denoises (`scaling_factor` 1, as TAESD), its decoder distilled from the shapes VAE's decoder on "
+    "encoded renders and noise-perturbed latents, its encoder from the VAE's scaled posterior means. Use it with "
+    "the runtime setting `tiny-decoder: {weights: shapes-tiny-decoder}`.",
     "teacher": "Teacher of the embedded default: a StableDiffusionPipeline folder (real CLIP BPE tokenizer from "
     "open_clip's vocabulary, max 32 tokens; CLIPTextModel; UNet2DConditionModel; the embedded VAE; SD's "
     "scaled-linear noise schedule, epsilon prediction), trained from scratch with 10 % caption dropout so "

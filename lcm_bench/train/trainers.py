@@ -40,6 +40,12 @@ def _teacher(out: Path, **options) -> dict[str, Any]:
     return train_teacher(out, embedded_models_dir() / "shapes-vae", **options)
 
 
+def _tiny_decoder(out: Path, **options) -> dict[str, Any]:
+    from lcm_bench.train.tiny_decoder import train_tiny_decoder
+
+    return train_tiny_decoder(out, embedded_models_dir() / "shapes-vae", **options)
+
+
 def _clip(out: Path, **options) -> dict[str, Any]:
     from lcm_bench.train.clip import train_clip
 
@@ -50,3 +56,7 @@ TRAINERS.register("judge", Trainer("the attribute judge (a CNN, one head per att
 TRAINERS.register("vae", Trainer("the autoencoder (AutoencoderKL), judged by the shipped judge", _vae))
 TRAINERS.register("teacher", Trainer("the teacher pipeline on the shipped autoencoder", _teacher))
 TRAINERS.register("clip", Trainer("the in-domain open_clip model (CLIP score, CMMD)", _clip))
+TRAINERS.register(
+    "tiny-decoder",
+    Trainer("the autoencoder distilled into AutoencoderTiny's layout (runtime tiny-decoder)", _tiny_decoder),
+)
