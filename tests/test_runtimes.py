@@ -4,6 +4,7 @@ Offline), the report's speed-up beside quality cost, the gate's bound on p90 lat
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -125,6 +126,22 @@ def test_a_runtime_the_machine_lacks_is_skipped_with_its_reason_and_the_rest_run
     assert np.array_equal(images(RunDir(out), graph["cell_id"]), images(RunDir(out), eager["cell_id"])), (
         "dynamo's eager backend runs the same kernels: the runtime changes nothing of the sampling"
     )
+
+
+def test_an_attention_kernel_the_models_attention_cannot_use_skips_its_cells_and_the_rest_run(
+    tmp_path, monkeypatch, capsys
+):
+    """The probe cannot know every model's head size: a kernel that fails on the model itself skips its cells."""
+    from lcm_bench.models import runtimes
+
+    probed = dataclasses.replace(runtimes.RUNTIME_SETTINGS.get("attention"), unavailable=lambda hardware, options: None)
+    monkeypatch.setitem(runtimes.RUNTIME_SETTINGS._entries, "attention", probed)
+    out = tmp_path / "run"
+    path = suite(tmp_path, "runtimes: [eager, {name: efficient, attention: {backend: efficient}}]")
+    assert main(["run", str(path), "--out", str(out), "-q"]) == 0
+    assert len(RunDir(out).records()) == 1
+    results = (out / "results.csv").read_text()
+    assert "skipped" in results and "efficient attention kernel cannot take this model's attention" in results
 
 
 def test_a_suite_whose_every_runtime_is_missing_here_exits_2_saying_why(tmp_path, capsys):
@@ -282,7 +299,7 @@ def test_openvino_runs_a_converted_pipeline_and_its_export_in_optimum_intels_lay
     eager, ov = eager_and_deployed(out)
     assert ov["status"] == eager["status"] == "ok" and ov["throughput"]["compile_seconds"] > 0
     worst, mean = level_difference(images(RunDir(out), ov["cell_id"]), images(RunDir(out), eager["cell_id"]))
-    assert worst <= 8 and mean <= 0.5, (worst, mean)
+    assert worst <= 2 and mean <= 0.01, (worst, mean)
 
     exports = [p for p in (cache_dir() / "openvino").iterdir() if p.is_dir()]
     export = exports[0]
@@ -313,7 +330,7 @@ def test_inductor_compiles_once_per_shape_and_reports_the_time_apart(tmp_path):
     eager, compiled = eager_and_deployed(out)
     assert compiled["throughput"]["compile_seconds"] > compiled["throughput"]["seconds_per_image"] * 4
     worst, mean = level_difference(images(RunDir(out), compiled["cell_id"]), images(RunDir(out), eager["cell_id"]))
-    assert worst <= 2 and mean <= 0.05, (worst, mean)
+    assert worst <= 2 and mean <= 0.01, (worst, mean)
 
 
 @pytest.mark.slow
@@ -328,7 +345,7 @@ def test_openvino_images_of_the_embedded_models_stay_within_the_documented_toler
     )
     eager, ov = eager_and_deployed(out)
     worst, mean = level_difference(images(RunDir(out), ov["cell_id"]), images(RunDir(out), eager["cell_id"]))
-    assert worst <= 8 and mean <= 0.5, (worst, mean)
+    assert worst <= 2 and mean <= 0.01, (worst, mean)
 
 
 TINY_ACCURACY = """

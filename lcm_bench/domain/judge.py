@@ -58,11 +58,12 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
 
 def predict(judge: Judge, images: np.ndarray, batch_size: int = 256) -> dict[str, np.ndarray]:
     out: dict[str, list] = {name: [] for name in HEADS}
+    device = next(judge.parameters()).device
     with torch.inference_mode():
         for start in range(0, len(images), batch_size):
-            logits = judge(to_tensor(images[start : start + batch_size]))
+            logits = judge(to_tensor(images[start : start + batch_size]).to(device))
             for name in HEADS:
-                out[name].append(logits[name].argmax(1).numpy())
+                out[name].append(logits[name].argmax(1).cpu().numpy())
     return {name: np.concatenate(v) for name, v in out.items()}
 
 

@@ -74,6 +74,10 @@ def subset(*allowed: str) -> Callable[[Any, str], tuple[str, ...]]:
     return check
 
 
+class RuntimeUnavailable(Exception):
+    """A runtime setting found, once applied, that it cannot run this cell here (its cells are skipped)."""
+
+
 @dataclass
 class Deployment:
     """A loaded pipeline as a runtime left it: contexts entered around every batch (an attention kernel), and
@@ -238,8 +242,27 @@ def _attention_missing(hardware: Hardware, options: dict) -> str | None:
     return None
 
 
+NO_KERNEL = ("No available kernel", "No viable backend")
+"""How torch says no enabled attention kernel takes the inputs (CUDA, CPU)."""
+
+
+@contextmanager
+def _only_kernel(backend: str, hardware: Hardware) -> Iterator[None]:
+    """Attention restricted to ``backend``; a model whose attention that kernel cannot take (a head size it lacks,
+    say) makes the cell unavailable here rather than the run fail."""
+    try:
+        with _sdpa_kernel(backend):
+            yield
+    except RuntimeError as exc:
+        if not any(text in str(exc) for text in NO_KERNEL):
+            raise
+        raise RuntimeUnavailable(
+            f"the {backend} attention kernel cannot take this model's attention on {hardware.name}"
+        ) from None
+
+
 def _attention(deployment: Deployment, options: dict) -> None:
-    deployment.contexts.append(lambda: _sdpa_kernel(options["backend"]))
+    deployment.contexts.append(lambda: _only_kernel(options["backend"], deployment.hardware))
 
 
 def _fuse_qkv(deployment: Deployment, options: dict) -> None:

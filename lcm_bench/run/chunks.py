@@ -81,6 +81,17 @@ class ChunkStore:
         write_json(self.timing_path(cell_id), {"schema_version": FRAGMENT_SCHEMA, **timing})
 
 
+def skipped_entry(cell: CellSpec, reason: str) -> dict[str, Any]:
+    """A cell this machine cannot run, as ``results.csv`` and the report list it."""
+    return {
+        "cell_id": cell.cell_id,
+        "status": "skipped",
+        "reason": reason,
+        "spec": cell.canonical(),
+        "sampler_label": cell.sampler.label,
+    }
+
+
 def timing_meets(timing: dict, policy: TimingPolicy) -> bool:
     """Whether a stored timing holds the latency and peak-throughput measurements ``policy`` asks for."""
     queries = (timing.get("latency") or {}).get("queries", 0)

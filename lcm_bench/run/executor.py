@@ -26,7 +26,7 @@ from lcm_bench.domain.prompts import read_prompts, select
 from lcm_bench.models.families import FAMILIES
 from lcm_bench.models.loading import load_pipeline
 from lcm_bench.models.resolve import ResolvedModel
-from lcm_bench.models.runtimes import Deployment, deploy
+from lcm_bench.models.runtimes import Deployment, RuntimeUnavailable, deploy
 from lcm_bench.records.fingerprints import fingerprint_value
 from lcm_bench.records.store import RunDir
 from lcm_bench.run.chunks import (
@@ -34,6 +34,7 @@ from lcm_bench.run.chunks import (
     ChunkStore,
     is_current,
     record_meets,
+    skipped_entry,
     timing_meets,
     write_cell_record,
 )
@@ -214,6 +215,7 @@ class Executor:
     _loaded: Any = None
     _warmed: set = field(default_factory=set)
     _untimed: list[str] = field(default_factory=list)
+    skipped: list[dict] = field(default_factory=list)
 
     def __post_init__(self):
         self.store = ChunkStore(self.run)
@@ -244,9 +246,17 @@ class Executor:
         return self._deployment
 
     def _generate(self, unit: Unit) -> None:
+        """Generate the unit unless it is current, or its cell's runtime turned out not to run here (skipped)."""
         cell = self.cells[unit.cell_id]
-        if self.current(cell, self.store.read(unit)):
+        if self.current(cell, self.store.read(unit)) or cell.cell_id in {s["cell_id"] for s in self.skipped}:
             return
+        try:
+            self._generate_chunk(cell, unit)
+        except RuntimeUnavailable as exc:
+            self.skipped.append(skipped_entry(cell, f"runtime '{cell.runtime.name}': {exc}"))
+            self.say(f"  {cell.method_label}: skipped, runtime '{cell.runtime.name}': {exc}")
+
+    def _generate_chunk(self, cell: CellSpec, unit: Unit) -> None:
         started = time.time()
         deployment = self._pipeline(cell)
         warmup = 0 if cell.cell_id in self._warmed else max(cell.warmup, int(deployment.compiles))

@@ -21,7 +21,7 @@ from lcm_bench.models.resolve import ResolvedModel, resolve_model
 from lcm_bench.models.runtimes import check_runtime, runtime_unavailable
 from lcm_bench.records.fingerprints import fingerprint_value
 from lcm_bench.records.store import RunDir, write_category_csv, write_results_csv
-from lcm_bench.run.chunks import ChunkStore, record_meets, verify_chunks, wall_clock
+from lcm_bench.run.chunks import ChunkStore, record_meets, skipped_entry, verify_chunks, wall_clock
 from lcm_bench.run.executor import Executor
 from lcm_bench.run.launcher import Coordinator, World, check_devices, check_shared, select_device
 from lcm_bench.run.leases import held
@@ -107,15 +107,7 @@ def split_available(cells: list[CellSpec]) -> tuple[list[CellSpec], list[dict]]:
     for cell in cells:
         reason = unavailable_reason(cell.hardware) or runtime_unavailable(cell.runtime, cell.hardware)
         if reason:
-            skipped.append(
-                {
-                    "cell_id": cell.cell_id,
-                    "status": "skipped",
-                    "reason": reason,
-                    "spec": cell.canonical(),
-                    "sampler_label": cell.sampler.label,
-                }
-            )
+            skipped.append(skipped_entry(cell, reason))
         else:
             runnable.append(cell)
     return runnable, skipped
@@ -252,9 +244,13 @@ def _progress_bar(units: list[Unit], options: RunOptions, world: World | None):
     )
 
 
-def _generate(executor: Executor, units: list[Unit], mine: list[CellSpec], coordinator: Coordinator | None) -> None:
-    """Every unit of this process, then (under a launcher) each rank assembles its share of the cells."""
-    executor.work(units)
+def _generate(executor: Executor, units: list[Unit], mine: list[CellSpec], coordinator, summary: RunSummary) -> None:
+    """Every unit of this process, then (under a launcher) each rank assembles its share of the cells; cells whose
+    runtime turned out not to run here join the skipped ones."""
+    try:
+        executor.work(units)
+    finally:
+        summary.skipped += executor.skipped
     if coordinator:
         coordinator.barrier()
         for cell in coordinator.world.mine(work_order(mine)):
@@ -315,7 +311,7 @@ def _run(suite: Suite, run: RunDir, describe: Callable[[], dict], options: RunOp
     )
     try:
         started = time.perf_counter()
-        _generate(executor, units, mine, coordinator)
+        _generate(executor, units, mine, coordinator, summary)
         generated = time.perf_counter()
         summary.computed, summary.chunks = executor.assembled, len(executor.generated)
         finished = run.records()
