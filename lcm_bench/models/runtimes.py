@@ -51,7 +51,7 @@ def flag(value: Any, field: str) -> bool:
     return value
 
 
-def positive(value: Any, field: str) -> int:
+def tile_side(value: Any, field: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 8:
         raise UserError(f"{field}: expected an integer >= 8 (pixels), got {value!r}")
     return value
@@ -393,7 +393,7 @@ for _name, _setting in {
     "vae-tiling": RuntimeSetting(
         "the VAE decodes overlapping tiles (tile: side in pixels, diffusers' default when absent)",
         _vae_tiling,
-        {"tile": Option(None, positive)},
+        {"tile": Option(None, tile_side)},
     ),
     "tiny-decoder": RuntimeSetting(
         "an AutoencoderTiny decoder in place of the VAE's (weights: a folder or a registered name)",
