@@ -47,8 +47,6 @@ class OpenVINONetwork:
     """An OpenVINO IR standing in for a torch network: its config, inputs matched by name (else by position),
     torch tensors in and out; compiled by the ``openvino`` runtime setting."""
 
-    dtype = None
-
     def __init__(self, xml: Path, config: dict[str, Any]):
         import torch
         from diffusers.configuration_utils import FrozenDict
@@ -154,18 +152,14 @@ def load_openvino_pipeline(folder: Path, field: str):
 def weights_digest(*modules) -> str:
     """sha256 of the modules' state (names, dtypes, shapes and bytes): what a conversion is cached by, LoRAs
     fused in included."""
+    import torch
+
     digest = hashlib.sha256(f"export-v{EXPORT_VERSION}".encode())
     for module in modules:
         for name, tensor in sorted(module.state_dict().items()):
             digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}".encode())
-            digest.update(tensor.detach().cpu().contiguous().view(-1).view(dtype=_bytes()).numpy().tobytes())
+            digest.update(tensor.detach().cpu().contiguous().view(-1).view(dtype=torch.uint8).numpy().tobytes())
     return digest.hexdigest()[:16]
-
-
-def _bytes():
-    import torch
-
-    return torch.uint8
 
 
 def _export_inputs(pipe) -> dict[str, dict[str, Any]]:

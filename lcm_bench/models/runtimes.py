@@ -193,8 +193,8 @@ def _compile(deployment: Deployment, options: dict) -> None:
     """``torch.compile`` of the denoiser (and of the decoder's ``decode`` where asked)."""
     import torch
 
-    kwargs = {"mode": None if options["mode"] == "default" else options["mode"], "fullgraph": options["fullgraph"]}
-    kwargs["backend"] = options["backend"]
+    mode = None if options["mode"] == "default" else options["mode"]
+    kwargs = {"mode": mode, "fullgraph": options["fullgraph"], "backend": options["backend"]}
     if "denoiser" in options["modules"]:
         deployment.replace_network(torch.compile(deployment.network, **kwargs))
     if "decoder" in options["modules"]:

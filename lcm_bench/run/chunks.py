@@ -94,15 +94,17 @@ def skipped_entry(cell: CellSpec, reason: str) -> dict[str, Any]:
 
 def timing_meets(timing: dict, policy: TimingPolicy) -> bool:
     """Whether a stored timing holds the latency and peak-throughput measurements ``policy`` asks for."""
-    queries = (timing.get("latency") or {}).get("queries", 0)
-    return queries >= policy.latency_queries and (not policy.peak_throughput or "peak" in timing)
+    return figures_meet(latency_figures(timing), policy)
 
 
 def record_meets(record: dict, policy: TimingPolicy) -> bool:
     """Whether a cell's record holds the latency and peak-throughput figures ``policy`` asks for."""
-    throughput = record.get("throughput") or {}
-    queries = throughput.get("latency_queries") or 0
-    return queries >= policy.latency_queries and (not policy.peak_throughput or "peak_images_per_s" in throughput)
+    return figures_meet(record.get("throughput") or {}, policy)
+
+
+def figures_meet(figures: dict, policy: TimingPolicy) -> bool:
+    queries = figures.get("latency_queries") or 0
+    return queries >= policy.latency_queries and (not policy.peak_throughput or "peak_stopped_by" in figures)
 
 
 def damaged_image(folder: Path, images: dict[str, list]) -> str | None:
@@ -279,9 +281,10 @@ def latency_figures(timing: dict) -> dict[str, Any]:
         out |= {f"latency_{k}_s": latency[k] for k in ("mean", "p50", "p90", "p99")}
         out |= {"latency_queries": latency["queries"], "latency_contended": bool(latency["load"].get("contended"))}
     peak = timing.get("peak")
-    if peak and peak.get("sweep"):
-        out |= {"peak_images_per_s": peak["images_per_s"], "peak_batch_size": peak["batch_size"]}
+    if peak:
         out |= {"peak_sweep": peak["sweep"], "peak_stopped_by": peak["stopped_by"]}
+    if peak and peak["sweep"]:
+        out |= {"peak_images_per_s": peak["images_per_s"], "peak_batch_size": peak["batch_size"]}
     return out
 
 

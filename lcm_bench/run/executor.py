@@ -339,14 +339,19 @@ class Executor:
             self._write_timing(cell_id, firsts[cell_id], timing, device)
             reached("timing")
 
+    def _loaded_sampler(self, cell: CellSpec):
+        """The cell's sampler and generation settings on the pipeline in memory."""
+        resolved = self.resolved[cell.model]
+        sampler = CellSampler(cell, resolved, self._deployment)
+        return sampler, _settings(cell, self._deployment.pipe, self.modes[cell.cell_id], resolved.family)
+
     def _latency(self, cell: CellSpec) -> dict[str, Any]:
         """The cell's latency distribution at batch 1 and its peak throughput over batch sizes, as asked."""
         from lcm_bench.sampling.timers import PhaseTimer, latency_distribution, peak_throughput
 
         if not self.policy.measures_latency:
             return {}
-        sampler = CellSampler(cell, self.resolved[cell.model], self._deployment)
-        settings = _settings(cell, self._deployment.pipe, self.modes[cell.cell_id], self.resolved[cell.model].family)
+        sampler, settings = self._loaded_sampler(cell)
         out: dict[str, Any] = {}
         if self.policy.latency_queries:
             self.say(f"  {cell.method_label}: {self.policy.latency_queries} single-image queries")
@@ -363,8 +368,7 @@ class Executor:
         """The cell's first batch as a timed job, warmed up once per process."""
         from lcm_bench.sampling.timers import PhaseTimer, TimedJob
 
-        sampler = CellSampler(cell, self.resolved[cell.model], self._deployment)
-        settings = _settings(cell, self._deployment.pipe, self.modes[cell.cell_id], self.resolved[cell.model].family)
+        sampler, settings = self._loaded_sampler(cell)
         batch = cell_units(cell)[0].batches(cell.batch_size)[0]
         run = partial(sampler.generate, batch, settings)
         if cell.cell_id not in self._warmed:

@@ -16,13 +16,18 @@ from pathlib import Path
 from typing import Any
 
 from lcm_bench.core.digests import digest_cache, files_digest, folder_digest
-from lcm_bench.core.spec import CellSpec, RuntimeSpec, SamplerSpec, stable_hash
+from lcm_bench.core.spec import CellSpec, SamplerSpec, stable_hash
 from lcm_bench.models.components import component_folder
 from lcm_bench.models.families import FAMILIES
 
 UNUSED_COMPONENTS = {"scheduler", "safety_checker", "feature_extractor", "image_encoder"}
 DROPPED_SCHEDULER_KEYS = {"_diffusers_version", "_use_default_values"}
 MODEL_CARD_FILES = frozenset({"README.md", "card.json"})
+
+
+def weights_digest(path: Path) -> str:
+    """A single weights file's digest, or a weights folder's without its model card."""
+    return files_digest([path], path.parent) if path.is_file() else folder_digest(path, ignore=MODEL_CARD_FILES)
 
 
 def model_components(resolved, steps: int) -> dict[str, str]:
@@ -35,10 +40,7 @@ def model_components(resolved, steps: int) -> dict[str, str]:
         if name.startswith("_") or name in UNUSED_COMPONENTS or not isinstance(entry, list) or entry[0] is None:
             continue
         folder = Path(unet) if name == "unet" and unet is not None else component_folder(root, name)
-        single = folder.is_file()
-        out[f"weights:{name}"] = (
-            files_digest([folder], folder.parent) if single else folder_digest(folder, ignore=MODEL_CARD_FILES)
-        )
+        out[f"weights:{name}"] = weights_digest(folder)
     for i, (path, _, weight_name) in enumerate(resolved.lora_paths):
         if path.is_file() or weight_name:
             file = path if path.is_file() else path / weight_name
@@ -96,25 +98,18 @@ def cell_fingerprint(cell: CellSpec, resolved, memo: dict | None = None) -> dict
         components = {**memo[model_key], "scheduler": memo[scheduler_key]}
     components["generation"] = str(GENERATION_VERSION)
     if not cell.runtime.eager:
-        components.update(runtime_components(cell.runtime, memo))
+        if ("runtime", cell.runtime) not in memo:
+            memo["runtime", cell.runtime] = runtime_components(cell)
+        components.update(memo["runtime", cell.runtime])
     return {"value": stable_hash(components, 16), "components": components}
 
 
-def runtime_components(runtime: RuntimeSpec, memo: dict) -> dict[str, str]:
-    """The runtime's settings, the digests of the files they read (a tiny decoder's weights, an OpenVINO folder)
-    and the version of a runtime library they run on."""
+def runtime_components(cell: CellSpec) -> dict[str, str]:
+    """The cell's runtime as its configuration key has it (paths by no path), the digests of the files its settings
+    read (a tiny decoder's weights) and the versions of the runtime libraries they run on."""
     from lcm_bench.models.runtimes import runtime_files, runtime_versions
 
-    out = {"runtime": stable_hash([list(s) for s in runtime.settings], 16)}
-    for name, files in runtime_files(runtime).items():
-        for i, path in enumerate(files):
-            key = ("runtime-file", str(path))
-            if key not in memo:
-                memo[key] = (
-                    files_digest([path], path.parent)
-                    if path.is_file()
-                    else folder_digest(path, ignore=MODEL_CARD_FILES)
-                )
-            out[f"runtime:{name}:{i}"] = memo[key]
-    out.update({f"runtime:{k}": v for k, v in runtime_versions(runtime).items()})
-    return out
+    out = {"runtime": stable_hash(cell.configuration()["runtime"], 16)}
+    for name, files in runtime_files(cell.runtime).items():
+        out |= {f"runtime:{name}:{i}": weights_digest(path) for i, path in enumerate(files)}
+    return out | {f"runtime:{k}": v for k, v in runtime_versions(cell.runtime).items()}

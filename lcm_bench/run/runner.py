@@ -70,7 +70,9 @@ def fingerprints(
         model = resolved.get(cell.model)
         if model is not None:
             model.unet_for(cell.steps, f"models[{cell.model.name}] at steps: {cell.steps}")
-            check_runtime(cell.runtime, model.pipeline_path, f"runtimes[{cell.runtime.name}]")
+            if ("checked", cell.runtime, model.pipeline_path) not in memo:
+                check_runtime(cell.runtime, model.pipeline_path, f"runtimes[{cell.runtime.name}]")
+                memo["checked", cell.runtime, model.pipeline_path] = True
         out[cell.cell_id] = cell_fingerprint(cell, model, memo)
     digest_cache().flush()
     return out, resolved
@@ -102,10 +104,14 @@ def stale_cells(
 
 
 def split_available(cells: list[CellSpec]) -> tuple[list[CellSpec], list[dict]]:
-    """(cells this machine can run, a skipped entry with its reason for each of the others)."""
-    runnable, skipped = [], []
+    """(cells this machine can run, a skipped entry with its reason for each of the others); each hardware entry and
+    runtime is probed once."""
+    runnable, skipped, reasons = [], [], {}
     for cell in cells:
-        reason = unavailable_reason(cell.hardware) or runtime_unavailable(cell.runtime, cell.hardware)
+        if (cell.hardware, cell.runtime) not in reasons:
+            why = unavailable_reason(cell.hardware) or runtime_unavailable(cell.runtime, cell.hardware)
+            reasons[cell.hardware, cell.runtime] = why
+        reason = reasons[cell.hardware, cell.runtime]
         if reason:
             skipped.append(skipped_entry(cell, reason))
         else:

@@ -88,8 +88,7 @@ def parse_rule(entry: Any, field: str, methods: dict[str, Method] | None) -> dic
 
 def method_cells(methods: list[Method], axes: dict[str, list], common: dict, rule: dict | None = None) -> list:
     """Each method crossed with steps (its own, or the suite's), prompts, hardware, runtimes and seeds; an include
-    ``rule``
-    narrows the methods and replaces axis values."""
+    ``rule`` narrows the methods and replaces axis values."""
     rule = rule or {}
     chosen = [m for m in methods if "method" not in rule or matches({"method": m.name}, {"method": rule["method"]})]
     cells = []
@@ -99,8 +98,9 @@ def method_cells(methods: list[Method], axes: dict[str, list], common: dict, rul
         for scale, step, prompts, hardware, runtime, seed in itertools.product(
             scales, steps, axes["prompts"], axes["hardware"], axes["runtime"], axes["seed"]
         ):
-            axis_values = {"steps": step, "guidance_scale": scale, "prompts": prompts, "hardware": hardware}
-            axis_values["runtime"] = runtime
+            axis_values = {
+                "steps": step, "guidance_scale": scale, "prompts": prompts, "hardware": hardware, "runtime": runtime
+            }  # fmt: skip
             cells.append(CellSpec(model=m.model, sampler=m.sampler, seed=seed, method=m.name, **axis_values, **common))
     return cells
 

@@ -30,19 +30,20 @@ def build_tiny_decoder():
 
 @torch.inference_mode()
 def distillation_pairs(vae, images: np.ndarray, noise: float, seed: int, batch_size: int = 512):
-    """(scaled latents, the full VAE's images of them): encoded renders, each perturbed by Gaussian noise of a
-    standard deviation drawn uniformly in [0, ``noise``] (a sampler's latents are not exactly an encoder's)."""
+    """(scaled posterior means, those perturbed, the full VAE's images of the perturbed ones): encoded renders,
+    each perturbed by Gaussian noise of a standard deviation drawn uniformly in [0, ``noise``] (a sampler's latents
+    are not exactly an encoder's)."""
     from lcm_bench.train.vae import to_unit
 
     generator = torch.Generator().manual_seed(seed)
-    latents, targets = [], []
+    clean, latents, targets = [], [], []
     for i in range(0, len(images), batch_size):
         z = vae.encode(to_unit(images[i : i + batch_size])).latent_dist.mode() * vae.config.scaling_factor
         sigma = torch.rand((len(z), 1, 1, 1), generator=generator) * noise
-        z = z + sigma * torch.randn(z.shape, generator=generator)
-        latents.append(z)
-        targets.append(vae.decode(z / vae.config.scaling_factor).sample.clamp(-1, 1))
-    return torch.cat(latents), torch.cat(targets)
+        clean.append(z)
+        latents.append(z + sigma * torch.randn(z.shape, generator=generator))
+        targets.append(vae.decode(latents[-1] / vae.config.scaling_factor).sample.clamp(-1, 1))
+    return torch.cat(clean), torch.cat(latents), torch.cat(targets)
 
 
 def train_tiny_decoder(
@@ -64,8 +65,7 @@ def train_tiny_decoder(
 
     vae = AutoencoderKL.from_pretrained(vae_dir).eval()
     data = rendered("train", n_train)
-    latents, targets = distillation_pairs(vae, data.images, noise, seed=0)
-    clean, _ = distillation_pairs(vae, data.images, 0.0, seed=0)
+    clean, latents, targets = distillation_pairs(vae, data.images, noise, seed=0)
     images = to_unit(data.images)
     tiny = build_tiny_decoder()
 
@@ -105,7 +105,7 @@ def reconstruction_figures(vae, tiny, n_test: int = 2000) -> dict:
     from lcm_bench.train.data import rendered
 
     test = rendered("test", n_test)
-    latents, full = distillation_pairs(vae, test.images, 0.0, seed=1)
+    _, latents, full = distillation_pairs(vae, test.images, 0.0, seed=1)
     small = torch.cat([tiny.decode(latents[i : i + 512]).sample for i in range(0, len(latents), 512)]).clamp(-1, 1)
     renders = torch.from_numpy(test.images).permute(0, 3, 1, 2).float() / 127.5 - 1
 
