@@ -82,13 +82,33 @@ def write_suite(directory: Path, text: str, name: str = "suite.yaml") -> Path:
     return path
 
 
+FLOAT32_LATENTS = ("SanaPipeline", "SanaSprintPipeline")
+"""Pipelines whose ``prepare_latents`` draws in float32 whatever the model's dtype (diffusers' SANA pipelines); the
+others draw in the text embeddings' dtype."""
+
+
 def diffusers_reference(
-    pipeline_cls, pipe, sampler, steps, scale, prompts, seeds, objective="noise", pack=lambda x: x, **call
+    pipeline_cls,
+    pipe,
+    sampler,
+    steps,
+    scale,
+    prompts,
+    seeds,
+    objective="noise",
+    pack=lambda x: x,
+    size=(32, 32),
+    own_scheduler=False,
+    output_type="np",
+    **call,
 ):
     """Images from diffusers' own pipeline class on ``pipe``'s components, seeded as lcm-bench seeds them (``call``:
     further arguments of the pipeline's ``__call__``; the sampler's eta goes in where the pipeline takes one, as
     its own default would override it; ``pack``: the family's latent layout, for pipelines that take packed
-    latents)."""
+    latents; ``size``: (height, width)). With ``own_scheduler`` the pipeline keeps the scheduler its folder ships
+    (what a user calling it gets); else it gets the one lcm-bench builds for ``sampler``. The initial latents go in
+    the pipeline's dtype, as its ``prepare_latents`` would draw them. ``output_type="latent"`` returns its final
+    latents instead of images."""
     import inspect
 
     import numpy as np
@@ -98,25 +118,34 @@ def diffusers_reference(
     from lcm_bench.sampling.loop import initial_latents
     from lcm_bench.sampling.samplers import build_scheduler
 
-    scheduler, step_kwargs, _ = build_scheduler(SamplerSpec(sampler), pipe.scheduler.config, objective)
     components = {k: v for k, v in pipe.components.items() if k != "image_encoder"}
-    reference = pipeline_cls(**{**components, "scheduler": scheduler})
-    if "eta" in step_kwargs and "eta" in inspect.signature(reference.__call__).parameters:
-        call = {"eta": step_kwargs["eta"], **call}
+    if not own_scheduler:
+        scheduler, step_kwargs, _ = build_scheduler(SamplerSpec(sampler), pipe.scheduler.config, objective)
+        components["scheduler"] = scheduler
+        if "eta" in step_kwargs and "eta" in inspect.signature(pipeline_cls.__call__).parameters:
+            call = {"eta": step_kwargs["eta"], **call}
+    reference = pipeline_cls(**components)
     reference.set_progress_bar_config(disable=True)
     generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
-    latents = pack(initial_latents(generators, (4, 16, 16)))
+    height, width = size
+    factor = reference.vae_scale_factor
+    denoiser = getattr(reference, "transformer", None) or reference.unet
+    channels = denoiser.config.in_channels // (4 if pack is not None and pack.__name__ == "pack_2x2" else 1)
+    drawn_in = torch.float32 if pipeline_cls.__name__ in FLOAT32_LATENTS else denoiser.dtype
+    latents = pack(initial_latents(generators, (channels, height // factor, width // factor))).to(drawn_in)
     out = reference(
         list(prompts),
         num_inference_steps=steps,
         guidance_scale=scale,
-        height=32,
-        width=32,
+        height=height,
+        width=width,
         latents=latents,
         generator=generators,
-        output_type="np",
+        output_type=output_type,
         **call,
     ).images
+    if output_type == "latent":
+        return out
     return (out * 255).round().astype(np.uint8)
 
 

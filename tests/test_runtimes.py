@@ -195,7 +195,7 @@ def test_the_batch_sweep_stops_where_a_doubling_stops_paying_or_memory_runs_out(
 
     def saturating(size, timer):
         with timer("denoising"):
-            time.sleep(0.002 * max(1, size / 4))
+            time.sleep(0.02 * max(1, size / 4))
 
     result = peak_throughput(saturating, 64, "cpu", repeats=1)
     sizes = [s["batch_size"] for s in result["sweep"]]

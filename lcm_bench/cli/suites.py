@@ -217,6 +217,9 @@ def _list_registries() -> None:
     for name in MODELS:
         m = MODELS.get(name)
         print(f"  {name:20s} {MODEL_KINDS.get(m.kind).where(m)}  {m.description}")
+        if m.settings is not None:
+            print(f"  {'':20s}   authors' settings: {m.settings.describe()}")
+            print(f"  {'':20s}   from: {m.settings.source}")
     print("prompt sets:")
     for name in PROMPT_SETS:
         print(f"  {name:16s} {PROMPT_SETS.get(name).description}{_category_counts(PROMPT_SETS.get(name))}")

@@ -32,12 +32,12 @@ def torch_dtype(hardware: Hardware):
 
 
 def unavailable_reason(hardware: Hardware) -> str | None:
-    """Why this machine cannot run ``hardware`` (None when it can); torch is imported only for GPU entries."""
+    """Why this machine cannot run ``hardware`` (None when it can); torch is imported only for GPU entries. Every
+    dtype runs on the CPU (torch has fp16 and bf16 CPU kernels); a kernel a model lacks there fails its cell alone,
+    which is skipped with the reason."""
     kind = hardware.device.split(":")[0]
     if kind == "cpu":
-        return (
-            "fp16 on CPU is unsupported by most kernels; use cpu-fp32 or cpu-bf16" if hardware.dtype == "fp16" else None
-        )
+        return None
     import torch
 
     if kind == "cuda":

@@ -82,14 +82,34 @@ class SamplerSpec:
 
 
 @dataclass(frozen=True)
+class CardSettings:
+    """Which of a method's settings came from its checkpoint's registered authors' settings (``fields``), where they
+    were read (``source``) and the step counts the checkpoint was trained for. It says where a value came from, not
+    what it is, so it is never part of a cell's identity."""
+
+    source: str
+    fields: tuple[str, ...]
+    trained_steps: tuple[int, ...]
+
+    def untrained(self, steps: int) -> bool:
+        return steps not in self.trained_steps
+
+
+@dataclass(frozen=True)
 class Method:
-    """A named way of sampling: one model, one sampler with its options, guidance scales, optional own steps."""
+    """A named way of sampling: one model, one sampler with its options, guidance scales, optional own steps, the
+    text length for families whose text encoder takes one, whether sizes are binned to the pipeline's aspect ratios
+    (PixArt, SANA), and which settings came from the checkpoint's card."""
 
     name: str
     model: ModelSpec
     sampler: SamplerSpec
     guidance_scales: tuple[float, ...]
     steps: tuple[int, ...] | None = None
+    text_length: int | None = None
+    card: CardSettings | None = None
+    card_steps: tuple[int, ...] | None = None
+    resolution_binning: bool = False
 
 
 @dataclass(frozen=True)
@@ -148,10 +168,18 @@ class CellSpec:
     chunk_size: int = 1000
     method: str | None = None
     runtime: RuntimeSpec = EAGER
+    text_length: int | None = None
+    resolution_binning: bool = False
+    card: CardSettings | None = None
     spec_version: int = field(default=CELL_SPEC_VERSION)
 
     def canonical(self) -> dict[str, Any]:
         data = asdict(self)
+        del data["card"]
+        if self.text_length is None:
+            del data["text_length"]
+        if not self.resolution_binning:
+            del data["resolution_binning"]
         for name in REPORTING_ONLY:
             del data["prompts"][name]
         if not self.model.distill:

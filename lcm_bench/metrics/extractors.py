@@ -271,8 +271,48 @@ EXTRACTORS.register(
 )
 
 
+DINOV2_GRID_OFFSET = 0.1
+"""dgm-eval runs DINOv2 from its hub code, whose ``interpolate_pos_encoding`` resamples the position embedding by a
+scale factor of (grid + 0.1) / published grid, bicubic, without antialiasing (the ViT-L/14 hub defaults)."""
+
+
+def resample_position_embedding(pos_embed, grid: int, prefix_tokens: int = 1):
+    """A ViT position embedding published for another image size (timm's DINOv2: 518 px, 37 x 37 patches) resampled
+    to ``grid`` x ``grid`` patches as dgm-eval's DINOv2 resamples it at every call (``DINOV2_GRID_OFFSET``); the class
+    token's embedding unchanged."""
+    import math
+
+    import torch
+
+    prefix, patches = pos_embed[:, :prefix_tokens], pos_embed[:, prefix_tokens:]
+    side = int(math.isqrt(patches.shape[1]))
+    if side == grid:
+        return pos_embed
+    square = patches.reshape(1, side, side, -1).permute(0, 3, 1, 2).float()
+    scale = (grid + DINOV2_GRID_OFFSET) / side
+    resized = torch.nn.functional.interpolate(square, scale_factor=(scale, scale), mode="bicubic", antialias=False)
+    resized = resized.permute(0, 2, 3, 1).reshape(1, grid * grid, -1).to(pos_embed.dtype)
+    return torch.cat([prefix, resized], dim=1)
+
+
+def dinov2_state(path: Path, net) -> dict:
+    """A DINOv2 file as its publishers ship it (timm's safetensors at 518 px, or Meta's own key names, which timm's
+    checkpoint filter converts), its position embedding resampled to the model's input grid."""
+    from timm.models.vision_transformer import checkpoint_filter_fn
+
+    state = state_dict_file(path)
+    if "pos_embed" not in state:
+        raise RuntimeError("it holds no ViT position embedding (pos_embed)")
+    if "mask_token" in state:
+        position = state.pop("pos_embed")
+        state = {**checkpoint_filter_fn(state, net), "pos_embed": position}
+    grid = net.patch_embed.grid_size[0]
+    return {**state, "pos_embed": resample_position_embedding(state["pos_embed"], grid, net.num_prefix_tokens)}
+
+
 def dinov2(options: dict[str, Any], device: str, field: str, weights: Sequence[Path] = ()) -> Extractor:
-    """DINOv2 ViT-L/14 CLS features (as dgm-eval, Stein et al. 2023); weights from a local file you give."""
+    """DINOv2 ViT-L/14 CLS features at 224 px (as dgm-eval, Stein et al. 2023), from the file timm publishes (518 px,
+    its position embedding resampled to 224 as dgm-eval resamples it) or Meta's own."""
     import timm
 
     if not options.get("weights"):
@@ -286,7 +326,7 @@ def dinov2(options: dict[str, Any], device: str, field: str, weights: Sequence[P
     arch = options.get("arch", "vit_large_patch14_dinov2.lvd142m")
     net = timm.create_model(arch, pretrained=False, img_size=224, num_classes=0)
     try:
-        net.load_state_dict(state_dict_file(path))
+        net.load_state_dict(dinov2_state(path, net))
     except RuntimeError as exc:
         raise UserError(
             f"{field}.weights: '{path}' does not fit timm's {arch} ({str(exc).splitlines()[0]}); "

@@ -15,6 +15,8 @@ from pathlib import Path
 from lcm_bench.core.errors import MissingResourceError, raise_missing
 from lcm_bench.core.paths import cache_dir, embedded_models_dir
 from lcm_bench.core.registry import Registry
+from lcm_bench.models import cards
+from lcm_bench.models.cards import AuthorsSettings
 from lcm_bench.models.hub import locate_file, locate_repo
 
 LORA_FILE = "pytorch_lora_weights.safetensors"
@@ -23,7 +25,8 @@ LORA_FILE = "pytorch_lora_weights.safetensors"
 @dataclass(frozen=True)
 class KnownModel:
     """A registered checkpoint: its Hub repo (or shipped folder name), its ``kind`` (an entry of MODEL_KINDS), the
-    ``base`` it builds on, the command that rebuilds a shipped model, and what it is."""
+    ``base`` it builds on, the command that rebuilds a shipped model, what it is and what its authors recommend
+    (``settings``, applied to a method that names only the model)."""
 
     repo: str
     kind: str = "pipeline"
@@ -35,6 +38,7 @@ class KnownModel:
     description: str = ""
     rebuild: str | None = None
     gated: bool = False
+    settings: AuthorsSettings | None = None
 
 
 @dataclass
@@ -165,14 +169,21 @@ for _name, _model in {
     "sd-2.1-base": KnownModel("stabilityai/stable-diffusion-2-1-base", description="Stable Diffusion 2.1 base (512)"),
     "dreamshaper-7": KnownModel("Lykon/dreamshaper-7", description="Dreamshaper v7 (SD-1.5 fine-tune)"),
     "lcm-dreamshaper-v7": KnownModel(
-        "SimianLuo/LCM_Dreamshaper_v7", guidance_embedding=True, description="LCM distilled from Dreamshaper v7"
+        "SimianLuo/LCM_Dreamshaper_v7",
+        guidance_embedding=True,
+        description="LCM distilled from Dreamshaper v7",
+        settings=cards.lcm((4,), 8.0, "https://huggingface.co/SimianLuo/LCM_Dreamshaper_v7 (model card)", (1, 2, 4, 8)),
     ),
     "sdxl-base": KnownModel(
         "stabilityai/stable-diffusion-xl-base-1.0", family="sdxl", resolution=1024, description="SDXL base 1.0"
     ),
     "ssd-1b": KnownModel("segmind/SSD-1B", family="sdxl", resolution=1024, description="Segmind SSD-1B"),
     "lcm-lora-sdv1-5": KnownModel(
-        "latent-consistency/lcm-lora-sdv1-5", "lora", base="sd-1.5", description="LCM-LoRA on SD-1.5"
+        "latent-consistency/lcm-lora-sdv1-5",
+        "lora",
+        base="sd-1.5",
+        description="LCM-LoRA on SD-1.5",
+        settings=cards.lcm((4,), 1.0, cards.LCM_LORA, (2, 4, 8)),
     ),
     "lcm-lora-sdxl": KnownModel(
         "latent-consistency/lcm-lora-sdxl",
@@ -181,6 +192,9 @@ for _name, _model in {
         family="sdxl",
         resolution=1024,
         description="LCM-LoRA on SDXL base",
+        settings=cards.lcm(
+            (4,), 1.0, "https://huggingface.co/latent-consistency/lcm-lora-sdxl (model card)", (2, 4, 8)
+        ),
     ),
     "lcm-lora-ssd-1b": KnownModel(
         "latent-consistency/lcm-lora-ssd-1b",
@@ -189,6 +203,9 @@ for _name, _model in {
         family="sdxl",
         resolution=1024,
         description="LCM-LoRA on SSD-1B",
+        settings=cards.lcm(
+            (4,), 1.0, "https://huggingface.co/latent-consistency/lcm-lora-ssd-1b (model card)", (2, 4, 8)
+        ),
     ),
     "lcm-sdxl": KnownModel(
         "latent-consistency/lcm-sdxl",
@@ -198,6 +215,7 @@ for _name, _model in {
         family="sdxl",
         resolution=1024,
         description="LCM UNet distilled from SDXL",
+        settings=cards.lcm((4,), 8.0, "https://huggingface.co/latent-consistency/lcm-sdxl (model card)", (1, 2, 4, 8)),
     ),
     "pixart-alpha-512": KnownModel(
         "PixArt-alpha/PixArt-XL-2-512x512", family="pixart-alpha", description="PixArt-alpha XL-2 at 512 px"
@@ -212,7 +230,10 @@ for _name, _model in {
         "PixArt-alpha/PixArt-LCM-XL-2-1024-MS",
         family="pixart-alpha",
         resolution=1024,
-        description="PixArt-LCM: LCM of PixArt-alpha 1024 (sampler lcm, guidance_scale 0, 4 steps; no w-embedding)",
+        description="PixArt-LCM: LCM of PixArt-alpha 1024 (no w-embedding)",
+        settings=cards.lcm(
+            (4,), 0.0, "https://huggingface.co/PixArt-alpha/PixArt-LCM-XL-2-1024-MS (model card, author's reply)"
+        ),
     ),
     "pixart-sigma-1024": KnownModel(
         "PixArt-alpha/PixArt-Sigma-XL-2-1024-MS",
@@ -239,13 +260,28 @@ for _name, _model in {
         family="sd3",
         resolution=1024,
         gated=True,
-        description="SD3.5 Large Turbo, adversarially distilled (flow-euler, 4 steps, guidance_scale 0)",
+        description="SD3.5 Large Turbo, adversarially distilled",
+        settings=AuthorsSettings(
+            "flow-euler",
+            (4,),
+            0.0,
+            "https://huggingface.co/stabilityai/stable-diffusion-3.5-large-turbo (model card)",
+        ),
     ),
     "flux.1-schnell": KnownModel(
         "black-forest-labs/FLUX.1-schnell",
         family="flux",
         resolution=1024,
-        description="FLUX.1 [schnell], timestep-distilled (flow-euler, 1-4 steps, no guidance; Apache-2.0)",
+        description="FLUX.1 [schnell], timestep-distilled (Apache-2.0)",
+        settings=AuthorsSettings(
+            "flow-euler",
+            (4,),
+            0.0,
+            "https://huggingface.co/black-forest-labs/FLUX.1-schnell (model card) and black-forest-labs/flux "
+            "(reference code: 256 T5 tokens for schnell)",
+            text_length=256,
+            trained=(1, 2, 3, 4),
+        ),
     ),
     "flux.1-dev": KnownModel(
         "black-forest-labs/FLUX.1-dev",
@@ -253,7 +289,13 @@ for _name, _model in {
         resolution=1024,
         guidance_embedding=True,
         gated=True,
-        description="FLUX.1 [dev], guidance-distilled (flow-euler, dynamic shift, guidance 3.5 as given)",
+        description="FLUX.1 [dev], guidance-distilled (dynamic shift, guidance as given)",
+        settings=AuthorsSettings(
+            "flow-euler",
+            (50,),
+            3.5,
+            "https://huggingface.co/black-forest-labs/FLUX.1-dev (model card)",
+        ),
     ),
     "sana-1600m-1024": KnownModel(
         "Efficient-Large-Model/Sana_1600M_1024px_diffusers",
@@ -266,14 +308,23 @@ for _name, _model in {
         family="sana-sprint",
         resolution=1024,
         guidance_embedding=True,
-        description="SANA-Sprint 1.6B at 1024 px (sampler scm, 1-4 steps, default 2; guidance 4.5 as given)",
+        description="SANA-Sprint 1.6B at 1024 px (guidance as given)",
+        settings=AuthorsSettings(
+            "scm",
+            (2,),
+            4.5,
+            "https://huggingface.co/Efficient-Large-Model/Sana_Sprint_1.6B_1024px_diffusers (model card) and "
+            "SanaSprintPipeline's defaults",
+            trained=(1, 2, 4),
+        ),
     ),
     "hyper-sd15-1step-lora": KnownModel(
         "ByteDance/Hyper-SD",
         "lora",
         base="sd-1.5",
         weight_name="Hyper-SD15-1step-lora.safetensors",
-        description="Hyper-SD unified LoRA on SD-1.5 (authors: sampler tcd, eta 1.0, guidance_scale 0; 1-8 steps)",
+        description="Hyper-SD unified 1-step LoRA on SD-1.5",
+        settings=cards.tcd((1,), 1.0, 0.0, cards.HYPER_SD, (1, 2, 4, 8)),
     ),
     **{
         f"hyper-sd15-{n}steps-lora": KnownModel(
@@ -281,7 +332,8 @@ for _name, _model in {
             "lora",
             base="sd-1.5",
             weight_name=f"Hyper-SD15-{n}steps-lora.safetensors",
-            description=f"Hyper-SD {n}-step LoRA on SD-1.5 (authors: ddim, trailing, {n} steps, guidance_scale 0)",
+            description=f"Hyper-SD {n}-step LoRA on SD-1.5",
+            settings=cards.ddim_trailing(n, 0.0, cards.HYPER_SD),
         )
         for n in (2, 4, 8)
     },
@@ -292,7 +344,8 @@ for _name, _model in {
         family="sdxl",
         resolution=1024,
         weight_name="Hyper-SDXL-1step-Unet.safetensors",
-        description="Hyper-SD 1-step SDXL UNet (authors: sampler lcm, timesteps [800], guidance_scale 0)",
+        description="Hyper-SD 1-step SDXL UNet",
+        settings=cards.published_timesteps((800,), cards.HYPER_SD),
     ),
     **{
         f"sdxl-lightning-{n}step-unet": KnownModel(
@@ -302,7 +355,8 @@ for _name, _model in {
             family="sdxl",
             resolution=1024,
             weight_name=f"sdxl_lightning_{n}step_unet.safetensors",
-            description=f"SDXL-Lightning {n}-step UNet (authors: euler, trailing, {n} steps, guidance_scale 0)",
+            description=f"SDXL-Lightning {n}-step UNet",
+            settings=cards.euler_trailing(n, cards.LIGHTNING),
         )
         for n in (2, 4, 8)
     },
@@ -313,7 +367,8 @@ for _name, _model in {
         family="sdxl",
         resolution=1024,
         weight_name="sdxl_lightning_1step_unet_x0.safetensors",
-        description="SDXL-Lightning 1-step x0 UNet (authors: euler, trailing, prediction_type sample, guidance 0)",
+        description="SDXL-Lightning 1-step x0 UNet",
+        settings=cards.euler_trailing(1, cards.LIGHTNING, prediction_type="sample"),
     ),
     **{
         f"sdxl-lightning-{n}step-lora": KnownModel(
@@ -323,7 +378,8 @@ for _name, _model in {
             family="sdxl",
             resolution=1024,
             weight_name=f"sdxl_lightning_{n}step_lora.safetensors",
-            description=f"SDXL-Lightning {n}-step LoRA (authors: euler, trailing, {n} steps, guidance_scale 0)",
+            description=f"SDXL-Lightning {n}-step LoRA",
+            settings=cards.euler_trailing(n, cards.LIGHTNING),
         )
         for n in (2, 4, 8)
     },
@@ -331,7 +387,8 @@ for _name, _model in {
         "h1t/TCD-SD15-LoRA",
         "lora",
         base="sd-1.5",
-        description="TCD LoRA on SD-1.5 (authors: sampler tcd, eta (gamma) 0.3, guidance_scale 0, 2-8 steps)",
+        description="TCD LoRA on SD-1.5",
+        settings=cards.tcd((4,), 0.3, 0.0, cards.TCD, (2, 4, 8)),
     ),
     "tcd-sdxl-lora": KnownModel(
         "h1t/TCD-SDXL-LoRA",
@@ -339,7 +396,8 @@ for _name, _model in {
         base="sdxl-base",
         family="sdxl",
         resolution=1024,
-        description="TCD LoRA on SDXL (authors: sampler tcd, eta (gamma) 0.3, guidance_scale 0, 2-8 steps)",
+        description="TCD LoRA on SDXL",
+        settings=cards.tcd((4,), 0.3, 0.0, "https://huggingface.co/h1t/TCD-SDXL-LoRA (model card)", (2, 4, 8)),
     ),
     "dmd2-sdxl-4step-unet": KnownModel(
         "tianweiy/DMD2",
@@ -348,7 +406,8 @@ for _name, _model in {
         family="sdxl",
         resolution=1024,
         weight_name="dmd2_sdxl_4step_unet_fp16.bin",
-        description="DMD2 4-step SDXL UNet (authors: lcm, timesteps [999, 749, 499, 249], guidance 0; CC-BY-NC)",
+        description="DMD2 4-step SDXL UNet (CC-BY-NC)",
+        settings=cards.published_timesteps((999, 749, 499, 249), cards.DMD2),
     ),
     "dmd2-sdxl-1step-unet": KnownModel(
         "tianweiy/DMD2",
@@ -357,7 +416,8 @@ for _name, _model in {
         family="sdxl",
         resolution=1024,
         weight_name="dmd2_sdxl_1step_unet_fp16.bin",
-        description="DMD2 1-step SDXL UNet (authors: lcm, timesteps [399], guidance_scale 0; CC-BY-NC)",
+        description="DMD2 1-step SDXL UNet (CC-BY-NC)",
+        settings=cards.published_timesteps((399,), cards.DMD2),
     ),
     **{
         f"pcm-sd15-{cfg}-{n}step-lora": KnownModel(
@@ -365,10 +425,11 @@ for _name, _model in {
             "lora",
             base="sd-1.5",
             weight_name=f"sd15/pcm_sd15_{cfg}_{n}step_converted.safetensors",
-            description=f"PCM {n}-phase SD-1.5 LoRA, {cfg} (authors: ddim, trailing; guidance 1-2 small, 2-9 normal)",
+            description=f"PCM {n}-phase SD-1.5 LoRA, {cfg}",
+            settings=cards.tcd((n,), 0.0, scale, cards.PCM),
         )
-        for cfg in ("smallcfg", "normalcfg")
-        for n in (2, 4, 8)
+        for cfg, scale, phases in (("smallcfg", 0.0, (2, 4, 8, 16)), ("normalcfg", 7.5, (4, 8, 16)))
+        for n in phases
     },
     "lcm-ssd-1b": KnownModel(
         "latent-consistency/lcm-ssd-1b",
@@ -378,6 +439,9 @@ for _name, _model in {
         family="sdxl",
         resolution=1024,
         description="LCM UNet distilled from SSD-1B",
+        settings=cards.lcm(
+            (4,), 8.0, "https://huggingface.co/latent-consistency/lcm-ssd-1b (model card)", (1, 2, 4, 8)
+        ),
     ),
 }.items():
     MODELS.register(_name, _model)

@@ -81,6 +81,35 @@ def lora_file(path: Path, weight_name: str | None) -> Path | None:
     return next((c for c in candidates if c.is_file() and c.suffix == ".safetensors"), None)
 
 
+def sgm_blocks_as_diffusers(lora: dict[str, list[int]], unet_config: dict) -> dict[str, list[int]]:
+    """Kohya keys naming the SGM UNet's blocks (``input_blocks_4_1``: SDXL LoRAs written by sd-scripts for ComfyUI
+    and A1111) renamed to diffusers' blocks, as diffusers' LoRA loader renames them (diffusers is imported only for
+    such a file, so suites validate without it)."""
+    names = {"input_blocks": "down_blocks", "middle_block": "mid_block", "output_blocks": "up_blocks"}
+    if not any(name in key for key in lora for name in names):
+        return lora
+    from types import SimpleNamespace
+
+    from diffusers.loaders.lora_conversion_utils import _maybe_map_sgm_blocks_to_diffusers
+
+    config = SimpleNamespace(layers_per_block=unet_config.get("layers_per_block", 2))
+    mapped = _maybe_map_sgm_blocks_to_diffusers(dict(lora), config)
+    return {re.sub("|".join(names), lambda m: names[m.group(0)], key): shape for key, shape in mapped.items()}
+
+
+def lora_targets(lora: dict[str, list[int]], unet: dict[str, list[int]], unet_config: dict) -> list[tuple[str, list]]:
+    """The UNet modules a LoRA patches with its down projection's shape: diffusers/peft keys by name, kohya keys
+    (``lora_unet_<module with underscores>.lora_down``, SGM block names mapped) by the UNet's own module names."""
+    by_flat = {k[: -len(".weight")].replace(".", "_"): k[: -len(".weight")] for k in unet if k.endswith(".weight")}
+    kohya = sgm_blocks_as_diffusers({k: v for k, v in lora.items() if KOHYA_KEY.match(k)}, unet_config)
+    targets = [(by_flat.get(m, m), shape) for k, shape in kohya.items() if (m := KOHYA_KEY.match(k)["module"])]
+    for key, shape in lora.items():
+        match = LORA_KEY.match(key)
+        if match and not key.startswith(("text_encoder", "lora_te", "lora_unet_")):
+            targets.append((match["module"], shape))
+    return targets
+
+
 def check_lora(path: Path, weight_name: str | None, unet_folder: Path, field: str) -> None:
     """Every UNet module a LoRA patches exists in the base UNet with the LoRA's input width (diffusers/peft and
     kohya key formats; text-encoder keys are not checked). Read from safetensors headers only."""
@@ -92,14 +121,7 @@ def check_lora(path: Path, weight_name: str | None, unet_folder: Path, field: st
         lora, unet = _shapes([file]), _shapes(unet_files)
     except Exception as exc:  # noqa: BLE001 - safetensors raises several types for a corrupt header
         raise UserError(f"{field}: cannot read LoRA '{file}' ({type(exc).__name__}: {exc})") from None
-    by_flat = {k[: -len(".weight")].replace(".", "_"): k[: -len(".weight")] for k in unet if k.endswith(".weight")}
-    targets = []
-    for key, shape in lora.items():
-        match = LORA_KEY.match(key)
-        if match and not key.startswith(("text_encoder", "lora_te")):
-            targets.append((match["module"], shape))
-        elif kohya := KOHYA_KEY.match(key):
-            targets.append((by_flat.get(kohya["module"], kohya["module"]), shape))
+    targets = lora_targets(lora, unet, config_json(unet_folder / "config.json"))
     missing = [m for m, _ in targets if f"{m}.weight" not in unet]
     if missing:
         raise UserError(

@@ -186,7 +186,12 @@ def _load(name: str, pretrained: str, device: str, field: str, tag: str | None =
                 else:
                     state = torch.load(path, map_location="cpu", weights_only=True)
                     state = state.get("state_dict", state)
-                model.load_state_dict(state)
+                try:
+                    model.load_state_dict(state)
+                except RuntimeError as exc:
+                    raise UserError(
+                        f"{field}.pretrained: '{path}' does not fit open_clip's {name} ({str(exc).splitlines()[0]})"
+                    ) from None
         else:
             model = _tagged(name, pretrained, device, field)
     except UserError:
@@ -199,16 +204,27 @@ def _load(name: str, pretrained: str, device: str, field: str, tag: str | None =
             "cache, or set pretrained: to a local .safetensors file"
         ) from None
     model.eval()
-    config = open_clip.get_model_config(name)
-    size = config["vision_cfg"]["image_size"]
-    preprocess = config.get("preprocess_cfg", {})
+    size = open_clip.get_model_config(name)["vision_cfg"]["image_size"]
+    mean, std = normalisation(name, pretrained)
     return ClipModel(
         model=model,
         tokenizer=open_clip.get_tokenizer(name),
         name=name,
         pretrained=tag or pretrained,
         image_size=size if isinstance(size, int) else size[0],
-        mean=tuple(preprocess.get("mean", OPENAI_MEAN)),
-        std=tuple(preprocess.get("std", OPENAI_STD)),
+        mean=mean,
+        std=std,
         device=device,
     )
+
+
+def normalisation(name: str, pretrained: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The mean and std a checkpoint's images are normalised with, as open_clip's ``create_model`` sets them: its
+    tag's own (SigLIP's 0.5 / 0.5, OpenAI's for most CLIPs), else the model config's ``preprocess_cfg`` (a local
+    file or random weights), else OpenAI's."""
+    import open_clip
+
+    _register_configs()
+    preprocess = dict(open_clip.get_model_config(name).get("preprocess_cfg") or {})
+    preprocess |= {k: v for k, v in (open_clip.get_pretrained_cfg(name, pretrained) or {}).items() if v is not None}
+    return tuple(preprocess.get("mean", OPENAI_MEAN)), tuple(preprocess.get("std", OPENAI_STD))

@@ -221,6 +221,7 @@ def result_row(record: dict) -> dict[str, Any]:
             "timestep_spacing": schedule.get("timestep_spacing"),
             "timesteps": " ".join(str(t) for t in schedule.get("timesteps", [])) or None,
             "original_inference_steps": schedule.get("original_inference_steps"),
+            **_card_columns(record.get("authors_settings")),
         }
     )
     row.update(_timing_columns(record.get("throughput", {})))
@@ -239,6 +240,13 @@ def result_row(record: dict) -> dict[str, Any]:
         if "reference" in metric:
             row.update(_measured_against(name, metric))
     return row
+
+
+def _card_columns(card: dict | None) -> dict[str, Any]:
+    """Which settings came from the checkpoint's card and whether the cell ran at a step count it was trained for."""
+    if not card:
+        return {}
+    return {"settings_from_card": " ".join(card["from_card"]) or None, "at_trained_steps": card["at_trained_steps"]}
 
 
 def _paper_w(record: dict) -> float | None:

@@ -230,6 +230,10 @@ def _closing_sections(blocks, records, frame, manifests) -> None:
     if invalid:
         blocks.append(Block("h2", "Invalid results"))
         blocks += [Block("p", line) for line in invalid]
+    authors = authors_lines(records)
+    if authors:
+        blocks.append(Block("h2", "Authors' settings"))
+        blocks += [Block("p", line) for line in authors]
     skipped = frame[frame["status"] == "skipped"] if "status" in frame.columns else frame.iloc[0:0]
     if not skipped.empty:
         blocks.append(Block("h2", "Skipped cells"))
@@ -356,6 +360,28 @@ def invalid_lines(records: list[dict]) -> list[str]:
         reasons = {m["invalid"] for m in (record.get("metrics") or {}).values() if m.get("invalid")}
         if reasons:
             lines.append(f"- `{record['cell_id']}`: metrics invalid, {'; '.join(sorted(reasons))}")
+    return lines
+
+
+def authors_lines(records: list[dict]) -> list[str]:
+    """Per method whose checkpoint has registered authors' settings: which of its settings came from the card and
+    from where, and the step counts it ran that its authors did not train for (allowed, and marked here)."""
+    from lcm_bench.records.store import method_of
+
+    methods: dict[str, list[dict]] = {}
+    for record in records:
+        if record.get("status") == "ok" and record.get("authors_settings"):
+            methods.setdefault(method_of(record), []).append(record)
+    lines = []
+    for method, group in methods.items():
+        card = group[0]["authors_settings"]
+        taken = ", ".join(card["from_card"]) or "nothing (the suite wrote every setting)"
+        untrained = sorted({r["spec"]["steps"] for r in group if not r["authors_settings"]["at_trained_steps"]})
+        trained = "/".join(map(str, card["trained_steps"]))
+        line = f"- `{method}`: from the card: {taken} ({card['source']}); trained for {trained} steps"
+        lines.append(
+            line + (f"; **run at {'/'.join(map(str, untrained))} steps, not trained for**" if untrained else "")
+        )
     return lines
 
 

@@ -311,6 +311,23 @@ def assemble_record(cell: CellSpec, units: list[Unit], fragments: list[dict], ti
         "chunks": [{"start": f["start"], "stop": f["stop"], "process": f["process"]["id"]} for f in fragments],
         "nonfinite_images": [i for f in fragments for i in f.get("nonfinite_images", [])],
         "throughput": throughput(cell, fragments, timing),
+        **authors_settings(cell),
+    }
+
+
+def authors_settings(cell: CellSpec) -> dict[str, Any]:
+    """Which of the cell's settings came from its checkpoint's card, where they were read and whether its step count
+    is one the authors trained for (nothing for a cell whose model has no registered settings)."""
+    if cell.card is None:
+        return {}
+    card = cell.card
+    return {
+        "authors_settings": {
+            "source": card.source,
+            "from_card": list(card.fields),
+            "trained_steps": list(card.trained_steps),
+            "at_trained_steps": not card.untrained(cell.steps),
+        }
     }
 
 

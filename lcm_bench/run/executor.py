@@ -51,13 +51,33 @@ def default_resolution(pipe, family: str) -> tuple[int, int]:
     return size[0] * pipe.vae_scale_factor, size[1] * pipe.vae_scale_factor
 
 
+def release_device_memory(device: str) -> None:
+    """Give a GPU's cached blocks back after a cell failed (an out-of-memory leaves them held)."""
+    import torch
+
+    if device.startswith("cuda") and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 def _settings(cell: CellSpec, pipe, mode: str, family: str):
     from lcm_bench.sampling.loop import GenerationSettings
 
     height, width = (cell.height, cell.width) if cell.height else default_resolution(pipe, family)
     dtype = torch_dtype(cell.hardware)
     scale = cell.guidance_scale
-    return GenerationSettings(cell.steps, scale, mode, height, width, cell.negative_prompt, cell.hardware.device, dtype)
+    device = cell.hardware.device
+    return GenerationSettings(
+        cell.steps,
+        scale,
+        mode,
+        height,
+        width,
+        cell.negative_prompt,
+        device,
+        dtype,
+        cell.text_length,
+        cell.resolution_binning,
+    )
 
 
 @dataclass
@@ -246,15 +266,25 @@ class Executor:
         return self._deployment
 
     def _generate(self, unit: Unit) -> None:
-        """Generate the unit unless it is current, or its cell's runtime turned out not to run here (skipped)."""
+        """Generate the unit unless it is current, or its cell turned out not to run here: its runtime cannot, or
+        the model failed inside the cell (a kernel or dtype this device lacks, out of memory). Such a cell is
+        skipped with the reason; the chunks already written stay and the rest of the suite runs."""
         cell = self.cells[unit.cell_id]
         if self.current(cell, self.store.read(unit)) or cell.cell_id in {s["cell_id"] for s in self.skipped}:
             return
         try:
             self._generate_chunk(cell, unit)
         except RuntimeUnavailable as exc:
-            self.skipped.append(skipped_entry(cell, f"runtime '{cell.runtime.name}': {exc}"))
-            self.say(f"  {cell.method_label}: skipped, runtime '{cell.runtime.name}': {exc}")
+            self._skip(cell, f"runtime '{cell.runtime.name}': {exc}")
+        except RuntimeError as exc:
+            self._deployment, self._loaded = None, None
+            release_device_memory(cell.hardware.device)
+            first = (str(exc).strip().splitlines() or [""])[0][:300]
+            self._skip(cell, f"failed on {cell.hardware.name} ({type(exc).__name__}: {first})")
+
+    def _skip(self, cell: CellSpec, reason: str) -> None:
+        self.skipped.append(skipped_entry(cell, reason))
+        self.say(f"  {cell.method_label}: skipped, {reason}")
 
     def _generate_chunk(self, cell: CellSpec, unit: Unit) -> None:
         started = time.time()

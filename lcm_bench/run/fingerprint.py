@@ -82,7 +82,7 @@ def scheduler_digest(pipeline_path: Path, sampler: SamplerSpec, objective: str =
 def cell_fingerprint(cell: CellSpec, resolved, memo: dict | None = None) -> dict[str, Any]:
     """{"value": hash of the components, "components": {...}} for one cell. ``resolved`` is its ResolvedModel (None
     for a student the suite distils: its cache key already hashes the teacher's weights and every option)."""
-    from lcm_bench.sampling.generation import GENERATION_VERSION
+    from lcm_bench.sampling.generation import GENERATION_VERSION, HALF_PRECISION_VERSION
 
     memo = {} if memo is None else memo
     if cell.model.distill:
@@ -97,6 +97,8 @@ def cell_fingerprint(cell: CellSpec, resolved, memo: dict | None = None) -> dict
             memo[scheduler_key] = scheduler_digest(resolved.pipeline_path, cell.sampler, objective)
         components = {**memo[model_key], "scheduler": memo[scheduler_key]}
     components["generation"] = str(GENERATION_VERSION)
+    if cell.hardware.dtype != "fp32":
+        components["half_precision"] = str(HALF_PRECISION_VERSION)
     if not cell.runtime.eager:
         if ("runtime", cell.runtime) not in memo:
             memo["runtime", cell.runtime] = runtime_components(cell)

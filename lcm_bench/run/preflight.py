@@ -26,6 +26,39 @@ def check_family_sampler(cell: CellSpec, resolved: ResolvedModel, field_name: st
     )
 
 
+def check_text_length(cell: CellSpec, resolved: ResolvedModel, field_name: str) -> None:
+    """A text length only for a family whose text encoder takes one (T5, Gemma: not CLIP's fixed 77 tokens)."""
+    if cell.text_length is None or FAMILIES.get(resolved.family).text_length is not None:
+        return
+    takes = [name for name in FAMILIES.names() if FAMILIES.get(name).text_length is not None]
+    raise UserError(
+        f"{field_name}: model '{cell.model.name}' is a {resolved.family} model, whose CLIP text encoder reads a "
+        f"fixed 77 tokens; text_length applies to {', '.join(takes)}"
+    )
+
+
+def check_binning(cell: CellSpec, resolved: ResolvedModel, denoiser_folder: Path, field_name: str) -> None:
+    """Resolution binning only for a family whose pipeline bins (PixArt, SANA), on a transformer whose sample size
+    the pipeline has an aspect-ratio table for."""
+    from lcm_bench.models.checks import config_json
+
+    if not cell.resolution_binning:
+        return
+    family = FAMILIES.get(resolved.family)
+    if family.bins is None:
+        takes = [name for name in FAMILIES.names() if FAMILIES.get(name).bins is not None]
+        raise UserError(
+            f"{field_name}: model '{cell.model.name}' is a {resolved.family} model, whose pipeline does not bin "
+            f"resolutions; resolution_binning applies to {', '.join(takes)}"
+        )
+    sample_size = config_json(denoiser_folder / "config.json").get("sample_size")
+    if family.bins(sample_size) is None:
+        raise UserError(
+            f"{field_name}: the {resolved.family} pipeline has no aspect-ratio table for a transformer of sample_size "
+            f"{sample_size} (model '{cell.model.name}'); leave resolution_binning off"
+        )
+
+
 def guidance_mode(cell: CellSpec, resolved: ResolvedModel, field_name: str) -> str:
     """cfg or embedding, from the sampler's request and what the model's family and denoiser take."""
     wanted = cell.sampler.guidance
@@ -116,10 +149,12 @@ def preflight(
             for i, (path, _, weight_name) in enumerate(model.lora_paths):
                 check_lora(path, weight_name, model.unet_path or model.pipeline_path / "unet", f"{where}.loras[{i}]")
         check_family_sampler(cell, model, f"{where}.sampler")
+        check_text_length(cell, model, f"{where}.text_length")
         modes[cell.cell_id] = guidance_mode(cell, model, f"samplers[{cell.sampler.name}]")
         unet = model.unet_for(cell.steps, f"{where} at steps: {cell.steps}")
         check_steps(cell, model.pipeline_path, f"{where}.steps")
         family = FAMILIES.get(model.family)
         folder = unet if unet is not None and unet.is_dir() else model.pipeline_path / family.denoiser
         check_resolution(cell, model.pipeline_path, folder, family.layout.multiple)
+        check_binning(cell, model, folder, f"{where}.resolution_binning")
     return resolved, modes

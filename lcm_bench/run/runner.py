@@ -369,7 +369,18 @@ def write_manifest(run: RunDir, suite: Suite, skipped: list[dict], provenance: d
     )
 
 
+def record_skipped(run: RunDir, skipped: list[dict]) -> None:
+    """The manifest's skipped cells as the run ended: those this machine could not start and those that failed
+    inside (a kernel, a dtype, out of memory)."""
+    manifest = run.manifest()
+    if manifest is not None and manifest.get("skipped") != skipped:
+        run.write_manifest({**manifest, "skipped": skipped})
+
+
 def write_results(run: RunDir, suite: Suite, skipped: list[dict]) -> None:
+    """results.csv and results_by_category.csv from the finished records, and the skipped cells beside them (in
+    results.csv and the manifest)."""
+    record_skipped(run, skipped)
     finished = run.records()
     records = [finished[c.cell_id] for c in suite.cells if c.cell_id in finished]
     if records or skipped:

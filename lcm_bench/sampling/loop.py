@@ -10,7 +10,7 @@ sharding never change an image.
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -33,12 +33,16 @@ class GenerationSettings:
     negative_prompt: str
     device: str
     dtype: torch.dtype
+    text_length: int | None = None
+    binning: bool = False
 
 
 def encode_prompts(pipe, family: str, prompts: list[str], negative: str, need_uncond: bool, s: GenerationSettings):
-    """UNet keyword arguments for the prompts and (when guided) for the negative prompt, as the family encodes them."""
-    how = Conditioning(negative, need_uncond, s.height, s.width, s.device)
-    return FAMILIES.get(family).encode(pipe, prompts, how)
+    """Denoiser keyword arguments for the prompts and (when guided) for the negative prompt, as the family encodes
+    them, over the method's text length or the family's default."""
+    entry = FAMILIES.get(family)
+    how = Conditioning(negative, need_uncond, s.height, s.width, s.device, s.text_length or entry.text_length)
+    return entry.encode(pipe, prompts, how)
 
 
 def initial_latents(generators: list[torch.Generator], shape: tuple[int, ...]) -> torch.Tensor:
@@ -60,14 +64,15 @@ def latent_shape(pipe, family, network, s: GenerationSettings) -> tuple[int, int
 
 def timestep_kwargs(scheduler, family, steps: int, tokens: int) -> dict[str, Any]:
     """What ``set_timesteps`` takes besides the step count, as the family's pipeline passes it: the family's sigmas
-    where the scheduler takes custom ones (FLUX: 1 to 1/n), and where the scheduler shifts by resolution, ``mu``
+    where the scheduler takes custom ones (FLUX: 1 to 1/n; a solver in flow-sigma mode, UniPC or DPM-Solver++,
+    computes its own, as FluxPipeline leaves them to it), and where the scheduler shifts by resolution, ``mu``
     from the image's token count (diffusers' ``calculate_shift``, linear from ``base_shift`` at
     ``base_image_seq_len`` tokens to ``max_shift`` at ``max_image_seq_len``)."""
     takes = inspect.signature(scheduler.set_timesteps).parameters
     kwargs: dict[str, Any] = {}
-    if family.sigmas is not None and "sigmas" in takes:
-        kwargs["sigmas"] = family.sigmas(steps)
     config = scheduler.config
+    if family.sigmas is not None and "sigmas" in takes and not config.get("use_flow_sigmas"):
+        kwargs["sigmas"] = family.sigmas(steps)
     if config.get("use_dynamic_shifting") and "mu" in takes:
         from diffusers.pipelines.flux.pipeline_flux import calculate_shift
 
@@ -91,9 +96,8 @@ def denoise(pipe, family, network, scheduler, walk, custom, step_kwargs, denoise
     if custom is None:
         scheduler.set_timesteps(s.steps, device=s.device, **options, **walk.options(s.steps))
     else:
-        options = {k: v for k, v in options.items() if k != "sigmas"}
-        scheduler.set_timesteps(None, device=s.device, timesteps=custom, **options)
-    noise = initial_latents(generators, (channels, height, width)).to(s.device, s.dtype)
+        walk.custom(scheduler, custom, s.device, {k: v for k, v in options.items() if k != "sigmas"})
+    noise = initial_latents(generators, (channels, height, width)).to(s.device, family.latent_dtype(s.dtype))
     latents = family.layout.pack(noise) * walk.start(scheduler)
     scale_input = getattr(scheduler, "scale_model_input", lambda x, t: x)
     for t in walk.points(scheduler):
@@ -101,16 +105,41 @@ def denoise(pipe, family, network, scheduler, walk, custom, step_kwargs, denoise
     return family.layout.unpack(walk.end(scheduler, latents), height, width)
 
 
-def decode(vae, latents: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """The VAE's images of ``latents``: unscaled and, where the VAE has a shift (SD3, FLUX), shifted back
-    (``z / scaling_factor + shift_factor``); in float32 where an fp16 VAE asks to be upcast, as diffusers does."""
-    upcast = dtype == torch.float16 and getattr(vae.config, "force_upcast", False)
-    decoder = vae.to(torch.float32) if upcast else vae
-    latents = latents.to(torch.float32 if upcast else dtype) / vae.config.scaling_factor
-    shift = getattr(vae.config, "shift_factor", None)
-    if shift is not None:
-        latents = latents + shift
-    return decoder.decode(latents, return_dict=False)[0]
+def unscale(vae, latents: torch.Tensor) -> torch.Tensor:
+    """Latents as the VAE decodes them: ``z * std / scaling_factor + mean`` where its config has per-channel
+    ``latents_mean`` and ``latents_std`` (Playground v2.5-style SDXL VAEs, as StableDiffusionXLPipeline decodes
+    them), else ``z / scaling_factor`` plus the shift of a VAE that has one (SD3, FLUX)."""
+    config = vae.config
+    mean, std = getattr(config, "latents_mean", None), getattr(config, "latents_std", None)
+    if mean is not None and std is not None:
+        view = (1, len(mean), *([1] * (latents.dim() - 2)))
+        mean = torch.tensor(mean).view(view).to(latents.device, latents.dtype)
+        std = torch.tensor(std).view(view).to(latents.device, latents.dtype)
+        return latents * std / config.scaling_factor + mean
+    latents = latents / config.scaling_factor
+    shift = getattr(config, "shift_factor", None)
+    return latents + shift if shift is not None else latents
+
+
+def decode(vae, latents: torch.Tensor, dtype: torch.dtype, upcast_fp16: bool = False) -> torch.Tensor:
+    """The VAE's images of ``latents`` (``unscale``); where the family's pipeline upcasts an fp16 VAE that asks for
+    it (``force_upcast``: StableDiffusionXLPipeline), in float32, the VAE put back in fp16 afterwards as the pipeline
+    does."""
+    if not (upcast_fp16 and dtype == torch.float16 and getattr(vae.config, "force_upcast", False)):
+        return vae.decode(unscale(vae, latents.to(dtype)), return_dict=False)[0]
+    vae.to(torch.float32)
+    try:
+        return vae.decode(unscale(vae, latents.to(torch.float32)), return_dict=False)[0]
+    finally:
+        vae.to(torch.float16)
+
+
+def binned(pipe, family, s: GenerationSettings) -> GenerationSettings:
+    """The settings at the size the family's pipeline samples when it bins resolutions (PixArt's and SANA's
+    ``use_resolution_binning``): the nearest aspect ratio of its table for the transformer's sample size."""
+    table = family.bins(family.network(pipe).config.sample_size)
+    height, width = pipe.image_processor.classify_height_width_bin(s.height, s.width, ratios=table)
+    return replace(s, height=height, width=width)
 
 
 def generate_batch(
@@ -124,15 +153,16 @@ def generate_batch(
     nonfinite: list[int] | None = None,
 ) -> tuple[np.ndarray, int, dict[str, Any]]:
     """Images (uint8, NHWC) for one batch, the network evaluations it took, and the resolved schedule; the batch
-    positions of images holding NaN or inf (an fp16 VAE overflow) are appended to ``nonfinite``."""
-    s = settings
+    positions of images holding NaN or inf (an fp16 VAE overflow) are appended to ``nonfinite``. With ``binning``,
+    sampled at the binned size and resized and cropped back to the size asked, as the family's pipeline does."""
+    family = FAMILIES.get(family_name)
+    s = binned(pipe, family, settings) if settings.binning else settings
     guidance = GUIDANCE.get(s.guidance_mode)
     generators = [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
     need_uncond = guidance.needs_negative(s.guidance_scale)
     with torch.inference_mode():
         with timer("text_encoding"):
             cond, uncond = encode_prompts(pipe, family_name, prompts, s.negative_prompt, need_uncond, s)
-        family = FAMILIES.get(family_name)
         scheduler, step_kwargs, takes_generator = build_scheduler(sampler_spec, pipe.scheduler.config, family.objective)
         if takes_generator:
             step_kwargs = {**step_kwargs, "generator": generators}
@@ -142,7 +172,9 @@ def generate_batch(
             walk, custom = SAMPLERS.get(sampler_spec.name).walk, custom_timesteps(sampler_spec)
             latents = denoise(pipe, family, net.module, scheduler, walk, custom, step_kwargs, denoiser, generators, s)
         with timer("vae_decoding"):
-            images = decode(pipe.vae, latents, s.dtype)
+            images = decode(pipe.vae, latents, s.dtype, family.upcast_vae)
+            if s is not settings:
+                images = pipe.image_processor.resize_and_crop_tensor(images, settings.width, settings.height)
         if nonfinite is not None:
             nonfinite.extend(torch.nonzero(~torch.isfinite(images).flatten(1).all(1)).flatten().tolist())
         step_kwargs.pop("generator", None)

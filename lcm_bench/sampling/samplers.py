@@ -21,16 +21,31 @@ from lcm_bench.core.spec import SamplerSpec
 SPACINGS = ("leading", "trailing", "linspace")
 
 
+def set_custom_timesteps(scheduler, timesteps: list, device: str, options: dict[str, Any]) -> None:
+    """A published schedule, one timestep per step, as diffusers' schedulers take custom ``timesteps``."""
+    scheduler.set_timesteps(None, device=device, timesteps=timesteps, **options)
+
+
 @dataclass(frozen=True)
 class Walk:
     """How the loop walks a sampler's scheduler: further ``set_timesteps`` arguments for a step count, the
     timesteps it steps at, the scale of the initial noise and what the final latent is (a scheduler's own
-    ``init_noise_sigma`` and last sample, for all but SCM)."""
+    ``init_noise_sigma`` and last sample, for all but SCM), and how a published schedule is set (``custom``)."""
 
     options: Callable[[int], dict[str, Any]] = lambda steps: {}
     points: Callable[[Any], Any] = lambda scheduler: scheduler.timesteps
     start: Callable[[Any], float] = lambda scheduler: getattr(scheduler, "init_noise_sigma", 1.0)
     end: Callable[[Any, Any], Any] = lambda scheduler, latents: latents
+    custom: Callable[[Any, list, str, dict[str, Any]], None] = set_custom_timesteps
+
+
+def _scm_custom(scheduler, timesteps: list, device: str, options: dict[str, Any]) -> None:
+    """A published sCM schedule (TrigFlow times, one per step): SCMScheduler takes it with the final 0 appended
+    (steps + 1 values) and neither its default start nor its two-step midpoint."""
+    points = [float(t) for t in timesteps] + [0.0]
+    scheduler.set_timesteps(
+        len(timesteps), timesteps=points, device=device, max_timesteps=None, intermediate_timesteps=None
+    )
 
 
 def _scm_options(steps: int) -> dict[str, Any]:
@@ -43,6 +58,7 @@ SCM_WALK = Walk(
     lambda scheduler: scheduler.timesteps[:-1],
     lambda scheduler: scheduler.config.sigma_data,
     lambda scheduler, latents: latents / scheduler.config.sigma_data,
+    _scm_custom,
 )
 """sCM sampling in TrigFlow time (Lu & Song 2024): noise scaled by sigma_data, a step at every timestep but the
 final 0, the last x0 prediction divided by sigma_data."""

@@ -101,7 +101,19 @@ def method_cells(methods: list[Method], axes: dict[str, list], common: dict, rul
             axis_values = {
                 "steps": step, "guidance_scale": scale, "prompts": prompts, "hardware": hardware, "runtime": runtime
             }  # fmt: skip
-            cells.append(CellSpec(model=m.model, sampler=m.sampler, seed=seed, method=m.name, **axis_values, **common))
+            cells.append(
+                CellSpec(
+                    model=m.model,
+                    sampler=m.sampler,
+                    seed=seed,
+                    method=m.name,
+                    text_length=m.text_length,
+                    resolution_binning=m.resolution_binning,
+                    card=m.card,
+                    **axis_values,
+                    **common,
+                )
+            )
     return cells
 
 

@@ -150,12 +150,24 @@ def _check_top_level(raw: dict[str, Any]) -> bool:
     return uses_methods
 
 
-def _axes(data: dict, uses_methods: bool, base_dir: Path) -> tuple[dict[str, list], list[Method] | None]:
+def with_card_steps(methods: list[Method]) -> list[Method]:
+    """Methods that name no steps in a suite that names none run the step counts of their checkpoint's card."""
+    return [
+        dataclasses.replace(m, steps=m.card_steps, card=dataclasses.replace(m.card, fields=(*m.card.fields, "steps")))
+        if m.card_steps and m.card is not None
+        else m
+        for m in methods
+    ]
+
+
+def _axes(data: dict, uses_methods: bool, base_dir: Path, steps_written: bool) -> tuple[dict[str, list], list | None]:
     axes: dict[str, list] = {}
     for key, axis in AXES.items():
         if not uses_methods or axis in METHOD_AXES:
             axes[axis] = parse_axis(axis, as_list(data[key], key), key, base_dir, {})
     methods = parse_methods(as_list(data["methods"], "methods"), base_dir) if uses_methods else None
+    if methods is not None and not steps_written:
+        methods = with_card_steps(methods)
     names = [m.name for m in axes.get("model", [])]
     if len(set(names)) != len(names):
         raise UserError(f"models: names must be unique, got {names}")
@@ -252,7 +264,7 @@ def _load(path: Path) -> Suite:
     base_dir = Path(raw.pop("_base_dir"))
     uses_methods = _check_top_level(raw)
     data = {**DEFAULTS, **raw}
-    axes, methods = _axes(data, uses_methods, base_dir)
+    axes, methods = _axes(data, uses_methods, base_dir, "steps" in raw)
     common = _common(data)
     cells: list[CellSpec] = method_cells(methods, axes, common) if methods is not None else product_cells(axes, common)
     cells += included_cells(data, axes, methods, common, base_dir)

@@ -1,5 +1,8 @@
 """Methods and their parts: a model (a registered name, a local folder, a hub id, LoRAs, or a student the suite
-distils), a sampler with its options and guidance, guidance scales and optional own steps."""
+distils), a sampler with its options and guidance, guidance scales, optional own steps and text length. A method
+naming a registered checkpoint with authors' settings (``lcm_bench.models.cards``) takes every one of them it does
+not write itself; values that equal what the spec would hold without them are left out, so a suite that already
+wrote the authors' settings keeps its cell ids."""
 
 from __future__ import annotations
 
@@ -7,11 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from lcm_bench.core.errors import UserError
-from lcm_bench.core.spec import LoraSpec, Method, ModelSpec, SamplerSpec
+from lcm_bench.core.spec import CardSettings, LoraSpec, Method, ModelSpec, SamplerSpec
+from lcm_bench.models.cards import AuthorsSettings
 from lcm_bench.models.catalogue import MODELS
 from lcm_bench.models.resolve import check_reference
 from lcm_bench.sampling.guidance import GUIDANCE
-from lcm_bench.sampling.samplers import SCHEDULER_OPTIONS, check_sampler
+from lcm_bench.sampling.samplers import SAMPLERS, SCHEDULER_OPTIONS, check_sampler
 from lcm_bench.suite.fields import (
     DEFAULT_GUIDANCE_SCALES,
     MAX_GUIDANCE,
@@ -24,7 +28,18 @@ from lcm_bench.suite.fields import (
     unknown_keys,
 )
 
-METHOD_FIELDS = {"name", "model", "sampler", "guidance_scale", "guidance", "steps", "timestep_spacing"}
+METHOD_FIELDS = {
+    "name",
+    "model",
+    "sampler",
+    "guidance_scale",
+    "guidance",
+    "steps",
+    "timestep_spacing",
+    "text_length",
+    "resolution_binning",
+}
+MAX_TEXT_LENGTH = 4096
 MODEL_FIELDS = {"name", "source", "path", "loras", "guidance_embedding", "distill"}
 
 
@@ -121,16 +136,56 @@ def parse_sampler(entry: Any, field: str) -> SamplerSpec:
     return SamplerSpec(spec.name, needed, spec.timestep_spacing, spec.options)
 
 
-def _method_sampler(entry: dict, field: str) -> SamplerSpec:
-    """The method's sampler, with the sampler options written on the method itself merged in."""
-    sampler = entry["sampler"]
+def _written_sampler(entry: dict, field: str) -> dict:
+    """The sampler as the method writes it (a name or a mapping; nothing where it names none), with the sampler
+    options written on the method itself merged in."""
+    sampler = entry.get("sampler", {})
+    base = sampler if isinstance(sampler, dict) else {"name": sampler}
+    if not isinstance(base, dict) or not isinstance(base.get("name", ""), str):
+        raise UserError(f"{field}.sampler: expected a sampler name or a mapping, got {sampler!r}")
     options = {k: v for k, v in entry.items() if k in SCHEDULER_OPTIONS or k in ("guidance", "timestep_spacing")}
-    if options:
-        base = sampler if isinstance(sampler, dict) else {"name": sampler}
-        if not isinstance(base, dict):
-            raise UserError(f"{field}.sampler: expected a sampler name or a mapping, got {sampler!r}")
-        sampler = {**base, **options}
-    return parse_sampler(sampler, f"{field}.sampler")
+    return {**base, **options}
+
+
+def _card_sampler(card: AuthorsSettings) -> dict:
+    """The authors' sampler without the values its registered definition already defaults to."""
+    entry = card.sampler_entry()
+    definition = SAMPLERS.get(card.sampler)
+    if "timestep_spacing" in entry and entry["timestep_spacing"] == definition.spacing:
+        del entry["timestep_spacing"]
+    if "eta" in entry and entry["eta"] == definition.step_kwargs.get("eta"):
+        del entry["eta"]
+    return entry
+
+
+def _method_sampler(entry: dict, field: str, card: AuthorsSettings | None) -> tuple[SamplerSpec, list[str]]:
+    """The method's sampler and the sampler fields taken from the card: the card's sampler where the method names
+    none, its options under the method's where the method names the same sampler."""
+    if "sampler" not in entry and card is None:
+        raise UserError(
+            f"{field}.sampler: missing; a method names a model and a sampler (or a registered checkpoint with its "
+            "authors' settings: see `lcm-bench list`)"
+        )
+    written = _written_sampler(entry, field)
+    taken: dict = {}
+    if card is not None and written.get("name", card.sampler) == card.sampler:
+        taken = {k: v for k, v in _card_sampler(card).items() if k not in written}
+    return parse_sampler({**taken, **written}, f"{field}.sampler"), ["sampler" if k == "name" else k for k in taken]
+
+
+def card_of(model: ModelSpec) -> AuthorsSettings | None:
+    """The authors' settings of a registered checkpoint (None for anything else)."""
+    if model.distill or model.source not in MODELS:
+        return None
+    return MODELS.get(model.source).settings
+
+
+def _text_length(entry: dict, field: str, card: AuthorsSettings | None) -> tuple[int | None, list[str]]:
+    if "text_length" in entry:
+        return int_field(entry["text_length"], f"{field}.text_length", 1, MAX_TEXT_LENGTH), []
+    if card is not None and card.text_length is not None:
+        return card.text_length, ["text_length"]
+    return None, []
 
 
 def parse_method(entry: Any, field: str, base_dir: Path) -> list[Method]:
@@ -139,18 +194,35 @@ def parse_method(entry: Any, field: str, base_dir: Path) -> list[Method]:
         raise UserError(f"{field}: expected a mapping such as {{name: lcm, model: shapes-lcm, sampler: lcm}}")
     unknown_keys(entry, METHOD_FIELDS | SCHEDULER_OPTIONS, field)
     name = file_safe(str_field(entry.get("name"), f"{field}.name"), f"{field}.name")
-    for key in ("model", "sampler"):
-        if key not in entry:
-            raise UserError(f"{field}.{key}: missing; a method names a model and a sampler")
-    sampler = _method_sampler(entry, field)
-    scales = as_list(entry.get("guidance_scale", DEFAULT_GUIDANCE_SCALES), f"{field}.guidance_scale")
+    if "model" not in entry:
+        raise UserError(f"{field}.model: missing; a method names a model and a sampler")
+    models = parse_models(entry["model"], f"{field}.model", base_dir)
+    card = card_of(models[0]) if len(models) == 1 else None
+    sampler, taken = _method_sampler(entry, field, card)
+    default_scales = DEFAULT_GUIDANCE_SCALES if card is None else [card.guidance_scale]
+    taken += ["guidance_scale"] if card is not None and "guidance_scale" not in entry else []
+    scales = as_list(entry.get("guidance_scale", default_scales), f"{field}.guidance_scale")
     scales = tuple(float_field(v, f"{field}.guidance_scale", 0.0, MAX_GUIDANCE) for v in scales)
     steps = None
     if "steps" in entry:
         steps = tuple(int_field(v, f"{field}.steps", 1, MAX_STEPS) for v in as_list(entry["steps"], f"{field}.steps"))
-    models = parse_models(entry["model"], f"{field}.model", base_dir)
+    text_length, from_card = _text_length(entry, field, card)
+    binning = entry.get("resolution_binning", False)
+    if not isinstance(binning, bool):
+        raise UserError(f"{field}.resolution_binning: expected true or false, got {binning!r}")
+    noted = None if card is None else CardSettings(card.source, tuple(taken + from_card), card.trained_steps)
     return [
-        Method(name if len(models) == 1 else f"{name}@{m.name.rsplit('@', 1)[-1]}", m, sampler, scales, steps)
+        Method(
+            name if len(models) == 1 else f"{name}@{m.name.rsplit('@', 1)[-1]}",
+            m,
+            sampler,
+            scales,
+            steps,
+            text_length,
+            noted,
+            None if card is None or steps else card.steps,
+            binning,
+        )
         for m in models
     ]
 

@@ -7,7 +7,11 @@ when guidance needs it, for the negative prompt), how the denoiser is called (``
 latent's channels), what it predicts (``objective``: ``noise`` for diffusion models, ``flow`` for rectified flows;
 a sampler names the objectives it samples), the guidance kinds it can take (the first its default), how its
 denoiser takes the latent (``layout``), the sigmas its pipeline schedules where a scheduler takes custom ones, and
-how to build a tiny random-weight pipeline of its layout for tests and harness checks.
+how to build a tiny random-weight pipeline of its layout for tests and harness checks. Precision follows the family's
+pipeline: ``float32_latents`` (SANA keeps latents and scheduler state in float32 and casts the denoiser's input to
+its dtype), ``upcast_vae`` (SDXL decodes an fp16 VAE marked ``force_upcast`` in float32); so does the text length
+(``text_length``: the pipeline's default ``max_sequence_length`` for families whose text encoder takes one; a method's
+``text_length`` overrides it).
 Entries are tried in order of registration, a ``fallback`` entry (one that takes any UNet pipeline, like ``sd``)
 after all others; the first that matches names the family.
 """

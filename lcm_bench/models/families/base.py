@@ -21,6 +21,7 @@ class Conditioning:
     height: int
     width: int
     device: str
+    text_length: int | None = None
 
 
 def _spatial_tokens(network, height: int, width: int) -> int:
@@ -86,8 +87,19 @@ class Family:
     objective: str = "noise"
     guidance: tuple[str, ...] = ("cfg",)
     layout: LatentLayout = SPATIAL
-    sigmas: Callable[[int], list[float]] | None = None
+    sigmas: Callable[[int], Any] | None = None
     forward_options: Callable[[Any], dict[str, Any]] = lambda pipe: {}
+    float32_latents: bool = False
+    text_length: int | None = None
+    upcast_vae: bool = False
+    bins: Callable[[int], dict[str, list[float]] | None] | None = None
+
+    def latent_dtype(self, dtype):
+        """The precision the pipeline keeps latents and scheduler state in: float32 for the SANA pipelines (they
+        cast the denoiser's input to its dtype at every call), else the pipeline's dtype."""
+        import torch
+
+        return torch.float32 if self.float32_latents else dtype
 
     def network(self, pipe):
         """The pipeline's denoising network."""
@@ -106,11 +118,10 @@ def negatives(prompts: list[str], how: Conditioning) -> list[str] | None:
 
 
 def masked_text_encoder(
-    max_sequence_length: int,
     options: Callable[[Any], dict[str, Any]] = lambda pipe: {},
     added: Callable[[Any, int, Conditioning], dict[str, Any]] = lambda pipe, batch, how: {},
 ):
-    """Text states and their attention mask over ``max_sequence_length`` tokens (PixArt's T5, SANA's Gemma 2), with
+    """Text states and their attention mask over the family's text length (PixArt's T5, SANA's Gemma 2), with
     the pipeline's further ``options(pipe)`` and the family's ``added`` conditioning. Captions are not cleaned (the
     pipelines clean them only where ``bs4`` and ``ftfy`` are installed, which would make a run depend on the
     environment)."""
@@ -123,7 +134,7 @@ def masked_text_encoder(
             num_images_per_prompt=1,
             device=how.device,
             clean_caption=False,
-            max_sequence_length=max_sequence_length,
+            max_sequence_length=how.text_length,
             **options(pipe),
         )
         extra = added(pipe, len(prompts), how)
@@ -138,6 +149,19 @@ def masked_text_encoder(
 def noise_half(out, config):
     """Of a learned-variance output (twice the latent's channels), the prediction half; else the output."""
     return out.chunk(2, dim=1)[0] if config.out_channels // 2 == config.in_channels else out
+
+
+def aspect_ratio_bins(module: str, tables: dict[int, str]) -> Callable[[int], dict[str, list[float]] | None]:
+    """The aspect-ratio table a pipeline bins a size to for its transformer's ``sample_size`` (diffusers'
+    ``ASPECT_RATIO_*_BIN`` in ``module``), None for a sample size it has none for."""
+
+    def bins(sample_size: int) -> dict[str, list[float]] | None:
+        import importlib
+
+        name = tables.get(sample_size)
+        return None if name is None else getattr(importlib.import_module(f"diffusers.pipelines.{module}"), name)
+
+    return bins
 
 
 def pipeline_class(*names: str) -> Callable[[dict[str, Any]], bool]:

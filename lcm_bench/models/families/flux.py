@@ -7,9 +7,10 @@ from lcm_bench.models.tiny import tiny_flux
 
 
 def encode_flux(pipe, prompts: list[str], how: Conditioning) -> tuple[dict, dict | None]:
-    """T5 states (512 tokens), CLIP's pooled output, the text ids and the packed latent's image ids."""
+    """T5 states (``text_length`` tokens: FluxPipeline's default 512; FLUX.1-schnell's card and reference code use
+    256), CLIP's pooled output, the text ids and the packed latent's image ids."""
     pe, pooled, text_ids = pipe.encode_prompt(
-        prompts, None, device=how.device, num_images_per_prompt=1, max_sequence_length=512
+        prompts, None, device=how.device, num_images_per_prompt=1, max_sequence_length=how.text_length
     )
     factor = pipe.vae_scale_factor * 2
     image_ids = pipe._prepare_latent_image_ids(
@@ -20,15 +21,17 @@ def encode_flux(pipe, prompts: list[str], how: Conditioning) -> tuple[dict, dict
 
 def flux_forward(transformer, x, t, **conditioning):
     """FLUX's velocity at one timestep per row, given as sigma (t / 1000)."""
+    x = x.to(transformer.dtype)
     timestep = t.expand(x.shape[0]).to(x.dtype)
     return transformer(hidden_states=x, timestep=timestep / 1000, return_dict=False, **conditioning)[0]
 
 
-def flux_sigmas(steps: int) -> list[float]:
-    """FluxPipeline's schedule: sigmas evenly from 1 to 1/n (shifted by the scheduler)."""
+def flux_sigmas(steps: int):
+    """FluxPipeline's schedule: sigmas evenly from 1 to 1/n (shifted by the scheduler), as the numpy array the
+    pipeline passes (a flow-mode UniPC shifts them arithmetically and takes no list)."""
     import numpy as np
 
-    return list(np.linspace(1.0, 1 / steps, steps))
+    return np.linspace(1.0, 1 / steps, steps)
 
 
 FAMILIES.register(
@@ -44,5 +47,6 @@ FAMILIES.register(
         guidance=("none", "distilled"),
         layout=PACKED_2X2,
         sigmas=flux_sigmas,
+        text_length=512,
     ),
 )

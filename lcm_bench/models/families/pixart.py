@@ -8,6 +8,7 @@ from lcm_bench.models.families.base import (
     FAMILIES,
     Conditioning,
     Family,
+    aspect_ratio_bins,
     masked_text_encoder,
     noise_half,
     pipeline_class,
@@ -35,23 +36,30 @@ def pixart_conditions(pipe, batch: int, how: Conditioning) -> dict[str, Any]:
 def pixart_forward(transformer, x, t, **conditioning):
     """PixArt's transformer at one timestep per row; of a learned-variance output (twice the latent's channels),
     the noise half."""
+    x = x.to(transformer.dtype)
     return noise_half(
         transformer(x, timestep=t.expand(x.shape[0]), return_dict=False, **conditioning)[0], transformer.config
     )
 
 
-for _name, _description, _class, _tokens, _build in (
-    ("pixart-alpha", "PixArt-alpha (and PixArt-LCM): DiT on T5 (120 tokens)", "PixArtAlphaPipeline", 120, tiny_pixart),
-    ("pixart-sigma", "PixArt-Sigma: DiT on T5 (300 tokens)", "PixArtSigmaPipeline", 300, tiny_pixart_sigma),
+PIXART_BINS = {128: "ASPECT_RATIO_1024_BIN", 64: "ASPECT_RATIO_512_BIN", 32: "ASPECT_RATIO_256_BIN"}
+ALPHA_BINS = aspect_ratio_bins("pixart_alpha.pipeline_pixart_alpha", PIXART_BINS)
+SIGMA_BINS = aspect_ratio_bins("pixart_alpha.pipeline_pixart_sigma", {256: "ASPECT_RATIO_2048_BIN", **PIXART_BINS})
+
+for _name, _description, _class, _tokens, _build, _bins in (
+    ("pixart-alpha", "PixArt-alpha (and PixArt-LCM): DiT on T5", "PixArtAlphaPipeline", 120, tiny_pixart, ALPHA_BINS),
+    ("pixart-sigma", "PixArt-Sigma: DiT on T5", "PixArtSigmaPipeline", 300, tiny_pixart_sigma, SIGMA_BINS),
 ):
     FAMILIES.register(
         _name,
         Family(
             _description,
             pipeline_class(_class),
-            masked_text_encoder(_tokens, added=pixart_conditions),
+            masked_text_encoder(added=pixart_conditions),
             _build,
             denoiser="transformer",
             forward=pixart_forward,
+            text_length=_tokens,
+            bins=_bins,
         ),
     )

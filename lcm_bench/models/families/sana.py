@@ -8,6 +8,7 @@ from lcm_bench.models.families.base import (
     FAMILIES,
     Conditioning,
     Family,
+    aspect_ratio_bins,
     masked_text_encoder,
     noise_half,
     pipeline_class,
@@ -25,24 +26,40 @@ def sana_instruction(pipe) -> dict[str, Any]:
 
 
 def sana_forward(transformer, x, t, **conditioning):
-    """SANA's velocity at one timestep per row (times the transformer's ``timestep_scale``), in float32; of a
+    """SANA's velocity at one timestep per row (times the transformer's ``timestep_scale``), its input and text
+    states cast to the transformer's dtype, its output in float32 (as SanaPipeline keeps latents); of a
     learned-variance output, the first half."""
     timestep = t.expand(x.shape[0]) * transformer.config.timestep_scale
-    return noise_half(
-        transformer(x, timestep=timestep, return_dict=False, **conditioning)[0].float(), transformer.config
-    )
+    dtype = transformer.dtype
+    conditioning = {**conditioning, "encoder_hidden_states": conditioning["encoder_hidden_states"].to(dtype)}
+    out = transformer(x.to(dtype), timestep=timestep, return_dict=False, **conditioning)[0]
+    return noise_half(out.float(), transformer.config)
 
+
+SANA_BINS = aspect_ratio_bins(
+    "sana.pipeline_sana",
+    {
+        128: "ASPECT_RATIO_4096_BIN",
+        64: "ASPECT_RATIO_2048_BIN",
+        32: "ASPECT_RATIO_1024_BIN",
+        16: "ASPECT_RATIO_512_BIN",
+    },
+)
+SPRINT_BINS = aspect_ratio_bins("sana.pipeline_sana_sprint", {32: "ASPECT_RATIO_1024_BIN"})
 
 FAMILIES.register(
     "sana",
     Family(
         "SANA: linear-attention DiT rectified flow on Gemma 2 (with an instruction prefix), DC-AE (32x)",
         pipeline_class("SanaPipeline"),
-        masked_text_encoder(300, options=sana_instruction),
+        masked_text_encoder(options=sana_instruction),
         tiny_sana,
         denoiser="transformer",
         forward=sana_forward,
         objective="flow",
+        float32_latents=True,
+        text_length=300,
+        bins=SANA_BINS,
     ),
 )
 
@@ -54,7 +71,7 @@ def sana_sprint_encoder(pipe, prompts: list[str], how: Conditioning) -> tuple[di
         num_images_per_prompt=1,
         device=how.device,
         clean_caption=False,
-        max_sequence_length=300,
+        max_sequence_length=how.text_length,
         **sana_instruction(pipe),
     )
     return {"encoder_hidden_states": pe, "encoder_attention_mask": mask}, None
@@ -68,7 +85,8 @@ def sigma_data(pipe) -> dict[str, float]:
 def sana_sprint_forward(transformer, x, t, sigma_data: float, guidance, **conditioning):
     """SANA-Sprint's prediction in TrigFlow time, as SanaSprintPipeline wraps its transformer (Lu & Song 2024): the
     input scaled to unit variance at the sCM time sin t / (cos t + sin t), the output mapped back to TrigFlow's
-    velocity times sigma_data; the guidance value times the transformer's ``guidance_embeds_scale``."""
+    velocity times sigma_data; the guidance value times the transformer's ``guidance_embeds_scale``. The wrapper's
+    arithmetic runs in the latents' float32, the transformer in its own dtype (SanaSprintPipeline's casts)."""
     import torch
 
     timestep = t.expand(x.shape[0])
@@ -76,8 +94,10 @@ def sana_sprint_forward(transformer, x, t, sigma_data: float, guidance, **condit
     e = scm.view(-1, 1, 1, 1)
     norm = torch.sqrt(e**2 + (1 - e) ** 2)
     x_in = x / sigma_data * norm
+    dtype = transformer.dtype
     guidance = guidance.to(conditioning["encoder_hidden_states"].dtype) * transformer.config.guidance_embeds_scale
-    out = transformer(x_in, guidance=guidance, timestep=scm, return_dict=False, **conditioning)[0]
+    conditioning = {**conditioning, "encoder_hidden_states": conditioning["encoder_hidden_states"].to(dtype)}
+    out = transformer(x_in.to(dtype), guidance=guidance, timestep=scm, return_dict=False, **conditioning)[0]
     out = ((1 - 2 * e) * x_in + (1 - 2 * e + 2 * e**2) * out) / norm
     return out.float() * sigma_data
 
@@ -94,5 +114,8 @@ FAMILIES.register(
         objective="trigflow",
         guidance=("distilled",),
         forward_options=sigma_data,
+        float32_latents=True,
+        text_length=300,
+        bins=SPRINT_BINS,
     ),
 )

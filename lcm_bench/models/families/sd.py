@@ -33,6 +33,7 @@ FAMILIES.register(
         encode_sdxl,
         tiny_sdxl,
         guidance=("cfg", "embedding"),
+        upcast_vae=True,
     ),
 )
 

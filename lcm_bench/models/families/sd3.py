@@ -7,7 +7,8 @@ from lcm_bench.models.tiny import tiny_sd3
 
 
 def encode_sd3(pipe, prompts: list[str], how: Conditioning) -> tuple[dict, dict | None]:
-    """Two CLIPs' penultimate states beside T5's (256 tokens) and the CLIPs' pooled projections."""
+    """Two CLIPs' penultimate states beside T5's (``text_length`` tokens, 256 by default) and the CLIPs' pooled
+    projections."""
     pe, npe, pooled, npooled = pipe.encode_prompt(
         prompts,
         None,
@@ -16,6 +17,7 @@ def encode_sd3(pipe, prompts: list[str], how: Conditioning) -> tuple[dict, dict 
         num_images_per_prompt=1,
         do_classifier_free_guidance=how.need_uncond,
         negative_prompt=negatives(prompts, how),
+        max_sequence_length=how.text_length,
     )
     cond = {"encoder_hidden_states": pe, "pooled_projections": pooled}
     return cond, ({"encoder_hidden_states": npe, "pooled_projections": npooled} if how.need_uncond else None)
@@ -23,6 +25,7 @@ def encode_sd3(pipe, prompts: list[str], how: Conditioning) -> tuple[dict, dict 
 
 def sd3_forward(transformer, x, t, **conditioning):
     """SD3's MMDiT velocity at one timestep (sigma x 1000) per row."""
+    x = x.to(transformer.dtype)
     return transformer(hidden_states=x, timestep=t.expand(x.shape[0]), return_dict=False, **conditioning)[0]
 
 
@@ -36,5 +39,6 @@ FAMILIES.register(
         denoiser="transformer",
         forward=sd3_forward,
         objective="flow",
+        text_length=256,
     ),
 )
