@@ -330,3 +330,42 @@ def test_resolution_binning_where_the_pipeline_has_none_is_one_line(tmp_path, ca
     assert main(["validate", str(suite)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and expected in err, err
+
+
+def test_an_sdxl_vae_with_latents_mean_and_std_decodes_as_the_sdxl_pipeline_does(tmp_path):
+    """Playground v2.5-style VAE config (per-channel ``latents_mean`` and ``latents_std``): lcm-bench's images equal
+    StableDiffusionXLPipeline's, which de-standardises the latents before decoding, and differ from a decode that
+    ignores them."""
+    from diffusers import StableDiffusionXLPipeline
+
+    from lcm_bench.models.catalogue import tiny_path
+
+    folder = tmp_path / "sdxl-with-latent-stats"
+    shutil.copytree(tiny_path("tiny-sdxl"), folder)
+    config_path = folder / "vae" / "config.json"
+    config = json.loads(config_path.read_text())
+    stats = {"latents_mean": [0.3, -0.2, 0.1, 0.05], "latents_std": [0.8, 1.2, 0.9, 1.1]}
+    config_path.write_text(json.dumps({**config, **stats}))
+    resolved = resolve_model(ModelSpec("stats", str(folder)))
+    pipe = load_pipeline(resolved, Hardware("cpu-fp32", "cpu", "fp32"))
+    images, *_ = _ours(resolved, pipe, SamplerSpec("euler"), 2, 4.5, "cfg", (32, 32), "fp32")
+    reference = diffusers_reference(StableDiffusionXLPipeline, pipe, "euler", 2, 4.5, PROMPTS, SEEDS)
+    assert np.abs(images.astype(int) - reference).max() == 0
+    plain = load_pipeline(resolve_model(ModelSpec("tiny-sdxl", "tiny-sdxl")), Hardware("cpu-fp32", "cpu", "fp32"))
+    ignored, *_ = _ours(resolved, plain, SamplerSpec("euler"), 2, 4.5, "cfg", (32, 32), "fp32")
+    assert np.abs(ignored.astype(int) - images).max() > 0
+
+
+def test_scm_takes_a_published_schedule_one_timestep_per_step(loaded):
+    """``sampler: {name: scm, timesteps: [...]}`` (TrigFlow times, one per step; the final 0 is appended): SANA-Sprint's
+    own two-step schedule written out gives the default two-step images, and another schedule other images."""
+    resolved, pipe = loaded("tiny-sana-sprint")
+    size = (32, 32)
+    default, *_ = _ours(resolved, pipe, SamplerSpec("scm"), 2, 4.5, "distilled", size, "fp32")
+    written = SamplerSpec("scm", options=(("timesteps", (1.5708, 1.3)),))
+    images, _, schedule = _ours(resolved, pipe, written, 2, 4.5, "distilled", size, "fp32")
+    assert np.array_equal(images, default) and schedule["timesteps"] == [1.5708, 1.3, 0]
+    other, *_ = _ours(
+        resolved, pipe, SamplerSpec("scm", options=(("timesteps", (1.5708, 0.8)),)), 2, 4.5, "distilled", size, "fp32"
+    )
+    assert not np.array_equal(other, default)
