@@ -146,3 +146,17 @@ def test_an_interrupt_before_any_cell_leaves_no_half_written_results(tmp_path, m
     suite = write_suite(tmp_path, SUITE)
     assert main(["run", str(suite), "--out", str(tmp_path / "run"), "--quiet"]) == 130
     assert not (tmp_path / "run" / "results.csv").exists()
+
+
+def test_timing_under_load_stops_at_the_minimum_repeats():
+    """Repeats taken while another process spins a core are marked contended and stop at ``min_repeats``: more of
+    them under load would buy no precision (issue 37: a run under load costs no more than it must)."""
+    from lcm_bench.sampling.timers import TimedJob, policy_met, time_interleaved
+
+    never_precise = TimingPolicy(min_repeats=3, max_repeats=10, precision=0.0, max_seconds=60)
+    assert not policy_met(never_precise, [1.0, 2.0, 3.0], 0.1)
+    assert policy_met(never_precise, [1.0, 2.0, 3.0], 0.1, contended=True)
+    assert not policy_met(never_precise, [1.0, 2.0], 0.1, contended=True), "never below the minimum"
+    with cpu_burner():
+        timing = time_interleaved({"job": TimedJob(lambda timer: time.sleep(0.2), 1)}, never_precise, "cpu")["job"]
+    assert timing["load"]["contended"] and len(timing["seconds_per_image"]) == 3

@@ -88,12 +88,14 @@ class PeakMemory:
             self.peak_bytes = max(self.peak_bytes, current_rss_bytes())
 
 
-def policy_met(policy: TimingPolicy, samples: list[float], spent: float) -> bool:
+def policy_met(policy: TimingPolicy, samples: list[float], spent: float, contended: bool = False) -> bool:
     """Whether timing may stop: at least ``min_repeats`` samples, and the median's 95 % interval within
-    ``precision`` of it, or ``max_repeats`` samples, or ``max_seconds`` spent."""
+    ``precision`` of it, or ``max_repeats`` samples, or ``max_seconds`` spent, or the repeats so far taken while
+    other processes used the CPU (``contended``: more repeats under load buy no precision, only cost; such a cell
+    is marked and never gated)."""
     if len(samples) < policy.min_repeats:
         return False
-    if len(samples) >= policy.max_repeats or spent >= policy.max_seconds:
+    if contended or len(samples) >= policy.max_repeats or spent >= policy.max_seconds:
         return True
     median, low, high = median_interval(samples)
     return (high - low) / 2 <= policy.precision * median
@@ -139,6 +141,11 @@ class _Repeats:
     spent: float = 0.0
 
 
+def _done(policy: TimingPolicy, state: _Repeats) -> bool:
+    contended = bool(combined_load(state.loads)["contended"])
+    return policy_met(policy, state.seconds_per_image, state.spent, contended)
+
+
 def time_interleaved(jobs: dict[str, TimedJob], policy: TimingPolicy, device: str) -> dict[str, dict[str, Any]]:
     """Time every job in rounds, each round running every job not yet done once, until each meets ``policy``.
 
@@ -160,7 +167,7 @@ def time_interleaved(jobs: dict[str, TimedJob], policy: TimingPolicy, device: st
             state.phases.append(per_image)
             state.loads.append(load)
             state.spent += load.seconds
-        pending = [n for n in pending if not policy_met(policy, repeats[n].seconds_per_image, repeats[n].spent)]
+        pending = [n for n in pending if not _done(policy, repeats[n])]
     return {
         name: {
             "batch_images": jobs[name].images,
