@@ -51,14 +51,6 @@ def default_resolution(pipe, family: str) -> tuple[int, int]:
     return size[0] * pipe.vae_scale_factor, size[1] * pipe.vae_scale_factor
 
 
-def release_device_memory(device: str) -> None:
-    """Give a GPU's cached blocks back after a cell failed (an out-of-memory leaves them held)."""
-    import torch
-
-    if device.startswith("cuda") and torch.cuda.is_available():
-        torch.cuda.empty_cache()
-
-
 def _settings(cell: CellSpec, pipe, mode: str, family: str):
     from lcm_bench.sampling.loop import GenerationSettings
 
@@ -277,6 +269,8 @@ class Executor:
         except RuntimeUnavailable as exc:
             self._skip(cell, f"runtime '{cell.runtime.name}': {exc}")
         except RuntimeError as exc:
+            from lcm_bench.sampling.timers import release_device_memory
+
             self._deployment, self._loaded = None, None
             release_device_memory(cell.hardware.device)
             first = (str(exc).strip().splitlines() or [""])[0][:300]

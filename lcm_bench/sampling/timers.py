@@ -207,6 +207,14 @@ def latency_distribution(query: Callable[[int, PhaseTimer], Any], queries: int, 
     }
 
 
+def release_device_memory(device: str) -> None:
+    """Give a GPU's cached blocks back after a failed batch (an out-of-memory leaves them held)."""
+    import torch
+
+    if device.startswith("cuda") and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 def _out_of_memory(exc: BaseException) -> bool:
     import torch
 
@@ -219,7 +227,6 @@ def peak_throughput(
     """MLPerf Offline's peak throughput from a batch-size sweep: batch sizes 1, 2, 4 ... up to ``max_batch``, each
     warmed once and timed ``repeats`` times (best images/s), until memory runs out or a doubling raises
     throughput by less than ``gain``."""
-    import torch
 
     sweep, stopped, size = [], "max_batch_size", 1
     while size <= max_batch:
@@ -233,8 +240,7 @@ def peak_throughput(
         except (RuntimeError, MemoryError) as exc:
             if not _out_of_memory(exc):
                 raise
-            if device.startswith("cuda"):
-                torch.cuda.empty_cache()
+            release_device_memory(device)
             stopped = "memory"
             break
         sweep.append({"batch_size": size, "images_per_s": size / min(times)})

@@ -25,14 +25,18 @@ def sana_instruction(pipe) -> dict[str, Any]:
     return {"complex_human_instruction": default}
 
 
+def text_states_in(conditioning: dict[str, Any], dtype) -> dict[str, Any]:
+    """The conditioning with its text states in the transformer's dtype, as the SANA pipelines cast them."""
+    return {**conditioning, "encoder_hidden_states": conditioning["encoder_hidden_states"].to(dtype)}
+
+
 def sana_forward(transformer, x, t, **conditioning):
     """SANA's velocity at one timestep per row (times the transformer's ``timestep_scale``), its input and text
     states cast to the transformer's dtype, its output in float32 (as SanaPipeline keeps latents); of a
     learned-variance output, the first half."""
     timestep = t.expand(x.shape[0]) * transformer.config.timestep_scale
     dtype = transformer.dtype
-    conditioning = {**conditioning, "encoder_hidden_states": conditioning["encoder_hidden_states"].to(dtype)}
-    out = transformer(x.to(dtype), timestep=timestep, return_dict=False, **conditioning)[0]
+    out = transformer(x.to(dtype), timestep=timestep, return_dict=False, **text_states_in(conditioning, dtype))[0]
     return noise_half(out.float(), transformer.config)
 
 
@@ -96,7 +100,7 @@ def sana_sprint_forward(transformer, x, t, sigma_data: float, guidance, **condit
     x_in = x / sigma_data * norm
     dtype = transformer.dtype
     guidance = guidance.to(conditioning["encoder_hidden_states"].dtype) * transformer.config.guidance_embeds_scale
-    conditioning = {**conditioning, "encoder_hidden_states": conditioning["encoder_hidden_states"].to(dtype)}
+    conditioning = text_states_in(conditioning, dtype)
     out = transformer(x_in.to(dtype), guidance=guidance, timestep=scm, return_dict=False, **conditioning)[0]
     out = ((1 - 2 * e) * x_in + (1 - 2 * e + 2 * e**2) * out) / norm
     return out.float() * sigma_data
