@@ -98,9 +98,10 @@ def test_a_model_family_is_an_entry(tmp_path, tiny_sd_path, registered):
     registered(FAMILIES, "sd-upper", family)
     upper = _run(tmp_path / "a", model=str(folder))
     repeats = upper["throughput"]["timing_repeats"]
-    assert upper["model"]["family"] == "sd-upper" and len(seen) == 4 * (2 + repeats), "warm-up, bulk, timed repeats"
+    assert upper["throughput"]["timing_repeats_from_generation"] == 1, "the bulk batch is the first repeat"
+    assert upper["model"]["family"] == "sd-upper" and len(seen) == 4 * (1 + repeats), "warm-up, bulk, extra repeats"
     assert any(p != p.upper() for p in seen) and encoded == [p.upper() for p in seen], (
         "the cell's captions, in capitals"
     )
     plain = _run(tmp_path / "b", model=str(tiny_sd_path))
-    assert plain["model"]["family"] == "sd" and len(seen) == 4 * (2 + repeats), "an unmatched folder keeps its own"
+    assert plain["model"]["family"] == "sd" and len(seen) == 4 * (1 + repeats), "an unmatched folder keeps its own"

@@ -126,7 +126,14 @@ def test_a_run_beside_a_cpu_bound_process_marks_and_counts_its_cells(tmp_path, c
 
 @pytest.mark.parametrize(
     ("timing", "expected"),
-    [("{min_repeats: 0}", "timing.min_repeats"), ("{precision: -1}", "timing.precision"), ("3", "timing: expected")],
+    [
+        ("{min_repeats: 0}", "timing.min_repeats"),
+        ("{precision: -1}", "timing.precision"),
+        ("3", "timing: expected"),
+        ("{min_repeats: 3, level: 0.95}", "timing.level 0.95 needs min_repeats >= 6"),
+        ("{level: 1.5}", "timing.level"),
+        ("{max_seconds: -2}", "timing.max_seconds"),
+    ],
 )
 def test_bad_timing_settings_are_one_line(tmp_path, capsys, timing, expected):
     text = SUITE.replace(SUITE.splitlines()[-1], f"timing: {timing}")
@@ -142,7 +149,7 @@ def test_an_interrupt_before_any_cell_leaves_no_half_written_results(tmp_path, m
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(executor, "generate_chunk", interrupted)
+    monkeypatch.setattr(executor.ChunkJob, "step", interrupted)
     suite = write_suite(tmp_path, SUITE)
     assert main(["run", str(suite), "--out", str(tmp_path / "run"), "--quiet"]) == 130
     assert not (tmp_path / "run" / "results.csv").exists()
@@ -160,3 +167,71 @@ def test_timing_under_load_stops_at_the_minimum_repeats():
     with cpu_burner():
         timing = time_interleaved({"job": TimedJob(lambda timer: time.sleep(0.2), 1)}, never_precise, "cpu")["job"]
     assert timing["load"]["contended"] and len(timing["seconds_per_image"]) == 3
+
+
+ROUNDS = """
+version: 1
+methods:
+  - {{name: ddim, model: tiny-sd, sampler: ddim, guidance_scale: 3.0}}
+  - {{name: dpm, model: tiny-sd, sampler: dpmsolver++, guidance_scale: 3.0}}
+steps: [1]
+prompts: [shapes-mini]
+num_images: {n}
+batch_size: 4
+timing: {{min_repeats: {low}, max_repeats: {low}, precision: 0.0}}
+"""
+
+
+def _counting_batches(monkeypatch) -> list[tuple[str, int]]:
+    from lcm_bench.run import executor
+
+    calls, generate = [], executor.CellSampler.generate
+
+    def counted(self, batch, settings, *args, **kwargs):
+        calls.append((self.cell.method_label, len(batch)))
+        return generate(self, batch, settings, *args, **kwargs)
+
+    monkeypatch.setattr(executor.CellSampler, "generate", counted)
+    return calls
+
+
+def test_the_batches_that_make_the_images_are_the_repeats_taken_in_turns(tmp_path, monkeypatch):
+    """Six whole batches per cell (and a short last one, left out of the timing): no batch is generated twice, the
+    record's repeats are those batches, and the two cells of one pipeline take turns batch by batch."""
+    calls = _counting_batches(monkeypatch)
+    suite = write_suite(tmp_path, ROUNDS.format(n=26, low=6))
+    assert main(["run", str(suite), "--out", str(tmp_path / "run"), "--quiet", "--no-report"]) == 0
+    batches = [(m, 4) for m in ("ddim", "dpm") for _ in range(6)] + [("ddim", 2), ("dpm", 2)]
+    assert len(calls) == 15 and sorted(calls[1:]) == sorted(batches), "one warm-up for the shape, then each batch once"
+    for record in _records(tmp_path / "run"):
+        tp = record["throughput"]
+        assert tp["timing_repeats"] == tp["timing_repeats_from_generation"] == 6 and tp["timed_batch_images"] == 4
+    repeats = []
+    for fragment in (tmp_path / "run" / "chunks").glob("*/*.json"):
+        data = json.loads(fragment.read_text())
+        repeats += [(r["started"], data["cell_id"]) for r in data["repeats"]]
+    order = [cell for _, cell in sorted(repeats)]
+    turns = all(a != b for a, b in zip(order[:-1], order[1:], strict=True))
+    assert len(order) == 14 and turns, "batch by batch, in turns"
+
+
+def test_a_cell_with_too_few_batches_is_timed_again_only_for_the_shortfall(tmp_path, monkeypatch):
+    calls = _counting_batches(monkeypatch)
+    suite = write_suite(tmp_path, ROUNDS.format(n=8, low=3))
+    assert main(["run", str(suite), "--out", str(tmp_path / "run"), "--quiet", "--no-report"]) == 0
+    expected = [(m, 4) for m in ("ddim", "dpm") for _ in range(3)]
+    assert len(calls) == 7 and sorted(calls[1:]) == sorted(expected), "one warm-up, 2 batches and 1 more per cell"
+    for record in _records(tmp_path / "run"):
+        tp = record["throughput"]
+        assert tp["timing_repeats"] == 3 and tp["timing_repeats_from_generation"] == 2
+
+
+def test_interleaved_rounds_count_the_prior_repeats():
+    from lcm_bench.sampling.timers import timed_repeat
+
+    policy = TimingPolicy(min_repeats=6, max_repeats=6, precision=0.0, max_seconds=60)
+    job = TimedJob(lambda timer: time.sleep(0.001), 2)
+    prior = {"a": [timed_repeat(job.run, 2, "cpu")[1] for _ in range(4)], "b": []}
+    timings = time_interleaved({"a": job, "b": job}, policy, "cpu", prior)
+    assert [len(t["seconds_per_image"]) for t in timings.values()] == [6, 6]
+    assert timings["a"]["from_generation"] == 4 and timings["b"]["from_generation"] == 0

@@ -82,9 +82,10 @@ def test_a_write_error_is_one_line_and_keeps_earlier_images(tmp_path):
 SUITE = """
 version: 1
 name: writer
-methods:
-  - {name: a, model: tiny-sd, sampler: ddim, guidance_scale: 2.0}
-steps: [1, 2]
+methods:                  # two pipelines, one after the other (the cells of one pipeline take turns batch by batch)
+  - {name: a, model: tiny-lcm, sampler: lcm, guidance_scale: 2.0}
+  - {name: b, model: tiny-sd, sampler: ddim, guidance_scale: 2.0}
+steps: [1]
 prompts: [shapes-mini]
 num_images: 4
 batch_size: 2

@@ -278,13 +278,14 @@ class MetricSpec:
 
 @dataclass(frozen=True)
 class TimingPolicy:
-    """How a cell's time is measured (a suite's ``timing:``): once the images of the cells on one pipeline are
-    generated, each cell's batch is generated again in interleaved rounds, its images discarded, until the 95 %
-    interval of the median seconds per image is within ``precision`` of it (and at least ``min_repeats`` batches
-    ran), or ``max_repeats`` batches, or ``max_seconds`` of its repeats. Six repeats are the fewest whose range is
-    a 95 % interval of the median. ``latency_queries`` (MLPerf SingleStream: queries of one image, one after
-    another, for latency percentiles) and ``peak_throughput`` (MLPerf Offline: a batch-size sweep up to
-    ``max_batch_size``) add measurements after the repeats."""
+    """How a cell's time is measured (a suite's ``timing:``): its repeats are the batches that generate its images,
+    each timed as it runs, the chunks of one pipeline taking turns batch by batch. A cell with fewer than
+    ``min_repeats`` whole batches has its batch generated again in interleaved rounds, its images discarded, until
+    the ``level`` interval of the median seconds per image is within ``precision`` of it, or ``max_repeats``
+    repeats, or ``max_seconds`` of repeats. Six repeats are the fewest whose range is a 95 % interval of the
+    median. ``latency_queries`` (MLPerf SingleStream: queries of one image, one after another, for latency
+    percentiles) and ``peak_throughput`` (MLPerf Offline: a batch-size sweep up to ``max_batch_size``) add
+    measurements after the repeats."""
 
     min_repeats: int = 6
     max_repeats: int = 10
@@ -293,6 +294,7 @@ class TimingPolicy:
     latency_queries: int = 0
     peak_throughput: bool = False
     max_batch_size: int = 256
+    level: float = 0.95
 
     @property
     def measures_latency(self) -> bool:

@@ -92,6 +92,21 @@ def skipped_entry(cell: CellSpec, reason: str) -> dict[str, Any]:
     }
 
 
+def generation_repeats(cell: CellSpec, fragments: list[dict]) -> list[dict]:
+    """The batches that generated the cell's images, each timed as it ran, as timing repeats: whole batches only (a
+    cell's last, shorter batch costs another amount per image); none for chunks from before they were timed."""
+    whole = min(cell.batch_size, cell.num_images)
+    return [r for f in fragments for r in f.get("repeats") or [] if r["images"] == whole]
+
+
+def generation_timing(cell: CellSpec, fragments: list[dict], policy: TimingPolicy) -> dict | None:
+    """The cell's timing from its generation batches alone, when there are at least ``min_repeats`` of them."""
+    from lcm_bench.sampling.timers import timing_of
+
+    repeats = generation_repeats(cell, fragments)
+    return timing_of(repeats, policy, len(repeats)) if len(repeats) >= policy.min_repeats else None
+
+
 def timing_meets(timing: dict, policy: TimingPolicy) -> bool:
     """Whether a stored timing holds the latency and peak-throughput measurements ``policy`` asks for."""
     return figures_meet(latency_figures(timing), policy)
@@ -240,13 +255,15 @@ def throughput(cell: CellSpec, fragments: list[dict], timing: dict | None = None
     out: dict[str, Any] = {"bulk_seconds_per_image": sum(seconds.values()) / n}
     if timing:
         repeats = len(timing["seconds_per_image"])
-        median, low, high = median_interval(timing["seconds_per_image"])
+        level = timing["policy"].get("level", 0.95)
+        median, low, high = median_interval(timing["seconds_per_image"], level)
         phases = {p: median_interval([r.get(p, 0.0) for r in timing["phases"]])[0] for p in PHASES}
         started = timing.get("started") or [0.0]
         out |= {
             "seconds_per_image_ci": [low, high],
-            "seconds_per_image_ci_level": round(median_rank(repeats)[1], 4),
+            "seconds_per_image_ci_level": round(median_rank(repeats, level)[1], 4),
             "timing_repeats": repeats,
+            "timing_repeats_from_generation": timing.get("from_generation", 0),
             "timing_spread_s": max(started) - min(started),
             "timed_batch_images": timing["batch_images"],
             "load": timing["load"],

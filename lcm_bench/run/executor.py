@@ -1,6 +1,7 @@
-"""The local executor: claims units through leases, generates each chunk, times the cells of one pipeline together
-once their images are generated (interleaved rounds, ``lcm_bench.sampling.timers.time_interleaved``), and assembles a
-cell's record once all of its chunks and its timing are durable.
+"""The local executor: claims units through leases, generates the chunks of one pipeline in rounds that take turns
+batch by batch (each batch timed as it runs: the cell's repeats), times again only the cells with too few batches
+(interleaved rounds, ``lcm_bench.sampling.timers.time_interleaved``), and assembles a cell's record once all of
+its chunks and its timing are durable.
 
 Units this process cannot claim at once (another process holds them) are set aside and waited for at the end: a
 unit whose holder finished is skipped, one whose holder died (the kernel released its lock) is generated here. Two
@@ -12,6 +13,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+from collections import Counter
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
@@ -32,6 +34,8 @@ from lcm_bench.records.store import RunDir
 from lcm_bench.run.chunks import (
     GRID_IMAGES,
     ChunkStore,
+    generation_repeats,
+    generation_timing,
     is_current,
     record_meets,
     skipped_entry,
@@ -144,53 +148,112 @@ def warm_up(sampler: CellSampler, batch: range, settings, warmup: int) -> float 
     return deployment.take_setup_seconds() + max(0.0, seconds[0] - seconds[1]) if deployment.compiles else None
 
 
-def generate_chunk(
-    run: RunDir,
-    cell: CellSpec,
-    unit: Unit,
-    resolved: ResolvedModel,
-    deployment: Deployment,
-    mode: str,
-    writer: ImageWriter,
-    warmup: int,
-    on_images: Callable[[int], None] = lambda n: None,
-) -> dict[str, Any]:
-    """Generate one unit's images (after ``warmup`` untimed 1-step batches) and return its fragment: NFE, seconds
-    per phase and peak memory over the bulk batches, compile seconds where the runtime compiles, and the sha256 of
-    each saved image. The images are on disk when it returns; the cell is timed later (``Executor.time_pending``)."""
-    from lcm_bench.sampling.timers import PeakMemory, PhaseTimer
+@dataclass
+class ChunkJob:
+    """One unit's generation, a batch at a time (``step``), so that the chunks of one pipeline take turns: every
+    batch is timed as it runs (``timed_repeat``), its peak memory taken, its kept images handed to the writer."""
 
-    pipe = deployment.pipe
-    settings, sampler = _settings(cell, pipe, mode, resolved.family), CellSampler(cell, resolved, deployment)
-    batches = unit.batches(cell.batch_size)
-    compile_seconds = warm_up(sampler, batches[0], settings, warmup) if warmup else None
-    timer, nonfinite = PhaseTimer(settings.device), []
-    evaluations, schedule = 0, {}
-    folder = run.images_dir(cell.cell_id)
-    with PeakMemory(settings.device) as memory:
-        for batch in batches:
-            images, nfe, schedule = sampler.generate(batch, settings, timer, nonfinite)
-            evaluations += nfe
-            if _kept(cell, batch):
-                writer.submit(folder, batch.start, images[: _kept(cell, batch)])
-            on_images(len(batch))
-    writer.flush()
-    return {
-        "cell_id": cell.cell_id,
-        "chunk": unit.index,
-        "start": unit.start,
-        "stop": unit.stop,
-        "batch_size": cell.batch_size,
-        "cell": _cell_fields(cell, resolved, pipe, settings, schedule),
-        "nfe": evaluations,
-        "nonfinite_images": nonfinite,
-        "seconds": dict(timer.seconds),
-        "peak_memory_bytes": memory.peak_bytes,
-        "memory_kind": memory.kind,
-        "warmup_batches": warmup,
-        "compile_seconds": compile_seconds,
-        "images": writer.take_digests(folder, range(unit.start, unit.stop)) if cell.save_images == "all" else {},
-    }
+    run: RunDir
+    cell: CellSpec
+    unit: Unit
+    sampler: CellSampler
+    settings: Any
+    writer: ImageWriter
+    on_images: Callable[[int], None] = lambda n: None
+
+    def __post_init__(self):
+        self.pending = list(reversed(self.unit.batches(self.cell.batch_size)))
+        self.started = time.time()
+        self.repeats: list[dict] = []
+        self.nonfinite: list[int] = []
+        self.evaluations, self.schedule, self.peak_bytes, self.memory_kind = 0, {}, 0, None
+        self.compile_seconds: float | None = None
+        self.warmup = 0
+
+    @property
+    def done(self) -> bool:
+        return not self.pending
+
+    def warm(self, warmup: int) -> None:
+        """``warmup`` untimed 1-step batches of the unit's first batch before its first timed one."""
+        self.warmup = warmup
+        if warmup:
+            self.compile_seconds = warm_up(self.sampler, self.pending[-1], self.settings, warmup)
+
+    def step(self) -> None:
+        """Generate, time and hand over the unit's next batch."""
+        from lcm_bench.sampling.timers import PeakMemory, timed_repeat
+
+        batch = self.pending.pop()
+        run = partial(self.sampler.generate, batch, self.settings, nonfinite=self.nonfinite)
+        with PeakMemory(self.settings.device) as memory:
+            (images, nfe, self.schedule), repeat = timed_repeat(run, len(batch), self.settings.device)
+        self.repeats.append(repeat)
+        self.evaluations += nfe
+        self.peak_bytes, self.memory_kind = max(self.peak_bytes, memory.peak_bytes), memory.kind
+        kept = _kept(self.cell, batch)
+        if kept:
+            self.writer.submit(self.run.images_dir(self.cell.cell_id), batch.start, images[:kept])
+        self.on_images(len(batch))
+
+    def fragment(self) -> dict[str, Any]:
+        """The unit's fragment once its images are on disk: NFE, seconds per phase, every batch's timed repeat,
+        peak memory, compile seconds where the runtime compiles, and the sha256 of each saved image."""
+        self.writer.flush()
+        cell, unit = self.cell, self.unit
+        seconds: dict[str, float] = {}
+        for repeat in self.repeats:
+            for phase, per_image in repeat["phases"].items():
+                seconds[phase] = seconds.get(phase, 0.0) + per_image * repeat["images"]
+        folder, pipe = self.run.images_dir(cell.cell_id), self.sampler.deployment.pipe
+        saved = self.writer.take_digests(folder, range(unit.start, unit.stop)) if cell.save_images == "all" else {}
+        return {
+            "cell_id": cell.cell_id,
+            "chunk": unit.index,
+            "start": unit.start,
+            "stop": unit.stop,
+            "batch_size": cell.batch_size,
+            "cell": _cell_fields(cell, self.sampler.resolved, pipe, self.settings, self.schedule),
+            "nfe": self.evaluations,
+            "nonfinite_images": self.nonfinite,
+            "seconds": seconds,
+            "repeats": self.repeats,
+            "peak_memory_bytes": self.peak_bytes,
+            "memory_kind": self.memory_kind,
+            "warmup_batches": self.warmup,
+            "compile_seconds": self.compile_seconds,
+            "images": saved,
+        }
+
+
+def take_turns(jobs: list[ChunkJob], on_failure: Callable[[ChunkJob, RuntimeError], None]):
+    """Round robin over the jobs, one batch each per turn, yielding each job when its last batch is done; a job
+    whose batch fails inside the model goes to ``on_failure`` and leaves the round."""
+    active = list(jobs)
+    while active:
+        for job in list(active):
+            try:
+                job.step()
+            except RuntimeError as exc:
+                active.remove(job)
+                on_failure(job, exc)
+                continue
+            if job.done:
+                active.remove(job)
+                yield job
+
+
+def pipeline_rounds(units: list[Unit], key: Callable[[Unit], Any]) -> list[list[Unit]]:
+    """The units as rounds: grouped by the pipeline they load (in order of first appearance), and within a group
+    the first chunk of every cell, then the second, and so on."""
+    groups: dict[Any, list[Unit]] = {}
+    for unit in units:
+        groups.setdefault(key(unit), []).append(unit)
+    rounds = []
+    for group in groups.values():
+        for index in sorted({u.index for u in group}):
+            rounds.append([u for u in group if u.index == index])
+    return rounds
 
 
 def cell_line(cell: CellSpec, throughput: dict) -> str:
@@ -244,66 +307,89 @@ class Executor:
         versions = self.provenance.get("versions")
         return is_current(fragment, self.fingerprints[cell.cell_id], cell.batch_size, versions)
 
+    def _key(self, cell: CellSpec) -> tuple:
+        """What identifies the pipeline a cell runs on: model, hardware, runtime and, for students, the UNet."""
+        model = self.resolved[cell.model]
+        return (cell.model, cell.hardware, cell.runtime, model.unet_for(cell.steps, "steps"))
+
     def _pipeline(self, cell: CellSpec):
         """The cell's pipeline, loaded unless it is the one in memory; the cells waiting to be timed on the one in
         memory are timed before it goes."""
-        model = self.resolved[cell.model]
-        key = (cell.model, cell.hardware, cell.runtime, model.unet_for(cell.steps, "steps"))
+        key = self._key(cell)
         if key != self._loaded:
             self.time_pending()
             self._deployment, self._loaded = None, None
+            model = self.resolved[cell.model]
             pipe = load_pipeline(model, cell.hardware, cell.steps)
             self._deployment = deploy(pipe, FAMILIES.get(model.family), cell.runtime, cell.hardware)
-            self._loaded = key
+            self._loaded, self._warmed = key, set()
         return self._deployment
 
-    def _generate(self, unit: Unit) -> None:
-        """Generate the unit unless it is current, or its cell turned out not to run here: its runtime cannot, or
-        the model failed inside the cell (a kernel or dtype this device lacks, out of memory). Such a cell is
-        skipped with the reason; the chunks already written stay and the rest of the suite runs."""
+    def _warm_key(self, cell: CellSpec, settings, batch: range) -> tuple:
+        """What a warm-up serves on the loaded pipeline: a batch shape (images, size, guidance, text length); a
+        runtime that compiles warms every cell, for its compile time."""
+        if self._deployment.compiles:
+            return (cell.cell_id,)
+        return (
+            len(batch),
+            settings.height,
+            settings.width,
+            settings.guidance_mode,
+            cell.text_length,
+            cell.resolution_binning,
+        )
+
+    def _generate_round(self, units: list[Unit]) -> None:
+        """Generate the round's units not yet current, taking turns batch by batch; each fragment is written once
+        its chunk's images are on disk. A cell whose runtime cannot run here, or whose model failed inside it (a
+        kernel or dtype this device lacks, out of memory), is skipped with the reason; the chunks already written
+        stay and the rest of the suite runs."""
+        jobs = [job for job in map(self._start, units) if job is not None]
+        for job in take_turns(jobs, lambda job, exc: self._fail(job.cell, exc)):
+            self._write_fragment(job)
+
+    def _start(self, unit: Unit) -> ChunkJob | None:
+        """The unit's job, warmed up, on its pipeline; None when it is current or its cell is skipped."""
         cell = self.cells[unit.cell_id]
         if self.current(cell, self.store.read(unit)) or cell.cell_id in {s["cell_id"] for s in self.skipped}:
-            return
+            return None
         try:
-            self._generate_chunk(cell, unit)
+            deployment = self._pipeline(cell)
+            sampler, settings = self._loaded_sampler(cell)
+            job = ChunkJob(self.run, cell, unit, sampler, settings, self.writer, self.on_images)
+            warm = self._warm_key(cell, settings, job.pending[-1])
+            job.warm(0 if warm in self._warmed else max(cell.warmup, int(deployment.compiles)))
         except RuntimeUnavailable as exc:
             self._skip(cell, f"runtime '{cell.runtime.name}': {exc}")
+            return None
         except RuntimeError as exc:
-            from lcm_bench.sampling.timers import release_device_memory
+            self._fail(cell, exc)
+            return None
+        self._warmed.add(warm)
+        return job
 
-            self._deployment, self._loaded = None, None
-            release_device_memory(cell.hardware.device)
-            first = (str(exc).strip().splitlines() or [""])[0][:300]
-            self._skip(cell, f"failed on {cell.hardware.name} ({type(exc).__name__}: {first})")
+    def _fail(self, cell: CellSpec, exc: RuntimeError) -> None:
+        from lcm_bench.sampling.timers import release_device_memory
+
+        release_device_memory(cell.hardware.device)
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        self._skip(cell, f"failed on {cell.hardware.name} ({type(exc).__name__}: {first})")
 
     def _skip(self, cell: CellSpec, reason: str) -> None:
         self.skipped.append(skipped_entry(cell, reason))
         self.say(f"  {cell.method_label}: skipped, {reason}")
 
-    def _generate_chunk(self, cell: CellSpec, unit: Unit) -> None:
-        started = time.time()
-        deployment = self._pipeline(cell)
-        warmup = 0 if cell.cell_id in self._warmed else max(cell.warmup, int(deployment.compiles))
-        fragment = generate_chunk(
-            self.run,
-            cell,
-            unit,
-            self.resolved[cell.model],
-            deployment,
-            self.modes[cell.cell_id],
-            self.writer,
-            warmup,
-            self.on_images,
-        )
-        self._warmed.add(cell.cell_id)
+    def _write_fragment(self, job: ChunkJob) -> None:
+        cell = job.cell
+        fragment = job.fragment()
         fragment.update(
             fingerprint=self.fingerprints[cell.cell_id],
             provenance=self.provenance,
             process={**self.process, "device": cell.hardware.device},
-            started=started,
+            started=job.started,
             finished=time.time(),
         )
-        self.store.write(unit, fragment)
+        self.store.write(job.unit, fragment)
         self.generated.append(fragment)
         reached("chunk")
 
@@ -322,10 +408,15 @@ class Executor:
         return current and record_meets(record, self.policy)
 
     def finish(self, cell: CellSpec) -> None:
-        """Assemble the cell, or queue it for the timing rounds of its pipeline when its images are all generated
-        and it has no timing yet."""
+        """Assemble the cell when its images are all generated: timed by the batches that generated them, or, with
+        too few of those (or latency asked for), queued for the timing rounds of its pipeline."""
         fragments = self._fragments(cell)
         if fragments is None or self._assembled(cell) or self._timing(cell, fragments):
+            self.assemble(cell)
+            return
+        timing = None if self.policy.measures_latency else generation_timing(cell, fragments, self.policy)
+        if timing is not None:
+            self._write_timing(cell.cell_id, fragments[0], timing, cell.hardware.device)
             self.assemble(cell)
             return
         self._pipeline(cell)
@@ -346,19 +437,25 @@ class Executor:
             self.assemble(cell)
 
     def _time_cells(self, cells: list[CellSpec]) -> None:
+        """Time again, in interleaved rounds, the cells whose generation gave fewer than ``min_repeats`` whole
+        batches (their batches count as repeats), then add the latency measurements asked for."""
         from lcm_bench.sampling.timers import time_interleaved
 
-        jobs, firsts = {}, {}
+        jobs, firsts, prior = {}, {}, {}
         for cell in cells:
             fragments = self._fragments(cell)
             if fragments is None or self._timing(cell, fragments):
                 continue
-            jobs[cell.cell_id], firsts[cell.cell_id] = self._timed_job(cell), fragments[0]
+            prior[cell.cell_id] = generation_repeats(cell, fragments)
+            short = len(prior[cell.cell_id]) < self.policy.min_repeats
+            jobs[cell.cell_id], firsts[cell.cell_id] = self._timed_job(cell, warm=short), fragments[0]
         if not jobs:
             return
-        self.say(f"  timing {len(jobs)} cells in interleaved rounds")
+        short = sum(len(prior[c]) < self.policy.min_repeats for c in jobs)
+        if short:
+            self.say(f"  timing {short} cells with fewer than {self.policy.min_repeats} batches in interleaved rounds")
         device = cells[0].hardware.device
-        for cell_id, timing in time_interleaved(jobs, self.policy, device).items():
+        for cell_id, timing in time_interleaved(jobs, self.policy, device, prior).items():
             timing |= self._latency(self.cells[cell_id])
             self._write_timing(cell_id, firsts[cell_id], timing, device)
             reached("timing")
@@ -388,16 +485,18 @@ class Executor:
             out["peak"] = peak_throughput(batch, self.policy.max_batch_size, settings.device)
         return out
 
-    def _timed_job(self, cell: CellSpec):
-        """The cell's first batch as a timed job, warmed up once per process."""
+    def _timed_job(self, cell: CellSpec, warm: bool):
+        """The cell's first batch as a timed job (its per-image cost is that of the batch size the cell generated
+        with), warmed up once per process when it will run."""
         from lcm_bench.sampling.timers import PhaseTimer, TimedJob
 
         sampler, settings = self._loaded_sampler(cell)
         batch = cell_units(cell)[0].batches(cell.batch_size)[0]
         run = partial(sampler.generate, batch, settings)
-        if cell.cell_id not in self._warmed:
+        key = self._warm_key(cell, settings, batch)
+        if warm and key not in self._warmed:
             run(PhaseTimer(settings.device))
-            self._warmed.add(cell.cell_id)
+            self._warmed.add(key)
         return TimedJob(run, len(batch))
 
     def _write_timing(self, cell_id: str, first: dict, timing: dict, device: str) -> None:
@@ -430,9 +529,9 @@ class Executor:
         return True
 
     def work(self, units: list[Unit]) -> None:
-        """Generate every unit not yet current, claiming each through its lease; after a cell's last unit here, time
-        it (with the other cells of its pipeline) and assemble its record. A run stopped by an error still times
-        and records the cells whose images are all generated."""
+        """Generate every unit not yet current, claiming each through its lease, in rounds per pipeline; after a
+        cell's last unit here, time it if it needs more repeats and assemble its record. A run stopped by an error
+        still times and records the cells whose images are all generated."""
         try:
             self._work(units)
         except Exception:
@@ -443,24 +542,27 @@ class Executor:
         self.time_pending()
 
     def _work(self, units: list[Unit]) -> None:
-        last = {u.cell_id: i for i, u in enumerate(units)}
+        remaining = Counter(u.cell_id for u in units)
         waiting: list[tuple[Lease, Unit]] = []
-        for i, unit in enumerate(units):
-            lease = Lease(self.store.leases(unit.cell_id), unit.name)
-            if lease.try_take():
-                try:
-                    self._generate(unit)
-                finally:
+        for turn in pipeline_rounds(units, lambda u: self._key(self.cells[u.cell_id])):
+            taken = []
+            for unit in turn:
+                lease = Lease(self.store.leases(unit.cell_id), unit.name)
+                (taken if lease.try_take() else waiting).append((lease, unit))
+            try:
+                self._generate_round([unit for _, unit in taken])
+            finally:
+                for lease, _ in taken:
                     lease.release()
-            else:
-                waiting.append((lease, unit))
-            if last[unit.cell_id] == i:
-                self.finish(self.cells[unit.cell_id])
+            for unit in turn:
+                remaining[unit.cell_id] -= 1
+                if not remaining[unit.cell_id]:
+                    self.finish(self.cells[unit.cell_id])
         for lease, unit in waiting:
             self.say(f"  waiting for {unit.cell_id} images {unit.start}..{unit.stop - 1} (held by another process)")
             lease.take()
             try:
-                self._generate(unit)
+                self._generate_round([unit])
             finally:
                 lease.release()
         for cell_id in dict.fromkeys(u.cell_id for _, u in waiting):

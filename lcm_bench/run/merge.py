@@ -9,7 +9,7 @@ from pathlib import Path
 from lcm_bench.core.errors import UserError
 from lcm_bench.records.fingerprints import fingerprint_value
 from lcm_bench.records.store import RunDir
-from lcm_bench.run.chunks import ChunkStore, consistency_error
+from lcm_bench.run.chunks import ChunkStore, consistency_error, generation_timing
 from lcm_bench.run.leases import held
 from lcm_bench.run.runner import record_wall_clock, write_results
 from lcm_bench.run.units import Unit, cell_units, work_order
@@ -73,7 +73,8 @@ def merge_run(run_dir: str | Path, progress: bool = True, weights: tuple[Path, .
     for cell, units, fragments in ready:
         with held(store.leases(cell.cell_id), "record"):
             suite_id = {"name": suite.name, "hash": suite.suite_hash}
-            write_cell_record(run, cell, units, fragments, suite_id, store.timing_for(cell.cell_id, fragments[0]))
+            timing = store.timing_for(cell.cell_id, fragments[0]) or generation_timing(cell, fragments, suite.timing)
+            write_cell_record(run, cell, units, fragments, suite_id, timing)
         summary.assembled.append(cell.cell_id)
     summary.wall = record_wall_clock(run, cells)
     if not summary.missing:

@@ -1,6 +1,7 @@
-"""Throughput measurement: synchronised phase timers, peak memory (CUDA allocator or sampled process RSS), the
-timing policy (repeats until a stated precision, pytest-benchmark style) taken in interleaved rounds, the median's
-distribution-free interval and the machine's load while timing."""
+"""Throughput measurement: synchronised phase timers, peak memory (CUDA allocator or sampled process RSS), timed
+repeats (a cell's generation batches, then, for a cell with too few of them, repeats in interleaved rounds until
+the timing policy is met, pytest-benchmark style), the median's distribution-free interval and the machine's load
+while timing."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from lcm_bench.core.spec import TimingPolicy
@@ -89,15 +90,15 @@ class PeakMemory:
 
 
 def policy_met(policy: TimingPolicy, samples: list[float], spent: float, contended: bool = False) -> bool:
-    """Whether timing may stop: at least ``min_repeats`` samples, and the median's 95 % interval within
-    ``precision`` of it, or ``max_repeats`` samples, or ``max_seconds`` spent, or the repeats so far taken while
-    other processes used the CPU (``contended``: more repeats under load buy no precision, only cost; such a cell
-    is marked and never gated)."""
+    """Whether timing may stop: at least ``min_repeats`` samples, and the median's interval (at ``policy.level``)
+    within ``precision`` of it, or ``max_repeats`` samples, or ``max_seconds`` spent, or the repeats so far taken
+    while other processes used the CPU (``contended``: more repeats under load buy no precision, only cost; such a
+    cell is marked and never gated)."""
     if len(samples) < policy.min_repeats:
         return False
     if contended or len(samples) >= policy.max_repeats or spent >= policy.max_seconds:
         return True
-    median, low, high = median_interval(samples)
+    median, low, high = median_interval(samples, policy.level)
     return (high - low) / 2 <= policy.precision * median
 
 
@@ -112,6 +113,14 @@ def median_rank(n: int, level: float = 0.95) -> tuple[int, float]:
     while k < (n + 1) // 2 and 1 - 2 * binom.cdf(k, n, 0.5) >= level:
         k += 1
     return k, float(1 - 2 * binom.cdf(k - 1, n, 0.5))
+
+
+def fewest_repeats(level: float) -> int:
+    """The fewest samples whose range covers the median with probability ``level`` (``1 - 2^(1-n) >= level``)."""
+    n = 1
+    while 1 - 2.0 ** (1 - n) < level:
+        n += 1
+    return n
 
 
 def median_interval(samples, level: float = 0.95) -> tuple[float, float, float]:
@@ -132,52 +141,62 @@ class TimedJob:
     images: int
 
 
-@dataclass
-class _Repeats:
-    seconds_per_image: list[float] = field(default_factory=list)
-    phases: list[dict[str, float]] = field(default_factory=list)
-    started: list[float] = field(default_factory=list)
-    loads: list[MachineLoad] = field(default_factory=list)
-    spent: float = 0.0
+def timed_repeat(run: Callable[[PhaseTimer], Any], images: int, device: str) -> tuple[Any, dict[str, Any]]:
+    """Run one batch of ``images`` images and return what ``run`` returned and the repeat: when it started, its
+    seconds per image per phase and the machine's load over it (``MachineLoad.sample``)."""
+    timer = PhaseTimer(device)
+    started = time.time()
+    with MachineLoad() as load:
+        out = run(timer)
+    phases = {phase: seconds / images for phase, seconds in timer.seconds.items()}
+    return out, {"images": images, "started": started, "phases": phases, "load": load.sample}
 
 
-def _done(policy: TimingPolicy, state: _Repeats) -> bool:
-    contended = bool(combined_load(state.loads)["contended"])
-    return policy_met(policy, state.seconds_per_image, state.spent, contended)
+def repeat_seconds(repeat: dict[str, Any]) -> float:
+    return sum(repeat["phases"].values())
 
 
-def time_interleaved(jobs: dict[str, TimedJob], policy: TimingPolicy, device: str) -> dict[str, dict[str, Any]]:
-    """Time every job in rounds, each round running every job not yet done once, until each meets ``policy``.
+def _done(policy: TimingPolicy, repeats: list[dict[str, Any]]) -> bool:
+    contended = bool(combined_load([r["load"] for r in repeats])["contended"])
+    spent = sum(r["load"]["seconds"] for r in repeats)
+    return policy_met(policy, [repeat_seconds(r) for r in repeats], spent, contended)
+
+
+def time_interleaved(
+    jobs: dict[str, TimedJob],
+    policy: TimingPolicy,
+    device: str,
+    prior: dict[str, list[dict[str, Any]]] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Time every job in rounds, each round running every job not yet done once, until each meets ``policy``
+    counting its ``prior`` repeats (the batches that generated its images, ``timed_repeat``'s records).
 
     Interleaving spreads a job's repeats over the whole pass, so a burst of other activity (a few seconds on a
     shared or virtual machine) slows a few repeats of many jobs, which their medians ignore, instead of all the
-    repeats of one job, which its interval would not show. Per job: every repeat's seconds per image, in total
-    and per phase, when it started, and the machine's load over its repeats."""
-    repeats = {name: _Repeats() for name in jobs}
-    pending = list(jobs)
+    repeats of one job, which its interval would not show. Per job: ``timing_of`` its prior and new repeats."""
+    prior = prior or {}
+    repeats = {name: list(prior.get(name, [])) for name in jobs}
+    pending = [name for name in jobs if not _done(policy, repeats[name])]
     while pending:
         for name in pending:
-            job, state = jobs[name], repeats[name]
-            timer = PhaseTimer(device)
-            state.started.append(time.time())
-            with MachineLoad() as load:
-                job.run(timer)
-            per_image = {phase: seconds / job.images for phase, seconds in timer.seconds.items()}
-            state.seconds_per_image.append(sum(per_image.values()))
-            state.phases.append(per_image)
-            state.loads.append(load)
-            state.spent += load.seconds
-        pending = [n for n in pending if not _done(policy, repeats[n])]
+            job = jobs[name]
+            repeats[name].append(timed_repeat(job.run, job.images, device)[1])
+        pending = [name for name in pending if not _done(policy, repeats[name])]
+    return {name: timing_of(repeats[name], policy, len(prior.get(name, []))) for name in jobs}
+
+
+def timing_of(repeats: list[dict[str, Any]], policy: TimingPolicy, from_generation: int) -> dict[str, Any]:
+    """A cell's timing from its repeats, the first ``from_generation`` of them the batches that generated its
+    images: every repeat's seconds per image, in total and per phase, its batch size, when it started, and the
+    machine's load over them all."""
     return {
-        name: {
-            "batch_images": jobs[name].images,
-            "seconds_per_image": state.seconds_per_image,
-            "phases": state.phases,
-            "started": state.started,
-            "policy": asdict(policy),
-            "load": combined_load(state.loads),
-        }
-        for name, state in repeats.items()
+        "batch_images": repeats[0]["images"] if repeats else 0,
+        "seconds_per_image": [repeat_seconds(r) for r in repeats],
+        "phases": [r["phases"] for r in repeats],
+        "started": [r["started"] for r in repeats],
+        "from_generation": from_generation,
+        "policy": asdict(policy),
+        "load": combined_load([r["load"] for r in repeats]),
     }
 
 
@@ -197,7 +216,7 @@ def latency_distribution(query: Callable[[int, PhaseTimer], Any], queries: int, 
         with MachineLoad() as load:
             query(i, timer)
         seconds.append(sum(timer.seconds.values()))
-        loads.append(load)
+        loads.append(load.sample)
     return {
         "queries": queries,
         "seconds": seconds,
@@ -269,7 +288,8 @@ def _busy_cpu_seconds() -> float | None:
 
 class MachineLoad:
     """How busy the rest of the machine was over a block: the CPU time other processes used (all of the machine's
-    busy time from ``/proc/stat`` less this process's own), in cores, and the 1-minute load average."""
+    busy time from ``/proc/stat`` less this process's own), in cores, and the 1-minute load average. ``sample`` is
+    the block's raw figures (what records keep), ``result`` their ``combined_load``."""
 
     def __enter__(self) -> MachineLoad:
         self._start = (_busy_cpu_seconds(), time.process_time(), time.perf_counter())
@@ -278,18 +298,22 @@ class MachineLoad:
     def __exit__(self, *exc) -> None:
         busy, own, wall = _busy_cpu_seconds(), time.process_time(), time.perf_counter()
         busy0, own0, wall0 = self._start
-        self.seconds = max(wall - wall0, 1e-9)
-        self.other_seconds = None if busy is None or busy0 is None else max(0.0, (busy - busy0) - (own - own0))
-        self.loadavg_1m = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-        self.result = combined_load([self])
+        other = None if busy is None or busy0 is None else max(0.0, (busy - busy0) - (own - own0))
+        self.sample = {
+            "seconds": max(wall - wall0, 1e-9),
+            "other_seconds": other,
+            "loadavg_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        }
+        self.result = combined_load([self.sample])
 
 
-def combined_load(loads: list[MachineLoad]) -> dict[str, Any]:
-    """The load over several blocks: other processes' CPU time over their summed wall time, in cores (a block
-    slowed by a burst weighs by its length), the highest load average, and whether that is contention."""
-    known = [load for load in loads if load.other_seconds is not None]
-    others = sum(load.other_seconds for load in known) / sum(load.seconds for load in known) if known else None
-    averages = [load.loadavg_1m for load in loads if load.loadavg_1m is not None]
+def combined_load(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """The load over several blocks (``MachineLoad.sample``): other processes' CPU time over the blocks' summed wall
+    time, in cores (a block slowed by a burst weighs by its length), the highest load average, and whether that is
+    contention."""
+    known = [s for s in samples if s.get("other_seconds") is not None]
+    others = sum(s["other_seconds"] for s in known) / sum(s["seconds"] for s in known) if known else None
+    averages = [s["loadavg_1m"] for s in samples if s.get("loadavg_1m") is not None]
     return {
         "other_cores": None if others is None else round(others, 3),
         "loadavg_1m": round(max(averages), 2) if averages else None,

@@ -193,13 +193,22 @@ def _common(data: dict) -> dict[str, Any]:
 
 
 def _timing(data: dict) -> TimingPolicy:
-    """``timing: {min_repeats, max_repeats, precision, max_seconds}``, each optional (TimingPolicy's defaults)."""
+    """``timing: {min_repeats, max_repeats, precision, max_seconds, level, ...}``, each optional (TimingPolicy's
+    defaults); a ``level`` asked for needs at least the repeats whose median interval reaches it."""
+    from lcm_bench.sampling.timers import fewest_repeats
+
     entry = data.get("timing") or {}
     if not isinstance(entry, dict):
         raise UserError("timing: expected a mapping such as {min_repeats: 6, max_repeats: 10, precision: 0.05}")
     unknown_keys(entry, {f.name for f in dataclasses.fields(TimingPolicy)}, "timing")
     default = TimingPolicy()
+    level = float_field(entry.get("level", default.level), "timing.level (the median interval's coverage)", 0.5, 0.999)
     low = int_field(entry.get("min_repeats", default.min_repeats), "timing.min_repeats", 1, 1000)
+    if "level" in entry and low < fewest_repeats(level):
+        raise UserError(
+            f"timing.min_repeats: {low} repeats give no {level:.3g} interval of the median; timing.level {level:.3g} "
+            f"needs min_repeats >= {fewest_repeats(level)}"
+        )
     high = int_field(entry.get("max_repeats", max(default.max_repeats, low)), "timing.max_repeats", low, 1000)
     precision = float_field(entry.get("precision", default.precision), "timing.precision", 0.0, 1.0)
     seconds = float_field(entry.get("max_seconds", default.max_seconds), "timing.max_seconds", 0.0, 86_400.0)
@@ -209,7 +218,7 @@ def _timing(data: dict) -> TimingPolicy:
     if not isinstance(peak, bool):
         raise UserError(f"timing.peak_throughput: expected true or false, got {peak!r}")
     largest = int_field(entry.get("max_batch_size", default.max_batch_size), "timing.max_batch_size", 1, 65536)
-    return TimingPolicy(low, high, precision, seconds, queries, peak, largest)
+    return TimingPolicy(low, high, precision, seconds, queries, peak, largest, level)
 
 
 def _metrics(data: dict, base_dir: Path) -> tuple[MetricSpec, ...]:
