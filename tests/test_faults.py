@@ -30,6 +30,7 @@ prompts: [shapes-mini]
 num_images: 6
 batch_size: 2
 chunk_size: 2
+timing: {min_repeats: 1, max_repeats: 1}   # these tests are about faults, not time
 metrics:
   - {name: fd, extractor: shapes-judge}
   - {name: attribute_accuracy}

@@ -252,6 +252,7 @@ prompts:
   - {{path: {prompts}, references: {{generator: shapes, per_prompt: 2}}}}
 num_images: 24
 batch_size: 8
+timing: {{min_repeats: 1, max_repeats: 1}}   # these tests are not about time
 exclude:
   - {{model: tiny-sd, sampler: lcm}}
   - {{model: tiny-lcm, sampler: ddim}}

@@ -27,6 +27,7 @@ prompts: [shapes-mini]
 seeds: [0, 1]
 num_images: 12
 batch_size: 6
+timing: {{min_repeats: 1, max_repeats: 1}}   # these tests are not about time
 metrics:
   - {{name: psnr, reference: teacher-8}}
   - {{name: ssim, reference: teacher-8}}
@@ -186,6 +187,7 @@ prompts: [shapes-mini]
 num_images: 12
 batch_size: 6
 resolution: RESOLUTION
+timing: {min_repeats: 1, max_repeats: 1}   # these tests are not about time
 metrics:
   - {name: patch_fd_t, extractor: shapes-judge, reference: teacher-8, groups: 4}
   - {name: fd_t, extractor: shapes-judge, reference: teacher-8, groups: 4}

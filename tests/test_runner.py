@@ -23,6 +23,7 @@ prompts: [shapes-mini]
 hardware: [cpu-fp32, cuda-fp16]
 num_images: 4
 batch_size: 4
+timing: {{min_repeats: 1, max_repeats: 1}}   # one batch per cell, timed once: these tests are not about time
 """
 
 

@@ -417,6 +417,7 @@ class Executor:
         timing = None if self.policy.measures_latency else generation_timing(cell, fragments, self.policy)
         if timing is not None:
             self._write_timing(cell.cell_id, fragments[0], timing, cell.hardware.device)
+            reached("timing")
             self.assemble(cell)
             return
         self._pipeline(cell)
