@@ -27,7 +27,6 @@ prompts: [shapes-mini]
 num_images: 10
 batch_size: 2
 chunk_size: 4
-timing: {min_repeats: 1, max_repeats: 1}   # these tests are about faults, not time
 metrics:
   - {name: fd, extractor: shapes-judge, subsets: 2}
   - {name: attribute_accuracy}

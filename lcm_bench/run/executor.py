@@ -245,15 +245,18 @@ def take_turns(jobs: list[ChunkJob], on_failure: Callable[[ChunkJob, RuntimeErro
 
 def pipeline_rounds(units: list[Unit], key: Callable[[Unit], Any]) -> list[list[Unit]]:
     """The units as rounds: grouped by the pipeline they load (in order of first appearance), and within a group
-    the first chunk of every cell, then the second, and so on."""
-    groups: dict[Any, list[Unit]] = {}
+    each cell's first unit in the given order, then its second, and so on, each round in the given order (so a
+    launcher's ranks, which start at different units, still start apart)."""
+    groups: dict[Any, list[list[Unit]]] = {}
+    seen: Counter = Counter()
     for unit in units:
-        groups.setdefault(key(unit), []).append(unit)
-    rounds = []
-    for group in groups.values():
-        for index in sorted({u.index for u in group}):
-            rounds.append([u for u in group if u.index == index])
-    return rounds
+        rounds = groups.setdefault(key(unit), [])
+        turn = seen[unit.cell_id]
+        seen[unit.cell_id] += 1
+        if turn == len(rounds):
+            rounds.append([])
+        rounds[turn].append(unit)
+    return [turn for rounds in groups.values() for turn in rounds]
 
 
 def cell_line(cell: CellSpec, throughput: dict) -> str:
