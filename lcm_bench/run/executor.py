@@ -445,19 +445,19 @@ class Executor:
         batches (their batches count as repeats), then add the latency measurements asked for."""
         from lcm_bench.sampling.timers import time_interleaved
 
-        jobs, firsts, prior = {}, {}, {}
+        jobs, firsts, prior, short = {}, {}, {}, 0
         for cell in cells:
             fragments = self._fragments(cell)
             if fragments is None or self._timing(cell, fragments):
                 continue
             prior[cell.cell_id] = generation_repeats(cell, fragments)
-            short = len(prior[cell.cell_id]) < self.policy.min_repeats
-            jobs[cell.cell_id], firsts[cell.cell_id] = self._timed_job(cell, warm=short), fragments[0]
-        if not jobs:
-            return
-        short = sum(len(prior[c]) < self.policy.min_repeats for c in jobs)
+            needs_more = len(prior[cell.cell_id]) < self.policy.min_repeats
+            short += needs_more
+            jobs[cell.cell_id], firsts[cell.cell_id] = self._timed_job(cell, warm=needs_more), fragments[0]
         if short:
             self.say(f"  timing {short} cells with fewer than {self.policy.min_repeats} batches in interleaved rounds")
+        if not jobs:
+            return
         device = cells[0].hardware.device
         for cell_id, timing in time_interleaved(jobs, self.policy, device, prior).items():
             timing |= self._latency(self.cells[cell_id])
