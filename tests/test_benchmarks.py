@@ -20,7 +20,7 @@ from lcm_bench.sampling.timers import PhaseTimer
 
 pytestmark = pytest.mark.slow
 CPU = Hardware("cpu-fp32", "cpu", "fp32")
-BATCH, STEPS, SCALE, ROUNDS = 8, 8, 7.5, 30
+BATCH, STEPS, SCALE, ROUNDS = 8, 8, 7.5, 20
 PROMPTS = [f"a large blue square number {i}" for i in range(BATCH)]
 SEEDS = [sample_seed(0, i) for i in range(BATCH)]
 OVERHEAD_TARGET = 1.05

@@ -180,7 +180,7 @@ samplers: [ddim]
 steps: [4]
 guidance_scales: [7.5]
 prompts: [shapes-mini]
-num_images: 80
+num_images: 40
 batch_size: 2
 chunk_size: 4
 """
@@ -193,7 +193,7 @@ def test_sigkill_mid_cell_resumes_at_the_first_unfinished_chunk(tmp_path):
     kill_when(command, out / "chunks", "*.json", 3)
     assert not list((out / "cells").glob("*.json")), "the cell finished before the kill; make it longer"
     survivors = {p.name: p.read_bytes() for p in (out / "chunks").rglob("*.json")}
-    assert 3 <= len(survivors) < 20
+    assert 3 <= len(survivors) < 10
     resumed = subprocess.run(command, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
     for path in (out / "chunks").rglob("*.json"):
@@ -202,10 +202,10 @@ def test_sigkill_mid_cell_resumes_at_the_first_unfinished_chunk(tmp_path):
     new = [
         f for f in fragments(out) if f["process"]["pid"] != json.loads(next(iter(survivors.values())))["process"]["pid"]
     ]
-    assert len(new) == 20 - len(survivors)
-    assert sum(f["nfe"] for f in new) == (80 - 4 * len(survivors)) * 8, "NFE of the unfinished chunks only"
+    assert len(new) == 10 - len(survivors)
+    assert sum(f["nfe"] for f in new) == (40 - 4 * len(survivors)) * 8, "NFE of the unfinished chunks only"
     record = json.loads(next((out / "cells").glob("*.json")).read_text())
-    assert record["throughput"]["nfe_per_image"] == 8 and len(record["chunks"]) == 20
+    assert record["throughput"]["nfe_per_image"] == 8 and len(record["chunks"]) == 10
 
     whole = tmp_path / "whole"
     assert main(["run", str(suite), "--out", str(whole), "--quiet", "--no-report"]) == 0
@@ -213,7 +213,7 @@ def test_sigkill_mid_cell_resumes_at_the_first_unfinished_chunk(tmp_path):
 
 
 def test_two_processes_on_one_share_never_generate_a_chunk_twice(tmp_path):
-    suite = write_suite(tmp_path, KILLED.replace("num_images: 80", "num_images: 24"))
+    suite = write_suite(tmp_path, KILLED.replace("num_images: 40", "num_images: 24"))
     out = tmp_path / "run"
     command = [sys.executable, "-m", "lcm_bench", "run", str(suite), "--out", str(out), "-q", "--shard", "0/1"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "LCM_BENCH_THREADS": "1"}

@@ -491,5 +491,5 @@ def test_bench_scorer_per_1000_images(benchmark, standins, scorer):
     images = [rng.integers(0, 256, (32, 32, 3), dtype=np.uint8) for _ in range(1000)]
     captions = [PROMPTS[i % len(PROMPTS)] for i in range(1000)]
     benchmark.group = "preference-per-1000-images"
-    scores = benchmark.pedantic(lambda: built.features(images, prompts=captions), rounds=1, warmup_rounds=0)
+    scores = benchmark.pedantic(lambda: built.features(images, prompts=captions), rounds=3, warmup_rounds=1)
     assert scores.shape == (1000, 1) and np.isfinite(scores).all()

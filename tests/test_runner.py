@@ -136,16 +136,17 @@ models: [tiny-sd]
 samplers: [ddim, euler, dpmsolver++]
 steps: [1, 2, 4, 8]
 prompts: [shapes-mini]
-num_images: 16
+num_images: 8
 batch_size: 2
 save_images: grid
+timing: {min_repeats: 1, max_repeats: 1}
 """
 
 
 def test_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path):
     suite = write_suite(tmp_path, KILL_SUITE)
     out = tmp_path / "run"
-    command = [sys.executable, "-m", "lcm_bench", "run", str(suite), "--out", str(out), "--quiet"]
+    command = [sys.executable, "-m", "lcm_bench", "run", str(suite), "--out", str(out), "--quiet", "--no-report"]
     kill_when(command, out / "cells", "*.json", 3)
     survivors = {p.name: p.read_bytes() for p in (out / "cells").glob("*.json")}
     assert 3 <= len(survivors) < 12
