@@ -215,3 +215,21 @@ def figures(monkeypatch):
     monkeypatch.setattr(plots, "save", keep)
     monkeypatch.setattr(grids, "save", keep)
     return drawn
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The oracle set's agreement table (tests/test_oracle.py), one row per comparison."""
+    import sys
+
+    oracle = sys.modules.get("test_oracle")
+    rows = getattr(oracle, "AGREEMENT", [])
+    if not rows:
+        return
+    terminalreporter.section("agreement with the reference implementations")
+    header = f"{'metric':<10} {'reference':<22} {'inputs':<52} {'max abs':>10} {'max rel':>10}  tolerance"
+    terminalreporter.write_line(header)
+    for row in rows:
+        terminalreporter.write_line(
+            f"{row['metric']:<10} {row['reference']:<22} {row['inputs']:<52} {row['max_abs']:>10.2e} "
+            f"{row['max_rel']:>10.2e}  {row['tolerance']}"
+        )

@@ -149,9 +149,15 @@ def test_fd_infinity_removes_the_small_n_bias_and_reports_its_fit():
     inputs = CellInputs(features, [], _Extractor(), {"points": 15}, lambda: iter(()), reference_features=reference)
     result = METRICS.get("fd_inf").compute(inputs)
     at_n = frechet_distance(feature_stats(features), feature_stats(reference))
-    assert abs(result["value"]) < 0.25 * at_n
-    assert result["fit"]["sizes"][0] == 300 and result["fit"]["sizes"][-1] == 1500
-    assert result["fit"]["residual"] < 0.2 * at_n and result["fit"]["slope"] > 0
+    assert abs(result["value"]) < 0.25 * at_n and result["draws"] == "fresh"
+    assert result["fit"]["sizes"][0] == 150 and result["fit"]["sizes"][-1] == 1500, "dgm-eval's N/10 .. N"
+    assert result["fit"]["residual"] < 0.6 * at_n and result["fit"]["slope"] > 0, "fresh draws: a noisier line"
+    nested = METRICS.get("fd_inf").compute(
+        CellInputs(features, [], _Extractor(), {"points": 15, "draws": "nested"}, lambda: iter(()), reference)
+    )
+    assert nested["fit"]["sizes"][0] == 300 and nested["draws"] == "nested"
+    assert abs(nested["value"]) < 0.25 * at_n and nested["value"] != result["value"]
+    assert nested["fit"]["residual"] < 0.2 * at_n, "prefixes of one permutation: a smooth line"
 
 
 def test_fd_infinity_at_too_small_an_n_is_one_line(tmp_path, capsys):
@@ -161,7 +167,7 @@ def test_fd_infinity_at_too_small_an_n_is_one_line(tmp_path, capsys):
     suite = write_suite(tmp_path, text + "metrics: [{name: fd_inf, extractor: shapes-judge}]\n")
     assert main(["run", str(suite), "--out", str(tmp_path / "run"), "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert "metrics[0]: FD∞ needs at least 1285 images per cell with features of width 256" in err
+    assert "metrics[0]: FD∞ needs at least 2570 images per cell with features of width 256" in err
     assert err.count("\n") == 1 and not (tmp_path / "run").exists()
 
 

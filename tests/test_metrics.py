@@ -50,7 +50,7 @@ def test_streaming_statistics_do_not_depend_on_chunking():
 
 def test_distance_of_a_set_to_itself_is_zero():
     assert abs(frechet_distance(feature_stats(X), feature_stats(X))) < 1e-6
-    assert cmmd(X, X, unbiased=False) == pytest.approx(0.0, abs=1e-9)
+    assert cmmd(X, X) == pytest.approx(0.0, abs=1e-9)
 
 
 def test_kid_matches_clean_fid_with_the_same_seed():
@@ -74,12 +74,12 @@ def test_cmmd_matches_the_reference_formula():
         return np.exp(-gamma * d)
 
     biased = 1000 * (k(x, x).mean() + k(y, y).mean() - 2 * k(x, y).mean())
-    assert cmmd(x, y, unbiased=False) == pytest.approx(biased, rel=1e-6)
+    assert cmmd(x, y) == pytest.approx(biased, rel=1e-6), "the default is google-research/cmmd's estimator"
     kxx, kyy = k(x, x), k(y, y)
     unbiased = 1000 * (
         (kxx.sum() - np.trace(kxx)) / (50 * 49) + (kyy.sum() - np.trace(kyy)) / (60 * 59) - 2 * k(x, y).mean()
     )
-    assert cmmd(x, y) == pytest.approx(unbiased, rel=1e-6)
+    assert cmmd(x, y, estimator="unbiased") == pytest.approx(unbiased, rel=1e-6)
     assert cmmd(x, y) > cmmd(x, x[::-1])
 
 
@@ -294,6 +294,17 @@ def test_run_fills_metric_columns_and_rescoring_costs_nothing(tmp_path, capsys):
     text = (out / "report.md").read_text()
     assert "| CLIP score 4 |" in text and "### CLIP-KID[lcm-bench-tiny-clip/random]" in text
     assert "Noise floor" in text
+    cmmd = "cmmd_lcm-bench-tiny-clip_random"
+    before = json.loads(next((out / "cells").glob("tiny-lcm.*.s4.*.json")).read_text())["metrics"][cmmd]
+    assert before["estimator"] == before["options"]["estimator"] == "biased"
+    cmmd_entry = "{name: cmmd, model: lcm-bench-tiny-clip, pretrained: random"
+    suite.write_text(suite.read_text().replace(cmmd_entry, cmmd_entry + ", estimator: unbiased"))
+    assert main(["run", str(suite), "--out", str(out), "--quiet"]) == 0
+    assert "0 cells computed, 4 reused, 0 skipped, 4 metric values computed" in capsys.readouterr().out, (
+        "a metric option that changes the number (CMMD's estimator) recomputes the stored values, and only those"
+    )
+    after = json.loads(next((out / "cells").glob("tiny-lcm.*.s4.*.json")).read_text())["metrics"][cmmd]
+    assert after["estimator"] == "unbiased" and after["value"] != before["value"]
 
 
 def test_missing_inception_weights_stop_a_run_before_any_image_and_keep_finished_cells(tmp_path, capsys, monkeypatch):

@@ -56,7 +56,14 @@ def _one_line_error(capsys, argv, expected: str) -> None:
         (lambda t: t.replace("sampler: ddim,", "sampler: ddim, eta: .nan,"), "eta: expected a number in [0, 1]"),
         (lambda t: t + "metrics: [{name: fd, extractor: shapes-judge, subsets: x}]\n", "metrics[0].subsets: expected"),
         (lambda t: t + "metrics: [{name: kid, num_subsets: 0}]\n", "metrics[0].num_subsets: must be in 1.."),
-        (lambda t: t + "metrics: [{name: cmmd, unbiased: 3}]\n", "metrics[0].unbiased: expected true or false"),
+        (
+            lambda t: t + "metrics: [{name: cmmd, estimator: mle}]\n",
+            "metrics[0].estimator: 'mle' is not one of ['biased', 'unbiased']",
+        ),
+        (
+            lambda t: t + "metrics: [{name: fd_inf, draws: 3}]\n",
+            "metrics[0].draws: 3 is not one of ['fresh', 'nested']",
+        ),
     ],
 )
 def test_bad_values_are_refused_before_any_compute(tmp_path, capsys, edit, expected):

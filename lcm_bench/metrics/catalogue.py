@@ -14,6 +14,7 @@ import numpy as np
 from lcm_bench.core.errors import UserError
 from lcm_bench.metrics import manifold, paired, preference
 from lcm_bench.metrics.clip_score import clip_score_value
+from lcm_bench.metrics.distances import CMMD_ESTIMATORS
 from lcm_bench.metrics.entry import (
     EXTRACTOR_OPTIONS,
     KINDS,
@@ -95,29 +96,49 @@ register_metric(
 )(frechet)
 
 
+FD_INFINITY_DRAWS = ("fresh", "nested")
+
+
+def fd_infinity_sizes(n: int, points: int, draws: str) -> np.ndarray:
+    """The subset sizes FD is fitted over: dgm-eval's ``linspace(min(5000, max(N // 10, 2)), N, points)`` for fresh
+    draws; N/5 .. N for nested prefixes."""
+    if draws == "nested":
+        return np.unique(np.linspace(n // 5, n, points).astype(int))
+    return np.linspace(min(5000, max(n // 10, 2)), n, points).astype(np.int32)
+
+
 @register_metric(
     "fd_inf",
     label="FD∞",
     higher_is_better=False,
     kind="distribution",
-    defaults={"extractor": "effnet-lite0", "points": 15},
-    description="FD extrapolated to infinitely many images (Chong & Forsyth 2020): FD at `points` subset sizes "
-    "from N/5 to N, a line in 1/N, its intercept; the fit's residual beside it",
+    defaults={"extractor": "effnet-lite0", "points": 15, "draws": "fresh"},
+    choices={"draws": FD_INFINITY_DRAWS},
+    description="FD extrapolated to infinitely many images (Chong & Forsyth 2020): FD at `points` subset sizes, a "
+    "line in 1/N, its intercept; draws fresh (a new random subset per size from min(5000, N/10) to N, as dgm-eval "
+    "and FID_Infinity) or nested (prefixes of one permutation from N/5); the fit's residual beside it",
     label_for=lambda extractor: extractor.label + "∞",
-    needs_images=lambda dim: 5 * (dim + 1),
+    needs_images=lambda dim, options: (5 if options.get("draws") == "nested" else 10) * (dim + 1),
 )
 def fd_infinity(inputs: CellInputs) -> dict[str, Any]:
+    """dgm-eval's ``compute_FD_infinity`` with its random generator seeded (seed 0): each size draws its subset
+    without replacement from the cell's features, one after another from one generator."""
     from lcm_bench.metrics.distances import feature_stats, frechet_distance
 
-    features, n = inputs.features, len(inputs.features)
+    features, n, draws = inputs.features, len(inputs.features), inputs.options.get("draws", "fresh")
     reference = feature_stats(inputs.reference_features)
-    shuffled = features[np.random.default_rng(0).permutation(n)]
-    sizes = np.unique(np.linspace(n // 5, n, int(inputs.options["points"])).astype(int))
-    values = np.array([frechet_distance(feature_stats(shuffled[:size]), reference) for size in sizes])
+    sizes = fd_infinity_sizes(n, int(inputs.options["points"]), draws)
+    rng = np.random.default_rng(0)
+    if draws == "fresh":
+        subsets = [rng.choice(features, size, replace=False) for size in sizes]
+    else:
+        shuffled = features[rng.permutation(n)]
+        subsets = [shuffled[:size] for size in sizes]
+    values = np.array([frechet_distance(feature_stats(subset), reference) for subset in subsets])
     slope, intercept = np.polyfit(1 / sizes, values, 1)
     residual = float(np.sqrt(np.mean((values - (intercept + slope / sizes)) ** 2)))
     fit = {"sizes": sizes.tolist(), "values": values.tolist(), "slope": float(slope), "residual": residual}
-    return {"value": float(intercept), "fit": fit}
+    return {"value": float(intercept), "fit": fit, "draws": draws}
 
 
 def _kid_label(extractor) -> str:
@@ -153,19 +174,21 @@ def kid(inputs: CellInputs) -> dict[str, Any]:
     label="CMMD",
     higher_is_better=False,
     kind="distribution",
-    defaults={"model": "ViT-L-14-336", "pretrained": "openai", "unbiased": True},
-    description="MMD on CLIP embeddings, Gaussian kernel sigma 10, x1000 (Jayasumana et al. 2024)",
+    defaults={"model": "ViT-L-14-336", "pretrained": "openai", "estimator": "biased"},
+    choices={"estimator": CMMD_ESTIMATORS},
+    description="MMD on CLIP embeddings, Gaussian kernel sigma 10, x1000 (Jayasumana et al. 2024); estimator biased "
+    "(google-research/cmmd's, as published) or unbiased",
     extractor=clip_extractor,
 )
 def cmmd(inputs: CellInputs) -> dict[str, Any]:
     from lcm_bench.metrics.distances import cmmd as cmmd_distance
 
-    unbiased = bool(inputs.options.get("unbiased", True))
+    estimator = inputs.options.get("estimator", "biased")
 
     def distance(features: np.ndarray) -> float:
-        return cmmd_distance(features, inputs.reference_features, unbiased=unbiased)
+        return cmmd_distance(features, inputs.reference_features, estimator=estimator)
 
-    return _with_floor({"value": distance(inputs.features)}, inputs, distance)
+    return _with_floor({"value": distance(inputs.features), "estimator": estimator}, inputs, distance)
 
 
 @register_metric(

@@ -93,11 +93,15 @@ def kernel_inception_distance(
     return float(total / num_subsets / m)
 
 
-def cmmd(x: np.ndarray, y: np.ndarray, sigma: float = 10.0, scale: float = 1000.0, unbiased: bool = True) -> float:
+CMMD_ESTIMATORS = ("biased", "unbiased")
+
+
+def cmmd(x: np.ndarray, y: np.ndarray, sigma: float = 10.0, scale: float = 1000.0, estimator: str = "biased") -> float:
     """CMMD (Jayasumana et al. 2024): MMD^2 with a Gaussian RBF kernel on CLIP embeddings, x 1000.
 
-    ``unbiased`` drops the kernel matrices' diagonals (the U-statistic the paper describes); ``False`` keeps them,
-    as google-research/cmmd's ``distance.py`` does.
+    ``biased`` keeps the kernel matrices' diagonals, as google-research/cmmd's ``distance.mmd`` does (the
+    minimum-variance estimator of Gretton et al. 2012, Eq. 5; published CMMD values use it); ``unbiased`` drops them
+    (the U-statistic).
     """
     import torch
 
@@ -107,7 +111,7 @@ def cmmd(x: np.ndarray, y: np.ndarray, sigma: float = 10.0, scale: float = 1000.
 
     def mean_kernel(a, b, same):
         k = torch.exp(-gamma * torch.cdist(a, b).pow(2))
-        if same and unbiased:
+        if same and estimator == "unbiased":
             n = len(a)
             return float((k.sum() - k.diagonal().sum()) / (n * (n - 1)))
         return float(k.mean())

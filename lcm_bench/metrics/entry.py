@@ -90,12 +90,14 @@ class MetricDef:
     crop: bool = False
     """Whether its extractor sees a centre crop of its input size at full resolution (Patch FID) rather than the
     resized image."""
-    needs_images: Callable[[int], int] = lambda dim: 1
-    """The fewest images a cell needs, given the extractor's feature width."""
+    needs_images: Callable[[int, dict[str, Any]], int] = lambda dim, options: 1
+    """The fewest images a cell needs, given the extractor's feature width and the metric's options."""
     per_image: bool | None = None
     """Whether it gives one value per image (and so per category); by default, per-image metrics do."""
     takes: frozenset[str] = frozenset()
     """Options a suite may give it beyond its defaults (without a default: e.g. a checkpoint path)."""
+    choices: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Options whose value is one of a few named computations (e.g. CMMD's estimator), the reference's first."""
 
     @property
     def by_image(self) -> bool:
@@ -139,11 +141,12 @@ def register_metric(name: str, **definition) -> Callable:
     return wrap
 
 
-def check_images(definition: MetricDef, n: int, dim: int | None, field: str) -> None:
+def check_images(definition: MetricDef, n: int, dim: int | None, field: str, options: dict[str, Any]) -> None:
     """One line where a metric needs more images than a cell has, for its extractor's feature width."""
-    if dim is not None and n < definition.needs_images(dim):
+    needed = definition.needs_images(dim, options) if dim is not None else 0
+    if n < needed:
         raise UserError(
-            f"{field}: {definition.label} needs at least {definition.needs_images(dim)} images per cell with "
+            f"{field}: {definition.label} needs at least {needed} images per cell with "
             f"features of width {dim} (the smallest of its subsets must exceed the width); num_images is {n}"
         )
 
@@ -154,14 +157,15 @@ def metric_of(metric_id: str, result: dict) -> MetricDef:
     return METRICS.get(name or metric_id)
 
 
-def result_inputs(result: dict) -> dict[str, str | None]:
+def result_inputs(result: dict) -> dict[str, Any]:
     """What a stored metric result was computed with besides its cell's images: the extractor's weights digest,
-    the reference set's content hash (None for metrics without a reference) and the hash of the categories its
-    images were grouped by (None without categories)."""
+    the reference set's content hash (None for metrics without a reference), the hash of the categories its
+    images were grouped by (None without categories) and the metric's options (an estimator, a k, a border)."""
     return {
         "extractor_digest": result.get("extractor_digest"),
         "reference_hash": (result.get("reference") or {}).get("hash"),
         "categories_hash": (result.get("per_category") or {}).get("hash"),
+        "options": result.get("options"),
     }
 
 

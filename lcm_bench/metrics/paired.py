@@ -12,6 +12,10 @@ import numpy as np
 
 from lcm_bench.metrics.entry import CellInputs, pixels_only, register_metric
 
+SSIM_BORDERS = ("valid", "reflect")
+SSIM_RADIUS = 5
+"""Half the Gaussian window (11 px): a pixel's window lies inside the image from this far from every border."""
+
 
 def _bootstrap_result(per_pair: np.ndarray, value: float | None = None) -> dict[str, Any]:
     from lcm_bench.metrics.distances import bootstrap_ci
@@ -70,20 +74,30 @@ def psnr(inputs: CellInputs) -> dict[str, Any]:
     higher_is_better=True,
     kind="paired",
     measures="fidelity",
-    defaults={"reference": ""},
-    description="structural similarity (Wang et al. 2004; torchmetrics, Gaussian window 11, sigma 1.5) of each "
-    "image against the reference method's image of the same prompt and seed",
+    defaults={"reference": "", "border": "valid"},
+    choices={"border": SSIM_BORDERS},
+    description="structural similarity (Wang et al. 2004; Gaussian window 11, sigma 1.5) of each image against the "
+    "reference method's image of the same prompt and seed; border valid (the SSIM map's mean over pixels whose "
+    "window lies inside the image, as Wang et al.'s code and scikit-image) or reflect (torchmetrics' default: every "
+    "pixel, the image reflected at its borders)",
     per_image=True,
     extractor=pixels_only,
     tolerance={"rel": 0.0, "abs": 0.03, "noise_k": 2.0},
 )
 def ssim(inputs: CellInputs) -> dict[str, Any]:
+    """torchmetrics' SSIM map, averaged over the pixels the ``border`` option keeps."""
     from torchmetrics.functional.image import structural_similarity_index_measure
 
-    def per_pair(a, b):
-        return structural_similarity_index_measure(a, b, data_range=1.0, reduction="none")
+    border = inputs.options.get("border", "valid")
 
-    return _bootstrap_result(_pixel_pairs(inputs, per_pair))
+    def per_pair(a, b):
+        if border == "reflect":
+            return structural_similarity_index_measure(a, b, data_range=1.0, reduction="none")
+        _, full = structural_similarity_index_measure(a, b, data_range=1.0, reduction="none", return_full_image=True)
+        inside = full[..., SSIM_RADIUS:-SSIM_RADIUS, SSIM_RADIUS:-SSIM_RADIUS]
+        return inside.mean(dim=(1, 2, 3))
+
+    return {**_bootstrap_result(_pixel_pairs(inputs, per_pair)), "border": border}
 
 
 @register_metric(
@@ -134,9 +148,10 @@ def cosine_t(inputs: CellInputs) -> dict[str, Any]:
     higher_is_better=False,
     kind="paired",
     measures="fidelity",
-    defaults={"extractor": "effnet-lite0", "reference": "", "groups": 10},
+    defaults={"extractor": "inception", "mode": "clean", "reference": "", "groups": 10},
     description="Fréchet distance to the reference method's images of the same prompts and seeds (FID-T of "
-    "SenseFlow: distance to the teacher), in any extractor's features; jackknife interval over pairs",
+    "SenseFlow: distance to the teacher, in Inception features by default, as its tables), in any extractor's "
+    "features; jackknife interval over pairs",
     label_for=lambda extractor: extractor.label + "-T",
 )
 def fd_t(inputs: CellInputs) -> dict[str, Any]:
@@ -162,7 +177,7 @@ register_metric(
     higher_is_better=False,
     kind="paired",
     measures="fidelity",
-    defaults={"extractor": "effnet-lite0", "reference": "", "groups": 10},
+    defaults={"extractor": "inception", "mode": "clean", "reference": "", "groups": 10},
     description="FD-T on centre crops of the extractor's input size taken at full resolution (Patch FID-T: fine "
     "detail a resize to the extractor's input would hide); images must be larger than the crop",
     label_for=lambda extractor: f"Patch {extractor.label}-T",

@@ -61,9 +61,14 @@ def scorer_entry(name: str, scorer: PreferenceScorer) -> ExtractorDef:
         )
 
     def sources(options, weights):
+        """Its files, its backbones' files and, where the module names one, its preprocessing's revision (so a
+        corrected preprocessing gives a new digest and stored scores are computed again)."""
         found = _found_files(module.files(name, options), options, weights)
         others = [EXTRACTORS.get(other).sources(each, weights) for other, each in module.backbones(options)]
-        return None if found is None or None in others else [*found, *(s for each in others for s in each)]
+        revision = [f"preprocessing {module.PREPROCESSING}"] if hasattr(module, "PREPROCESSING") else []
+        if found is None or None in others:
+            return None
+        return [*found, *(s for each in others for s in each), *revision]
 
     return ExtractorDef(
         build,

@@ -133,9 +133,9 @@ class Scorer:
             self._digests[key] = digest or self.extractor(metric, field).digest
         return self._digests[key]
 
-    def inputs(self, record: dict, metric: MetricSpec, field: str) -> dict[str, str | None]:
+    def inputs(self, record: dict, metric: MetricSpec, field: str) -> dict[str, Any]:
         """Today's ``result_inputs`` for a metric of ``record``: extractor weights digest, reference content hash,
-        categories hash."""
+        categories hash, the metric's options."""
         reference, labels, definition = None, None, METRICS.get(metric.name)
         if definition.needs_reference:
             reference = self.reference(record["spec"]["prompts"]).content_hash
@@ -146,6 +146,7 @@ class Scorer:
             "extractor_digest": self.extractor_digest(metric, field),
             "reference_hash": reference,
             "categories_hash": stable_hash(labels, 16) if labels else None,
+            "options": dict(metric.options),
         }
 
     def _paired_record(self, record: dict, metric: MetricSpec) -> dict | None:
@@ -261,7 +262,7 @@ class Scorer:
         definition = METRICS.get(metric.name)
         extractor = self.extractor(metric, field)
         crop = self._crop(record, extractor, metric, field)
-        check_images(definition, record["spec"]["num_images"], extractor.dim, field)
+        check_images(definition, record["spec"]["num_images"], extractor.dim, field, dict(metric.options))
         inputs = CellInputs(
             self.cell_features(record, extractor, crop),
             self.prompts_of(record),

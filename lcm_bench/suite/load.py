@@ -258,7 +258,7 @@ def _check_image_counts(metrics, cells: list[CellSpec]) -> None:
     for i, metric in enumerate(metrics):
         definition = METRICS.get(metric.name)
         extractor, _ = definition.extractor(dict(metric.options))
-        check_images(definition, fewest, EXTRACTORS.get(extractor).dim, f"metrics[{i}]")
+        check_images(definition, fewest, EXTRACTORS.get(extractor).dim, f"metrics[{i}]", dict(metric.options))
         side = EXTRACTORS.get(extractor).input_size
         small = [c for c in cells if c.height and c.width and min(c.height, c.width) <= (side or 0)]
         if definition.crop and small:

@@ -17,8 +17,11 @@ WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".json")
 PATH_OPTIONS = ("pretrained", "weights", "checkpoint", "config", "tokenizer", "processor", "head")
 
 
-def _check_option(key: str, value: Any, default: Any, field: str) -> None:
-    """A value of the type of its default: a flag, a count in 1..1e6, a number >= 0, or a non-empty string."""
+def _check_option(key: str, value: Any, default: Any, field: str, choices: tuple[str, ...] = ()) -> None:
+    """A value of the type of its default: a flag, a count in 1..1e6, a number >= 0, or a non-empty string; one of
+    ``choices`` where the metric names them."""
+    if choices and value not in choices:
+        raise UserError(f"{field}.{key}: {value!r} is not one of {list(choices)}")
     if isinstance(default, bool):
         if not isinstance(value, bool):
             raise UserError(f"{field}.{key}: expected true or false, got {value!r}")
@@ -70,7 +73,7 @@ def parse_metric(entry: Any, field: str, base_dir: Path = Path(".")) -> MetricSp
         )
     options = {**definition.defaults, **{k: v for k, v in entry.items() if k != "name"}}
     for key, value in options.items():
-        _check_option(key, value, definition.defaults.get(key, ""), field)
+        _check_option(key, value, definition.defaults.get(key, ""), field, definition.choices.get(key, ()))
     _local_weights(options, field, base_dir)
     _check_extractor(options, definition, field)
     return MetricSpec(name, tuple(sorted(options.items())))

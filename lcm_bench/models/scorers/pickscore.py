@@ -52,6 +52,11 @@ def _side(value: Any, key: str) -> int:
     return int(value[key]) if isinstance(value, dict) else int(value)
 
 
+PREPROCESSING = "centre crop offset floored, as transformers' CLIPImageProcessor"
+"""Its preprocessing's revision (part of its weights digest): before 2026-12-07 the crop's offset was rounded as
+torchvision rounds it, which moved a non-square image's crop by a pixel where the excess is odd."""
+
+
 @dataclass
 class PickScorer:
     model: Any
@@ -66,7 +71,7 @@ class PickScorer:
         self.text = TextCache(self._text_embeddings)
 
     def resize(self):
-        return shortest_side_crop(self.size, self.crop)
+        return shortest_side_crop(self.size, self.crop, offset="floor")
 
     def _text_embeddings(self, captions: list[str]):
         import torch

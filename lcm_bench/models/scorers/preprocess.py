@@ -10,9 +10,11 @@ import numpy as np
 from PIL import Image
 
 
-def shortest_side_crop(size: int, crop: int | None = None) -> Callable[[np.ndarray], np.ndarray]:
-    """Resize(size, bicubic) then CenterCrop(crop, by default size), with torchvision's rounding."""
+def shortest_side_crop(size: int, crop: int | None = None, offset: str = "round") -> Callable[[np.ndarray], np.ndarray]:
+    """Resize(size, bicubic) then CenterCrop(crop, by default size); the crop's offset rounded as torchvision's
+    ``CenterCrop`` rounds it (``round``) or floored as transformers' image processors floor it (``floor``)."""
     crop = crop or size
+    place = {"round": lambda excess: int(round(excess / 2.0)), "floor": lambda excess: excess // 2}[offset]
 
     def resize(image: np.ndarray) -> np.ndarray:
         height, width = image.shape[:2]
@@ -20,7 +22,7 @@ def shortest_side_crop(size: int, crop: int | None = None) -> Callable[[np.ndarr
         new_long = int(size * long / short)
         new_height, new_width = (size, new_long) if height <= width else (new_long, size)
         resized = np.asarray(Image.fromarray(image).resize((new_width, new_height), Image.BICUBIC))
-        top, left = int(round((new_height - crop) / 2.0)), int(round((new_width - crop) / 2.0))
+        top, left = place(new_height - crop), place(new_width - crop)
         return resized[top : top + crop, left : left + crop]
 
     return resize
