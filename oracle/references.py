@@ -235,6 +235,146 @@ def pickscore(job):
     return {"scores": scores}
 
 
+@reference("hpsv2", "hpsv2")
+def hpsv2_scores(job):
+    """hpsv2's ``img_score.score(image, prompt, cp=checkpoint)``, its own code from the checkpoint load to the
+    diagonal of ``image_features @ text_features.T``, with its model table holding what its
+    ``create_model_and_transforms`` builds for the tiny config of ``job['config_dir']`` (model and ``preprocess_val``)
+    in place of the ViT-H-14 it would download; one image and its own caption at a time."""
+    from hpsv2 import img_score
+    from hpsv2.src.open_clip import add_model_config, create_model_and_transforms
+
+    add_model_config(job["config_dir"])
+    model, _, preprocess_val = create_model_and_transforms(
+        job["model"],
+        None,
+        precision="amp",
+        device="cpu",
+        jit=False,
+        light_augmentation=True,
+        aug_cfg={},
+        output_dict=True,
+    )
+    img_score.model_dict.update(model=model, preprocess_val=preprocess_val)
+    pairs = zip(job["images"], job["captions"], strict=True)
+    return {"scores": [float(img_score.score([path], caption, cp=job["checkpoint"])[0]) for path, caption in pairs]}
+
+
+@reference("imagereward", "image-reward")
+def imagereward_scores(job):
+    """image-reward's ``load(checkpoint, med_config=...)`` and ``ImageReward.score(prompt, image)``, its own code,
+    at the stand-in's sizes: its ``create_vit`` (which knows only ViT-B/16 and ViT-L/16) gives BLIP's own
+    VisionTransformer at the checkpoint's width, depth and patch, its ``MLP(768)`` is built at the BERT width, its
+    ``_transform`` at the checkpoint's image size, and its ``BertTokenizer.from_pretrained('bert-base-uncased')``
+    reads the given folder (offline). The keys its non-strict load missed are reported."""
+    import sys as system
+
+    import ImageReward as package
+    from ImageReward.models.BLIP import blip, blip_pretrain
+    from ImageReward.models.BLIP.vit import VisionTransformer
+
+    module = system.modules["ImageReward.ImageReward"]
+    width, depth, patch, size = job["vit"]["width"], job["vit"]["depth"], job["vit"]["patch"], job["vit"]["size"]
+
+    def create_vit(vit, image_size, *args, **kwargs):
+        return VisionTransformer(
+            img_size=size, patch_size=patch, embed_dim=width, depth=depth, num_heads=width // 64
+        ), width
+
+    class LocalBertTokenizer(blip.BertTokenizer):
+        @classmethod
+        def from_pretrained(cls, name, *args, **kwargs):
+            return super().from_pretrained(job["tokenizer"] if name == "bert-base-uncased" else name, *args, **kwargs)
+
+    published_mlp = module.MLP
+    blip_pretrain.create_vit, blip.BertTokenizer = create_vit, LocalBertTokenizer
+    module.MLP = lambda input_size: published_mlp(job["hidden"])
+    model = package.load(job["checkpoint"], device="cpu", med_config=job["config"])
+    model.preprocess = module._transform(size)
+    import torch
+
+    missed = model.load_state_dict(torch.load(job["checkpoint"], map_location="cpu"), strict=False).missing_keys
+    pairs = zip(job["images"], job["captions"], strict=True)
+    with torch.no_grad():
+        scores = [float(model.score(caption, path)) for path, caption in pairs]
+    return {"scores": scores, "missing_keys": missed}
+
+
+@reference("aesthetic", "openai-clip")
+def aesthetic_scores(job):
+    """improved-aesthetic-predictor's ``simple_inference.py`` (a script, on no index): OpenAI's CLIP as ``clip.load``
+    builds it on the CPU (``build_model`` of the state dict, ``float()``, ``_transform`` at the model's resolution;
+    called directly, as ``clip.load`` reads state-dict files through a file handle its JIT attempt has already
+    consumed), ``encode_image``, the script's ``normalized`` in numpy and its MLP (restated as the script defines
+    it, an ``nn.Module`` for its LightningModule) from the head's state dict."""
+    import torch
+    from clip.clip import _transform
+    from clip.model import build_model
+    from PIL import Image
+    from torch import nn
+
+    class MLP(nn.Module):
+        def __init__(self, input_size):
+            super().__init__()
+            self.layers = nn.Sequential(
+                nn.Linear(input_size, 1024),
+                nn.Dropout(0.2),
+                nn.Linear(1024, 128),
+                nn.Dropout(0.2),
+                nn.Linear(128, 64),
+                nn.Dropout(0.1),
+                nn.Linear(64, 16),
+                nn.Linear(16, 1),
+            )
+
+        def forward(self, x):
+            return self.layers(x)
+
+    def normalized(a, axis=-1, order=2):
+        l2 = np.atleast_1d(np.linalg.norm(a, order, axis))
+        l2[l2 == 0] = 1
+        return a / np.expand_dims(l2, axis)
+
+    model2 = build_model(torch.load(job["clip"], map_location="cpu")).to("cpu").float()
+    preprocess = _transform(model2.visual.input_resolution)
+    model = MLP(model2.visual.output_dim)
+    model.load_state_dict(torch.load(job["head"], map_location="cpu"))
+    model.eval()
+    scores = []
+    for path in job["images"]:
+        image = preprocess(Image.open(path)).unsqueeze(0)
+        with torch.no_grad():
+            image_features = model2.encode_image(image)
+        im_emb_arr = normalized(image_features.cpu().detach().numpy())
+        scores.append(float(model(torch.from_numpy(im_emb_arr).type(torch.FloatTensor))))
+    return {"scores": scores}
+
+
+@reference("clip_score", "torchmetrics")
+def torchmetrics_clip_score(job):
+    """torchmetrics' ``CLIPScore`` (its value: 100 x cosine, mean, clamped at 0) and the per-pair scores of its
+    ``_clip_score_update``, on a transformers CLIP folder, given as the callable torchmetrics takes for models
+    outside its list (``CLIPModel.from_pretrained`` and ``CLIPProcessor``; the slow tokenizer, as for PickScore),
+    images as uint8 tensors read from PNG."""
+    import torch
+    from PIL import Image
+    from torchmetrics.functional.multimodal.clip_score import _clip_score_update
+    from torchmetrics.multimodal.clip_score import CLIPScore
+    from transformers import CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer
+
+    def model_and_processor():
+        model = CLIPModel.from_pretrained(job["checkpoint"]).eval()
+        tokenizer = CLIPTokenizer.from_pretrained(job["checkpoint"])
+        return model, CLIPProcessor(CLIPImageProcessor.from_pretrained(job["checkpoint"]), tokenizer)
+
+    images = [torch.from_numpy(np.asarray(Image.open(p).convert("RGB")).copy()).permute(2, 0, 1) for p in job["images"]]
+    metric = CLIPScore(model_name_or_path=model_and_processor)
+    with torch.no_grad():
+        metric.update(images, job["captions"])
+        per_pair, _ = _clip_score_update(images, job["captions"], metric.model, metric.processor)
+    return {"value": float(metric.compute()), "per_image": [float(v) for v in per_pair]}
+
+
 @reference("cmmd", "google-research/cmmd", restated="cmmd/distance.py @ 4c42994")
 def google_cmmd(job):
     """``distance.mmd``: the minimum-variance (biased) MMD^2 with a Gaussian RBF kernel, sigma 10, x 1000, from the

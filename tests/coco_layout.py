@@ -1,5 +1,6 @@
-"""A small synthetic COCO layout, as COCO's own files are laid out: a captions file in COCO's format (several
-captions per image, unordered) and a folder of JPEG images of varied sizes, one of them greyscale."""
+"""Small synthetic dataset layouts, as the datasets' own files are laid out: COCO (a captions file in COCO's format,
+several captions per image, unordered, and a folder of JPEG images of varied sizes, one of them greyscale) and
+MJHQ-30K (meta_data.json of image id -> category and prompt, and mjhq30k_imgs/<category>/<id>.jpg)."""
 
 from __future__ import annotations
 
@@ -52,3 +53,24 @@ def make_instances(root: Path, split: str = "val2014") -> Path:
     images = [{"id": 1, "file_name": file_name(split, 1)}]
     path.write_text(json.dumps({"images": images, "annotations": [annotation], "categories": []}))
     return path
+
+
+MJHQ_CATEGORIES = ("animals", "art", "fashion", "food", "indoor", "landscape", "logo", "people", "plants", "vehicles")
+
+
+def make_mjhq(root: Path, images: int = 12, seed: int = 0, flat: bool = False) -> tuple[Path, Path]:
+    """Write ``meta_data.json`` and ``mjhq30k_imgs/`` (category folders, or one flat folder) under ``root``."""
+    rng = random.Random(seed)
+    folder, meta = root / "mjhq30k_imgs", {}
+    for n in range(images):
+        image_id = f"{rng.getrandbits(160):040x}"
+        category = MJHQ_CATEGORIES[n % len(MJHQ_CATEGORIES)]
+        meta[image_id] = {"category": category, "prompt": f"  {rng.choice(WORDS)} in the style of {category} "}
+        side = rng.choice([48, 64, 40])
+        pixels = np.random.default_rng(n + seed).integers(0, 256, (side, side + n % 3, 3), dtype=np.uint8)
+        path = folder / (f"{image_id}.jpg" if flat else f"{category}/{image_id}.jpg")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels).save(path, quality=90)
+    path = root / "meta_data.json"
+    path.write_text(json.dumps(dict(sorted(meta.items(), key=lambda item: rng.random()))))
+    return path, folder

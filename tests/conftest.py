@@ -226,10 +226,12 @@ def pytest_terminal_summary(terminalreporter):
     if not rows:
         return
     terminalreporter.section("agreement with the reference implementations")
-    header = f"{'metric':<10} {'reference':<22} {'inputs':<52} {'max abs':>10} {'max rel':>10}  tolerance"
-    terminalreporter.write_line(header)
+    widths = {key: max(len(key), *(len(row[key]) for row in rows)) for key in ("metric", "reference", "inputs")}
+    metric, reference, inputs = widths["metric"], widths["reference"], widths["inputs"]
+    header = f"{'metric':<{metric}}  {'reference':<{reference}}  {'inputs':<{inputs}}  {'max abs':>9}  {'max rel':>9}"
+    terminalreporter.write_line(header + "  tolerance")
     for row in rows:
         terminalreporter.write_line(
-            f"{row['metric']:<10} {row['reference']:<22} {row['inputs']:<52} {row['max_abs']:>10.2e} "
-            f"{row['max_rel']:>10.2e}  {row['tolerance']}"
+            f"{row['metric']:<{metric}}  {row['reference']:<{reference}}  {row['inputs']:<{inputs}}  "
+            f"{row['max_abs']:>9.2e}  {row['max_rel']:>9.2e}  {row['tolerance']}"
         )

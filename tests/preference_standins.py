@@ -283,21 +283,16 @@ def write_pickscore(folder: Path, seed: int = 0, size: int = 24) -> dict[str, Pa
     )
     model_dir, processor_dir = folder / "PickScore_v1", write_clip_tokenizer(folder / "processor")
     CLIPModel(config).save_pretrained(str(model_dir))
-    (processor_dir / "preprocessor_config.json").write_text(
-        json.dumps(
-            {
-                "crop_size": {"height": size, "width": size},
-                "size": {"shortest_edge": size},
-                "do_center_crop": True,
-                "do_normalize": True,
-                "do_resize": True,
-                "image_mean": OPENAI_MEAN,
-                "image_std": OPENAI_STD,
-                "resample": 3,
-            }
-        )
-    )
+    write_clip_image_processor(processor_dir, size)
     return {"checkpoint": model_dir, "processor": processor_dir}
+
+
+def write_clip_image_processor(folder: Path, size: int) -> None:
+    """CLIP's ``preprocessor_config.json`` at ``size``: shortest side, bicubic, centre crop, OpenAI's mean and std."""
+    config = {"crop_size": {"height": size, "width": size}, "size": {"shortest_edge": size}, "resample": 3}
+    flags = {"do_center_crop": True, "do_normalize": True, "do_resize": True, "do_rescale": True}
+    normalise = {"image_mean": OPENAI_MEAN, "image_std": OPENAI_STD}
+    (folder / "preprocessor_config.json").write_text(json.dumps({**config, **flags, **normalise}))
 
 
 def write_aesthetic_head(folder: Path, width: int, seed: int = 0) -> Path:
@@ -307,3 +302,68 @@ def write_aesthetic_head(folder: Path, width: int, seed: int = 0) -> Path:
     path = folder / "sac+logos+ava1-l14-linearMSE.pth"
     torch.save(random_state(mlp_layout(width, "layers."), seed), path)
     return path
+
+
+def transformers_clip_state(state: dict) -> dict:
+    """open_clip's CLIP state dict (OpenAI's layout) in transformers' CLIPModel names: attention's packed in_proj
+    split into q, k, v; the projections transposed."""
+    out = {
+        "logit_scale": state["logit_scale"],
+        "text_projection.weight": state["text_projection"].T.contiguous(),
+        "visual_projection.weight": state["visual.proj"].T.contiguous(),
+        "text_model.embeddings.token_embedding.weight": state["token_embedding.weight"],
+        "text_model.embeddings.position_embedding.weight": state["positional_embedding"],
+        "vision_model.embeddings.class_embedding": state["visual.class_embedding"],
+        "vision_model.embeddings.patch_embedding.weight": state["visual.conv1.weight"],
+        "vision_model.embeddings.position_embedding.weight": state["visual.positional_embedding"],
+    }
+    norms = {"ln_final": "text_model.final_layer_norm", "visual.ln_pre": "vision_model.pre_layrnorm"}
+    norms["visual.ln_post"] = "vision_model.post_layernorm"
+    for source, target in norms.items():
+        out |= {f"{target}.{p}": state[f"{source}.{p}"] for p in ("weight", "bias")}
+    blocks = {"ln_1": "layer_norm1", "ln_2": "layer_norm2", "attn.out_proj": "self_attn.out_proj"}
+    blocks |= {"mlp.c_fc": "mlp.fc1", "mlp.c_proj": "mlp.fc2"}
+    for tower, prefix in (("text_model", "transformer"), ("vision_model", "visual.transformer")):
+        layers = 1 + max(
+            int(k.split(".")[len(prefix.split(".")) + 1]) for k in state if k.startswith(prefix + ".resblocks.")
+        )
+        for i in range(layers):
+            src, dst = f"{prefix}.resblocks.{i}.", f"{tower}.encoder.layers.{i}."
+            for part in ("weight", "bias"):
+                for name, value in zip("qkv", state[f"{src}attn.in_proj_{part}"].chunk(3), strict=True):
+                    out[f"{dst}self_attn.{name}_proj.{part}"] = value.contiguous()
+                out |= {f"{dst}{target}.{part}": state[f"{src}{source}.{part}"] for source, target in blocks.items()}
+    return out
+
+
+def write_transformers_clip(folder: Path, state: dict, config: dict) -> Path:
+    """An open_clip CLIP (``config``: its open_clip model config, QuickGELU, 64-wide heads) as a transformers CLIP
+    folder with CLIP's processor files (what torchmetrics' CLIPScore reads)."""
+    from transformers import CLIPConfig, CLIPModel
+
+    vision, text = config["vision_cfg"], config["text_cfg"]
+    hf = CLIPConfig(
+        text_config={
+            "hidden_size": text["width"],
+            "intermediate_size": 4 * text["width"],
+            "num_hidden_layers": text["layers"],
+            "num_attention_heads": text["heads"],
+            "hidden_act": "quick_gelu",
+        },
+        vision_config={
+            "hidden_size": vision["width"],
+            "intermediate_size": 4 * vision["width"],
+            "num_hidden_layers": vision["layers"],
+            "num_attention_heads": vision["width"] // vision["head_width"],
+            "image_size": vision["image_size"],
+            "patch_size": vision["patch_size"],
+            "hidden_act": "quick_gelu",
+        },
+        projection_dim=config["embed_dim"],
+    )
+    model = CLIPModel(hf)
+    model.load_state_dict(transformers_clip_state(state), strict=True)
+    model.save_pretrained(str(folder))
+    write_clip_tokenizer(folder)
+    write_clip_image_processor(folder, vision["image_size"])
+    return folder

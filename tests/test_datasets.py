@@ -1,5 +1,5 @@
-"""COCO protocols prepared from a synthetic COCO layout: the documented seeded subset and caption rule, the
-reference preprocessing pixel for pixel against PIL, byte-identical reruns, manifests, and bad input."""
+"""COCO protocols and MJHQ-30K prepared from synthetic layouts: the documented seeded subset and caption rule, the
+reference preprocessing pixel for pixel against PIL, byte-identical reruns, manifests, categories, and bad input."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from coco_layout import file_name, make_coco, make_instances
+from coco_layout import MJHQ_CATEGORIES, file_name, make_coco, make_instances, make_mjhq
 from PIL import Image
 
 from lcm_bench.cli.main import main
-from lcm_bench.domain.coco import PROTOCOLS, Protocol, prepare, verify
+from lcm_bench.domain.datasets import PROTOCOLS, Protocol, prepare, verify
 
 
 @contextmanager
@@ -137,3 +137,60 @@ def test_cli_writes_into_the_dataset_folder_a_suite_finds(tmp_path, capsys, monk
     assert (tmp_path / "datasets" / "coco-test" / "manifest.json").is_file()
     png = (tmp_path / "datasets" / "coco-test" / "references").iterdir().__next__().read_bytes()
     assert Image.open(io.BytesIO(png)).size == (16, 16)
+
+
+MJHQ_TEST = Protocol("MJHQ-30K", 12, 16, source="mjhq")
+
+
+def test_mjhq_prepares_byte_identically_twice_from_nested_or_flat_folders(tmp_path):
+    """Every image in id order with its one prompt and its category; nested category folders (as the zip unpacks)
+    and one flat folder give the same bytes; the prepared set's prompts carry the category."""
+    from lcm_bench.suite.prompts import parse_prompts
+
+    meta, images = make_mjhq(tmp_path / "nested")
+    _, flat = make_mjhq(tmp_path / "flat", flat=True)
+    with protocol("mjhq-test", MJHQ_TEST):
+        manifest = prepare("mjhq-test", meta, images, tmp_path / "a")
+        prepare("mjhq-test", meta, flat, tmp_path / "b")
+        spec = parse_prompts({"dataset": "mjhq-test", "path": str(tmp_path / "a")}, "prompts[0]", tmp_path)
+    assert tree(tmp_path / "a") == tree(tmp_path / "b")
+    rows = [line.split("\t") for line in (tmp_path / "a" / "prompts.tsv").read_text().splitlines()]
+    assert rows[0] == ["prompt", "image_id", "category", "file_name"]
+    data = json.loads(meta.read_text())
+    assert [r[1] for r in rows[1:]] == sorted(data) and manifest["num_images"] == 12
+    assert all(r[2] == data[r[1]]["category"] and r[0] == " ".join(data[r[1]]["prompt"].split()) for r in rows[1:])
+    assert sorted(p.stem for p in (tmp_path / "a" / "references").iterdir()) == sorted(data)
+    assert spec.categories == ("category",) and spec.size == 12
+    assert {r[2] for r in rows[1:]} == set(MJHQ_CATEGORIES)
+
+
+def test_mjhq_bad_input_is_one_line(tmp_path, capsys):
+    meta, images = make_mjhq(tmp_path)
+    coco_annotations, _ = make_coco(tmp_path / "coco", images=4)
+    missing = next(images.rglob("*.jpg"))
+    missing.unlink()
+    with protocol("mjhq-test", MJHQ_TEST):
+        code = main(["data", "mjhq", "--quiet", "--meta", str(meta), "--images", str(images), "--protocol", "mjhq-test",
+                     "--out", str(tmp_path / "out")])  # fmt: skip
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and len(err.splitlines()) == 1 and f"first: {missing.parent.name}/{missing.name}" in err
+        assert "1 of the 12 images" in err and not (tmp_path / "out").exists()
+        code = main(["data", "mjhq", "--quiet", "--meta", str(coco_annotations), "--images", str(images),
+                     "--protocol", "mjhq-test"])  # fmt: skip
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and "is not MJHQ-30K's meta_data.json" in err and len(err.splitlines()) == 1
+    code = main(
+        ["data", "coco", "--quiet", "--annotations", str(meta), "--images", str(images), "--protocol", "mjhq-30k"]
+    )
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "mjhq-30k is prepared from mjhq's files (lcm-bench data mjhq)" in err
+
+
+def test_an_unprepared_mjhq_set_names_the_files_and_the_command(tmp_path, monkeypatch):
+    from lcm_bench.core.paths import dataset_dirs
+    from lcm_bench.domain.datasets import not_prepared
+
+    monkeypatch.setenv("LCM_BENCH_DATA", str(tmp_path))
+    message = str(not_prepared("mjhq-30k", dataset_dirs()))
+    assert "playgroundai/MJHQ-30K (meta_data.json and mjhq30k_imgs.zip)" in message
+    assert "lcm-bench data mjhq --annotations meta_data.json --images mjhq30k_imgs/ --protocol mjhq-30k" in message

@@ -27,6 +27,7 @@ def _run(
     machine=MACHINE,
     nfe=2.0,
     reference=None,
+    more=None,
     **extra,
 ):
     run = RunDir(path)
@@ -68,6 +69,7 @@ def _run(
                         "higher_is_better": True,
                         "ci95": [accuracy - 0.02, accuracy + 0.02],
                     },
+                    **{k: {**common, **v} for k, v in (more or {}).items()},
                 },
             }
         )
@@ -177,6 +179,35 @@ def test_two_sided_bounds(baseline, tmp_path):
     data["cells"]["m.lcm.s4"]["metrics"]["attribute_accuracy_shapes-judge"]["bounds"] = [0.95, 1.0]
     baseline.write_text(json.dumps(data))
     assert main(["check", str(tmp_path / "base"), "--baseline", str(baseline)]) == 1
+
+
+def _mlperf_run(path, fid: float, clip: float):
+    """A run with MLPerf's two metrics (FID, CLIP score) beside the usual ones."""
+    more = {
+        "fid": {"metric": "fid", "value": fid, "reference": {"hash": "coco"}, "mode": "clean"},
+        "clip_score_ViT-g-14": {"metric": "clip_score", "value": clip, "higher_is_better": True, "ci95": [clip, clip]},
+    }
+    return _run(path, more=more)
+
+
+def test_the_mlperf_profile_gates_fid_and_clip_in_windows_both_ways(tmp_path, capsys):
+    """Around MLPerf's SDXL reference values (FID 23.4805, CLIP 31.7498) the profile's windows are MLPerf's own
+    (23.01085758-23.95007626, 31.68631873-31.81331801); leaving one either way fails, inside passes; metrics
+    without a window keep the usual one-sided margin."""
+    reference = _mlperf_run(tmp_path / "reference", 23.48046692, 31.74981837)
+    out = tmp_path / "mlperf.json"
+    assert main(["baseline", str(reference), "--out", str(out), "--profile", "mlperf"]) == 0
+    assert "(4 values in mlperf's windows)" in capsys.readouterr().out
+    cell = json.loads(out.read_text())["cells"]["m.lcm.s1"]["metrics"]
+    assert cell["fid"]["bounds"] == pytest.approx([23.01085758, 23.95007626], abs=1e-6)
+    assert cell["clip_score_ViT-g-14"]["bounds"] == pytest.approx([31.68631873, 31.81331801], abs=1e-6)
+    assert "bounds" not in cell["fd_shapes-judge"]
+    for fid, clip, code in ((23.9, 31.7, 0), (23.96, 31.75, 1), (22.9, 31.75, 1), (23.5, 31.82, 1), (23.5, 31.6, 1)):
+        run = _mlperf_run(tmp_path / f"run-{fid}-{clip}", fid, clip)
+        assert main(["check", str(run), "--baseline", str(out)]) == code, (fid, clip)
+        assert ("outside the bounds" in capsys.readouterr().out) == bool(code)
+    assert main(["baseline", str(reference), "--out", str(out), "--profile", "mlperff"]) == 2
+    assert "--profile: unknown gate profile 'mlperff'" in capsys.readouterr().err
 
 
 def test_compare_two_runs_and_bad_input(tmp_path, capsys):

@@ -98,9 +98,12 @@ def saved(tmp_path: Path, name: str, array: np.ndarray) -> str:
     return str(path)
 
 
-@pytest.mark.parametrize(("n", "dim"), [(600, 64), (2048, 256)])
+@pytest.mark.parametrize(("n", "dim"), [(600, 64), (2048, 256), (100, 256)])
 @pytest.mark.parametrize("package", ["pytorch_fid", "torch_fidelity", "clean_fid"])
 def test_frechet_distance_equals_the_references(run_reference, tmp_path, package, n, dim):
+    """Also where both covariances are singular (100 and 200 features of 256): the references take scipy's sqrtm
+    (with 1e-6 I added only where it returns non-finite values), lcm-bench the eigenvalues of the symmetric
+    product; the two agree there too."""
     x, y = features(n, dim, 1), features(n + 100, dim, 2, scale=1.2)
     theirs = run_reference(
         {"reference": f"{package}.frechet", "x": saved(tmp_path, "x", x), "y": saved(tmp_path, "y", y)}
@@ -279,8 +282,19 @@ def test_inception_features_equal_pytorch_fids_own_pipeline(run_reference, rando
 CAPTIONS = ["a large blue square", "two small red circles on the left", "a green triangle above a yellow star"]
 
 
-@pytest.mark.parametrize("shape", [(24, 24), (20, 36), (40, 26)], ids=["square", "wide", "tall"])
-def test_pickscore_equals_its_readme_code(run_reference, tmp_path, shape):
+def _shaped(tmp_path: Path, shapes: list[tuple[int, int]], seed: int) -> tuple[list, list[str], list[str], str]:
+    """Two PNGs of each shape (square at the model's side, wide, tall, larger), as read back, their paths, a
+    caption each, and the shapes in words (one reference process scores them all)."""
+    images, paths = [], []
+    for index, shape in enumerate(shapes):
+        folder = tmp_path / "images" / f"{index}-{shape[0]}x{shape[1]}"
+        images += _photos(folder, 2, shape, seed=seed + shape[0] * shape[1])
+        paths += sorted(str(p) for p in folder.glob("*.png"))
+    captions = [CAPTIONS[i % len(CAPTIONS)] for i in range(len(images))]
+    return images, paths, captions, "2 PNGs each at " + ", ".join(f"{h}x{w}" for h, w in shapes)
+
+
+def test_pickscore_equals_its_readme_code(run_reference, tmp_path):
     """lcm-bench's PickScore loader against PickScore's README code in transformers 4.36, on one random-weight
     folder in transformers' CLIP layout and a processor folder (the stand-ins of tests/test_preference.py)."""
     from preference_standins import write_pickscore
@@ -288,10 +302,130 @@ def test_pickscore_equals_its_readme_code(run_reference, tmp_path, shape):
     from lcm_bench.metrics.extractors import build_extractor
 
     files = write_pickscore(tmp_path / "pickscore")
-    images = _photos(tmp_path / "images", 3, shape, seed=shape[0] + shape[1])
-    paths = sorted(str(p) for p in (tmp_path / "images").glob("*.png"))
+    images, paths, captions, shapes = _shaped(tmp_path, [(24, 24), (20, 36), (40, 26)], seed=1)
     job = {k: str(v) for k, v in files.items()}
-    theirs = run_reference({"reference": "pickscore", **job, "images": paths, "captions": CAPTIONS})
-    mine = build_extractor("pickscore", job).features(images, prompts=CAPTIONS)[:, 0]
-    inputs = f"3 PNGs {shape[0]}x{shape[1]} with their captions, CLIP width 32 at 24 px"
-    agree("PickScore", mine, theirs["scores"], theirs, inputs, abs_=1e-4)
+    theirs = run_reference({"reference": "pickscore", **job, "images": paths, "captions": captions})
+    mine = build_extractor("pickscore", job).features(images, prompts=captions)[:, 0]
+    agree("PickScore", mine, theirs["scores"], theirs, f"{shapes}, CLIP width 32 at 24 px", abs_=1e-4)
+
+
+@pytest.mark.parametrize("version", ["hpsv2", "hpsv2.1"])
+def test_hps_equals_the_hpsv2_package(run_reference, tmp_path, version):
+    """lcm-bench's HPSv2 / HPSv2.1 against hpsv2's ``img_score.score`` (its preprocess_val: ToTensor, then the
+    longest side resized on the float tensor and padded), on checkpoints in HPSv2's layout over open_clip's tiny
+    test CLIP at 32 px (smaller, larger and non-square images)."""
+    from preference_standins import TINY_CLIP, write_hps
+
+    from lcm_bench.metrics.extractors import build_extractor
+    from lcm_bench.models.clip import config_dir
+
+    name = {"hpsv2": "HPS_v2_compressed.pt", "hpsv2.1": "HPS_v2.1_compressed.pt"}[version]
+    checkpoint = write_hps(tmp_path, seed=len(version), name=name)
+    images, paths, captions, shapes = _shaped(tmp_path, [(32, 32), (20, 36), (48, 26), (64, 64)], seed=2)
+    job = {"checkpoint": str(checkpoint), "model": TINY_CLIP, "config_dir": str(config_dir())}
+    theirs = run_reference({"reference": "hpsv2", **job, "images": paths, "captions": captions})
+    extractor = build_extractor(version, {"model": TINY_CLIP, "checkpoint": str(checkpoint)})
+    mine = extractor.features(images, prompts=captions)[:, 0]
+    assert len(set(np.round(mine, 5))) == len(images), "the stand-in separates its inputs"
+    inputs = f"{shapes}, open_clip tiny CLIP at 32 px"
+    agree(METRICS.get(version).label, mine, theirs["scores"], theirs, inputs, abs_=1e-6)
+    on_uint8 = build_extractor(version, {"model": TINY_CLIP, "checkpoint": str(checkpoint), "resize": "image"})
+    before = on_uint8.features(images, prompts=captions)[:, 0]
+    resampled = np.abs(before - theirs["scores"])[2:]
+    assert resampled.min() > 1e-5, "the test tells the uint8 resize from the reference's on every resampled image"
+
+
+def test_imagereward_equals_the_image_reward_package(run_reference, tmp_path):
+    """lcm-bench's ImageReward against image-reward's ``load`` and ``ImageReward.score`` (BLIP's ViT and BERT, the
+    MLP, the standardisation; its CLIP-style crop), on ImageReward.pt in BLIP's names with its med_config.json and a
+    BERT vocabulary (the stand-ins of tests/test_preference.py: ViT width 128, depth 2, patch 8 at 32 px)."""
+    from preference_standins import write_imagereward
+
+    from lcm_bench.metrics.extractors import build_extractor
+
+    files = {k: str(v) for k, v in write_imagereward(tmp_path / "imagereward", CAPTIONS).items()}
+    med = json.loads(Path(files["config"]).read_text())
+    images, paths, captions, shapes = _shaped(tmp_path, [(32, 32), (20, 36), (48, 27)], seed=3)
+    vit = {"width": 128, "depth": 2, "patch": 8, "size": 32}
+    job = {**files, "vit": vit, "hidden": med["hidden_size"], "images": paths, "captions": captions}
+    theirs = run_reference({"reference": "imagereward", **job})
+    assert theirs["missing_keys"] == [], theirs["missing_keys"]
+    extractor = build_extractor("imagereward", files)
+    mine = extractor.features(images, prompts=captions)[:, 0]
+    one_caption = extractor.features(images, prompts=captions[:1] * len(images))
+    assert np.ptp(one_caption) > 1e-4, "its images move its scores"
+    inputs = f"{shapes}, BLIP ViT width 128 at 32 px"
+    agree("ImageReward", mine, theirs["scores"], theirs, inputs, abs_=1e-6)
+
+
+def test_aesthetic_equals_its_published_inference(run_reference, tmp_path):
+    """lcm-bench's aesthetic predictor (open_clip) against simple_inference.py on OpenAI's ``clip`` package, on one
+    CLIP state dict in OpenAI's layout (open_clip's tiny CLIP with 64-wide heads and QuickGELU, the only widths
+    ``build_model`` infers; its weights rounded to float16 as ``build_model`` rounds them) and a head in the
+    published file's layout."""
+    import open_clip
+    import torch
+    from preference_standins import write_aesthetic_head
+
+    from lcm_bench.metrics.extractors import build_extractor
+    from lcm_bench.models.clip import config_dir
+
+    name = "lcm-bench-tiny-clip-openai"
+    open_clip.add_model_config(config_dir())
+    with torch.random.fork_rng():
+        torch.manual_seed(3)
+        state = open_clip.create_model(name, pretrained=None).state_dict()
+    weights = tmp_path / "tiny-openai-clip.pt"
+    torch.save({k: v.half().float() if v.is_floating_point() else v for k, v in state.items()}, weights)
+    head = write_aesthetic_head(tmp_path, 32)
+    images, paths, captions, shapes = _shaped(tmp_path, [(32, 32), (20, 36), (45, 30)], seed=4)
+    theirs = run_reference({"reference": "aesthetic", "clip": str(weights), "head": str(head), "images": paths})
+    options = {"model": name, "pretrained": str(weights), "head": str(head)}
+    mine = build_extractor("aesthetic", options).features(images, prompts=captions)[:, 0]
+    assert np.ptp(mine) > 1e-5, "its images move its scores"
+    inputs = f"{shapes}, CLIP width 128 at 32 px (OpenAI's layout)"
+    agree("aesthetic", mine, theirs["scores"], theirs, inputs, rel=1e-5)
+
+
+def test_clip_score_equals_torchmetrics(run_reference, tmp_path):
+    """lcm-bench's CLIP score (open_clip, the crop it takes by default) against torchmetrics' CLIPScore (transformers'
+    CLIP and CLIPProcessor) on one random CLIP, saved in both layouts (open_clip's tiny CLIP with QuickGELU and
+    64-wide heads; transformers' names for the same tensors), its two towers given one shared direction so that
+    the mean is above the clamp."""
+    import open_clip
+    import torch
+    from preference_standins import write_transformers_clip
+
+    from lcm_bench.metrics.extractors import build_extractor
+    from lcm_bench.models.clip import config_dir
+
+    name = "lcm-bench-tiny-clip-openai"
+    open_clip.add_model_config(config_dir())
+    with torch.random.fork_rng():
+        torch.manual_seed(5)
+        state = open_clip.create_model(name, pretrained=None).state_dict()
+    for norm, projection in (("ln_final", "text_projection"), ("visual.ln_post", "visual.proj")):
+        state[f"{norm}.bias"].fill_(2.0)
+        state[projection][:, 0] = 0.03
+    weights = tmp_path / "tiny-clip.pt"
+    torch.save(state, weights)
+    config = json.loads((config_dir() / f"{name}.json").read_text())
+    folder = write_transformers_clip(tmp_path / "transformers-clip", state, config)
+    images, paths, captions, shapes = _shaped(tmp_path, [(32, 32), (20, 37), (48, 27)], seed=5)
+    theirs = run_reference(
+        {"reference": "clip_score", "checkpoint": str(folder), "images": paths, "captions": captions}
+    )
+    definition = METRICS.get("clip_score")
+    options = {**definition.defaults, "model": name, "pretrained": str(weights)}
+    extractor = build_extractor(*definition.extractor(options))
+    inputs = CellInputs(extractor.features(images), captions, extractor, options, lambda: iter(images))
+    mine = definition.compute(inputs)
+    assert np.ptp(mine["per_image"]) > 0.1, "the stand-in separates its inputs"
+    assert mine["value"] > 1, "a shared direction in both towers keeps the mean above CLIP score's clamp at 0"
+    described = f"{shapes}, CLIP width 128 at 32 px"
+    agree("CLIP score (per image)", mine["per_image"], theirs["per_image"], theirs, described, rel=1e-5)
+    agree("CLIP score", mine["value"], theirs["value"], theirs, described, rel=1e-6)
+    squashed = build_extractor(*definition.extractor({**options, "resize": "squash"})).features(images)
+    before = definition.compute(CellInputs(squashed, captions, extractor, options, lambda: iter(images)))
+    cropped = np.abs(np.subtract(before["per_image"], theirs["per_image"]))[2:]
+    assert cropped.min() > 1e-3, "the test tells squash from crop on every non-square image"

@@ -59,6 +59,44 @@ def test_fd_dinov2_loads_timms_published_file_at_518_px(dinov2_file):
     assert torch.allclose(ours, reference, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("mode", ["pil", "clean"])
+def test_fd_dinov2_resizes_as_dgm_evals_transform(dinov2_file, mode):
+    """dgm-eval's ``DINOv2Encoder.transform`` on a non-square PNG-like image: by default torchvision's
+    ``Resize((224, 224), BICUBIC)`` of the PIL image then ``ToTensor``; with ``--clean_resize`` its ``pil_resize``
+    (each channel as a float PIL image, bicubic, clipped to 0-255, / 255); then ImageNet's mean and std. The
+    extractor's features of the image equal timm's network's (resampling its position embedding at every call) on
+    that tensor."""
+    import timm
+    import torchvision.transforms as TF
+    from PIL import Image
+
+    path, published = dinov2_file
+    options = {"weights": str(path), "arch": "vit_small_patch14_dinov2.lvd142m", "mode": mode}
+    extractor = EXTRACTORS.get("dinov2").build(options, "cpu", "metrics[0]")
+    image = np.random.default_rng(1).integers(0, 256, (150, 97, 3), dtype=np.uint8)
+    if mode == "pil":
+        tensor = TF.Compose([TF.Resize((224, 224), TF.InterpolationMode.BICUBIC), TF.ToTensor()])(
+            Image.fromarray(image)
+        )
+    else:
+        channels = [
+            np.asarray(Image.fromarray(image[:, :, c].astype(np.float32), mode="F").resize((224, 224), Image.BICUBIC))
+            for c in range(3)
+        ]
+        tensor = torch.from_numpy(np.stack(channels).clip(0, 255)) / 255
+    normalised = TF.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])(tensor.float())
+    network = timm.create_model(
+        "vit_small_patch14_dinov2.lvd142m", pretrained=False, num_classes=0, dynamic_img_size=True
+    )
+    network.load_state_dict(published.state_dict())
+    with torch.no_grad():
+        reference = network.eval()(normalised[None])
+    resized = np.asarray(extractor.resize(image), np.float32)
+    assert np.abs(resized - tensor.permute(1, 2, 0).numpy() * 255).max() < 1e-3
+    assert np.allclose(extractor.features([image]), reference.numpy(), rtol=1e-4, atol=1e-4)
+    assert extractor.mode == f"{mode}-224"
+
+
 def test_the_position_embedding_is_resampled_as_dgm_evals_dinov2_does():
     """dgm-eval's DINOv2 (facebookresearch/dinov2's ``interpolate_pos_encoding``, the ViT-L/14 hub defaults) scales
     the 37 x 37 grid by (16 + 0.1) / 37, bicubic, no antialiasing; a smooth ramp stays a ramp and the class token's

@@ -15,7 +15,7 @@ from test_datasets import protocol
 
 from lcm_bench.cli.main import main
 from lcm_bench.core.paths import suites_dir
-from lcm_bench.domain.coco import Protocol, prepare
+from lcm_bench.domain.datasets import Protocol, prepare
 
 REVISION = "0123456789abcdef0123456789abcdef01234567"
 

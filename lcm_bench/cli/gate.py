@@ -61,8 +61,12 @@ def _gate(baseline: dict, run_dirs: list[str], args: argparse.Namespace) -> int:
 
 
 def _baseline_arguments(parser: ArgumentParser) -> None:
+    from lcm_bench.gate.baseline import GATE_PROFILES
+
     parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     parser.add_argument("--out", required=True, help="baseline JSON file to write")
+    profiles = "; ".join(f"{name}: {GATE_PROFILES.get(name).description}" for name in GATE_PROFILES.in_order())
+    parser.add_argument("--profile", help=f"two-sided windows around the run's values ({profiles})".replace("%", "%%"))
     _add_tolerance_options(parser)
 
 
@@ -71,9 +75,11 @@ def baseline(args: argparse.Namespace) -> int:
     """Write a baseline (per-cell metric values, noise and tolerances) from finished runs."""
     from lcm_bench.gate.baseline import make_baseline, write_baseline
 
-    made = make_baseline(args.run_dirs, _tolerance(args))
+    made = make_baseline(args.run_dirs, _tolerance(args), args.profile)
     write_baseline(made, args.out)
-    print(f"baseline of {len(made['cells'])} cells -> {args.out}")
+    windows = sum("bounds" in entry for cell in made["cells"].values() for entry in cell["metrics"].values())
+    profiled = f" ({windows} values in {args.profile}'s windows)" if args.profile else ""
+    print(f"baseline of {len(made['cells'])} cells{profiled} -> {args.out}")
     return 0
 
 

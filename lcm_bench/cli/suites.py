@@ -194,7 +194,7 @@ def _list_suites() -> None:
 
 
 def _list_registries() -> None:
-    from lcm_bench.domain.coco import PROTOCOLS
+    from lcm_bench.domain.datasets import PROTOCOLS
     from lcm_bench.domain.prompts import PROMPT_SETS
     from lcm_bench.metrics.catalogue import METRICS
     from lcm_bench.metrics.extractors import EXTRACTORS
@@ -223,10 +223,10 @@ def _list_registries() -> None:
     print("prompt sets:")
     for name in PROMPT_SETS:
         print(f"  {name:16s} {PROMPT_SETS.get(name).description}{_category_counts(PROMPT_SETS.get(name))}")
-    print("datasets (prepared once: lcm-bench data coco; a suite names one with prompts: [{dataset: NAME}]):")
+    print("datasets (prepared once: lcm-bench data coco|mjhq; a suite names one with prompts: [{dataset: NAME}]):")
     for name in PROTOCOLS:
         p = PROTOCOLS.get(name)
-        print(f"  {name:18s} {p.num_images:,} captions of {p.split} at {p.resolution}px, {p.filter}; {p.used_by}")
+        print(f"  {name:18s} {p.describe()}; {p.used_by}")
     print("runtime settings (a suite's runtimes: [eager, NAME, {name: N, SETTING: {options}}]):")
     for name, setting in RUNTIME_SETTINGS.items():
         options = ", ".join(

@@ -4,13 +4,15 @@ from its registry entry), the fingerprint components and the throughput, written
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lcm_bench.core.errors import UserError
 from lcm_bench.core.io import write_atomic
+from lcm_bench.core.registry import Registry
 from lcm_bench.core.textfiles import read_text
-from lcm_bench.metrics.catalogue import metric_of, result_inputs
+from lcm_bench.metrics.catalogue import metric_name_of, metric_of, result_inputs
 from lcm_bench.records.store import load_runs, machine_label, method_of
 
 BASELINE_SCHEMA = 2
@@ -31,6 +33,32 @@ TIME_BOUND = ("seconds_per_image", "latency_p90_s")
 
 
 COMPARABLE = ("n", "mode", "options")
+
+
+@dataclass(frozen=True)
+class GateProfile:
+    """Two-sided windows around a reference run's values, per metric name (a relative half-width): a value outside
+    its window fails the gate whichever side it leaves, as an accuracy check against a reference implementation
+    does. Metrics without a window keep the usual one-sided margin."""
+
+    windows: dict[str, float]
+    description: str
+
+
+GATE_PROFILES: Registry[GateProfile] = Registry("gate profile")
+GATE_PROFILES.register(
+    "mlperf",
+    GateProfile(
+        {"fid": 0.02, "clip_score": 0.002},
+        "MLPerf Inference text-to-image: FID within 2 % and CLIP score within 0.2 % of the reference run's, "
+        "both ways (SDXL: FID 23.0109-23.9501 around 23.4805, CLIP 31.6863-31.8133 around 31.7498)",
+    ),
+)
+
+
+def window_bounds(value: float, half_width: float) -> list[float]:
+    """[value - w |value|, value + w |value|]."""
+    return [value - half_width * abs(value), value + half_width * abs(value)]
 
 
 def reference_of(metric: dict) -> dict:
@@ -69,9 +97,13 @@ def _execution(record: dict) -> dict[str, Any]:
     }
 
 
-def make_baseline(run_dirs: list[str | Path], tolerance: dict[str, float] | None = None) -> dict:
+def make_baseline(
+    run_dirs: list[str | Path], tolerance: dict[str, float] | None = None, profile: str | None = None
+) -> dict:
     """Baseline entries for every finished cell: metric values with noise and tolerances (each metric's default
-    from the registry, overridden by ``tolerance``), the fingerprint components and the throughput."""
+    from the registry, overridden by ``tolerance``), two-sided bounds where ``profile`` (a ``GATE_PROFILES`` entry)
+    gives the metric a window, the fingerprint components and the throughput."""
+    windows = GATE_PROFILES.get(profile, "--profile").windows if profile else {}
     records, manifests = load_runs(run_dirs)
     cells = {}
     for record in records:
@@ -81,6 +113,7 @@ def make_baseline(run_dirs: list[str | Path], tolerance: dict[str, float] | None
         for metric_id, metric in record["metrics"].items():
             if metric.get("invalid"):
                 raise UserError(f"baseline: cell {record['cell_id']} has an invalid {metric_id} ({metric['invalid']})")
+            window = windows.get(metric_name_of(metric_id, metric)) if "value" in metric else None
             entries[metric_id] = {
                 "value": metric["value"],
                 "higher_is_better": metric["higher_is_better"],
@@ -89,6 +122,7 @@ def make_baseline(run_dirs: list[str | Path], tolerance: dict[str, float] | None
                 **result_inputs(metric),
                 **{k: metric.get(k) for k in COMPARABLE},
                 **({"reference": reference_of(metric)} if metric.get("reference") else {}),
+                **({"bounds": window_bounds(float(metric["value"]), window), "profile": profile} if window else {}),
             }
         throughput = record.get("throughput", {})
         cells[record["cell_id"]] = {
@@ -107,6 +141,7 @@ def make_baseline(run_dirs: list[str | Path], tolerance: dict[str, float] | None
     versions = [(r.get("provenance") or {}).get("versions") for r in records if r.get("status") == "ok"]
     return {
         "schema_version": BASELINE_SCHEMA,
+        **({"profile": profile} if profile else {}),
         "suites": sorted({m["suite"]["name"] for m in manifests}),
         "provenance": {**manifests[0].get("provenance", {}), "versions": next((v for v in versions if v), {})},
         "cells": cells,

@@ -16,6 +16,7 @@ from lcm_bench.metrics import manifold, paired, preference
 from lcm_bench.metrics.clip_score import clip_score_value
 from lcm_bench.metrics.distances import CMMD_ESTIMATORS
 from lcm_bench.metrics.entry import (
+    CLIP_RESIZES,
     EXTRACTOR_OPTIONS,
     KINDS,
     MEASURES,
@@ -25,6 +26,7 @@ from lcm_bench.metrics.entry import (
     check_images,
     clip_extractor,
     inception_extractor,
+    metric_name_of,
     metric_of,
     per_category,
     pixels_only,
@@ -41,6 +43,7 @@ __all__ = [
     "MetricDef",
     "check_images",
     "manifold",
+    "metric_name_of",
     "metric_of",
     "paired",
     "per_category",
@@ -197,8 +200,11 @@ def cmmd(inputs: CellInputs) -> dict[str, Any]:
     higher_is_better=True,
     kind="per-image",
     measures="text-alignment",
-    defaults={"model": "ViT-g-14", "pretrained": "laion2b_s34b_b88k"},
-    description="100 x cosine(image, caption) averaged, clamped at 0 (torchmetrics' formula), open_clip backbone",
+    defaults={"model": "ViT-g-14", "pretrained": "laion2b_s34b_b88k", "resize": "crop"},
+    choices={"resize": CLIP_RESIZES},
+    description="100 x cosine(image, caption) averaged, clamped at 0 (torchmetrics' formula), open_clip backbone; "
+    "images resized on their shortest side and centre-cropped as torchmetrics' CLIP processor does (resize: squash "
+    "resizes the whole image, lcm-bench's computation before 2026-12-07)",
     extractor=clip_extractor,
     aggregate=clip_score_value,
 )

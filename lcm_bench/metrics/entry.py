@@ -55,8 +55,15 @@ def own_extractor(options: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     return options["extractor"], options
 
 
+CLIP_RESIZES = ("crop", "squash")
+"""How the ``clip`` extractor brings an image to the model's side: the shortest side resized and a centre crop, as
+CLIP's processors do (CLIP score's reference, torchmetrics), or clean-fid's resize of the whole image to a square
+(the extractor's default, for CLIP-FD and CMMD)."""
+
+
 def clip_extractor(options: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    return "clip", {"model": options["model"], "pretrained": options["pretrained"]}
+    resize = {"resize": options["resize"]} if "resize" in options else {}
+    return "clip", {"model": options["model"], "pretrained": options["pretrained"], **resize}
 
 
 def pixels_only(options: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -151,10 +158,15 @@ def check_images(definition: MetricDef, n: int, dim: int | None, field: str, opt
         )
 
 
+def metric_name_of(metric_id: str, result: dict) -> str:
+    """The registered metric behind a stored result (its ``metric`` field; older results by the longest name
+    prefix)."""
+    return result.get("metric") or max((n for n in METRICS if metric_id.startswith(n)), key=len, default=metric_id)
+
+
 def metric_of(metric_id: str, result: dict) -> MetricDef:
-    """The definition behind a stored result (its ``metric`` field; older results by the longest name prefix)."""
-    name = result.get("metric") or max((n for n in METRICS if metric_id.startswith(n)), key=len, default=None)
-    return METRICS.get(name or metric_id)
+    """The definition behind a stored result."""
+    return METRICS.get(metric_name_of(metric_id, result))
 
 
 def result_inputs(result: dict) -> dict[str, Any]:

@@ -217,23 +217,26 @@ EXTRACTORS.register(
 )
 
 
+def clip_resizer(resize: str, size: int) -> tuple[str, Callable[[np.ndarray], np.ndarray]]:
+    """The ``clip`` extractor's preprocessing mode and resizer (``entry.CLIP_RESIZES``): clean-fid's resize to a square,
+    or the shortest side resized (PIL bicubic, uint8) and a centre crop with its offset floored, as transformers'
+    CLIPImageProcessor does (torchmetrics' CLIP score)."""
+    from lcm_bench.models.scorers.preprocess import shortest_side_crop
+
+    if resize == "crop":
+        return f"crop-{size}", shortest_side_crop(size, offset="floor")
+    return f"clean-{size}", clean_resizer(size)
+
+
 def clip_image(options: dict[str, Any], device: str, field: str, weights: Sequence[Path] = ()) -> ClipExtractor:
-    """open_clip image embeddings (normalised): CLIP-FD and CMMD (Jayasumana et al. 2024)."""
+    """open_clip image embeddings (normalised): CLIP-FD and CMMD (Jayasumana et al. 2024), CLIP score."""
     from lcm_bench.models.clip import load_clip
 
     clip = load_clip(options.get("model", "ViT-L-14-336"), options.get("pretrained", "openai"), device, field)
     key = "clip-" + re.sub(r"[^A-Za-z0-9_.-]", "_", clip.tag)
-    size = clip.image_size
-    return ClipExtractor(
-        key,
-        f"CLIP-FD[{clip.tag}]",
-        f"clean-{size}",
-        clip.model.visual.output_dim,
-        clean_resizer(size),
-        clip.image_features,
-        device,
-        clip=clip,
-    )
+    mode, resize = clip_resizer(options.get("resize", "squash"), clip.image_size)
+    label, dim = f"CLIP-FD[{clip.tag}]", clip.model.visual.output_dim
+    return ClipExtractor(key, label, mode, dim, resize, clip.image_features, device, clip=clip)
 
 
 def clip_sources(options: dict[str, Any], weights: Sequence[Path]) -> list[Path | str] | None:
@@ -263,7 +266,7 @@ EXTRACTORS.register(
         clip_image,
         clip_sources,
         "open_clip image embeddings (CLIP-FD, CMMD, CLIP score)",
-        frozenset({"model", "pretrained"}),
+        frozenset({"model", "pretrained", "resize"}),
         requires=("model",),
         requires_hint="model: (an open_clip name) and pretrained: (tag, file or random)",
         weights="open_clip's, from the Hugging Face cache or a file",
@@ -310,9 +313,22 @@ def dinov2_state(path: Path, net) -> dict:
     return {**state, "pos_embed": resample_position_embedding(state["pos_embed"], grid, net.num_prefix_tokens)}
 
 
+DINOV2_MODES = ("pil", "clean")
+"""dgm-eval's two resizes to 224 x 224: torchvision's ``Resize((224, 224), BICUBIC)`` on the PIL image (uint8; its
+default) or, with ``--clean_resize``, clean-fid's on float channels (lcm-bench's only one before 2026-12-07)."""
+
+
+def pil_square_resizer(size: int) -> Callable[[np.ndarray], np.ndarray]:
+    """torchvision's ``Resize((size, size), BICUBIC)`` on a PIL image: PIL's bicubic resize of the uint8 image."""
+    from PIL import Image
+
+    return lambda image: np.asarray(Image.fromarray(image).resize((size, size), Image.BICUBIC))
+
+
 def dinov2(options: dict[str, Any], device: str, field: str, weights: Sequence[Path] = ()) -> Extractor:
     """DINOv2 ViT-L/14 CLS features at 224 px (as dgm-eval, Stein et al. 2023), from the file timm publishes (518 px,
-    its position embedding resampled to 224 as dgm-eval resamples it) or Meta's own."""
+    its position embedding resampled to 224 as dgm-eval resamples it) or Meta's own; resized as dgm-eval resizes by
+    default (``mode: pil``) or with its ``--clean_resize`` (``mode: clean``)."""
     import timm
 
     if not options.get("weights"):
@@ -333,15 +349,22 @@ def dinov2(options: dict[str, Any], device: str, field: str, weights: Sequence[P
             "use timm's DINOv2 weights (safetensors from timm/<arch> on the Hugging Face hub)"
         ) from None
     net = net.to(device).eval()
-    resize, model_fn = clean_resizer(224), _normalised(net, IMAGENET_MEAN, IMAGENET_STD)
-    return Extractor(
-        f"dinov2-{arch.split('.')[0]}", "FD-DINOv2", "clean-224", net.num_features, resize, model_fn, device
-    )
+    mode = options.get("mode", DINOV2_MODES[0])
+    resize = {"pil": pil_square_resizer, "clean": clean_resizer}[mode](224)
+    model_fn = _normalised(net, IMAGENET_MEAN, IMAGENET_STD)
+    key = f"dinov2-{arch.split('.')[0]}"
+    return Extractor(key, "FD-DINOv2", f"{mode}-224", net.num_features, resize, model_fn, device)
 
 
 def dinov2_sources(options: dict[str, Any], weights: Sequence[Path]) -> list[Path | str] | None:
+    """Its weights file and architecture, and its resize where it is not the one before 2026-12-07 (so results of the
+    new default are computed again and ``mode: clean`` keeps the old ones)."""
     path = Path(str(options.get("weights", ""))).expanduser()
-    return [path, f"arch:{options.get('arch', 'vit_large_patch14_dinov2.lvd142m')}"] if path.is_file() else None
+    mode = options.get("mode", DINOV2_MODES[0])
+    resize = [] if mode == "clean" else [f"resize:{mode}"]
+    return (
+        [path, f"arch:{options.get('arch', 'vit_large_patch14_dinov2.lvd142m')}", *resize] if path.is_file() else None
+    )
 
 
 EXTRACTORS.register(
@@ -350,7 +373,8 @@ EXTRACTORS.register(
         dinov2,
         dinov2_sources,
         "DINOv2 ViT-L/14 CLS features (dgm-eval)",
-        frozenset({"weights", "arch"}),
+        frozenset({"weights", "arch", "mode"}),
+        modes=DINOV2_MODES,
         weights="a local timm file (weights:)",
     ),
 )

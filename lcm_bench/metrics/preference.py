@@ -6,7 +6,7 @@ per cell like any extractor's)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -23,7 +23,14 @@ class PreferenceScorer:
     takes: frozenset[str]
     module: str
     """The module of ``lcm_bench.models.scorers`` whose ``load`` and ``files`` serve it."""
+    defaults: dict[str, Any] = field(default_factory=dict)
+    choices: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Options naming one of a few computations (the reference's first and the default), as metrics' choices."""
 
+
+HPS_RESIZE_CHOICES = ("tensor", "image")
+"""HPSv2's resize (``lcm_bench.models.scorers.preprocess.HPS_RESIZES``): on the float tensor as its reference does,
+or on the uint8 image (lcm-bench before 2026-12-07)."""
 
 SCORERS = {
     "hpsv2": PreferenceScorer(
@@ -34,6 +41,8 @@ SCORERS = {
         "(Wu et al. 2023)",
         frozenset({"model", "checkpoint"}),
         "hps",
+        {"resize": "tensor"},
+        {"resize": HPS_RESIZE_CHOICES},
     ),
     "hpsv2.1": PreferenceScorer(
         "HPSv2.1",
@@ -42,6 +51,8 @@ SCORERS = {
         "open_clip ViT-H-14 with HPS_v2.1_compressed.pt; cosine of the normalised image and caption embeddings",
         frozenset({"model", "checkpoint"}),
         "hps",
+        {"resize": "tensor"},
+        {"resize": HPS_RESIZE_CHOICES},
     ),
     "imagereward": PreferenceScorer(
         "ImageReward",
@@ -80,8 +91,13 @@ def register_preference(name: str, scorer: PreferenceScorer) -> None:
         kind="per-image",
         measures="preference",
         description=f"{scorer.description}; version {scorer.version}; {scorer.scale}",
-        extractor=lambda options: (name, {k: v for k, v in options.items() if k in scorer.takes}),
+        extractor=lambda options: (
+            name,
+            {k: v for k, v in options.items() if k in scorer.takes | set(scorer.defaults)},
+        ),
         takes=scorer.takes,
+        defaults=scorer.defaults,
+        choices=scorer.choices,
     )
     def preference(inputs: CellInputs) -> dict[str, Any]:
         from lcm_bench.metrics.distances import bootstrap_ci

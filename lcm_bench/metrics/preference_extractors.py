@@ -61,11 +61,12 @@ def scorer_entry(name: str, scorer: PreferenceScorer) -> ExtractorDef:
         )
 
     def sources(options, weights):
-        """Its files, its backbones' files and, where the module names one, its preprocessing's revision (so a
-        corrected preprocessing gives a new digest and stored scores are computed again)."""
+        """Its files, its backbones' files and, where the module names one for these options, its preprocessing's
+        revision (so a corrected preprocessing gives a new digest and stored scores are computed again)."""
         found = _found_files(module.files(name, options), options, weights)
         others = [EXTRACTORS.get(other).sources(each, weights) for other, each in module.backbones(options)]
-        revision = [f"preprocessing {module.PREPROCESSING}"] if hasattr(module, "PREPROCESSING") else []
+        named = module.preprocessing(options) if hasattr(module, "preprocessing") else None
+        revision = [f"preprocessing {named}"] if named else []
         if found is None or None in others:
             return None
         return [*found, *(s for each in others for s in each), *revision]

@@ -84,7 +84,7 @@ def parquet_reference(path: Path, column: str, field: str) -> ReferenceSet:
 def dataset_reference(folder: Path, field: str) -> ReferenceSet:
     """A prepared dataset's reference images (``lcm-bench data``), identified by its manifest's digests (a file
     that is missing is one line saying to prepare the dataset again)."""
-    from lcm_bench.domain.coco import REFERENCES, manifest_digest, read_manifest
+    from lcm_bench.domain.datasets import REFERENCES, manifest_digest, read_manifest
 
     manifest = read_manifest(folder, field)
     files = [folder / name for name in sorted(manifest["files"]) if name.startswith(f"{REFERENCES}/")]

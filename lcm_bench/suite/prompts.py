@@ -28,7 +28,7 @@ def _dataset_folder(entry: dict, field: str, base_dir: Path) -> tuple[str, Path 
     """A prepared dataset's name and folder: ``path`` if given, else the first dataset folder holding it (None
     when it is not prepared yet)."""
     from lcm_bench.core.paths import find_dataset
-    from lcm_bench.domain.coco import MANIFEST, PROTOCOLS, read_manifest
+    from lcm_bench.domain.datasets import MANIFEST, PROTOCOLS, prepare_command, read_manifest
 
     unknown_keys(entry, DATASET_KEYS, field)
     name = str_field(entry["dataset"], f"{field}.dataset")
@@ -40,7 +40,7 @@ def _dataset_folder(entry: dict, field: str, base_dir: Path) -> tuple[str, Path 
         if not (folder / MANIFEST).is_file():
             raise UserError(
                 f"{field}.path: '{folder}' is not a prepared dataset (no {MANIFEST}); prepare it with "
-                f"`lcm-bench data coco --protocol {name} --out {folder} ...`"
+                f"`{prepare_command(name)} --out {folder}`"
             )
     if folder is not None:
         manifest = read_manifest(folder, f"{field}.path")
@@ -55,7 +55,7 @@ def _dataset_folder(entry: dict, field: str, base_dir: Path) -> tuple[str, Path 
 
 def _dataset_prompts(entry: dict, field: str, base_dir: Path) -> PromptSetSpec:
     from lcm_bench.core.paths import dataset_dirs
-    from lcm_bench.domain.coco import PROMPTS_FILE, not_prepared
+    from lcm_bench.domain.datasets import PROMPTS_FILE, PROTOCOLS, SOURCES, not_prepared
 
     name, folder = _dataset_folder(entry, field, base_dir)
     label = str_field(entry.get("name", name), f"{field}.name")
@@ -64,7 +64,8 @@ def _dataset_prompts(entry: dict, field: str, base_dir: Path) -> PromptSetSpec:
         return PromptSetSpec(label, "", "tsv", "prompt", f"missing-{name}", 0, missing=missing)
     path = folder / PROMPTS_FILE
     prompts = read_prompts(path, "tsv", "prompt", field)
-    categories = _categories(entry.get("categories"), prompts, path, "tsv", "prompt", field)
+    own = SOURCES.get(PROTOCOLS.get(name).source).categories
+    categories = _categories(entry.get("categories", list(own) or None), prompts, path, "tsv", "prompt", field)
     return PromptSetSpec(label, str(path), "tsv", "prompt", content_hash(prompts), len(prompts), *categories)
 
 

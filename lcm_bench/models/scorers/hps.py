@@ -1,7 +1,8 @@
 """HPSv2 and HPSv2.1 (Wu et al. 2023, tgxs002/HPSv2 ``img_score.py``): open_clip ViT-H-14 with the HPS checkpoint
 loaded over it; the score is the cosine of the normalised image and caption embeddings (about 0.25 to 0.32; the
-HPSv2 benchmark prints 100 x that). Images go through open_clip's ``ResizeMaxSize`` (longest side to 224, zero
-padding) as the reference's validation transform does."""
+HPSv2 benchmark prints 100 x that). Images go through HPSv2's validation transform: ``ToTensor``, then
+``ResizeMaxSize`` (longest side to 224, bicubic on the float tensor, zero padding); option ``resize: image`` resizes
+the uint8 image instead (lcm-bench's computation before 2026-12-07)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 
 from lcm_bench.core.errors import UserError
 from lcm_bench.models.scorers.files import Published, load_checked, locate, read_state
-from lcm_bench.models.scorers.preprocess import longest_side_pad
+from lcm_bench.models.scorers.preprocess import HPS_RESIZES
 from lcm_bench.models.scorers.text import TextCache
 
 CHECKPOINTS = {
@@ -32,6 +33,14 @@ def backbones(options: Mapping[str, Any]) -> list[tuple[str, dict]]:
     return []
 
 
+def preprocessing(options: Mapping[str, Any]) -> str | None:
+    """Its preprocessing's revision (part of its weights digest) where it is not the one before 2026-12-07 (the
+    uint8 resize, ``resize: image``), so scores of either are cached apart."""
+    if options.get("resize", "tensor") == "image":
+        return None
+    return "longest side resized on the float tensor, as HPSv2's validation transform"
+
+
 def _check_version(path: Path, version: str, field: str) -> None:
     """A published checkpoint of another HPS version under this one's metric is refused: the scales differ."""
     for other, item in CHECKPOINTS.items():
@@ -45,9 +54,10 @@ class HpsScorer:
     clip: Any
     text: TextCache
     size: int
+    resize_on: str = "tensor"
 
     def resize(self):
-        return longest_side_pad(self.size)
+        return HPS_RESIZES[self.resize_on](self.size)
 
     def score(self, images, captions: list[str]):
         """Cosine of the image's and its caption's normalised embeddings; images (B, 3, S, S) in [0, 255]."""
@@ -67,4 +77,5 @@ def load(name: str, options: Mapping[str, Any], device: str, field: str, weights
     load_checked(clip.model, read_state(path, field), field, path, what)
     clip.model.to(device).eval()
     clip.device = device
-    return HpsScorer(clip, TextCache(lambda captions: clip.text_features(captions)[0]), clip.image_size)
+    text = TextCache(lambda captions: clip.text_features(captions)[0])
+    return HpsScorer(clip, text, clip.image_size, str(options.get("resize", "tensor")))

@@ -52,9 +52,10 @@ def _side(value: Any, key: str) -> int:
     return int(value[key]) if isinstance(value, dict) else int(value)
 
 
-PREPROCESSING = "centre crop offset floored, as transformers' CLIPImageProcessor"
-"""Its preprocessing's revision (part of its weights digest): before 2026-12-07 the crop's offset was rounded as
-torchvision rounds it, which moved a non-square image's crop by a pixel where the excess is odd."""
+def preprocessing(options: Mapping[str, Any]) -> str:
+    """Its preprocessing's revision (part of its weights digest): before 2026-12-07 the crop's offset was rounded as
+    torchvision rounds it, which moved a non-square image's crop by a pixel where the excess is odd."""
+    return "centre crop offset floored, as transformers' CLIPImageProcessor"
 
 
 @dataclass
