@@ -1,5 +1,5 @@
-"""The three "how to add" examples of docs/development.md, each registered as a throwaway entry and run through a
-suite: a metric, a sampler and a model family are one entry and one function each."""
+"""The "how to add" examples of docs/development.md, each registered as a throwaway entry and run through a suite: a
+metric, a result field, a sampler and a model family are one entry and one function each."""
 
 import json
 import shutil
@@ -66,6 +66,38 @@ def test_a_metric_is_an_entry_and_a_compute_function(tmp_path, registered, capsy
     assert result["value"] == pytest.approx(np.mean([image.mean() for image in images]))
     assert result["label"] == "brightness" and result["higher_is_better"] and result["n"] == 4
     assert main(["list"]) == 0 and "brightness" in capsys.readouterr().out
+
+
+@needs_judge
+def test_a_new_result_field_reaches_results_csv_the_gate_and_the_report_from_its_own_module(tmp_path, registered):
+    """A metric whose result carries a field no other metric has (``mad``: the median absolute deviation of its
+    per-image values) registers the field beside itself: results.csv gets its column, the gate its noise and the
+    report its note, and no module of lcm_bench changes."""
+    import csv
+
+    from lcm_bench.metrics.catalogue import METRICS, MetricDef
+    from lcm_bench.metrics.result_fields import RESULT_FIELDS, ResultField
+
+    def brightness(inputs):
+        values = np.array([image.mean() for image in inputs.images()])
+        return {"value": float(values.mean()), "mad": float(np.median(np.abs(values - np.median(values))))}
+
+    def note(frame, mid, label):
+        return f"{label}: median absolute deviation {frame[mid + '_mad'].median():.4g}."
+
+    registered(
+        METRICS, "brightness", MetricDef("brightness", True, "per-image", brightness, {"extractor": "shapes-judge"})
+    )
+    registered(RESULT_FIELDS, "mad", ResultField(lambda r: {"_mad": r["mad"]}, noise=lambda r: 3 * r["mad"], note=note))
+    record = _run(tmp_path, metrics="metrics: [brightness]")
+    mad = record["metrics"]["brightness_shapes-judge"]["mad"]
+    assert main(["report", str(tmp_path / "run")]) == 0
+    (row,) = csv.DictReader((tmp_path / "run" / "results.csv").open())
+    assert float(row["brightness_shapes-judge_mad"]) == pytest.approx(mad)
+    assert f"brightness: median absolute deviation {mad:.4g}." in (tmp_path / "run" / "report.md").read_text()
+    assert main(["baseline", str(tmp_path / "run"), "--out", str(tmp_path / "b.json")]) == 0
+    (cell,) = json.loads((tmp_path / "b.json").read_text())["cells"].values()
+    assert cell["metrics"]["brightness_shapes-judge"]["noise"] == pytest.approx(3 * mad) and mad > 0
 
 
 def test_a_sampler_is_an_entry(tmp_path, registered):

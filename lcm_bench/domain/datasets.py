@@ -107,7 +107,6 @@ class Source:
     """Columns a suite groups per-image metrics by unless it names others (MJHQ-30K's category)."""
 
 
-FILTERS = ("lanczos", "bicubic", "bilinear")
 _SPLIT_IN_NAME = re.compile(r"COCO_(train|val|test)(\d{4})_")
 
 

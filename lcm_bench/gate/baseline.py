@@ -13,6 +13,7 @@ from lcm_bench.core.io import write_atomic
 from lcm_bench.core.registry import Registry
 from lcm_bench.core.textfiles import read_text
 from lcm_bench.metrics.catalogue import metric_name_of, metric_of, result_inputs
+from lcm_bench.metrics.result_fields import result_noise
 from lcm_bench.records.store import load_runs, machine_label, method_of
 
 BASELINE_SCHEMA = 2
@@ -67,15 +68,6 @@ def reference_of(metric: dict) -> dict:
     return {k: reference.get(k) for k in ("name", "n", "preprocessing")}
 
 
-def _noise(metric: dict) -> float:
-    if "subsets" in metric:
-        return float(metric["subsets"]["std"])
-    if "ci95" in metric:
-        low, high = metric["ci95"]
-        return (high - low) / 4
-    return 0.0
-
-
 def _label(record: dict) -> str:
     spec = record["spec"]
     runtime = (spec.get("runtime") or {}).get("name")
@@ -117,7 +109,7 @@ def make_baseline(
             entries[metric_id] = {
                 "value": metric["value"],
                 "higher_is_better": metric["higher_is_better"],
-                "noise": _noise(metric),
+                "noise": result_noise(metric),
                 "tolerance": {**metric_of(metric_id, metric).tolerance, **(tolerance or {})},
                 **result_inputs(metric),
                 **{k: metric.get(k) for k in COMPARABLE},

@@ -1,7 +1,7 @@
 """A run directory: one JSON record per finished cell (written atomically), a manifest, and results.csv.
 
 Layout: ``manifest.json``, ``cells/<cell_id>.json``, ``chunks/<cell_id>/<start>-<stop>.json`` (one fragment per finished
-chunk, lcm_bench.execute.chunks), ``images/<cell_id>/NNNNN.png``, ``results.csv``, ``report.md``, and ``.leases/`` (lock
+chunk, lcm_bench.run.chunks), ``images/<cell_id>/NNNNN.png``, ``results.csv``, ``report.md``, and ``.leases/`` (lock
 files). A cell is finished when its record exists and its content fingerprint matches what would produce it now;
 resuming skips it. Writes go to a temporary file in the same folder and are renamed into place, so a killed run never
 leaves a half-written file behind.
@@ -16,6 +16,8 @@ from typing import Any
 
 from lcm_bench.core.errors import UserError
 from lcm_bench.core.io import warn, write_atomic, write_json
+from lcm_bench.core.spec import EAGER
+from lcm_bench.metrics.result_fields import result_columns
 
 SCHEMA_VERSION = 2
 READABLE_SCHEMAS = (1, 2)
@@ -203,7 +205,7 @@ def result_row(record: dict) -> dict[str, Any]:
         "paper_w": _paper_w(record),
         "prompts": spec["prompts"]["name"],
         "hardware": spec["hardware"]["name"],
-        "runtime": (spec.get("runtime") or {}).get("name", "eager"),
+        "runtime": (spec.get("runtime") or {}).get("name", EAGER.name),
         "device": spec["hardware"]["device"],
         "dtype": spec["hardware"]["dtype"],
         "seed": spec["seed"],
@@ -226,19 +228,7 @@ def result_row(record: dict) -> dict[str, Any]:
     )
     row.update(_timing_columns(record.get("throughput", {})))
     for name, metric in record.get("metrics", {}).items():
-        row[name] = metric.get("value")
-        if "ci95" in metric:
-            row[f"{name}_ci_low"], row[f"{name}_ci_high"] = metric["ci95"]
-        if "subsets" in metric:
-            row[f"{name}_subset_std"] = metric["subsets"]["std"]
-        if "noise_floor" in metric:
-            row[f"{name}_noise_floor"] = metric["noise_floor"]
-        if "fit" in metric:
-            row[f"{name}_fit_residual"] = metric["fit"]["residual"]
-        if "scale" in metric:
-            row[f"{name}_version"], row[f"{name}_scale"] = metric.get("version"), metric["scale"]
-        if "reference" in metric:
-            row.update(_measured_against(name, metric))
+        row.update(result_columns(name, metric))
     return row
 
 
@@ -262,17 +252,6 @@ def _timing_columns(throughput: dict) -> dict[str, Any]:
         flat["seconds_per_image_low"], flat["seconds_per_image_high"] = throughput["seconds_per_image_ci"]
     flat["other_cores"] = (throughput.get("load") or {}).get("other_cores")
     return flat
-
-
-def _measured_against(name: str, metric: dict) -> dict[str, Any]:
-    """What a distance was measured at: N generated, the reference set and its preprocessing, the mode."""
-    reference = metric["reference"]
-    return {
-        f"{name}_n": metric.get("n"),
-        f"{name}_reference": f"{reference.get('name')} (n={reference.get('n')})",
-        f"{name}_preprocessing": reference.get("preprocessing") or "not recorded",
-        f"{name}_mode": metric.get("mode"),
-    }
 
 
 def results_frame(records: list[dict]):

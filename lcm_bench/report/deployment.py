@@ -3,6 +3,7 @@ each runtime's speed-up over eager beside its quality cost, as a table and a plo
 
 from __future__ import annotations
 
+from lcm_bench.core.spec import EAGER
 from lcm_bench.report.frame import method_label
 from lcm_bench.report.tables import Table, number
 
@@ -62,7 +63,7 @@ def runtime_comparison(frame, metrics: list[dict]):
     mids = [m["id"] for m in metrics if m["id"] in ok.columns]
     columns = ["seconds_per_image", *[c for c in ("latency_p90_s",) if c in ok.columns], *mids]
     table = ok.groupby([*PEER_KEYS, "runtime"], sort=False, dropna=False)[columns].mean().reset_index()
-    eager = table[table["runtime"] == "eager"].set_index(PEER_KEYS)
+    eager = table[table["runtime"] == EAGER.name].set_index(PEER_KEYS)
     rows = []
     for _, r in table.iterrows():
         key = tuple(r[k] for k in PEER_KEYS)
@@ -86,7 +87,7 @@ def runtime_table(frame, metrics: list[dict]) -> Table | None:
               *[f"{m['label']} (Δ vs eager)" for m in shown]]  # fmt: skip
     rows = []
     for _, r in table.iterrows():
-        cells = [method_label({**r, "runtime": "eager"}), r["runtime"], *([r["prompts"]] if sets else [])]
+        cells = [method_label({**r, "runtime": EAGER.name}), r["runtime"], *([r["prompts"]] if sets else [])]
         cells += [r["hardware"], str(int(r["steps"]))]
         cells += [number(r["seconds_per_image"] * 1e3, 3), _times(r["speedup"])]
         cells += [_with_delta(r[m["id"]], r[f"{m['id']}_delta"], r["runtime"]) for m in shown]
@@ -102,6 +103,6 @@ def _times(value: float) -> str:
 def _with_delta(value: float, delta: float, runtime: str) -> str:
     if value != value:
         return "–"
-    if runtime == "eager" or delta != delta:
+    if runtime == EAGER.name or delta != delta:
         return number(value, 4)
     return f"{number(value, 4)} ({delta:+.3g})"

@@ -26,10 +26,8 @@ from lcm_bench.report.speedup import default_target, iso_quality, speedup_table
 from lcm_bench.report.tables import (
     Table,
     distance_notes,
-    fit_residuals,
-    noise_floors,
+    field_notes,
     quality_table,
-    scales,
     throughput_table,
     tidy_results,
 )
@@ -258,7 +256,7 @@ def _quality_section(blocks, ok, metrics, distance, clip, colours, plots_dir, ta
             extra = _write_table(quality_table(ok, [m]), tables_dir, f"quality_{m['id']}")
             if extra is not None:
                 blocks += [Block("h3", m["label"]), Block("table", extra)]
-    notes = distance_notes(ok, metrics) + noise_floors(ok, metrics) + fit_residuals(ok, metrics) + scales(ok, metrics)
+    notes = distance_notes(ok, metrics) + field_notes(ok, metrics)
     blocks += [Block("p", line) for line in notes]
     figure = plots.quality_vs_steps(ok, metrics, colours, plots_dir / "quality_vs_steps.png")
     if figure is not None:

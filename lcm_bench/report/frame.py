@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from lcm_bench.core.spec import EAGER
 from lcm_bench.metrics.catalogue import METRICS
 from lcm_bench.sampling.samplers import SAMPLERS
 
@@ -25,8 +26,8 @@ def method_label(row) -> str:
     that is not eager."""
     w = row.get("paper_w", row["guidance_scale"] - 1)
     has_w = w is not None and w == w
-    runtime = row.get("runtime", "eager")
-    deployed = f" @ {runtime}" if isinstance(runtime, str) and runtime != "eager" else ""
+    runtime = row.get("runtime", EAGER.name)
+    deployed = f" @ {runtime}" if isinstance(runtime, str) and runtime != EAGER.name else ""
     return f"{method_name(row)} / s={row['guidance_scale']:g}" + (f" (w={w:g})" if has_w else "") + deployed
 
 

@@ -1,4 +1,4 @@
-"""Reported against measured: a published table (``lcm_bench.published``) beside a run's own numbers."""
+"""Reported against measured: a published table (``lcm_bench.domain.published``) beside a run's own numbers."""
 
 from __future__ import annotations
 

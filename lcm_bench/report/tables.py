@@ -9,6 +9,8 @@ import io
 import math
 from dataclasses import dataclass, field
 
+from lcm_bench.core.spec import EAGER
+from lcm_bench.metrics.result_fields import distinct, result_notes
 from lcm_bench.report.frame import METHOD_KEYS, aggregate_metrics, method_label, spread
 
 LATEX_ROWS = 35
@@ -95,10 +97,6 @@ class Table:
             body.append(f"<tr>{cells}</tr>")
         caption = f"<caption>{html.escape(self.caption)}</caption>" if self.caption else ""
         return f"<table>{caption}<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>\n"
-
-
-def _steps_label(s: int) -> str:
-    return f"{s} step{'s' if s > 1 else ''}"
 
 
 def _shown_keys(table) -> list[str]:
@@ -206,22 +204,17 @@ def quality_table(frame, metrics: list[dict], short: dict[str, str] | None = Non
     return Table(columns, rows, bold, caption, subheader if any(subheader) else [])
 
 
-def _values(frame, column: str) -> str:
-    values = frame[column].dropna().unique() if column in frame.columns else []
-    return " / ".join(str(int(v)) if isinstance(v, float) and v.is_integer() else str(v) for v in values) or "?"
-
-
 def measured_at(frame, mid: str) -> tuple[str, str] | None:
     """For a distance column: a short line (N and the reference set) and a sentence adding the reference's
     preprocessing and the extractor's mode; None for metrics without a reference."""
     if f"{mid}_reference" not in frame.columns or frame[f"{mid}_reference"].isna().all():
         return None
     subset = frame[frame[mid].notna()]
-    n, reference = _values(subset, f"{mid}_n"), _values(subset, f"{mid}_reference")
+    n, reference = distinct(subset, f"{mid}_n"), distinct(subset, f"{mid}_reference")
     short = f"N={n} vs {reference}"
     sentence = (
         f"N = {n} generated images per cell against {reference}; reference preprocessing: "
-        f"{_values(subset, f'{mid}_preprocessing')}; extractor mode {_values(subset, f'{mid}_mode')}"
+        f"{distinct(subset, f'{mid}_preprocessing')}; extractor mode {distinct(subset, f'{mid}_mode')}"
     )
     return short, sentence
 
@@ -319,7 +312,7 @@ def tidy_results(frame, metrics: list[dict]):
                 }
             )
     long = pd.DataFrame(rows)
-    eager_only = "runtime" in long.columns and (long["runtime"] == "eager").all()
+    eager_only = "runtime" in long.columns and (long["runtime"] == EAGER.name).all()
     return long.drop(columns="runtime") if eager_only else long
 
 
@@ -332,40 +325,9 @@ def _long_context(frame, row, mid: str) -> dict[str, str]:
     for key in keys:
         chosen &= frame[key] == row[key]
     match = frame[chosen]
-    return {k: _values(match, f"{mid}_{k}") for k in ("n", "reference", "preprocessing")}
+    return {k: distinct(match, f"{mid}_{k}") for k in ("n", "reference", "preprocessing")}
 
 
-def noise_floors(frame, metrics: list[dict]) -> list[str]:
-    lines = []
-    for m in metrics:
-        column = f"{m['id']}_noise_floor"
-        if column in frame.columns and frame[column].notna().any():
-            floors = frame.groupby("prompts")[column].mean().dropna()
-            values = ", ".join(f"{p} {v:.4g}" for p, v in floors.items())
-            lines.append(f"Noise floor of {m['label']} (reference against a second real draw, same prompts): {values}.")
-    return lines
-
-
-def fit_residuals(frame, metrics: list[dict]) -> list[str]:
-    """For extrapolated distances (FD∞): the residual of their fit in 1/N, which bounds what the intercept means."""
-    lines = []
-    for m in metrics:
-        column = f"{m['id']}_fit_residual"
-        if column in frame.columns and frame[column].notna().any():
-            values = frame[column].dropna()
-            lines.append(
-                f"{m['label']} is the intercept of a line fitted in 1/N to the distance at subsets of N/5 to N images; "
-                f"the fit's RMS residual is {values.median():.3g} (median over cells; largest {values.max():.3g})."
-            )
-    return lines
-
-
-def scales(frame, metrics: list[dict]) -> list[str]:
-    """For scores whose published versions and scales differ (human-preference scores): which ones the table shows."""
-    lines = []
-    for m in metrics:
-        column = f"{m['id']}_scale"
-        if column in frame.columns and frame[column].notna().any():
-            version, scale = _values(frame, f"{m['id']}_version"), _values(frame, column)
-            lines.append(f"{m['label']} (`{m['id']}`): version {version}; shown as computed: {scale}.")
-    return lines
+def field_notes(frame, metrics: list[dict]) -> list[str]:
+    """The lines each metric's result fields add under the quality table (noise floors, fits, scales)."""
+    return [line for m in metrics for line in result_notes(frame, m["id"], m["label"])]

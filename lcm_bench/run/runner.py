@@ -1,4 +1,4 @@
-"""Runs a suite: check before compute -> claim and generate units (lcm_bench.execute) -> assemble records -> score.
+"""Runs a suite: check before compute -> claim and generate units (lcm_bench.run.executor) -> assemble records -> score.
 
 A finished cell (record with today's fingerprint) is never recomputed; an interrupted cell resumes at its first
 unfinished chunk. With ``shard`` this process generates only its share of the units and leaves scoring to

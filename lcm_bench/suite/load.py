@@ -18,6 +18,7 @@ import yaml
 from lcm_bench.core.errors import UserError
 from lcm_bench.core.paths import packaged, suites_dir
 from lcm_bench.core.spec import (
+    EAGER,
     SAVE_IMAGES,
     CellSpec,
     Method,
@@ -71,7 +72,7 @@ DEFAULTS: dict[str, Any] = {
     "steps": [1, 2, 4, 8],
     "guidance_scales": [7.5],
     "hardware": ["cpu-fp32"],
-    "runtimes": ["eager"],
+    "runtimes": [EAGER.name],
     "seeds": [0],
     "num_images": 8,
     "batch_size": 4,

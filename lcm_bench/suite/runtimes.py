@@ -29,7 +29,7 @@ def parse_setting(name: str, options: Any, where: str, base_dir: Path) -> tuple[
     """One setting of the runtime entry at ``where`` and the options it is given that differ from their defaults
     (each checked)."""
     if name not in RUNTIME_SETTINGS:
-        known = ["eager", *RUNTIME_SETTINGS.in_order()]
+        known = [EAGER.name, *RUNTIME_SETTINGS.in_order()]
         raise UserError(f"{where}: unknown runtime setting '{name}'{did_you_mean(name, known)}")
     setting, field = RUNTIME_SETTINGS.get(name), f"{where}.{name}"
     options = {} if options is None or options is True else options
@@ -45,7 +45,7 @@ def parse_setting(name: str, options: Any, where: str, base_dir: Path) -> tuple[
 
 def parse_runtime(entry: Any, field: str, base_dir: Path) -> RuntimeSpec:
     """A runtime entry: a setting's name (or ``eager``), or ``{name: ..., SETTING: {options}, ...}``."""
-    if entry == "eager":
+    if entry == EAGER.name:
         return EAGER
     if isinstance(entry, str):
         return RuntimeSpec(entry, (parse_setting(entry, None, field, base_dir),))
@@ -59,7 +59,7 @@ def parse_runtime(entry: Any, field: str, base_dir: Path) -> RuntimeSpec:
     if name is None:
         raise UserError(f"{field}.name: missing; a runtime of several settings needs a name")
     name = file_safe(str_field(name, f"{field}.name"), f"{field}.name")
-    if name == "eager":
+    if name == EAGER.name:
         raise UserError(f"{field}.name: 'eager' is the runtime without settings")
     parsed = tuple(parse_setting(k, v, field, base_dir) for k, v in settings.items())
     return RuntimeSpec(name, parsed)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -42,7 +41,3 @@ def rendered(split: str, n: int, size: int = 32, progress: bool = True) -> Shape
     images = np.load(images_path, allow_pickle=False)
     scene_labels = [labels(parse(t)) for t in texts]
     return ShapesData(images, texts, {k: np.array([lab[k] for lab in scene_labels]) for k in HEADS})
-
-
-def write_prompt_file(path: Path, split: str, n: int) -> None:
-    path.write_text("\n".join(captions(split, n, SPLIT_SEEDS[split] + 100)) + "\n")

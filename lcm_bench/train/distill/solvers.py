@@ -57,4 +57,3 @@ def dpm_solver_pp_2s(guided: Guided, x: torch.Tensor, s: torch.Tensor, t: torch.
 
 
 SOLVERS = {"ddim": ddim, "dpmsolver": dpm_solver_2, "dpmsolver++": dpm_solver_pp_2s}
-TEACHER_EVALUATIONS = {"ddim": 1, "dpmsolver": 2, "dpmsolver++": 2}
