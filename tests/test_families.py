@@ -445,7 +445,7 @@ def test_published_timesteps_must_fit_the_steps(tmp_path, capsys, timesteps, exp
 def test_a_flow_models_fingerprint_holds_the_scheduler_it_samples_with(tmp_path):
     """The scheduler component of a flow model's fingerprint is the flow-mode solver the loop builds, not the noise
     one; a diffusion model's is the key it had before flow models came."""
-    from lcm_bench.run.fingerprint import cell_fingerprint, scheduler_digest
+    from lcm_bench.run.cell_fingerprint import cell_fingerprint, scheduler_digest
     from lcm_bench.suite.load import load_suite
 
     text = (

@@ -17,7 +17,7 @@ from lcm_bench.core.spec import ModelSpec
 from lcm_bench.models.components import SHARED_COMPONENTS, component_folder
 from lcm_bench.models.loading import load_pipeline
 from lcm_bench.models.resolve import resolve_model
-from lcm_bench.run.fingerprint import model_components
+from lcm_bench.run.cell_fingerprint import model_components
 from lcm_bench.train.pack import halve, share
 
 SHARED = ("text_encoder", "tokenizer", "vae")

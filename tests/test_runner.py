@@ -1,6 +1,7 @@
 """End to end through the CLI: a grid of samplers x steps on a tiny saved pipeline, resume, kill -9, reports."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -160,3 +161,21 @@ def test_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path):
     frame = pd.read_csv(out / "results.csv")
     assert len(frame) == 12 and frame.cell_id.is_unique and (frame.status == "ok").all()
     assert not list(out.rglob("*.tmp"))
+
+
+def test_temporaries_of_a_killed_writer_are_swept_and_no_one_elses(tmp_path):
+    """A write killed between creating its temporary and renaming it leaves ``.<name>.<host>_<pid>_<hex>.tmp``; the
+    next run removes those whose process of this host is gone, never a live writer's or another host's."""
+    from lcm_bench.core.io import _host, orphaned_temporaries, remove_orphaned_temporaries
+
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = int(finished.stdout)
+    (tmp_path / "timings").mkdir()
+    orphan = tmp_path / "timings" / f".cell.json.{_host()}_{dead}_0123abcd.tmp"
+    live = tmp_path / "timings" / f".cell.json.{_host()}_{os.getpid()}_0123abcd.tmp"
+    elsewhere = tmp_path / f".cell.json.another-host_{dead}_0123abcd.tmp"
+    for path in (orphan, live, elsewhere):
+        path.write_bytes(b"half")
+    assert orphaned_temporaries(tmp_path) == [orphan]
+    assert remove_orphaned_temporaries(tmp_path) == 1
+    assert not orphan.exists() and live.exists() and elsewhere.exists()

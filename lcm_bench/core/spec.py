@@ -3,7 +3,7 @@
 A cell has two identities, never confused. Its *configuration key* (the hash in its id) says what was asked: gate
 matching, report rows and merging runs use it; it leaves out execution settings (batch size, warm-up, image saving,
 chunk size) and where files lie (a prompt set is named by its content, a local model by its suite name). Its *content
-fingerprint* (lcm_bench.run.fingerprint) says what produced a result: weights digests, the resolved scheduler, the
+fingerprint* (lcm_bench.run.cell_fingerprint) says what produced a result: weights digests, the resolved scheduler, the
 generation code's version; a cache or a finished cell is reused only while it is unchanged.
 """
 

@@ -256,7 +256,7 @@ def to_openvino(deployment, options: dict[str, Any]) -> None:
     pipe = deployment.pipe
     if not isinstance(pipe.unet, OpenVINONetwork):
         family = deployment.family
-        if family.denoiser != "unet" or getattr(pipe, "text_encoder_2", None) is not None:
+        if not family.openvino:
             raise UserError("runtimes: openvino converts Stable Diffusion 1.x/2.x-layout pipelines only")
         pipe.register_modules(**read_networks(converted_folder(pipe, cache_dir() / "openvino")))
     core = ov.Core()

@@ -1,5 +1,5 @@
 """Recorded fingerprints compared: which components of a cell's content fingerprint changed, and why a cell is
-recomputed (``weights of m changed (unet)``). Computing a fingerprint is lcm_bench.run.fingerprint's."""
+recomputed (``weights of m changed (unet)``). Computing a fingerprint is lcm_bench.run.cell_fingerprint's."""
 
 from __future__ import annotations
 

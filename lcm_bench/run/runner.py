@@ -15,7 +15,7 @@ from pathlib import Path
 
 from lcm_bench.core.errors import UserError
 from lcm_bench.core.hardware import pin_threads, unavailable_reason
-from lcm_bench.core.io import on_terminal, warn, write_json
+from lcm_bench.core.io import on_terminal, remove_orphaned_temporaries, warn, write_json
 from lcm_bench.core.spec import CellSpec, ModelSpec, Suite, TimingPolicy
 from lcm_bench.models.resolve import ResolvedModel, resolve_model
 from lcm_bench.models.runtimes import check_runtime, runtime_unavailable
@@ -59,7 +59,7 @@ def fingerprints(
 ) -> tuple[dict[str, dict], dict[ModelSpec, ResolvedModel]]:
     """Every cell's content fingerprint; models are resolved (not loaded) on the way, students by their key."""
     from lcm_bench.core.digests import digest_cache
-    from lcm_bench.run.fingerprint import cell_fingerprint
+    from lcm_bench.run.cell_fingerprint import cell_fingerprint
 
     resolved = {} if resolved is None else resolved
     memo: dict = {}
@@ -172,6 +172,8 @@ def run_suite(
     if world is not None and shard is not None:
         raise UserError("--shard: not under torchrun or accelerate, whose ranks already share the units")
     options = RunOptions(progress, shard, threads, pin_devices, tuple(weights))
+    if Path(out).is_dir():
+        remove_orphaned_temporaries(Path(out))
     coordinator = Coordinator(world) if world is not None else None
     try:
         summary = _run(suite, RunDir(out), provenance, options, coordinator)

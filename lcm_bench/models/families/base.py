@@ -93,6 +93,8 @@ class Family:
     text_length: int | None = None
     upcast_vae: bool = False
     bins: Callable[[int], dict[str, list[float]] | None] | None = None
+    openvino: bool = False
+    """Whether lcm-bench's OpenVINO runtime converts its networks (the Stable Diffusion 1.x/2.x layout)."""
 
     def latent_dtype(self, dtype):
         """The precision the pipeline keeps latents and scheduler state in: float32 for the SANA pipelines (they

@@ -59,5 +59,6 @@ FAMILIES.register(
         tiny_sd,
         fallback=True,
         guidance=("cfg", "embedding"),
+        openvino=True,
     ),
 )

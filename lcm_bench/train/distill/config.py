@@ -45,7 +45,7 @@ class LCDConfig(StudentConfig):
         from lcm_bench.train.distill.solvers import SOLVERS
 
         if self.solver not in SOLVERS:
-            raise UserError(f"--solver: '{self.solver}' is not one of {sorted(SOLVERS)}")
+            raise UserError(f"--solver: '{self.solver}' is not one of {SOLVERS.in_order()}")
         if self.loss not in ("huber", "l2"):
             raise UserError(f"--loss: '{self.loss}' is not one of ['huber', 'l2']")
         if not 1 <= self.skip <= 500:

@@ -98,7 +98,7 @@ def prediction_and_target(
         if teacher_free:
             previous = teacher.noised(batch["latents"], batch["noise"], end)
         else:
-            previous = SOLVERS[config.solver](guided, noisy, start, end, alphas)
+            previous = SOLVERS.get(config.solver)(guided, noisy, start, end, alphas)
         target_net = student.target if student.target is not None else student.unet
         target = consistency(target_net, previous, end, batch["cond"], alphas, config, w_embedding)
     return prediction, target

@@ -8,6 +8,8 @@ from collections.abc import Callable
 
 import torch
 
+from lcm_bench.core.registry import Registry
+
 Guided = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
@@ -56,4 +58,8 @@ def dpm_solver_pp_2s(guided: Guided, x: torch.Tensor, s: torch.Tensor, t: torch.
     return sigma_t / sigma_s * x - alpha_t * torch.expm1(-h) * d
 
 
-SOLVERS = {"ddim": ddim, "dpmsolver": dpm_solver_2, "dpmsolver++": dpm_solver_pp_2s}
+SOLVERS: Registry[Callable[..., torch.Tensor]] = Registry("distillation solver")
+"""LCD's ODE solvers Psi, by the name of the sampler they step like (``--solver``)."""
+SOLVERS.register("ddim", ddim)
+SOLVERS.register("dpmsolver", dpm_solver_2)
+SOLVERS.register("dpmsolver++", dpm_solver_pp_2s)
