@@ -293,7 +293,9 @@ def imagereward_scores(job):
     model.preprocess = module._transform(size)
     import torch
 
-    missed = model.load_state_dict(torch.load(job["checkpoint"], map_location="cpu"), strict=False).missing_keys
+    missed = model.load_state_dict(
+        torch.load(job["checkpoint"], map_location="cpu", weights_only=True), strict=False
+    ).missing_keys
     pairs = zip(job["images"], job["captions"], strict=True)
     with torch.no_grad():
         scores = [float(model.score(caption, path)) for path, caption in pairs]
@@ -335,10 +337,10 @@ def aesthetic_scores(job):
         l2[l2 == 0] = 1
         return a / np.expand_dims(l2, axis)
 
-    model2 = build_model(torch.load(job["clip"], map_location="cpu")).to("cpu").float()
+    model2 = build_model(torch.load(job["clip"], map_location="cpu", weights_only=True)).to("cpu").float()
     preprocess = _transform(model2.visual.input_resolution)
     model = MLP(model2.visual.output_dim)
-    model.load_state_dict(torch.load(job["head"], map_location="cpu"))
+    model.load_state_dict(torch.load(job["head"], map_location="cpu", weights_only=True))
     model.eval()
     scores = []
     for path in job["images"]:

@@ -493,3 +493,13 @@ def test_bench_scorer_per_1000_images(benchmark, standins, scorer):
     benchmark.group = "preference-per-1000-images"
     scores = benchmark.pedantic(lambda: built.features(images, prompts=captions), rounds=3, warmup_rounds=1)
     assert scores.shape == (1000, 1) and np.isfinite(scores).all()
+
+
+def test_the_hps_resize_choices_are_the_preprocessing_ones():
+    """The metric's choices (named without importing models, for layering) are the resizes the loader has."""
+    from lcm_bench.metrics.preference import SCORERS
+    from lcm_bench.models.scorers.preprocess import HPS_RESIZES
+
+    for name in ("hpsv2", "hpsv2.1"):
+        assert SCORERS[name].choices["resize"] == tuple(HPS_RESIZES)
+        assert SCORERS[name].defaults["resize"] == next(iter(HPS_RESIZES))

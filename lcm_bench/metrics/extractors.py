@@ -318,13 +318,6 @@ DINOV2_MODES = ("pil", "clean")
 default) or, with ``--clean_resize``, clean-fid's on float channels (lcm-bench's only one before 2026-12-07)."""
 
 
-def pil_square_resizer(size: int) -> Callable[[np.ndarray], np.ndarray]:
-    """torchvision's ``Resize((size, size), BICUBIC)`` on a PIL image: PIL's bicubic resize of the uint8 image."""
-    from PIL import Image
-
-    return lambda image: np.asarray(Image.fromarray(image).resize((size, size), Image.BICUBIC))
-
-
 def dinov2(options: dict[str, Any], device: str, field: str, weights: Sequence[Path] = ()) -> Extractor:
     """DINOv2 ViT-L/14 CLS features at 224 px (as dgm-eval, Stein et al. 2023), from the file timm publishes (518 px,
     its position embedding resampled to 224 as dgm-eval resamples it) or Meta's own; resized as dgm-eval resizes by
@@ -350,7 +343,9 @@ def dinov2(options: dict[str, Any], device: str, field: str, weights: Sequence[P
         ) from None
     net = net.to(device).eval()
     mode = options.get("mode", DINOV2_MODES[0])
-    resize = {"pil": pil_square_resizer, "clean": clean_resizer}[mode](224)
+    from lcm_bench.models.scorers.preprocess import square_resize
+
+    resize = {"pil": square_resize, "clean": clean_resizer}[mode](224)
     model_fn = _normalised(net, IMAGENET_MEAN, IMAGENET_STD)
     key = f"dinov2-{arch.split('.')[0]}"
     return Extractor(key, "FD-DINOv2", f"{mode}-224", net.num_features, resize, model_fn, device)

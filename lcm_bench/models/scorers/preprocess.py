@@ -29,6 +29,12 @@ def shortest_side_crop(size: int, crop: int | None = None, offset: str = "round"
     return resize
 
 
+def square_resize(size: int) -> Callable[[np.ndarray], np.ndarray]:
+    """torchvision's ``Resize((size, size), BICUBIC)`` on a PIL image (dgm-eval's DINOv2 transform): PIL's bicubic
+    resize of the uint8 image to a square."""
+    return lambda image: np.asarray(Image.fromarray(image).resize((size, size), Image.BICUBIC))
+
+
 def _longest_side(size: int, height: int, width: int) -> tuple[int, int]:
     scale = size / float(max(height, width))
     return round(height * scale), round(width * scale)
