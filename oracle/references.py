@@ -3,6 +3,7 @@ reads its inputs from files a test wrote (features as .npy, images as PNG, weigh
 and writes its values as JSON.
 
     <oracle python> oracle/references.py JOB.json OUT.json
+    <oracle python> oracle/references.py --serve     (a test session's: JOB.json OUT.json per line on stdin)
 
 A job is ``{"reference": NAME, ...inputs}``; REFERENCES maps each name to the function that computes it with the
 reference package's own code.
@@ -11,7 +12,9 @@ reference package's own code.
 from __future__ import annotations
 
 import json
+import os
 import sys
+import traceback
 from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
@@ -434,5 +437,38 @@ def main(job_path: str, out_path: str) -> None:
     Path(out_path).write_text(json.dumps(result))
 
 
+PRELOADED = ("torch", "torchvision", "scipy.linalg", "PIL.Image", "transformers", "skimage.metrics", "sklearn")
+"""What the server imports once, before it forks a child per job (the slow imports every reference shares)."""
+
+
+def serve() -> None:
+    """Answer jobs, one ``JOB.json OUT.json`` line each on stdin, with ``ok`` or ``failed`` on stdout: each job runs
+    in a child forked from this process once ``PRELOADED`` is imported, its own output sent to stderr, so a test
+    session pays the environment's start once, while one job's patches of a package (``_patched_weights``,
+    ImageReward's builders) never reach another."""
+    import importlib
+
+    for name in PRELOADED:
+        importlib.import_module(name)
+    print("ready", flush=True)
+    for line in sys.stdin:
+        job_path, out_path = line.split()
+        child = os.fork()
+        if child == 0:
+            os.dup2(2, 1)
+            status = 0
+            try:
+                main(job_path, out_path)
+            except BaseException:
+                traceback.print_exc()
+                status = 1
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(status)
+        _, status = os.waitpid(child, 0)
+        print("ok" if os.waitstatus_to_exitcode(status) == 0 else "failed", flush=True)
+
+
 if __name__ == "__main__":
-    main(*sys.argv[1:3])
+    serve() if sys.argv[1:] == ["--serve"] else main(*sys.argv[1:3])

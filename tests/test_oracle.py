@@ -32,22 +32,30 @@ def oracle_python() -> Path:
     return Path(built.stdout.strip().splitlines()[-1])
 
 
-@pytest.fixture
-def run_reference(oracle_python, tmp_path):
-    """Run one reference computation in the oracle environment and return what it wrote."""
-
-    def run(job: dict) -> dict:
-        job_file, out_file = tmp_path / f"{job['reference']}.job.json", tmp_path / f"{job['reference']}.out.json"
-        job_file.write_text(json.dumps(job))
-        done = subprocess.run(
-            [str(oracle_python), str(ROOT / "oracle" / "references.py"), str(job_file), str(out_file)],
-            capture_output=True,
+@pytest.fixture(scope="session")
+def oracle_server(oracle_python, tmp_path_factory):
+    """The oracle environment's reference server (``references.py --serve``), started once per session; its
+    children's output goes to a log whose tail a failed job shows."""
+    log_path = tmp_path_factory.mktemp("oracle") / "server.log"
+    with open(log_path, "w") as log:
+        server = subprocess.Popen(
+            [str(oracle_python), str(ROOT / "oracle" / "references.py"), "--serve"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log,
             text=True,
         )
-        assert done.returncode == 0, done.stderr[-3000:]
-        return json.loads(out_file.read_text())
+    if server.stdout.readline().strip() != "ready":
+        pytest.fail(f"the oracle server did not start: {log_path.read_text()[-3000:]}")
+    yield server, log_path
+    server.stdin.close()
+    server.wait(timeout=60)
 
-    return run
+
+@pytest.fixture
+def run_reference(oracle_server, tmp_path):
+    """Run one reference computation in the oracle environment and return what it wrote."""
+    return lambda job: _ask(oracle_server, job, tmp_path)
 
 
 def agree(metric: str, ours, theirs, reference: dict, inputs: str, rel: float = 0.0, abs_: float = 0.0) -> None:
@@ -240,18 +248,24 @@ def _photos(folder: Path, count: int, shape: tuple[int, int], seed: int) -> list
     return images
 
 
+def _ask(oracle_server, job: dict, folder: Path) -> dict:
+    """Run one reference computation on the session's server and return what it wrote in ``folder``."""
+    server, log_path = oracle_server
+    job_file, out_file = folder / f"{job['reference']}.job.json", folder / f"{job['reference']}.out.json"
+    job_file.write_text(json.dumps(job))
+    server.stdin.write(f"{job_file} {out_file}\n")
+    server.stdin.flush()
+    assert server.stdout.readline().strip() == "ok", log_path.read_text()[-3000:]
+    return json.loads(out_file.read_text())
+
+
 @pytest.fixture(scope="module")
-def random_inception(oracle_python, tmp_path_factory):
+def random_inception(oracle_server, tmp_path_factory):
     """pytorch-fid's FID Inception at random weights (batch-norm statistics calibrated), in its own file layout
     and under its own file name, in a weights folder lcm-bench searches."""
     folder = tmp_path_factory.mktemp("inception")
     path = folder / "pt_inception-2015-12-05-6726825d.pth"
-    job, out = folder / "job.json", folder / "out.json"
-    job.write_text(json.dumps({"reference": "pytorch_fid.random_inception", "seed": 0, "out": str(path)}))
-    done = subprocess.run(
-        [str(oracle_python), str(ROOT / "oracle" / "references.py"), str(job), str(out)], capture_output=True, text=True
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    _ask(oracle_server, {"reference": "pytorch_fid.random_inception", "seed": 0, "out": str(path)}, folder)
     return path
 
 

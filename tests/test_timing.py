@@ -34,7 +34,7 @@ steps: [1, 2]
 prompts: [shapes-mini]
 num_images: 8
 batch_size: 4
-timing: {min_repeats: 3, max_repeats: 6, precision: 0.05, max_seconds: 2}
+timing: {min_repeats: 3, max_repeats: 6, precision: 0.05, max_seconds: 2, top_up: 1}
 """
 
 
@@ -90,6 +90,23 @@ def test_machine_load_sees_another_process_using_the_cpu():
     assert load.result["contended"] and load.result["other_cores"] > 0.5, load.result
 
 
+def test_a_cell_is_topped_up_only_where_the_missing_batches_cost_at_most_top_up_times_its_own():
+    policy = TimingPolicy(min_repeats=6, top_up=0.25)
+    assert policy.tops_up(0), "chunks from before timing: no repeats of their own"
+    assert policy.tops_up(5) and not policy.tops_up(4) and not policy.tops_up(1), "1 of 5 costs 0.2, 2 of 4 0.5"
+    assert not policy.tops_up(6) and not policy.tops_up(9), "enough of its own"
+    assert TimingPolicy(min_repeats=6, top_up=2).tops_up(2) and not TimingPolicy(top_up=0).tops_up(5)
+
+
+def test_a_cell_not_topped_up_keeps_its_own_batches_at_the_coverage_they_reach(tmp_path):
+    suite = write_suite(tmp_path, SUITE.replace("top_up: 1", "top_up: 0.25"))
+    assert main(["run", str(suite), "--out", str(tmp_path / "run"), "--quiet", "--no-report"]) == 0
+    for record in _records(tmp_path / "run"):
+        tp = record["throughput"]
+        assert tp["timing_repeats"] == tp["timing_repeats_from_generation"] == 2, "its two batches, nothing more"
+        assert tp["seconds_per_image_ci_level"] == 0.5, "the range of two covers the median half the time"
+
+
 def _records(out):
     return [json.loads(p.read_text()) for p in sorted((out / "cells").glob("*.json"))]
 
@@ -133,6 +150,7 @@ def test_a_run_beside_a_cpu_bound_process_marks_and_counts_its_cells(tmp_path, c
         ("{min_repeats: 3, level: 0.95}", "timing.level 0.95 needs min_repeats >= 6"),
         ("{level: 1.5}", "timing.level"),
         ("{max_seconds: -2}", "timing.max_seconds"),
+        ("{top_up: -0.5}", "timing.top_up"),
     ],
 )
 def test_bad_timing_settings_are_one_line(tmp_path, capsys, timing, expected):
@@ -178,7 +196,7 @@ steps: [1]
 prompts: [shapes-mini]
 num_images: {n}
 batch_size: 4
-timing: {{min_repeats: {low}, max_repeats: {low}, precision: 0.0}}
+timing: {{min_repeats: {low}, max_repeats: {low}, precision: 0.0, top_up: 1}}
 """
 
 

@@ -282,10 +282,11 @@ class TimingPolicy:
     each timed as it runs, the chunks of one pipeline taking turns batch by batch. A cell with fewer than
     ``min_repeats`` whole batches has its batch generated again in interleaved rounds, its images discarded, until
     the ``level`` interval of the median seconds per image is within ``precision`` of it, or ``max_repeats``
-    repeats, or ``max_seconds`` of repeats. Six repeats are the fewest whose range is a 95 % interval of the
-    median. ``latency_queries`` (MLPerf SingleStream: queries of one image, one after another, for latency
-    percentiles) and ``peak_throughput`` (MLPerf Offline: a batch-size sweep up to ``max_batch_size``) add
-    measurements after the repeats."""
+    repeats, or ``max_seconds`` of repeats, when those extra batches cost at most ``top_up`` times its own (a
+    cell that would cost more keeps its own batches, its interval at the coverage they reach, which its record
+    states). Six repeats are the fewest whose range is a 95 % interval of the median. ``latency_queries`` (MLPerf
+    SingleStream: queries of one image, one after another, for latency percentiles) and ``peak_throughput`` (MLPerf
+    Offline: a batch-size sweep up to ``max_batch_size``) add measurements after the repeats."""
 
     min_repeats: int = 6
     max_repeats: int = 10
@@ -295,6 +296,13 @@ class TimingPolicy:
     peak_throughput: bool = False
     max_batch_size: int = 256
     level: float = 0.95
+    top_up: float = 0.25
+
+    def tops_up(self, batches: int) -> bool:
+        """Whether a cell whose generation gave ``batches`` whole batches is timed again: it has none, or fewer than
+        ``min_repeats`` and the missing ones cost at most ``top_up`` times its own."""
+        missing = self.min_repeats - batches
+        return batches == 0 or 0 < missing <= self.top_up * batches
 
     @property
     def measures_latency(self) -> bool:

@@ -100,11 +100,11 @@ def generation_repeats(cell: CellSpec, fragments: list[dict]) -> list[dict]:
 
 
 def generation_timing(cell: CellSpec, fragments: list[dict], policy: TimingPolicy) -> dict | None:
-    """The cell's timing from its generation batches alone, when there are at least ``min_repeats`` of them."""
+    """The cell's timing from its generation batches alone, unless the policy tops it up (``TimingPolicy.tops_up``)."""
     from lcm_bench.sampling.timers import timing_of
 
     repeats = generation_repeats(cell, fragments)
-    return timing_of(repeats, policy, len(repeats)) if len(repeats) >= policy.min_repeats else None
+    return None if policy.tops_up(len(repeats)) else timing_of(repeats, policy, len(repeats))
 
 
 def timing_meets(timing: dict, policy: TimingPolicy) -> bool:

@@ -441,25 +441,29 @@ class Executor:
             self.assemble(cell)
 
     def _time_cells(self, cells: list[CellSpec]) -> None:
-        """Time again, in interleaved rounds, the cells whose generation gave fewer than ``min_repeats`` whole
-        batches (their batches count as repeats), then add the latency measurements asked for."""
-        from lcm_bench.sampling.timers import time_interleaved
+        """Time again, in interleaved rounds, the cells the policy tops up (``TimingPolicy.tops_up``: their batches
+        count as repeats), then add the latency measurements asked for."""
+        from lcm_bench.sampling.timers import time_interleaved, timing_of
 
-        jobs, firsts, prior, short = {}, {}, {}, 0
+        jobs, firsts, prior, timings = {}, {}, {}, {}
         for cell in cells:
             fragments = self._fragments(cell)
             if fragments is None or self._timing(cell, fragments):
                 continue
-            prior[cell.cell_id] = generation_repeats(cell, fragments)
-            needs_more = len(prior[cell.cell_id]) < self.policy.min_repeats
-            short += needs_more
-            jobs[cell.cell_id], firsts[cell.cell_id] = self._timed_job(cell, warm=needs_more), fragments[0]
+            repeats, firsts[cell.cell_id] = generation_repeats(cell, fragments), fragments[0]
+            if self.policy.tops_up(len(repeats)) or len(repeats) >= self.policy.min_repeats:
+                prior[cell.cell_id] = repeats
+                jobs[cell.cell_id] = self._timed_job(cell, warm=len(repeats) < self.policy.min_repeats)
+            else:
+                timings[cell.cell_id] = timing_of(repeats, self.policy, len(repeats))
+        short = sum(len(repeats) < self.policy.min_repeats for repeats in prior.values())
         if short:
             self.say(f"  timing {short} cells with fewer than {self.policy.min_repeats} batches in interleaved rounds")
-        if not jobs:
+        if not firsts:
             return
         device = cells[0].hardware.device
-        for cell_id, timing in time_interleaved(jobs, self.policy, device, prior).items():
+        timings |= time_interleaved(jobs, self.policy, device, prior) if jobs else {}
+        for cell_id, timing in timings.items():
             timing |= self._latency(self.cells[cell_id])
             self._write_timing(cell_id, firsts[cell_id], timing, device)
             reached("timing")

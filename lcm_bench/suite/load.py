@@ -219,7 +219,8 @@ def _timing(data: dict) -> TimingPolicy:
     if not isinstance(peak, bool):
         raise UserError(f"timing.peak_throughput: expected true or false, got {peak!r}")
     largest = int_field(entry.get("max_batch_size", default.max_batch_size), "timing.max_batch_size", 1, 65536)
-    return TimingPolicy(low, high, precision, seconds, queries, peak, largest, level)
+    top_up = float_field(entry.get("top_up", default.top_up), "timing.top_up (extra batches over own)", 0.0, 1000.0)
+    return TimingPolicy(low, high, precision, seconds, queries, peak, largest, level, top_up)
 
 
 def _metrics(data: dict, base_dir: Path) -> tuple[MetricSpec, ...]:

@@ -1,0 +1,133 @@
+"""What a whole ``lcm-bench run`` costs against a bare diffusers loop over the same images (issue 37's target:
+whole / bare <= 1.15, harness per image / bare <= 1.0, on one cell of 512 images, embedded teacher, DDIM 8 steps,
+s = 3, batch 128).
+
+    python benchmarks/whole_run.py [--images 512] [--batch 128] [--steps 8] [--rounds 2]
+
+Each side is a fresh process, from its imports to its last PNG on disk: the bare loop loads the pipeline folder
+with ``StableDiffusionPipeline.from_pretrained``, sets DDIM, and writes every image as a PNG, batch after batch,
+with one generator per image; ``lcm-bench run`` runs a one-cell suite of the same images into an empty directory
+(report included). The two alternate, round after round, in the order ABBA, so the machine's drift weighs on both
+alike. Printed:
+each round's seconds, and the medians over rounds of the whole-process ratio and of the harness's median seconds per
+image (its timed repeats) over the bare loop's median batch seconds per image.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+BARE = """
+import json, sys, time
+from pathlib import Path
+import torch
+from diffusers import DDIMScheduler, StableDiffusionPipeline
+
+folder, prompts_file, out, images, batch, steps, scale = sys.argv[1:8]
+images, batch, steps, scale = int(images), int(batch), int(steps), float(scale)
+pipe = StableDiffusionPipeline.from_pretrained(folder, safety_checker=None, requires_safety_checker=False)
+pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
+pipe.set_progress_bar_config(disable=True)
+prompts = Path(prompts_file).read_text().splitlines()
+Path(out).mkdir(parents=True, exist_ok=True)
+per_image = []
+for start in range(0, images, batch):
+    indices = range(start, min(start + batch, images))
+    began = time.perf_counter()
+    result = pipe(
+        [prompts[i % len(prompts)] for i in indices],
+        num_inference_steps=steps,
+        guidance_scale=scale,
+        generator=[torch.Generator().manual_seed(i) for i in indices],
+    ).images
+    per_image.append((time.perf_counter() - began) / len(indices))
+    for i, image in zip(indices, result):
+        image.save(Path(out) / f"{i:06d}.png")
+print(json.dumps({"per_image": per_image}))
+"""
+
+SUITE = """version: 1
+name: whole-run
+methods:
+  - {{name: teacher-ddim, model: shapes-teacher, sampler: ddim, guidance_scale: {scale}}}
+steps: [{steps}]
+prompts: [shapes-test]
+seeds: [0]
+num_images: {images}
+batch_size: {batch}
+"""
+
+
+def bare(scratch: Path, args) -> tuple[float, float]:
+    began = time.perf_counter()
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            BARE,
+            str(ROOT / "data/models/shapes-teacher"),
+            str(ROOT / "data/prompts/shapes-test.txt"),
+            str(scratch),
+            str(args.images),
+            str(args.batch),
+            str(args.steps),
+            str(args.scale),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    seconds = time.perf_counter() - began
+    whole = [s for s in json.loads(done.stdout.strip().splitlines()[-1])["per_image"]][: args.images // args.batch]
+    return seconds, statistics.median(whole)
+
+
+def harness(scratch: Path, args) -> tuple[float, float]:
+    import csv
+
+    suite = scratch.with_suffix(".yaml")
+    suite.write_text(SUITE.format(**vars(args)))
+    began = time.perf_counter()
+    subprocess.run(["lcm-bench", "run", str(suite), "--out", str(scratch), "--quiet"], check=True, cwd=ROOT)
+    seconds = time.perf_counter() - began
+    with open(scratch / "results.csv") as f:
+        row = next(csv.DictReader(f))
+    return seconds, float(row["seconds_per_image"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--images", type=int, default=512)
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--scale", type=float, default=3.0)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    runs = {"bare": [], "harness": []}
+    with tempfile.TemporaryDirectory() as scratch:
+        for round_ in range(args.rounds):
+            sides = (("bare", bare), ("harness", harness))
+            for name, side in sides if round_ % 2 == 0 else reversed(sides):
+                seconds, per_image = side(Path(scratch) / f"{name}{round_}", args)
+                runs[name].append((seconds, per_image))
+                print(
+                    f"round {round_} {name:8s} whole {seconds:7.1f} s, per image {per_image * 1000:7.2f} ms", flush=True
+                )
+    pairs = list(zip(runs["harness"], runs["bare"], strict=True))
+    whole = statistics.median(h[0] / b[0] for h, b in pairs)
+    each = statistics.median(h[1] / b[1] for h, b in pairs)
+    print(f"whole run / bare, median of the rounds' ratios: {whole:.3f} (target <= 1.15)")
+    print(f"harness per image / bare, median of the rounds' ratios: {each:.3f} (target <= 1.0)")
+
+
+if __name__ == "__main__":
+    main()
