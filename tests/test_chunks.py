@@ -1,4 +1,4 @@
-"""Chunks, shards and merge: units are whole batches fixed by the spec, shards split them once, a killed cell resumes
+"""Chunks, shards and merge: chunks are whole batches fixed by the spec, shards split them once, a killed cell resumes
 at its first unfinished chunk, and any spread of the work gives the same images and metric values."""
 
 import json
@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from lcm_bench.cli.main import main
 from lcm_bench.core.errors import UserError
 from lcm_bench.run.chunks import busy_seconds
-from lcm_bench.run.units import Shard, assign, cell_units, parse_shard, work_order
+from lcm_bench.run.sharding import Shard, assign, cell_chunks, parse_shard, work_order
 from lcm_bench.suite.load import load_suite
 
 SHARDED = """
@@ -48,17 +48,17 @@ def metric_values(out: Path) -> dict[tuple[str, str], float]:
     return values
 
 
-def fragments(out: Path) -> list[dict]:
+def chunk_records(out: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted((out / "chunks").rglob("*.json"))]
 
 
 def test_units_are_whole_batches_fixed_by_the_spec(tmp_path):
     suite = load_suite(write_suite(tmp_path, SHARDED.format(n=10, chunk=5)))
-    units = cell_units(suite.cells[0])
-    assert [(u.start, u.stop) for u in units] == [(0, 4), (4, 8), (8, 10)], "chunks round down to whole batches"
-    assert [b for u in units for b in u.batches(2)] == [range(i, min(i + 2, 10)) for i in range(0, 10, 2)]
+    chunks = cell_chunks(suite.cells[0])
+    assert [(u.start, u.stop) for u in chunks] == [(0, 4), (4, 8), (8, 10)], "chunks round down to whole batches"
+    assert [b for u in chunks for b in u.batches(2)] == [range(i, min(i + 2, 10)) for i in range(0, 10, 2)]
     small = load_suite(write_suite(tmp_path, SHARDED.format(n=3, chunk=1), "small.yaml")).cells[0]
-    assert [(u.start, u.stop) for u in cell_units(small)] == [(0, 2), (2, 3)], "a chunk holds at least one batch"
+    assert [(u.start, u.stop) for u in cell_chunks(small)] == [(0, 2), (2, 3)], "a chunk holds at least one batch"
 
 
 METHODS = """
@@ -82,7 +82,7 @@ chunk_size: {chunk}
 def test_every_unit_is_assigned_exactly_once_in_work_order(tmp_path_factory, n, batch, chunk):
     folder = tmp_path_factory.mktemp("plan")
     cells = load_suite(write_suite(folder, METHODS.format(n=n, batch=batch, chunk=chunk))).cells
-    everything = [u for c in work_order(cells) for u in cell_units(c)]
+    everything = [u for c in work_order(cells) for u in cell_chunks(c)]
     for count in (1, 2, 3, 7):
         shares = assign(cells, count)
         assert len(shares) == count
@@ -142,15 +142,15 @@ def test_shards_then_merge_equal_one_process(one_process, count, tmp_path, capsy
     out = tmp_path / "sharded"
     assert main(["run", str(suite), "--out", str(out), "--quiet", "--shard", f"0/{count}"]) == 0
     capsys.readouterr()
-    assert main(["merge", str(out), "--quiet"]) == 1, "merge must refuse while units are missing"
+    assert main(["merge", str(out), "--quiet"]) == 1, "merge must refuse while chunks are missing"
     assert "still missing" in capsys.readouterr().out
     for index in range(1, count):
         assert main(["run", str(suite), "--out", str(out), "--quiet", "--shard", f"{index}/{count}"]) == 0
     assert main(["merge", str(out), "--quiet"]) == 0
     assert files(out) == files(reference) and files(reference)
     assert metric_values(out) == metric_values(reference)
-    assert sum(f["nfe"] for f in fragments(out)) == sum(f["nfe"] for f in fragments(reference))
-    assert len(fragments(out)) == len(fragments(reference)), "a unit was generated twice or not at all"
+    assert sum(f["nfe"] for f in chunk_records(out)) == sum(f["nfe"] for f in chunk_records(reference))
+    assert len(chunk_records(out)) == len(chunk_records(reference)), "a chunk was generated twice or not at all"
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["throughput"]["images"] == 4 * CASES[case]["n"] and manifest["throughput"]["images_per_s"] > 0
     assert f"generation wall clock: {4 * CASES[case]['n']} images in" in (out / "report.md").read_text()
@@ -163,9 +163,9 @@ def test_merge_refuses_chunks_from_different_library_versions(tmp_path, capsys):
     for path in (out / "cells").glob("*.json"):
         path.unlink()
     first = sorted((out / "chunks").rglob("*.json"))[0]
-    fragment = json.loads(first.read_text())
-    fragment["provenance"]["versions"]["torch"] = "0.0.1"
-    first.write_text(json.dumps(fragment))
+    chunk_record = json.loads(first.read_text())
+    chunk_record["provenance"]["versions"]["torch"] = "0.0.1"
+    first.write_text(json.dumps(chunk_record))
     capsys.readouterr()
     assert main(["merge", str(out), "--quiet"]) == 2
     err = capsys.readouterr().err
@@ -200,7 +200,9 @@ def test_sigkill_mid_cell_resumes_at_the_first_unfinished_chunk(tmp_path):
         if path.name in survivors:
             assert path.read_bytes() == survivors[path.name], "a finished chunk was generated again"
     new = [
-        f for f in fragments(out) if f["process"]["pid"] != json.loads(next(iter(survivors.values())))["process"]["pid"]
+        f
+        for f in chunk_records(out)
+        if f["process"]["pid"] != json.loads(next(iter(survivors.values())))["process"]["pid"]
     ]
     assert len(new) == 10 - len(survivors)
     assert sum(f["nfe"] for f in new) == (40 - 4 * len(survivors)) * 8, "NFE of the unfinished chunks only"
@@ -223,7 +225,7 @@ def test_two_processes_on_one_share_never_generate_a_chunk_twice(tmp_path):
     assert [p.returncode for p in procs] == [0, 0], outputs
     generated = [int(o.split("chunks generated")[0].split()[-1]) for o, _ in outputs]
     assert sum(generated) == 6, f"chunks generated per process: {generated}"
-    assert len(fragments(out)) == 6 and len(list((out / "cells").glob("*.json"))) == 1
+    assert len(chunk_records(out)) == 6 and len(list((out / "cells").glob("*.json"))) == 1
 
 
 def test_a_kill_between_the_grid_and_the_record_resumes(tmp_path):

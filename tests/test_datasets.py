@@ -145,7 +145,7 @@ MJHQ_TEST = Protocol("MJHQ-30K", 12, 16, source="mjhq")
 def test_mjhq_prepares_byte_identically_twice_from_nested_or_flat_folders(tmp_path):
     """Every image in id order with its one prompt and its category; nested category folders (as the zip unpacks)
     and one flat folder give the same bytes; the prepared set's prompts carry the category."""
-    from lcm_bench.suite.prompts import parse_prompts
+    from lcm_bench.suite.prompt_entries import parse_prompts
 
     meta, images = make_mjhq(tmp_path / "nested")
     _, flat = make_mjhq(tmp_path / "flat", flat=True)

@@ -10,6 +10,7 @@ from conftest import write_suite
 
 from lcm_bench.cli.main import main
 from lcm_bench.sampling.guidance import guidance_embedding
+from lcm_bench.train.distill.frozen_teacher import load_teacher, training_latents
 from lcm_bench.train.distill.lcd import (
     ConsistencyStudent,
     LCDConfig,
@@ -21,7 +22,6 @@ from lcm_bench.train.distill.lcd import (
     skipping_grid,
 )
 from lcm_bench.train.distill.solvers import SOLVERS
-from lcm_bench.train.distill.teacher import load_teacher, training_latents
 
 
 def _alphas():
@@ -265,7 +265,7 @@ metrics: [attribute_accuracy]
     assert sorted(results["model"]) == ["k10@2", "k10@4"]
     assert (tmp_path / "run" / "plots" / "attribute_accuracy_shapes-judge_vs_training.png").is_file()
     from lcm_bench.suite.load import load_suite
-    from lcm_bench.suite.students import pending, student_folder
+    from lcm_bench.suite.student_entries import pending, student_folder
 
     specs = sorted({c.model for c in load_suite(suite).cells}, key=lambda s: s.name)
     assert not pending(specs)

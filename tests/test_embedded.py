@@ -63,7 +63,7 @@ def test_shipped_vae_keeps_attributes():
 @shipped
 def test_shipped_clip_scores_matched_pairs_above_shuffled():
     from lcm_bench.models.clip import load_clip
-    from lcm_bench.train.clip import MODEL, evaluate_clip
+    from lcm_bench.train.shapes_clip import MODEL, evaluate_clip
 
     texts = captions("heldout", 64, 9)
     images = np.stack([render(t, i) for i, t in enumerate(texts)])
@@ -75,7 +75,7 @@ def test_shipped_clip_scores_matched_pairs_above_shuffled():
 
 
 def test_clip_steps_lower_the_loss(tmp_path):
-    from lcm_bench.train.clip import train_clip
+    from lcm_bench.train.shapes_clip import train_clip
 
     card = train_clip(tmp_path / "clip", steps=30, batch=32, n_train=512, n_test=64, log_every=10)
     assert card["loss_history"][-1][1] < card["loss_history"][0][1]

@@ -24,7 +24,7 @@ from lcm_bench.models.resolve import resolve_model
 from lcm_bench.models.runtimes import deploy
 from lcm_bench.records.store import RunDir
 from lcm_bench.run.executor import CellSampler, ChunkJob, _settings
-from lcm_bench.run.units import cell_units
+from lcm_bench.run.sharding import cell_chunks
 from lcm_bench.run.writer import ImageWriter
 from lcm_bench.suite.load import load_suite
 
@@ -77,13 +77,13 @@ save_images: {save}
 """
 
 
-def generate_chunk(run, cell, unit, resolved, deployment, mode, writer) -> dict:
-    """One unit generated alone, as the executor's rounds generate each of theirs."""
+def generate_chunk(run, cell, chunk, resolved, deployment, mode, writer) -> dict:
+    """One chunk generated alone, as the executor's rounds generate each of theirs."""
     settings = _settings(cell, deployment.pipe, mode, resolved.family)
-    job = ChunkJob(run, cell, unit, CellSampler(cell, resolved, deployment), settings, writer)
+    job = ChunkJob(run, cell, chunk, CellSampler(cell, resolved, deployment), settings, writer)
     while not job.done:
         job.step()
-    return job.fragment()
+    return job.chunk_record()
 
 
 @pytest.fixture(scope="module")
@@ -106,21 +106,21 @@ def test_bench_writer_at_512(benchmark, tmp_path, wide, threads):
         pipe = deploy(
             load_pipeline(resolved, cell.hardware), FAMILIES.get(resolved.family), cell.runtime, cell.hardware
         )
-        jobs[save] = (RunDir(tmp_path / save), cell, cell_units(cell)[0], resolved, pipe, "cfg")
+        jobs[save] = (RunDir(tmp_path / save), cell, cell_chunks(cell)[0], resolved, pipe, "cfg")
     seconds = {"all": [], "none": [], "encode": []}
     saved_images: list = []
 
     def one_round(writer):
         for save, args in jobs.items():
             start = time.perf_counter()
-            fragments[save] = generate_chunk(*args, writer)
+            chunk_records[save] = generate_chunk(*args, writer)
             seconds[save].append(time.perf_counter() - start)
         if not saved_images:
             saved_images.extend(_read_back(jobs["all"][0].images_dir(jobs["all"][1].cell_id)))
         else:
             seconds["encode"].append(_encoding_seconds(saved_images))
 
-    fragments: dict = {}
+    chunk_records: dict = {}
     benchmark.group = f"writer-512-{threads}"
     default = torch.get_num_threads()
     torch.set_num_threads(default if threads == "all-cores" else max(1, default - 1))
@@ -131,7 +131,7 @@ def test_bench_writer_at_512(benchmark, tmp_path, wide, threads):
         torch.set_num_threads(default)
     run, cell = jobs["all"][0], jobs["all"][1]
     saved = sorted(run.images_dir(cell.cell_id).glob("*.png"))
-    assert len(saved) == 16 and len(fragments["all"]["images"]) == 16 and not fragments["none"]["images"]
+    assert len(saved) == 16 and len(chunk_records["all"]["images"]) == 16 and not chunk_records["none"]["images"]
     off = float(np.median(seconds["none"][1:]))
     ratio = float(np.median(seconds["all"][1:])) / off
     target = 1.05 * (1 + float(np.median(seconds["encode"])) / off)

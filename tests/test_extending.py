@@ -50,7 +50,7 @@ def registered():
 
 @needs_judge
 def test_a_metric_is_an_entry_and_a_compute_function(tmp_path, registered, capsys):
-    from lcm_bench.metrics.catalogue import METRICS, MetricDef
+    from lcm_bench.metrics.builtins import METRICS, MetricDef
     from lcm_bench.metrics.distances import bootstrap_ci
 
     def brightness(inputs):
@@ -75,7 +75,7 @@ def test_a_new_result_field_reaches_results_csv_the_gate_and_the_report_from_its
     report its note, and no module of lcm_bench changes."""
     import csv
 
-    from lcm_bench.metrics.catalogue import METRICS, MetricDef
+    from lcm_bench.metrics.builtins import METRICS, MetricDef
     from lcm_bench.metrics.result_fields import RESULT_FIELDS, ResultField
 
     def brightness(inputs):

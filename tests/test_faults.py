@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import needs_judge, write_suite
-from test_chunks import files, fragments, metric_values
+from test_chunks import chunk_records, files, metric_values
 
 from lcm_bench.cli.main import main
 from lcm_bench.core.paths import cache_dir
@@ -60,7 +60,7 @@ def intact(out: Path) -> None:
 def same_as(reference: Path, out: Path) -> None:
     assert files(out) == files(reference) and files(reference)
     assert metric_values(out) == metric_values(reference) and len(metric_values(out)) == 4
-    assert len(fragments(out)) == 6
+    assert len(chunk_records(out)) == 6
     intact(out)
 
 
@@ -133,14 +133,14 @@ def truncate(path: Path) -> None:
     path.write_bytes(data[: len(data) // 2])
 
 
-@pytest.mark.parametrize("damage", ["png", "fragment", "record", "features", "refstats"])
+@pytest.mark.parametrize("damage", ["png", "chunk_record", "record", "features", "refstats"])
 def test_damaged_files_are_reported_in_one_line_and_recomputed(reference, tmp_path, damage, capsys):
     suite, clean = reference
     out = tmp_path / "damaged"
     shutil.copytree(clean, out)
     if damage == "png":
         truncate(first(out, "images/*/00003.png"))
-    elif damage == "fragment":
+    elif damage == "chunk_record":
         truncate(first(out, "chunks/*/*.json"))
     elif damage == "record":
         truncate(first(out, "cells/*.json"))

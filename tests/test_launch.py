@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import needs_judge, write_suite
-from test_chunks import files, fragments, metric_values
+from test_chunks import chunk_records, files, metric_values
 
 from lcm_bench.run.launcher import World, launched
 
@@ -63,8 +63,8 @@ def reference(tmp_path_factory):
 def same_as(reference: Path, out: Path, ranks: int = 2) -> None:
     assert files(out) == files(reference) and files(reference)
     assert metric_values(out) == metric_values(reference)
-    assert len(fragments(out)) == len(fragments(reference)) == 12
-    assert {f["process"]["rank"] for f in fragments(out)} == set(range(ranks)), "a rank did no work"
+    assert len(chunk_records(out)) == len(chunk_records(reference)) == 12
+    assert {f["process"]["rank"] for f in chunk_records(out)} == set(range(ranks)), "a rank did no work"
     assert json.loads((out / "manifest.json").read_text())["throughput"]["processes"] >= ranks
 
 
@@ -144,7 +144,7 @@ def test_dead_rank_restarts_without_redoing_finished_chunks(reference, tmp_path)
         {**ENV, "LCM_BENCH_KILL_AT": "chunk:2:1"},
     )
     same_as(one, out)
-    attempts = [(f["process"]["attempt"], f["process"]["rank"]) for f in fragments(out)]
+    attempts = [(f["process"]["attempt"], f["process"]["rank"]) for f in chunk_records(out)]
     assert attempts.count((0, 1)) == 2, f"the killed rank's two finished chunks were redone: {attempts}"
     assert any(attempt == 1 for attempt, _ in attempts), "nothing ran after the restart"
 

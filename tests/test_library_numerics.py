@@ -29,7 +29,7 @@ def test_guidance_embedding_is_the_hand_written_one(dim, w):
 
 
 def test_forward_noising_and_alphas_are_the_hand_written_ones(tiny_sd_path):
-    from lcm_bench.train.distill.teacher import load_teacher
+    from lcm_bench.train.distill.frozen_teacher import load_teacher
 
     teacher = load_teacher(tiny_sd_path)
     config = teacher.scheduler_config

@@ -143,7 +143,7 @@ class _Extractor:
 def test_fd_infinity_removes_the_small_n_bias_and_reports_its_fit():
     """Generated and reference drawn from one Gaussian: the true FD is 0, FD at N is biased up by about c / N, and
     FD∞ (the intercept in 1/N) is far closer to 0, with a small residual."""
-    from lcm_bench.metrics.catalogue import METRICS, CellInputs
+    from lcm_bench.metrics.builtins import METRICS, CellInputs
 
     features, reference = _features(1500, 16, 10), _features(20000, 16, 11)
     inputs = CellInputs(features, [], _Extractor(), {"points": 15}, lambda: iter(()), reference_features=reference)
@@ -172,7 +172,7 @@ def test_fd_infinity_at_too_small_an_n_is_one_line(tmp_path, capsys):
 
 
 def test_centre_crop_takes_the_middle():
-    from lcm_bench.metrics.scoring import centre_crop
+    from lcm_bench.metrics.cell_scoring import centre_crop
 
     image = np.arange(10 * 12 * 3).reshape(10, 12, 3)
     np.testing.assert_array_equal(centre_crop(image, 4), image[3:7, 4:8])

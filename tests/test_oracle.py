@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lcm_bench.metrics.catalogue import METRICS, CellInputs
+from lcm_bench.metrics.builtins import METRICS, CellInputs
 
 pytestmark = pytest.mark.oracle
 ROOT = Path(__file__).resolve().parent.parent

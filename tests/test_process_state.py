@@ -35,7 +35,7 @@ def test_loading_a_clip_leaves_logging_as_it_was(caplog):
 
 
 def test_training_restores_torchs_global_random_state(tmp_path):
-    from lcm_bench.train.loop import train
+    from lcm_bench.train.training_loop import TrainingPlan, train
 
     model = torch.nn.Linear(3, 1)
     before = torch.random.get_rng_state()
@@ -43,7 +43,7 @@ def test_training_restores_torchs_global_random_state(tmp_path):
     def loss_fn(m, step, generator):
         return (m(torch.randn(4, 3, generator=generator)) ** 2).mean() + torch.rand(1).sum() * 0
 
-    train(model, loss_fn, 3, tmp_path / "ckpt.pt", progress=False)
+    train(model, loss_fn, tmp_path / "ckpt.pt", TrainingPlan(3), progress=False)
     assert torch.equal(torch.random.get_rng_state(), before)
 
 

@@ -208,7 +208,7 @@ def test_a_lora_in_kohyas_key_naming_loads_and_equals_the_diffusers_file(tiny_sd
     from diffusers.utils import convert_state_dict_to_kohya, convert_unet_state_dict_to_peft
     from safetensors.torch import load_file
 
-    from lcm_bench.models.checks import check_lora
+    from lcm_bench.models.config_checks import check_lora
 
     state = load_file(str(tiny_lora / "pytorch_lora_weights.safetensors"))
     peft = convert_unet_state_dict_to_peft({k.removeprefix("unet."): v for k, v in state.items()})
@@ -244,7 +244,7 @@ def test_an_sdxl_lora_in_sgm_block_naming_passes_the_key_check_and_a_wrong_base_
     from peft import LoraConfig, get_peft_model_state_dict
 
     from lcm_bench.models.catalogue import tiny_path
-    from lcm_bench.models.checks import check_lora
+    from lcm_bench.models.config_checks import check_lora
 
     folder = tiny_path("tiny-sdxl")
     unet = UNet2DConditionModel.from_pretrained(folder / "unet")

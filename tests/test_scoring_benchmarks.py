@@ -15,7 +15,7 @@ import sys
 import numpy as np
 import pytest
 
-from lcm_bench.metrics.catalogue import METRICS, CellInputs
+from lcm_bench.metrics.builtins import METRICS, CellInputs
 
 pytestmark = pytest.mark.slow
 N = 2000
@@ -190,7 +190,7 @@ TEN_THOUSAND = """
 import json
 import numpy as np
 peak_mb = lambda: int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1]) / 1024
-from lcm_bench.metrics.catalogue import METRICS, CellInputs
+from lcm_bench.metrics.builtins import METRICS, CellInputs
 rng = np.random.default_rng(0)
 class Extractor:
     dim, key, label = 1280, "effnet-lite0", "FD-EffNetLite0"

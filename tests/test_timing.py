@@ -225,8 +225,8 @@ def test_the_batches_that_make_the_images_are_the_repeats_taken_in_turns(tmp_pat
         tp = record["throughput"]
         assert tp["timing_repeats"] == tp["timing_repeats_from_generation"] == 6 and tp["timed_batch_images"] == 4
     repeats = []
-    for fragment in (tmp_path / "run" / "chunks").glob("*/*.json"):
-        data = json.loads(fragment.read_text())
+    for chunk_record in (tmp_path / "run" / "chunks").glob("*/*.json"):
+        data = json.loads(chunk_record.read_text())
         repeats += [(r["started"], data["cell_id"]) for r in data["repeats"]]
     order = [cell for _, cell in sorted(repeats)]
     turns = all(a != b for a, b in zip(order[:-1], order[1:], strict=True))

@@ -8,7 +8,7 @@ import torch
 
 from lcm_bench.core.paths import embedded_models_dir
 from lcm_bench.domain.shapes import HEADS, captions, labels, parse, render
-from lcm_bench.train.loop import train
+from lcm_bench.train.training_loop import TrainingPlan, train
 
 
 def test_domain_is_deterministic_and_parses_its_captions():
@@ -36,9 +36,9 @@ def test_resume_continues_exactly(tmp_path):
         x = data[torch.randint(0, 64, (8,), generator=generator)]
         return (model(x) - x.sum(1, keepdim=True)).pow(2).mean()
 
-    straight, _ = train(make(), loss_fn, 20, tmp_path / "a.pt", checkpoint_every=5, log_every=5)
-    train(make(), loss_fn, 10, tmp_path / "b.pt", checkpoint_every=5, log_every=5)
-    resumed, history = train(make(), loss_fn, 20, tmp_path / "b.pt", checkpoint_every=5, log_every=5)
+    straight, _ = train(make(), loss_fn, tmp_path / "a.pt", TrainingPlan(20, checkpoint_every=5, log_every=5))
+    train(make(), loss_fn, tmp_path / "b.pt", TrainingPlan(10, checkpoint_every=5, log_every=5))
+    resumed, history = train(make(), loss_fn, tmp_path / "b.pt", TrainingPlan(20, checkpoint_every=5, log_every=5))
     for a, b in zip(straight.parameters(), resumed.parameters(), strict=True):
         torch.testing.assert_close(a, b)
     assert [s for s, _ in history] == [5, 10, 15, 20]
@@ -49,7 +49,7 @@ def _falls(history):
 
 
 def test_judge_steps_lower_the_loss(tmp_path):
-    from lcm_bench.train.judge import train_judge
+    from lcm_bench.train.attribute_judge import train_judge
 
     card = train_judge(tmp_path / "judge", steps=40, batch=32, n_train=512, n_test=64, log_every=10)
     assert _falls(card["loss_history"])

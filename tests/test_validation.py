@@ -74,7 +74,7 @@ def test_bad_values_are_refused_before_any_compute(tmp_path, capsys, edit, expec
 
 
 def test_too_small_for_the_unet_is_refused(tmp_path, capsys, monkeypatch):
-    from lcm_bench.models import checks
+    from lcm_bench.models import config_checks as checks
 
     monkeypatch.setattr(checks, "latent_factors", lambda *a: (8, 8, False))
     suite = write_suite(tmp_path, BASE + "resolution: 32\n")
@@ -82,7 +82,7 @@ def test_too_small_for_the_unet_is_refused(tmp_path, capsys, monkeypatch):
 
 
 def test_a_transformer_resolution_must_hold_whole_patches(tmp_path, capsys, monkeypatch):
-    from lcm_bench.models import checks
+    from lcm_bench.models import config_checks as checks
 
     real = checks.latent_factors
     assert real(*[checks.Path(p) for p in _tiny_pixart_folders()]) == (2, 2, True), "tiny PixArt: VAE 2, patch 2"

@@ -1,5 +1,5 @@
 """Running suites: ``run`` (run, resume, score, report), ``merge`` (assemble and score a sharded run) and ``plan``
-(each shard's units with their NFE)."""
+(each shard's chunks with their NFE)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def _run_arguments(parser: ArgumentParser) -> None:
     add_weights_dir(parser)
     parser.add_argument(
         "--shard",
-        help="generate only share I of N (0-based) of the suite's units, such as 0/4; 'auto' reads a Slurm array or "
+        help="generate only share I of N (0-based) of the suite's chunks, such as 0/4; 'auto' reads a Slurm array or "
         "a Kubernetes indexed job; score with lcm-bench merge",
     )
     parser.add_argument(
@@ -46,8 +46,8 @@ def run(args: argparse.Namespace) -> int:
     from lcm_bench.core.provenance import provenance
     from lcm_bench.report import write_report
     from lcm_bench.run.launcher import launched
-    from lcm_bench.run.runner import run_suite
-    from lcm_bench.run.units import parse_shard
+    from lcm_bench.run.runner import RunOptions, run_suite
+    from lcm_bench.run.sharding import parse_shard
     from lcm_bench.suite.load import load_suite
 
     shard, world, weights = parse_shard(args.shard), launched(), weights_dirs(args)
@@ -55,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("reports") / suite.name
     if not args.out and (world is None or world.is_main):
         print(f"suite '{suite.name}': run directory {out.resolve()} (./reports/<suite> by default; --out to choose)")
-    summary = run_suite(suite, out, provenance, not args.quiet, shard, args.threads, world, args.pin_devices, weights)
+    options = RunOptions(not args.quiet, shard, args.threads, args.pin_devices, tuple(weights))
+    summary = run_suite(suite, out, provenance, options, world)
     if world is not None and not world.is_main:
         return 0
     if shard is not None:
@@ -82,19 +83,19 @@ def _merge_arguments(parser: ArgumentParser) -> None:
     add_weights_dir(parser)
 
 
-@command("merge", "assemble, score and report a run whose units were spread over shards", _merge_arguments)
+@command("merge", "assemble, score and report a run whose chunks were spread over shards", _merge_arguments)
 def merge(args: argparse.Namespace) -> int:
-    """Assemble and score a run whose units were spread over shards; exit 1 while units are missing."""
+    """Assemble and score a run whose chunks were spread over shards; exit 1 while chunks are missing."""
     from lcm_bench.report import write_report
     from lcm_bench.run.merge import merge_run
 
     existing_dirs([args.run_dir], "run_dir")
     summary = merge_run(args.run_dir, progress=not args.quiet, weights=weights_dirs(args))
     if summary.missing:
-        count = sum(len(units) for units in summary.missing.values())
-        print(f"{count} units of {len(summary.missing)} cells are still missing:")
-        for cell_id, units in summary.missing.items():
-            print(f"  {cell_id}: images " + ", ".join(f"{u.start}..{u.stop - 1}" for u in units))
+        count = sum(len(chunks) for chunks in summary.missing.values())
+        print(f"{count} chunks of {len(summary.missing)} cells are still missing:")
+        for cell_id, chunks in summary.missing.items():
+            print(f"  {cell_id}: images " + ", ".join(f"{u.start}..{u.stop - 1}" for u in chunks))
         print(f"{len(summary.assembled)} cells assembled; run the missing shards again, then merge")
         return 1
     report = write_report([args.run_dir]) if not args.no_report else None
@@ -110,12 +111,14 @@ def merge(args: argparse.Namespace) -> int:
 def _plan_arguments(parser: ArgumentParser) -> None:
     parser.add_argument("suite")
     parser.add_argument("--shards", type=int, default=1, help="number of shards (default 1)")
-    parser.add_argument("--units", action="store_true", help="also list every unit")
+    parser.add_argument(
+        "--chunks", "--units", action="store_true", help="also list every chunk (--units: its old name)"
+    )
 
 
 def _nfe_counter(runnable: list, modes: dict[str, str]):
     """NFE per image of a cell id, and whether it is exact (counted as the run will) or the spec's estimate."""
-    from lcm_bench.run.units import estimated_nfe
+    from lcm_bench.run.sharding import estimated_nfe
     from lcm_bench.sampling.guidance import nfe_per_image
 
     by_id = {c.cell_id: c for c in runnable}
@@ -129,15 +132,15 @@ def _nfe_counter(runnable: list, modes: dict[str, str]):
     return nfe
 
 
-@command("plan", "print each shard's units, images and NFE", _plan_arguments)
+@command("plan", "print each shard's chunks, images and NFE", _plan_arguments)
 def plan(args: argparse.Namespace) -> int:
-    """Print each shard's units with their images and NFE (counted as the run will; ``~`` an estimate where a
+    """Print each shard's chunks with their images and NFE (counted as the run will; ``~`` an estimate where a
     student is not distilled yet). Shares are balanced by the spec's estimate, which every shard computes alike."""
     from lcm_bench.run.preflight import preflight
     from lcm_bench.run.runner import split_available
-    from lcm_bench.run.units import assign
+    from lcm_bench.run.sharding import assign
     from lcm_bench.suite.load import load_suite
-    from lcm_bench.suite.students import pending
+    from lcm_bench.suite.student_entries import pending
 
     if args.shards < 1:
         raise UserError(f"--shards: expected an integer >= 1, got {args.shards}")
@@ -148,15 +151,15 @@ def plan(args: argparse.Namespace) -> int:
     shares = assign(runnable, args.shards)
     print(
         f"suite '{suite.name}': {len(runnable)} cells runnable here ({len(skipped)} skipped), "
-        f"{sum(len(s) for s in shares)} units, {args.shards} shard{'s' * (args.shards > 1)}"
+        f"{sum(len(s) for s in shares)} chunks, {args.shards} shard{'s' * (args.shards > 1)}"
     )
     for index, share in enumerate(shares):
         counted = [(u, *nfe(u.cell_id)) for u in share]
         total = sum(u.images * per for u, per, _ in counted)
         exact = all(known for *_, known in counted)
         images = sum(u.images for u in share)
-        print(f"shard {index}/{args.shards}: {len(share)} units, {images} images, {'' if exact else '~'}{total} NFE")
-        if args.units:
+        print(f"shard {index}/{args.shards}: {len(share)} chunks, {images} images, {'' if exact else '~'}{total} NFE")
+        if args.chunks:
             for u, per, known in counted:
                 print(f"  {u.cell_id} images {u.start}..{u.stop - 1} ({'' if known else '~'}{u.images * per} NFE)")
     return 0

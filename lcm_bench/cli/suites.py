@@ -22,7 +22,7 @@ def validate(args: argparse.Namespace) -> int:
     from lcm_bench.core.hardware import unavailable_reason
     from lcm_bench.run.preflight import preflight, resolve_all
     from lcm_bench.suite.load import load_suite
-    from lcm_bench.suite.students import pending
+    from lcm_bench.suite.student_entries import pending
 
     weights, suite = weights_dirs(args), load_suite(args.suite)
     runnable = [c for c in suite.cells if unavailable_reason(c.hardware) is None]
@@ -70,7 +70,7 @@ def _metric_weights(metric, field: str, weights) -> tuple[list[str], list[str]]:
     """(files found, lines for what is missing) of one metric's extractor, looked up offline."""
     from lcm_bench.core.errors import MissingResourceError, MissingResources
     from lcm_bench.core.paths import forced_offline
-    from lcm_bench.metrics.catalogue import METRICS
+    from lcm_bench.metrics.builtins import METRICS
     from lcm_bench.metrics.extractors import EXTRACTORS
 
     name, options = METRICS.get(metric.name).extractor(dict(metric.options))
@@ -196,7 +196,7 @@ def _list_suites() -> None:
 def _list_registries() -> None:
     from lcm_bench.domain.datasets import PROTOCOLS
     from lcm_bench.domain.prompts import PROMPT_SETS
-    from lcm_bench.metrics.catalogue import METRICS
+    from lcm_bench.metrics.builtins import METRICS
     from lcm_bench.metrics.extractors import EXTRACTORS
     from lcm_bench.models.catalogue import MODEL_KINDS, MODELS
     from lcm_bench.models.families import FAMILIES

@@ -31,7 +31,7 @@ def train(args: argparse.Namespace) -> int:
     import time
 
     from lcm_bench.core.paths import model_output_dir
-    from lcm_bench.train.cards import write_card
+    from lcm_bench.train.readmes import write_card
     from lcm_bench.train.trainers import TRAINERS
 
     out = Path(args.out) if args.out else model_output_dir() / f"shapes-{args.model}"
@@ -46,7 +46,7 @@ def _config_fields() -> dict[str, tuple[str, object]]:
     """Every option of the distillation methods' configs: name -> (the methods that take it, default). An option of
     a base config shared by every method is listed once, as taken by all methods."""
     from lcm_bench.train.distill.config import StudentConfig
-    from lcm_bench.train.distill.methods import DISTILLERS
+    from lcm_bench.train.distill.distillers import DISTILLERS
 
     configs = {StudentConfig: "all methods"}
     for name, distiller in DISTILLERS.items():
@@ -67,7 +67,7 @@ def _steps_list(text: str) -> tuple[int, ...]:
 
 
 def _distill_arguments(parser: ArgumentParser) -> None:
-    from lcm_bench.train.distill.methods import DISTILLERS
+    from lcm_bench.train.distill.distillers import DISTILLERS
 
     parser.add_argument("method", choices=DISTILLERS.in_order())
     parser.add_argument(
@@ -116,10 +116,11 @@ def distill(args: argparse.Namespace) -> int:
     from lcm_bench.core.io import write_json
     from lcm_bench.core.libraries import quiet_libraries
     from lcm_bench.core.paths import model_output_dir
-    from lcm_bench.suite.students import teacher_folder
-    from lcm_bench.train.cards import write_card
-    from lcm_bench.train.distill.methods import DISTILLERS
-    from lcm_bench.train.distill.teacher import load_teacher, training_latents
+    from lcm_bench.suite.student_entries import teacher_folder
+    from lcm_bench.train.distill.config import DistillRun
+    from lcm_bench.train.distill.distillers import DISTILLERS
+    from lcm_bench.train.distill.frozen_teacher import load_teacher, training_latents
+    from lcm_bench.train.readmes import write_card
 
     distiller = DISTILLERS.get(args.method)
     config, given = _distill_config(args, distiller.config)
@@ -128,7 +129,9 @@ def distill(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else model_output_dir() / f"shapes-{args.method}"
     began = time.time()
     teacher = load_teacher(folder, guidance_embedding=distiller.lcm_teacher)
-    card = distiller.run(args.method, teacher, training_latents(teacher, args.data, config.n_train), out, config)
+    card = distiller.run(
+        args.method, teacher, training_latents(teacher, args.data, config.n_train), config, DistillRun(out)
+    )
     write_json(out / "card.json", card)
     write_card(out, args.method, time.time() - began, command=_distill_command(args, given))
     _print_card(card)

@@ -4,7 +4,7 @@
 only in a launcher's first attempt, so an elastic restart runs clean). ``LCM_BENCH_ENOSPC=TEXT`` makes every write
 of a file whose path contains TEXT fail with ENOSPC, as a full disk does.
 
-Points: ``chunk`` (a chunk's fragment written), ``timing`` (a cell's timing written), ``image`` (an image file
+Points: ``chunk`` (a chunk's record written), ``timing`` (a cell's timing written), ``image`` (an image file
 written), ``record`` (a record written), ``features`` (a feature file cached), ``metric`` (a metric value stored),
 ``report`` (before the report is written).
 """

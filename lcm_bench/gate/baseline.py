@@ -12,7 +12,7 @@ from lcm_bench.core.errors import UserError
 from lcm_bench.core.io import write_atomic
 from lcm_bench.core.registry import Registry
 from lcm_bench.core.textfiles import read_text
-from lcm_bench.metrics.catalogue import metric_name_of, metric_of, result_inputs
+from lcm_bench.metrics.builtins import metric_name_of, metric_of, result_inputs
 from lcm_bench.metrics.result_fields import result_noise
 from lcm_bench.records.store import load_runs, machine_label, method_of
 

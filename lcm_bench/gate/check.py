@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lcm_bench.gate.baseline import COMPARABLE, MACHINE_BOUND, THROUGHPUT, TIME_BOUND, _execution, reference_of
-from lcm_bench.metrics.catalogue import result_inputs
+from lcm_bench.metrics.builtins import result_inputs
 from lcm_bench.records.fingerprints import changed_components, describe_change
 from lcm_bench.records.store import load_runs, version_changes
 

@@ -32,5 +32,5 @@ def describe_change(model: str, sampler: str, old: dict | None, new: dict | None
 
 
 def fingerprint_value(record: dict | None) -> str | None:
-    """The content fingerprint a record (or a chunk fragment) was made with; None when it records none."""
+    """The content fingerprint a record (or a chunk record) was made with; None when it records none."""
     return ((record or {}).get("fingerprint") or {}).get("value")

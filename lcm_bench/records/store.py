@@ -1,6 +1,6 @@
 """A run directory: one JSON record per finished cell (written atomically), a manifest, and results.csv.
 
-Layout: ``manifest.json``, ``cells/<cell_id>.json``, ``chunks/<cell_id>/<start>-<stop>.json`` (one fragment per finished
+Layout: ``manifest.json``, ``cells/<cell_id>.json``, ``chunks/<cell_id>/<start>-<stop>.json`` (a record per finished
 chunk, lcm_bench.run.chunks), ``images/<cell_id>/NNNNN.png``, ``results.csv``, ``report.md``, and ``.leases/`` (lock
 files). A cell is finished when its record exists and its content fingerprint matches what would produce it now;
 resuming skips it. Writes go to a temporary file in the same folder and are renamed into place, so a killed run never
@@ -94,7 +94,15 @@ def read_record(path: Path) -> dict | None:
     return record
 
 
+def image_name(index: int) -> str:
+    """The file name of a cell's image ``index`` in its images folder."""
+    return f"{index:05d}.png"
+
+
 class RunDir:
+    """A run directory: every path in it is named here (docs/run-directory.md lays them out), and its records and
+    manifest are read and written here."""
+
     def __init__(self, path: str | Path):
         self.path = Path(path)
 
@@ -102,11 +110,62 @@ class RunDir:
     def cells_dir(self) -> Path:
         return self.path / "cells"
 
+    def record_path(self, cell_id: str) -> Path:
+        return self.cells_dir / f"{cell_id}.json"
+
     def images_dir(self, cell_id: str) -> Path:
         return self.path / "images" / cell_id
 
-    def record_path(self, cell_id: str) -> Path:
-        return self.cells_dir / f"{cell_id}.json"
+    @property
+    def all_images_dir(self) -> Path:
+        return self.path / "images"
+
+    def grid_path(self, cell_id: str) -> Path:
+        return self.path / "images" / f"{cell_id}.grid.png"
+
+    def chunk_record_path(self, cell_id: str, chunk_name: str) -> Path:
+        return self.path / "chunks" / cell_id / f"{chunk_name}.json"
+
+    def timing_path(self, cell_id: str) -> Path:
+        return self.path / "timings" / f"{cell_id}.json"
+
+    def features_dir(self, cell_id: str) -> Path:
+        return self.path / "features" / cell_id
+
+    @property
+    def leases_dir(self) -> Path:
+        return self.path / ".leases"
+
+    def cell_leases(self, cell_id: str) -> Path:
+        return self.leases_dir / cell_id
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.path / "manifest.json"
+
+    @property
+    def results_csv(self) -> Path:
+        return self.path / "results.csv"
+
+    @property
+    def results_by_category_csv(self) -> Path:
+        return self.path / "results_by_category.csv"
+
+    @property
+    def report_md(self) -> Path:
+        return self.path / "report.md"
+
+    @property
+    def report_html(self) -> Path:
+        return self.path / "report.html"
+
+    @property
+    def tables_dir(self) -> Path:
+        return self.path / "tables"
+
+    @property
+    def plots_dir(self) -> Path:
+        return self.path / "plots"
 
     def write_record(self, record: dict) -> None:
         write_json(self.record_path(record["cell_id"]), {"schema_version": SCHEMA_VERSION, **record})
@@ -120,8 +179,8 @@ class RunDir:
         import shutil
 
         self.record_path(cell_id).unlink(missing_ok=True)
-        (self.path / "images" / f"{cell_id}.grid.png").unlink(missing_ok=True)
-        shutil.rmtree(self.path / "features" / cell_id, ignore_errors=True)
+        self.grid_path(cell_id).unlink(missing_ok=True)
+        shutil.rmtree(self.features_dir(cell_id), ignore_errors=True)
 
     def records(self) -> dict[str, dict]:
         out = {}
@@ -132,11 +191,11 @@ class RunDir:
         return out
 
     def manifest(self) -> dict | None:
-        path = self.path / "manifest.json"
+        path = self.manifest_path
         return json.loads(path.read_text()) if path.is_file() else None
 
     def write_manifest(self, manifest: dict) -> None:
-        write_json(self.path / "manifest.json", {"schema_version": SCHEMA_VERSION, **manifest})
+        write_json(self.manifest_path, {"schema_version": SCHEMA_VERSION, **manifest})
 
 
 def load_runs(paths: list[str | Path]) -> tuple[list[dict], list[dict]]:

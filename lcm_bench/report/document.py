@@ -17,7 +17,7 @@ from lcm_bench.core.faults import reached
 from lcm_bench.core.io import write_atomic
 from lcm_bench.core.paths import package_dir
 from lcm_bench.domain.published import DESCRIPTIONS, check_published
-from lcm_bench.records.store import category_rows, load_runs, results_frame, version_changes
+from lcm_bench.records.store import RunDir, category_rows, load_runs, results_frame, version_changes
 from lcm_bench.report import categories, grids, plots
 from lcm_bench.report.deployment import latency_table, runtime_table
 from lcm_bench.report.frame import clip_metric, distance_metric, method_colours, metric_meta
@@ -117,7 +117,7 @@ def _write_table(table: Table | None, folder: Path, name: str) -> Table | None:
 def _image_dirs(run_dirs: list[Path]) -> dict[str, Path]:
     found = {}
     for run_dir in run_dirs:
-        images = run_dir / "images"
+        images = RunDir(run_dir).all_images_dir
         if images.is_dir():
             found.update({p.name: run_dir for p in images.iterdir() if p.is_dir()})
     return found
@@ -144,7 +144,7 @@ def write_report(
     out = Path(out_dir or run_dirs[0])
     key = report_key(records, manifests, [published, target, target_metric, [str(p) for p in run_dirs]])
     if _up_to_date(out, key):
-        return out / "report.md"
+        return RunDir(out).report_md
     frame = results_frame(records)
     reached("report")
     meta = metric_meta(records, manifests)
@@ -153,13 +153,14 @@ def write_report(
     colours = method_colours(frame)
     target_metric = metric_named(meta, target_metric) if target_metric else None
     cost_metric = meta[target_metric] if target_metric else distance or (metrics[0] if metrics else None)
-    plots_dir, tables_dir = out / "plots", out / "tables"
+    layout = RunDir(out)
+    plots_dir, tables_dir = layout.plots_dir, layout.tables_dir
     names = ", ".join(dict.fromkeys(m["suite"]["name"] for m in manifests))
     blocks = [Block("h1", f"lcm-bench report: {names}"), Block("p", READING_GUIDE)]
     ok = frame[frame["status"] == "ok"] if "status" in frame.columns else frame.iloc[0:0]
     if not ok.empty:
-        _quality_section(blocks, ok, metrics, distance, clip, colours, plots_dir, tables_dir)
-        _category_section(blocks, records, ok, plots_dir, tables_dir)
+        _quality_section(blocks, ok, metrics, distance, clip, colours, layout)
+        _category_section(blocks, records, ok, layout)
         _published_section(blocks, ok, manifests, published, distance, clip, tables_dir)
         _cost_section(blocks, ok, cost_metric, target, colours, out, metrics)
         _samples_section(blocks, ok, records, run_dirs, plots_dir)
@@ -169,9 +170,9 @@ def write_report(
     if metrics and not ok.empty:
         tables_dir.mkdir(parents=True, exist_ok=True)
         write_atomic(tables_dir / "quality_long.csv", tidy_results(ok, metrics).to_csv(index=False).encode())
-    report = out / "report.md"
+    report = RunDir(out).report_md
     write_atomic(report, _markdown(blocks, out).encode())
-    write_atomic(out / "report.html", _html(blocks, f"lcm-bench report: {names}").encode())
+    write_atomic(RunDir(out).report_html, _html(blocks, f"lcm-bench report: {names}").encode())
     write_atomic(out / KEY_FILE, json.dumps({"key": key}).encode())
     return report
 
@@ -199,7 +200,7 @@ def _up_to_date(out: Path, key: str) -> bool:
         stored = json.loads((out / KEY_FILE).read_text()).get("key")
     except (OSError, ValueError, AttributeError):
         return False
-    return stored == key and (out / "report.md").is_file() and (out / "report.html").is_file()
+    return stored == key and RunDir(out).report_md.is_file() and RunDir(out).report_html.is_file()
 
 
 def metric_named(meta: dict[str, dict], name: str) -> str:
@@ -243,7 +244,8 @@ def _closing_sections(blocks, records, frame, manifests) -> None:
         blocks.append(Block("p", "**Library versions differ between the cells of this report:** " + "; ".join(changes)))
 
 
-def _quality_section(blocks, ok, metrics, distance, clip, colours, plots_dir, tables_dir) -> None:
+def _quality_section(blocks, ok, metrics, distance, clip, colours, layout: RunDir) -> None:
+    plots_dir, tables_dir = layout.plots_dir, layout.tables_dir
     if not metrics:
         return
     blocks.append(Block("h2", "Quality"))
@@ -270,8 +272,9 @@ def _quality_section(blocks, ok, metrics, distance, clip, colours, plots_dir, ta
             blocks.append(Block("image", figure, f"{m['label']} against training iterations"))
 
 
-def _category_section(blocks, records, ok, plots_dir, tables_dir) -> None:
+def _category_section(blocks, records, ok, layout: RunDir) -> None:
     """Every per-image metric per category: a table per category column and a figure per metric."""
+    plots_dir, tables_dir = layout.plots_dir, layout.tables_dir
     rows = category_rows(records)
     if rows.empty:
         return
@@ -308,10 +311,10 @@ def _published_section(blocks, ok, manifests, published, distance, clip, tables_
 
 def _cost_section(blocks, ok, metric, target, colours, out, metrics) -> None:
     blocks.append(Block("h2", "Cost"))
-    table = _write_table(throughput_table(ok), out / "tables", "throughput")
+    table = _write_table(throughput_table(ok), RunDir(out).tables_dir, "throughput")
     if table is not None:
         blocks.append(Block("table", table))
-    figure = plots.latency_vs_steps(ok, colours, out / "plots" / "cost_vs_steps.png")
+    figure = plots.latency_vs_steps(ok, colours, RunDir(out).plots_dir / "cost_vs_steps.png")
     if figure is not None:
         blocks.append(Block("image", figure, "cost against steps"))
     _deployment_blocks(blocks, ok, metric, metrics, colours, out)
@@ -325,11 +328,11 @@ def _cost_section(blocks, ok, metric, target, colours, out, metrics) -> None:
             continue
         targets[prompts] = chosen
         table = speedup_table(iso_quality(subset, metric, chosen[0]), metric, *chosen)
-        if _write_table(table, out / "tables", f"speedup_{prompts}") is not None:
+        if _write_table(table, RunDir(out).tables_dir, f"speedup_{prompts}") is not None:
             if len(targets) == 1:
                 blocks.append(Block("h3", "Iso-quality speedup"))
             blocks.append(Block("table", table))
-    figure = plots.quality_vs_cost(ok, metric, colours, out / "plots" / "quality_vs_cost.png", targets)
+    figure = plots.quality_vs_cost(ok, metric, colours, RunDir(out).plots_dir / "quality_vs_cost.png", targets)
     if figure is not None:
         blocks.append(Block("image", figure, "quality against cost"))
 
@@ -337,16 +340,16 @@ def _cost_section(blocks, ok, metric, target, colours, out, metrics) -> None:
 def _deployment_blocks(blocks, ok, metric, metrics, colours, out) -> None:
     """Latency percentiles and peak throughput where measured; each runtime's speed-up and quality cost where the
     runs hold more than one runtime."""
-    latency = _write_table(latency_table(ok), out / "tables", "latency")
+    latency = _write_table(latency_table(ok), RunDir(out).tables_dir, "latency")
     if latency is not None:
         blocks += [Block("h3", "Latency and peak throughput"), Block("table", latency)]
     metrics = [m for m in metrics if m["id"] in ok.columns]
-    runtimes = _write_table(runtime_table(ok, metrics), out / "tables", "runtimes")
+    runtimes = _write_table(runtime_table(ok, metrics), RunDir(out).tables_dir, "runtimes")
     if runtimes is None:
         return
     blocks += [Block("h3", "Runtimes: speed-up and quality cost"), Block("table", runtimes)]
     if metric is not None and metric["id"] in ok.columns:
-        figure = plots.quality_vs_latency(ok, metric, colours, out / "plots" / "quality_vs_latency.png")
+        figure = plots.quality_vs_latency(ok, metric, colours, RunDir(out).plots_dir / "quality_vs_latency.png")
         if figure is not None:
             blocks.append(Block("image", figure, "quality against latency by runtime"))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from lcm_bench.core.spec import EAGER
-from lcm_bench.metrics.catalogue import METRICS
+from lcm_bench.metrics.builtins import METRICS
 from lcm_bench.sampling.samplers import SAMPLERS
 
 METHOD_KEYS = ["method", "model", "sampler_label", "guidance_scale", "prompts", "hardware", "runtime"]

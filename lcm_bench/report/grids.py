@@ -7,7 +7,7 @@ import textwrap
 from pathlib import Path
 
 from lcm_bench.core.images import image_grid
-from lcm_bench.records.store import result_row
+from lcm_bench.records.store import RunDir, image_name, result_row
 from lcm_bench.report.frame import method_label
 from lcm_bench.report.plots import _pyplot, save
 
@@ -40,8 +40,8 @@ def sample_grid(records: list[dict], run_dirs: dict[str, Path], prompts: str, pa
     for record in cells:
         if record["cell_id"] not in run_dirs:
             continue
-        folder = run_dirs[record["cell_id"]] / "images" / record["cell_id"]
-        files = [folder / f"{i:05d}.png" for i in range(min(columns, len(record["samples"])))]
+        folder = RunDir(run_dirs[record["cell_id"]]).images_dir(record["cell_id"])
+        files = [folder / image_name(i) for i in range(min(columns, len(record["samples"])))]
         if not files or not all(f.is_file() for f in files):
             continue
         rows.append([np.asarray(Image.open(f).convert("RGB")) for f in files])

@@ -1,2 +1,2 @@
-"""Executing a suite: units, leases, chunks, the image writer, the executor, launchers, students, fingerprints,
+"""Executing a suite: chunks, leases, chunks, the image writer, the executor, launchers, students, fingerprints,
 scoring, the runner and merge."""

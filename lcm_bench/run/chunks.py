@@ -1,12 +1,12 @@
-"""Chunk fragments: the durable record of one finished unit, and a cell's record assembled from them.
+"""Chunk chunk_records: the durable record of one finished chunk, and a cell's record assembled from them.
 
-A fragment (``chunks/<cell_id>/<start>-<stop>.json``, written atomically after the chunk's images are on disk)
+A chunk record (``chunks/<cell_id>/<start>-<stop>.json``, written atomically after the chunk's images are on disk)
 holds what the chunk cost and what produced it: sample range, batch size, NFE, seconds per phase, peak memory, the
 fingerprint, library versions, machine, host, process and thread count, start and end times, and the sha256 of
-every image it saved. A fragment is *current* while its fingerprint, batch size and library versions equal today's;
-anything else is generated again. When every unit of a cell has a current fragment, the cell's record is assembled:
+every image it saved. A chunk record is *current* while its fingerprint, batch size and library versions equal today's;
+anything else is generated again. When every chunk of a cell has a current chunk_record, the cell's record is assembled:
 per-device throughput from the summed phase seconds, and the wall-clock figure across processes from the union of
-the fragments' busy intervals.
+the chunk records' busy intervals.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from lcm_bench.core.images import image_grid
 from lcm_bench.core.io import write_json
 from lcm_bench.core.spec import CellSpec, TimingPolicy
 from lcm_bench.records.fingerprints import fingerprint_value
-from lcm_bench.records.store import RunDir
-from lcm_bench.run.units import Unit, cell_units
+from lcm_bench.records.store import RunDir, image_name
+from lcm_bench.run.sharding import Chunk, cell_chunks
 from lcm_bench.run.writer import encode_png, write_file
 
 FRAGMENT_SCHEMA = 1
@@ -31,35 +31,39 @@ GRID_COLUMNS = 4
 
 
 class ChunkStore:
-    """Fragments and leases of one run directory."""
+    """Chunk records and leases of one run directory."""
 
     def __init__(self, run: RunDir):
         self.run = run
 
     def leases(self, cell_id: str) -> Path:
-        return self.run.path / ".leases" / cell_id
+        return self.run.cell_leases(cell_id)
 
-    def fragment_path(self, unit: Unit) -> Path:
-        return self.run.path / "chunks" / unit.cell_id / f"{unit.name}.json"
+    def chunk_record_path(self, chunk: Chunk) -> Path:
+        return self.run.chunk_record_path(chunk.cell_id, chunk.name)
 
-    def read(self, unit: Unit) -> dict | None:
-        """The unit's fragment, or None when absent or unreadable (a torn or foreign file counts as unfinished)."""
+    def read(self, chunk: Chunk) -> dict | None:
+        """The chunk's record, or None when absent or unreadable (a torn or foreign file counts as unfinished)."""
         try:
-            fragment = json.loads(self.fragment_path(unit).read_text())
+            chunk_record = json.loads(self.chunk_record_path(chunk).read_text())
         except (OSError, ValueError):
             return None
-        ok = isinstance(fragment, dict) and fragment.get("schema_version") == FRAGMENT_SCHEMA
-        return fragment if ok and (fragment.get("start"), fragment.get("stop")) == (unit.start, unit.stop) else None
+        ok = isinstance(chunk_record, dict) and chunk_record.get("schema_version") == FRAGMENT_SCHEMA
+        return (
+            chunk_record
+            if ok and (chunk_record.get("start"), chunk_record.get("stop")) == (chunk.start, chunk.stop)
+            else None
+        )
 
-    def damaged(self, unit: Unit) -> bool:
-        """A fragment file exists but does not read as this unit's fragment (torn by a crash of the machine)."""
-        return self.fragment_path(unit).is_file() and self.read(unit) is None
+    def damaged(self, chunk: Chunk) -> bool:
+        """A chunk record file exists but does not read as this chunk's record (torn by a crash of the machine)."""
+        return self.chunk_record_path(chunk).is_file() and self.read(chunk) is None
 
-    def write(self, unit: Unit, fragment: dict) -> None:
-        write_json(self.fragment_path(unit), {"schema_version": FRAGMENT_SCHEMA, **fragment})
+    def write(self, chunk: Chunk, chunk_record: dict) -> None:
+        write_json(self.chunk_record_path(chunk), {"schema_version": FRAGMENT_SCHEMA, **chunk_record})
 
     def timing_path(self, cell_id: str) -> Path:
-        return self.run.path / "timings" / f"{cell_id}.json"
+        return self.run.timing_path(cell_id)
 
     def read_timing(self, cell_id: str) -> dict | None:
         """The cell's timing (fingerprint, batch size, provenance and the ``timing`` itself), None when absent."""
@@ -69,12 +73,12 @@ class ChunkStore:
             return None
         return timing if isinstance(timing, dict) and timing.get("schema_version") == FRAGMENT_SCHEMA else None
 
-    def timing_for(self, cell_id: str, fragment: dict) -> dict | None:
-        """The cell's timing when it was measured by what made ``fragment`` (fingerprint, batch size, library
+    def timing_for(self, cell_id: str, chunk_record: dict) -> dict | None:
+        """The cell's timing when it was measured by what made ``chunk_record`` (fingerprint, batch size, library
         versions), else None."""
         stored = self.read_timing(cell_id)
-        versions = (fragment.get("provenance") or {}).get("versions")
-        current = is_current(stored, fragment["fingerprint"], fragment["batch_size"], versions)
+        versions = (chunk_record.get("provenance") or {}).get("versions")
+        current = is_current(stored, chunk_record["fingerprint"], chunk_record["batch_size"], versions)
         return stored["timing"] if current else None
 
     def write_timing(self, cell_id: str, timing: dict) -> None:
@@ -92,18 +96,18 @@ def skipped_entry(cell: CellSpec, reason: str) -> dict[str, Any]:
     }
 
 
-def generation_repeats(cell: CellSpec, fragments: list[dict]) -> list[dict]:
+def generation_repeats(cell: CellSpec, chunk_records: list[dict]) -> list[dict]:
     """The batches that generated the cell's images, each timed as it ran, as timing repeats: whole batches only (a
     cell's last, shorter batch costs another amount per image); none for chunks from before they were timed."""
     whole = min(cell.batch_size, cell.num_images)
-    return [r for f in fragments for r in f.get("repeats") or [] if r["images"] == whole]
+    return [r for f in chunk_records for r in f.get("repeats") or [] if r["images"] == whole]
 
 
-def generation_timing(cell: CellSpec, fragments: list[dict], policy: TimingPolicy) -> dict | None:
+def generation_timing(cell: CellSpec, chunk_records: list[dict], policy: TimingPolicy) -> dict | None:
     """The cell's timing from its generation batches alone, unless the policy tops it up (``TimingPolicy.tops_up``)."""
     from lcm_bench.sampling.timers import timing_of
 
-    repeats = generation_repeats(cell, fragments)
+    repeats = generation_repeats(cell, chunk_records)
     return None if policy.tops_up(len(repeats)) else timing_of(repeats, policy, len(repeats))
 
 
@@ -123,7 +127,7 @@ def figures_meet(figures: dict, policy: TimingPolicy) -> bool:
 
 
 def damaged_image(folder: Path, images: dict[str, list]) -> str | None:
-    """The first image a fragment lists that is missing or no longer what was written: size first, the sha256 only
+    """The first image a chunk record lists that is missing or no longer what was written: size first, the sha256 only
     when the modification time moved (a crash truncates, a copy rewrites)."""
     import hashlib
 
@@ -147,46 +151,46 @@ def verify_chunks(run: RunDir, cells: list[CellSpec]) -> list[str]:
     store, notes = ChunkStore(run), []
     for cell in cells:
         folder = run.images_dir(cell.cell_id)
-        for unit in cell_units(cell):
-            fragment = store.read(unit)
-            if store.damaged(unit):
-                bad = f"chunks/{cell.cell_id}/{unit.name}.json"
+        for chunk in cell_chunks(cell):
+            chunk_record = store.read(chunk)
+            if store.damaged(chunk):
+                bad = str(run.chunk_record_path(cell.cell_id, chunk.name).relative_to(run.path))
             else:
-                bad = fragment and damaged_image(folder, fragment.get("images") or {})
+                bad = chunk_record and damaged_image(folder, chunk_record.get("images") or {})
             if not bad:
                 continue
-            lease = Lease(store.leases(cell.cell_id), unit.name)
+            lease = Lease(store.leases(cell.cell_id), chunk.name)
             if not lease.try_take():
                 continue
             try:
                 run.discard_record(cell.cell_id)
-                store.fragment_path(unit).unlink(missing_ok=True)
+                store.chunk_record_path(chunk).unlink(missing_ok=True)
             finally:
                 lease.release()
             notes.append(
-                f"cell {cell.cell_id}: {bad} is missing or damaged; images {unit.start}..{unit.stop - 1} will be "
+                f"cell {cell.cell_id}: {bad} is missing or damaged; images {chunk.start}..{chunk.stop - 1} will be "
                 "generated again"
             )
     return notes
 
 
 def expected_images(run: RunDir, record: dict) -> dict[str, str]:
-    """``{file name: sha256}`` of a record's saved images, from its chunks' fragments (empty for older runs)."""
+    """``{file name: sha256}`` of a record's saved images, from its chunks' chunk_records (empty for older runs)."""
     store = ChunkStore(run)
     out = {}
     for i, chunk in enumerate(record.get("chunks") or []):
-        fragment = store.read(Unit(record["cell_id"], i, chunk["start"], chunk["stop"])) or {}
-        out.update({name: entry[0] for name, entry in (fragment.get("images") or {}).items()})
+        chunk_record = store.read(Chunk(record["cell_id"], i, chunk["start"], chunk["stop"])) or {}
+        out.update({name: entry[0] for name, entry in (chunk_record.get("images") or {}).items()})
     return out
 
 
-def is_current(fragment: dict | None, fingerprint: dict, batch_size: int, versions: dict) -> bool:
+def is_current(chunk_record: dict | None, fingerprint: dict, batch_size: int, versions: dict) -> bool:
     """Made by what would make it now: same fingerprint, batch composition and library versions."""
     return (
-        fragment is not None
-        and fingerprint_value(fragment) == fingerprint["value"]
-        and fragment.get("batch_size") == batch_size
-        and (fragment.get("provenance") or {}).get("versions") == versions
+        chunk_record is not None
+        and fingerprint_value(chunk_record) == fingerprint["value"]
+        and chunk_record.get("batch_size") == batch_size
+        and (chunk_record.get("provenance") or {}).get("versions") == versions
     )
 
 
@@ -200,12 +204,12 @@ def busy_seconds(intervals: list[tuple[float, float]]) -> float:
     return total
 
 
-def wall_clock(fragments: list[dict]) -> dict[str, Any]:
+def wall_clock(chunk_records: list[dict]) -> dict[str, Any]:
     """The run's images/s across processes: images over the union of busy intervals (idle gaps between sessions
     left out), with the number of processes and their thread counts."""
-    images = sum(f["stop"] - f["start"] for f in fragments)
-    seconds = busy_seconds([(f["started"], f["finished"]) for f in fragments])
-    processes = {f["process"]["id"]: f["process"]["threads"] for f in fragments}
+    images = sum(f["stop"] - f["start"] for f in chunk_records)
+    seconds = busy_seconds([(f["started"], f["finished"]) for f in chunk_records])
+    processes = {f["process"]["id"]: f["process"]["threads"] for f in chunk_records}
     return {
         "images": images,
         "busy_seconds": seconds,
@@ -224,8 +228,8 @@ def compose_grid(run: RunDir, cell: CellSpec) -> None:
     if cell.save_images == "none":
         return
     folder = run.images_dir(cell.cell_id)
-    paths = [folder / f"{i:05d}.png" for i in range(min(GRID_IMAGES, cell.num_images))]
-    grid_path = run.path / "images" / f"{cell.cell_id}.grid.png"
+    paths = [folder / image_name(i) for i in range(min(GRID_IMAGES, cell.num_images))]
+    grid_path = run.grid_path(cell.cell_id)
     if not (grid_path.is_file() and not all(p.is_file() for p in paths)):
         shown = [np.asarray(Image.open(p).convert("RGB")) for p in paths]
         write_file(grid_path, encode_png(image_grid(shown, min(len(shown), GRID_COLUMNS))))
@@ -239,19 +243,19 @@ def compose_grid(run: RunDir, cell: CellSpec) -> None:
 PHASES = ("text_encoding", "denoising", "vae_decoding")
 
 
-def throughput(cell: CellSpec, fragments: list[dict], timing: dict | None = None) -> dict[str, Any]:
+def throughput(cell: CellSpec, chunk_records: list[dict], timing: dict | None = None) -> dict[str, Any]:
     """NFE, peak memory and the bulk generation's seconds per image over every chunk; the time per image, its phases
     and images/s from the cell's ``timing`` (median of the timed repeats, its interval and the machine's load;
     older runs kept it in the first chunk), or from the bulk generation for runs from before timings."""
     from lcm_bench.sampling.timers import median_interval, median_rank
 
-    n = sum(f["stop"] - f["start"] for f in fragments)
-    nfe = sum(f["nfe"] for f in fragments)
+    n = sum(f["stop"] - f["start"] for f in chunk_records)
+    nfe = sum(f["nfe"] for f in chunk_records)
     seconds = Counter()
-    for f in fragments:
+    for f in chunk_records:
         seconds.update(f["seconds"])
     phases = {p: seconds[p] / n for p in PHASES}
-    timing = timing or next((f["timing"] for f in fragments if f.get("timing")), None)
+    timing = timing or next((f["timing"] for f in chunk_records if f.get("timing")), None)
     out: dict[str, Any] = {"bulk_seconds_per_image": sum(seconds.values()) / n}
     if timing:
         repeats = len(timing["seconds_per_image"])
@@ -272,8 +276,8 @@ def throughput(cell: CellSpec, fragments: list[dict], timing: dict | None = None
     else:
         median = out["bulk_seconds_per_image"]
     out |= latency_figures(timing or {})
-    processes = Counter(f["process"]["id"] for f in fragments)
-    compiled = [f["compile_seconds"] for f in fragments if f.get("compile_seconds") is not None]
+    processes = Counter(f["process"]["id"] for f in chunk_records)
+    compiled = [f["compile_seconds"] for f in chunk_records if f.get("compile_seconds") is not None]
     out |= {"compile_seconds": compiled[0]} if compiled else {}
     return {
         "nfe_per_image": nfe / n,
@@ -281,11 +285,11 @@ def throughput(cell: CellSpec, fragments: list[dict], timing: dict | None = None
         "seconds_per_image": median,
         "seconds_per_nfe": phases["denoising"] / (nfe / n),
         **{f"{p}_s_per_image": phases[p] for p in PHASES},
-        "peak_memory_mb": max(f["peak_memory_bytes"] for f in fragments) / 2**20,
-        "memory_kind": fragments[0]["memory_kind"],
+        "peak_memory_mb": max(f["peak_memory_bytes"] for f in chunk_records) / 2**20,
+        "memory_kind": chunk_records[0]["memory_kind"],
         "warmup_batches": cell.warmup,
         "processes": len(processes),
-        "threads": max(f["process"]["threads"] for f in fragments),
+        "threads": max(f["process"]["threads"] for f in chunk_records),
         **out,
     }
 
@@ -305,13 +309,15 @@ def latency_figures(timing: dict) -> dict[str, Any]:
     return out
 
 
-def assemble_record(cell: CellSpec, units: list[Unit], fragments: list[dict], timing: dict | None) -> dict[str, Any]:
-    """The cell's record from one current fragment per unit (in unit order) and its timing."""
+def assemble_record(
+    cell: CellSpec, chunks: list[Chunk], chunk_records: list[dict], timing: dict | None
+) -> dict[str, Any]:
+    """The cell's record from one current chunk_record per chunk (in chunk order) and its timing."""
     from lcm_bench.domain.prompts import read_prompts, select
     from lcm_bench.sampling.generation import sample_seed
 
-    first = fragments[0]
-    n = sum(f["stop"] - f["start"] for f in fragments)
+    first = chunk_records[0]
+    n = sum(f["stop"] - f["start"] for f in chunk_records)
     spec = cell.prompts
     prompts = read_prompts(Path(spec.source), spec.format, spec.column, "prompts")
     indices = select(prompts, cell.num_images, cell.seed)
@@ -325,9 +331,9 @@ def assemble_record(cell: CellSpec, units: list[Unit], fragments: list[dict], ti
         "fingerprint": first["fingerprint"],
         "provenance": first["provenance"],
         "samples": [{"index": i, "prompt_index": indices[i], "seed": sample_seed(cell.seed, i)} for i in range(n)],
-        "chunks": [{"start": f["start"], "stop": f["stop"], "process": f["process"]["id"]} for f in fragments],
-        "nonfinite_images": [i for f in fragments for i in f.get("nonfinite_images", [])],
-        "throughput": throughput(cell, fragments, timing),
+        "chunks": [{"start": f["start"], "stop": f["stop"], "process": f["process"]["id"]} for f in chunk_records],
+        "nonfinite_images": [i for f in chunk_records for i in f.get("nonfinite_images", [])],
+        "throughput": throughput(cell, chunk_records, timing),
         **authors_settings(cell),
     }
 
@@ -349,23 +355,23 @@ def authors_settings(cell: CellSpec) -> dict[str, Any]:
 
 
 def write_cell_record(
-    run: RunDir, cell: CellSpec, units: list[Unit], fragments: list[dict], suite: dict, timing: dict | None = None
+    run: RunDir, cell: CellSpec, chunks: list[Chunk], chunk_records: list[dict], suite: dict, timing: dict | None = None
 ) -> dict:
-    """Compose the cell's grid and write its record from its fragments and timing (callers hold the cell's record
+    """Compose the cell's grid and write its record from its chunk records and timing (callers hold the cell's record
     lease)."""
     compose_grid(run, cell)
-    record = assemble_record(cell, units, fragments, timing)
+    record = assemble_record(cell, chunks, chunk_records, timing)
     record["suite"] = suite
     run.write_record(record)
     return record
 
 
-def consistency_error(cell: CellSpec, fragments: list[dict]) -> str | None:
-    """Why a cell's fragments cannot form one record: made from different weights or by different libraries."""
-    values = Counter(fingerprint_value(f) for f in fragments)
+def consistency_error(cell: CellSpec, chunk_records: list[dict]) -> str | None:
+    """Why a cell's chunk_records cannot form one record: made from different weights or by different libraries."""
+    values = Counter(fingerprint_value(f) for f in chunk_records)
     if len(values) > 1:
         return f"cell {cell.cell_id}: its chunks were generated from {len(values)} different fingerprints"
-    versions = Counter(json.dumps((f.get("provenance") or {}).get("versions"), sort_keys=True) for f in fragments)
+    versions = Counter(json.dumps((f.get("provenance") or {}).get("versions"), sort_keys=True) for f in chunk_records)
     if len(versions) > 1:
         found = [json.loads(v) for v in versions]
         differing = sorted(k for k in set().union(*found) if len({json.dumps(v.get(k)) for v in found}) > 1)

@@ -1,10 +1,10 @@
-"""The local executor: claims units through leases, generates the chunks of one pipeline in rounds that take turns
+"""The local executor: claims chunks through leases, generates the chunks of one pipeline in rounds that take turns
 batch by batch (each batch timed as it runs: the cell's repeats), times again only the cells with too few batches
 (interleaved rounds, ``lcm_bench.sampling.timers.time_interleaved``), and assembles a cell's record once all of
 its chunks and its timing are durable.
 
-Units this process cannot claim at once (another process holds them) are set aside and waited for at the end: a
-unit whose holder finished is skipped, one whose holder died (the kernel released its lock) is generated here. Two
+Chunks this process cannot claim at once (another process holds them) are set aside and waited for at the end: a
+chunk whose holder finished is skipped, one whose holder died (the kernel released its lock) is generated here. Two
 processes never generate the same chunk, and a record is written under the cell's own lease.
 """
 
@@ -43,7 +43,7 @@ from lcm_bench.run.chunks import (
     write_cell_record,
 )
 from lcm_bench.run.leases import Lease, held
-from lcm_bench.run.units import Unit, cell_units
+from lcm_bench.run.sharding import Chunk, cell_chunks
 from lcm_bench.run.writer import ImageWriter
 from lcm_bench.sampling.guidance import GUIDANCE
 
@@ -150,19 +150,19 @@ def warm_up(sampler: CellSampler, batch: range, settings, warmup: int) -> float 
 
 @dataclass
 class ChunkJob:
-    """One unit's generation, a batch at a time (``step``), so that the chunks of one pipeline take turns: every
+    """One chunk's generation, a batch at a time (``step``), so that the chunks of one pipeline take turns: every
     batch is timed as it runs (``timed_repeat``), its peak memory taken, its kept images handed to the writer."""
 
     run: RunDir
     cell: CellSpec
-    unit: Unit
+    chunk: Chunk
     sampler: CellSampler
     settings: Any
     writer: ImageWriter
     on_images: Callable[[int], None] = lambda n: None
 
     def __post_init__(self):
-        self.pending = list(reversed(self.unit.batches(self.cell.batch_size)))
+        self.pending = list(reversed(self.chunk.batches(self.cell.batch_size)))
         self.started = time.time()
         self.repeats: list[dict] = []
         self.nonfinite: list[int] = []
@@ -175,13 +175,13 @@ class ChunkJob:
         return not self.pending
 
     def warm(self, warmup: int) -> None:
-        """``warmup`` untimed 1-step batches of the unit's first batch before its first timed one."""
+        """``warmup`` untimed 1-step batches of the chunk's first batch before its first timed one."""
         self.warmup = warmup
         if warmup:
             self.compile_seconds = warm_up(self.sampler, self.pending[-1], self.settings, warmup)
 
     def step(self) -> None:
-        """Generate, time and hand over the unit's next batch."""
+        """Generate, time and hand over the chunk's next batch."""
         from lcm_bench.sampling.timers import PeakMemory, timed_repeat
 
         batch = self.pending.pop()
@@ -196,22 +196,22 @@ class ChunkJob:
             self.writer.submit(self.run.images_dir(self.cell.cell_id), batch.start, images[:kept])
         self.on_images(len(batch))
 
-    def fragment(self) -> dict[str, Any]:
-        """The unit's fragment once its images are on disk: NFE, seconds per phase, every batch's timed repeat,
+    def chunk_record(self) -> dict[str, Any]:
+        """The chunk's record once its images are on disk: NFE, seconds per phase, every batch's timed repeat,
         peak memory, compile seconds where the runtime compiles, and the sha256 of each saved image."""
         self.writer.flush()
-        cell, unit = self.cell, self.unit
+        cell, chunk = self.cell, self.chunk
         seconds: dict[str, float] = {}
         for repeat in self.repeats:
             for phase, per_image in repeat["phases"].items():
                 seconds[phase] = seconds.get(phase, 0.0) + per_image * repeat["images"]
         folder, pipe = self.run.images_dir(cell.cell_id), self.sampler.deployment.pipe
-        saved = self.writer.take_digests(folder, range(unit.start, unit.stop)) if cell.save_images == "all" else {}
+        saved = self.writer.take_digests(folder, range(chunk.start, chunk.stop)) if cell.save_images == "all" else {}
         return {
             "cell_id": cell.cell_id,
-            "chunk": unit.index,
-            "start": unit.start,
-            "stop": unit.stop,
+            "chunk": chunk.index,
+            "start": chunk.start,
+            "stop": chunk.stop,
             "batch_size": cell.batch_size,
             "cell": _cell_fields(cell, self.sampler.resolved, pipe, self.settings, self.schedule),
             "nfe": self.evaluations,
@@ -243,19 +243,19 @@ def take_turns(jobs: list[ChunkJob], on_failure: Callable[[ChunkJob, RuntimeErro
                 yield job
 
 
-def pipeline_rounds(units: list[Unit], key: Callable[[Unit], Any]) -> list[list[Unit]]:
-    """The units as rounds: grouped by the pipeline they load (in order of first appearance), and within a group
-    each cell's first unit in the given order, then its second, and so on, each round in the given order (so a
-    launcher's ranks, which start at different units, still start apart)."""
-    groups: dict[Any, list[list[Unit]]] = {}
+def pipeline_rounds(chunks: list[Chunk], key: Callable[[Chunk], Any]) -> list[list[Chunk]]:
+    """The chunks as rounds: grouped by the pipeline they load (in order of first appearance), and within a group
+    each cell's first chunk in the given order, then its second, and so on, each round in the given order (so a
+    launcher's ranks, which start at different chunks, still start apart)."""
+    groups: dict[Any, list[list[Chunk]]] = {}
     seen: Counter = Counter()
-    for unit in units:
-        rounds = groups.setdefault(key(unit), [])
-        turn = seen[unit.cell_id]
-        seen[unit.cell_id] += 1
+    for chunk in chunks:
+        rounds = groups.setdefault(key(chunk), [])
+        turn = seen[chunk.cell_id]
+        seen[chunk.cell_id] += 1
         if turn == len(rounds):
             rounds.append([])
-        rounds[turn].append(unit)
+        rounds[turn].append(chunk)
     return [turn for rounds in groups.values() for turn in rounds]
 
 
@@ -271,17 +271,26 @@ def cell_line(cell: CellSpec, throughput: dict) -> str:
     )
 
 
-@dataclass
-class Executor:
-    """Generates units of one run directory in this process, one loaded pipeline at a time."""
+@dataclass(frozen=True)
+class GenerationPlan:
+    """What a process generates: its ``cells`` by id, their ``resolved`` models, guidance ``modes`` and content
+    ``fingerprints``, and the ``suite`` they belong to (name and hash)."""
 
-    run: RunDir
     cells: dict[str, CellSpec]
     resolved: dict
     modes: dict[str, str]
     fingerprints: dict[str, dict]
-    provenance: dict
     suite: dict
+
+
+@dataclass
+class Executor:
+    """Generates chunks of one run directory in this process, one loaded pipeline at a time: ``plan``'s cells, with
+    this session's ``provenance`` and torch ``threads``."""
+
+    run: RunDir
+    plan: GenerationPlan
+    provenance: dict
     threads: int
     writer: ImageWriter
     on_images: Callable[[int], None] = lambda n: None
@@ -306,13 +315,13 @@ class Executor:
             "attempt": int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")),
         }
 
-    def current(self, cell: CellSpec, fragment: dict | None) -> bool:
+    def current(self, cell: CellSpec, chunk_record: dict | None) -> bool:
         versions = self.provenance.get("versions")
-        return is_current(fragment, self.fingerprints[cell.cell_id], cell.batch_size, versions)
+        return is_current(chunk_record, self.plan.fingerprints[cell.cell_id], cell.batch_size, versions)
 
     def _key(self, cell: CellSpec) -> tuple:
         """What identifies the pipeline a cell runs on: model, hardware, runtime and, for students, the UNet."""
-        model = self.resolved[cell.model]
+        model = self.plan.resolved[cell.model]
         return (cell.model, cell.hardware, cell.runtime, model.unet_for(cell.steps, "steps"))
 
     def _pipeline(self, cell: CellSpec):
@@ -322,7 +331,7 @@ class Executor:
         if key != self._loaded:
             self.time_pending()
             self._deployment, self._loaded = None, None
-            model = self.resolved[cell.model]
+            model = self.plan.resolved[cell.model]
             pipe = load_pipeline(model, cell.hardware, cell.steps)
             self._deployment = deploy(pipe, FAMILIES.get(model.family), cell.runtime, cell.hardware)
             self._loaded, self._warmed = key, set()
@@ -342,24 +351,24 @@ class Executor:
             cell.resolution_binning,
         )
 
-    def _generate_round(self, units: list[Unit]) -> None:
-        """Generate the round's units not yet current, taking turns batch by batch; each fragment is written once
+    def _generate_round(self, chunks: list[Chunk]) -> None:
+        """Generate the round's chunks not yet current, taking turns batch by batch; each chunk record is written once
         its chunk's images are on disk. A cell whose runtime cannot run here, or whose model failed inside it (a
         kernel or dtype this device lacks, out of memory), is skipped with the reason; the chunks already written
         stay and the rest of the suite runs."""
-        jobs = [job for job in map(self._start, units) if job is not None]
+        jobs = [job for job in map(self._start, chunks) if job is not None]
         for job in take_turns(jobs, lambda job, exc: self._fail(job.cell, exc)):
-            self._write_fragment(job)
+            self._write_chunk_record(job)
 
-    def _start(self, unit: Unit) -> ChunkJob | None:
-        """The unit's job, warmed up, on its pipeline; None when it is current or its cell is skipped."""
-        cell = self.cells[unit.cell_id]
-        if self.current(cell, self.store.read(unit)) or cell.cell_id in {s["cell_id"] for s in self.skipped}:
+    def _start(self, chunk: Chunk) -> ChunkJob | None:
+        """The chunk's job, warmed up, on its pipeline; None when it is current or its cell is skipped."""
+        cell = self.plan.cells[chunk.cell_id]
+        if self.current(cell, self.store.read(chunk)) or cell.cell_id in {s["cell_id"] for s in self.skipped}:
             return None
         try:
             deployment = self._pipeline(cell)
             sampler, settings = self._loaded_sampler(cell)
-            job = ChunkJob(self.run, cell, unit, sampler, settings, self.writer, self.on_images)
+            job = ChunkJob(self.run, cell, chunk, sampler, settings, self.writer, self.on_images)
             warm = self._warm_key(cell, settings, job.pending[-1])
             job.warm(0 if warm in self._warmed else max(cell.warmup, int(deployment.compiles)))
         except RuntimeUnavailable as exc:
@@ -382,44 +391,44 @@ class Executor:
         self.skipped.append(skipped_entry(cell, reason))
         self.say(f"  {cell.method_label}: skipped, {reason}")
 
-    def _write_fragment(self, job: ChunkJob) -> None:
+    def _write_chunk_record(self, job: ChunkJob) -> None:
         cell = job.cell
-        fragment = job.fragment()
-        fragment.update(
-            fingerprint=self.fingerprints[cell.cell_id],
+        chunk_record = job.chunk_record()
+        chunk_record.update(
+            fingerprint=self.plan.fingerprints[cell.cell_id],
             provenance=self.provenance,
             process={**self.process, "device": cell.hardware.device},
             started=job.started,
             finished=time.time(),
         )
-        self.store.write(job.unit, fragment)
-        self.generated.append(fragment)
+        self.store.write(job.chunk, chunk_record)
+        self.generated.append(chunk_record)
         reached("chunk")
 
-    def _fragments(self, cell: CellSpec) -> list[dict] | None:
-        """The cell's fragments when every one is current, else None."""
-        fragments = [self.store.read(u) for u in cell_units(cell)]
-        return fragments if all(self.current(cell, f) for f in fragments) else None
+    def _chunk_records(self, cell: CellSpec) -> list[dict] | None:
+        """The cell's chunk_records when every one is current, else None."""
+        chunk_records = [self.store.read(u) for u in cell_chunks(cell)]
+        return chunk_records if all(self.current(cell, f) for f in chunk_records) else None
 
-    def _timing(self, cell: CellSpec, fragments: list[dict]) -> dict | None:
-        timing = fragments[0].get("timing") or self.store.timing_for(cell.cell_id, fragments[0])
+    def _timing(self, cell: CellSpec, chunk_records: list[dict]) -> dict | None:
+        timing = chunk_records[0].get("timing") or self.store.timing_for(cell.cell_id, chunk_records[0])
         return timing if timing and timing_meets(timing, self.policy) else None
 
     def _assembled(self, cell: CellSpec) -> bool:
         record = self.run.record(cell.cell_id)
-        current = fingerprint_value(record) == self.fingerprints[cell.cell_id]["value"]
+        current = fingerprint_value(record) == self.plan.fingerprints[cell.cell_id]["value"]
         return current and record_meets(record, self.policy)
 
     def finish(self, cell: CellSpec) -> None:
         """Assemble the cell when its images are all generated: timed by the batches that generated them, or, with
         too few of those (or latency asked for), queued for the timing rounds of its pipeline."""
-        fragments = self._fragments(cell)
-        if fragments is None or self._assembled(cell) or self._timing(cell, fragments):
+        chunk_records = self._chunk_records(cell)
+        if chunk_records is None or self._assembled(cell) or self._timing(cell, chunk_records):
             self.assemble(cell)
             return
-        timing = None if self.policy.measures_latency else generation_timing(cell, fragments, self.policy)
+        timing = None if self.policy.measures_latency else generation_timing(cell, chunk_records, self.policy)
         if timing is not None:
-            self._write_timing(cell.cell_id, fragments[0], timing, cell.hardware.device)
+            self._write_timing(cell.cell_id, chunk_records[0], timing, cell.hardware.device)
             reached("timing")
             self.assemble(cell)
             return
@@ -429,7 +438,7 @@ class Executor:
     def time_pending(self) -> None:
         """Time the queued cells (all on the pipeline in memory) in interleaved rounds, store each one's timing and
         assemble them. A cell another process is timing is left to it."""
-        cells, self._untimed = [self.cells[c] for c in dict.fromkeys(self._untimed)], []
+        cells, self._untimed = [self.plan.cells[c] for c in dict.fromkeys(self._untimed)], []
         leases = [Lease(self.store.leases(cell.cell_id), "timing") for cell in cells]
         taken = [(cell, lease) for cell, lease in zip(cells, leases, strict=True) if lease.try_take()]
         try:
@@ -447,10 +456,10 @@ class Executor:
 
         jobs, firsts, prior, timings = {}, {}, {}, {}
         for cell in cells:
-            fragments = self._fragments(cell)
-            if fragments is None or self._timing(cell, fragments):
+            chunk_records = self._chunk_records(cell)
+            if chunk_records is None or self._timing(cell, chunk_records):
                 continue
-            repeats, firsts[cell.cell_id] = generation_repeats(cell, fragments), fragments[0]
+            repeats, firsts[cell.cell_id] = generation_repeats(cell, chunk_records), chunk_records[0]
             if self.policy.tops_up(len(repeats)) or len(repeats) >= self.policy.min_repeats:
                 prior[cell.cell_id] = repeats
                 jobs[cell.cell_id] = self._timed_job(cell, warm=len(repeats) < self.policy.min_repeats)
@@ -464,15 +473,15 @@ class Executor:
         device = cells[0].hardware.device
         timings |= time_interleaved(jobs, self.policy, device, prior) if jobs else {}
         for cell_id, timing in timings.items():
-            timing |= self._latency(self.cells[cell_id])
+            timing |= self._latency(self.plan.cells[cell_id])
             self._write_timing(cell_id, firsts[cell_id], timing, device)
             reached("timing")
 
     def _loaded_sampler(self, cell: CellSpec):
         """The cell's sampler and generation settings on the pipeline in memory."""
-        resolved = self.resolved[cell.model]
+        resolved = self.plan.resolved[cell.model]
         sampler = CellSampler(cell, resolved, self._deployment)
-        return sampler, _settings(cell, self._deployment.pipe, self.modes[cell.cell_id], resolved.family)
+        return sampler, _settings(cell, self._deployment.pipe, self.plan.modes[cell.cell_id], resolved.family)
 
     def _latency(self, cell: CellSpec) -> dict[str, Any]:
         """The cell's latency distribution at batch 1 and its peak throughput over batch sizes, as asked."""
@@ -499,7 +508,7 @@ class Executor:
         from lcm_bench.sampling.timers import PhaseTimer, TimedJob
 
         sampler, settings = self._loaded_sampler(cell)
-        batch = cell_units(cell)[0].batches(cell.batch_size)[0]
+        batch = cell_chunks(cell)[0].batches(cell.batch_size)[0]
         run = partial(sampler.generate, batch, settings)
         key = self._warm_key(cell, settings, batch)
         if warm and key not in self._warmed:
@@ -521,27 +530,27 @@ class Executor:
         )
 
     def assemble(self, cell: CellSpec) -> bool:
-        """Write the cell's record when every unit has a current fragment, the cell has its timing and no current
+        """Write the cell's record when every chunk has a current chunk_record, the cell has its timing and no current
         record exists yet."""
         with held(self.store.leases(cell.cell_id), "record"):
             if self._assembled(cell):
                 return False
-            fragments = self._fragments(cell)
-            timing = fragments and self._timing(cell, fragments)
+            chunk_records = self._chunk_records(cell)
+            timing = chunk_records and self._timing(cell, chunk_records)
             if not timing:
                 return False
-            record = write_cell_record(self.run, cell, cell_units(cell), fragments, self.suite, timing)
+            record = write_cell_record(self.run, cell, cell_chunks(cell), chunk_records, self.plan.suite, timing)
             reached("record")
         self.assembled.append(cell.cell_id)
         self.say(cell_line(cell, record["throughput"]))
         return True
 
-    def work(self, units: list[Unit]) -> None:
-        """Generate every unit not yet current, claiming each through its lease, in rounds per pipeline; after a
-        cell's last unit here, time it if it needs more repeats and assemble its record. A run stopped by an error
+    def work(self, chunks: list[Chunk]) -> None:
+        """Generate every chunk not yet current, claiming each through its lease, in rounds per pipeline; after a
+        cell's last chunk here, time it if it needs more repeats and assemble its record. A run stopped by an error
         still times and records the cells whose images are all generated."""
         try:
-            self._work(units)
+            self._work(chunks)
         except Exception:
             if self._untimed:
                 with suppress(Exception):
@@ -549,29 +558,29 @@ class Executor:
             raise
         self.time_pending()
 
-    def _work(self, units: list[Unit]) -> None:
-        remaining = Counter(u.cell_id for u in units)
-        waiting: list[tuple[Lease, Unit]] = []
-        for turn in pipeline_rounds(units, lambda u: self._key(self.cells[u.cell_id])):
+    def _work(self, chunks: list[Chunk]) -> None:
+        remaining = Counter(u.cell_id for u in chunks)
+        waiting: list[tuple[Lease, Chunk]] = []
+        for turn in pipeline_rounds(chunks, lambda u: self._key(self.plan.cells[u.cell_id])):
             taken = []
-            for unit in turn:
-                lease = Lease(self.store.leases(unit.cell_id), unit.name)
-                (taken if lease.try_take() else waiting).append((lease, unit))
+            for chunk in turn:
+                lease = Lease(self.store.leases(chunk.cell_id), chunk.name)
+                (taken if lease.try_take() else waiting).append((lease, chunk))
             try:
-                self._generate_round([unit for _, unit in taken])
+                self._generate_round([chunk for _, chunk in taken])
             finally:
                 for lease, _ in taken:
                     lease.release()
-            for unit in turn:
-                remaining[unit.cell_id] -= 1
-                if not remaining[unit.cell_id]:
-                    self.finish(self.cells[unit.cell_id])
-        for lease, unit in waiting:
-            self.say(f"  waiting for {unit.cell_id} images {unit.start}..{unit.stop - 1} (held by another process)")
+            for chunk in turn:
+                remaining[chunk.cell_id] -= 1
+                if not remaining[chunk.cell_id]:
+                    self.finish(self.plan.cells[chunk.cell_id])
+        for lease, chunk in waiting:
+            self.say(f"  waiting for {chunk.cell_id} images {chunk.start}..{chunk.stop - 1} (held by another process)")
             lease.take()
             try:
-                self._generate_round([unit])
+                self._generate_round([chunk])
             finally:
                 lease.release()
         for cell_id in dict.fromkeys(u.cell_id for _, u in waiting):
-            self.finish(self.cells[cell_id])
+            self.finish(self.plan.cells[cell_id])

@@ -1,6 +1,6 @@
 """Runs under torchrun or ``accelerate launch``: one process per device, a gloo group for coordination only.
 
-Work is never divided by rank: every rank walks all units (starting at its own offset) and claims chunks through the
+Work is never divided by rank: every rank walks all chunks (starting at its own offset) and claims chunks through the
 same leases shards use, so results do not depend on the number of processes, a rank that dies leaves its chunk to
 whoever comes next, and an elastic restart resumes without redoing a finished chunk. The gloo group carries
 barriers and small objects (the shared-directory nonce); rank 0 writes the manifest, computes reference statistics
@@ -39,7 +39,7 @@ class World:
         return items[self.rank :: self.size]
 
     def rotate(self, items: list) -> list:
-        """``items`` starting at this rank's ``1 / size`` offset: ranks begin on different units and meet at the end."""
+        """``items`` starting at this rank's ``1 / size`` offset: ranks start on different chunks, meet at the end."""
         start = len(items) * self.rank // self.size
         return items[start:] + items[:start]
 
@@ -95,12 +95,12 @@ class Coordinator:
             self._dist.destroy_process_group()
 
 
-def check_shared(coordinator: Coordinator, run_path: Path) -> None:
+def check_shared(coordinator: Coordinator, leases_dir: Path) -> None:
     """Rank 0 writes a nonce into the run directory; every rank must read it back, else the directory is not shared
     by every node (results would be scattered)."""
     from lcm_bench.core.io import write_atomic
 
-    path = run_path / ".leases" / "nonce"
+    path = leases_dir / "nonce"
     nonce = None
     if coordinator.world.is_main:
         nonce = uuid.uuid4().hex
@@ -115,8 +115,8 @@ def check_shared(coordinator: Coordinator, run_path: Path) -> None:
     if blind:
         host, rank = blind[0]
         raise UserError(
-            f"--out: run directory '{run_path}' is not shared: rank {rank} on {host} cannot read what rank 0 wrote "
-            f"there ({len(blind)} rank{'s' * (len(blind) > 1)} in all); give a directory every node mounts"
+            f"--out: run directory '{leases_dir.parent}' is not shared: rank {rank} on {host} cannot read what rank 0 "
+            f"wrote there ({len(blind)} rank{'s' * (len(blind) > 1)} in all); give a directory every node mounts"
         )
 
 

@@ -1,6 +1,6 @@
-"""Leases on work units: an OS file lock per unit under ``<run>/.leases``.
+"""Leases on work chunks: an OS file lock per chunk under ``<run>/.leases``.
 
-The kernel drops a process's locks when it dies (SIGKILL included), so a dead process's unit is free to reclaim at
+The kernel drops a process's locks when it dies (SIGKILL included), so a dead process's chunk is free to reclaim at
 once, with no heartbeat or expiry to tune. This needs a filesystem whose locks work across the machines that share
 the run directory (local disks, NFSv4, Lustre and GPFS with locking on); ``flock``-less mounts are not supported.
 """

@@ -40,7 +40,7 @@ def check_text_length(cell: CellSpec, resolved: ResolvedModel, field_name: str) 
 def check_binning(cell: CellSpec, resolved: ResolvedModel, denoiser_folder: Path, field_name: str) -> None:
     """Resolution binning only for a family whose pipeline bins (PixArt, SANA), on a transformer whose sample size
     the pipeline has an aspect-ratio table for."""
-    from lcm_bench.models.checks import config_json
+    from lcm_bench.models.config_checks import config_json
 
     if not cell.resolution_binning:
         return
@@ -85,7 +85,7 @@ def guidance_mode(cell: CellSpec, resolved: ResolvedModel, field_name: str) -> s
 def _missing_metric_weights(metrics, weights) -> list[MissingResourceError]:
     """Offline, every metric weights file that is not on disk, as its extractor reports it (online, building the
     extractor downloads it)."""
-    from lcm_bench.metrics.catalogue import METRICS
+    from lcm_bench.metrics.builtins import METRICS
     from lcm_bench.metrics.extractors import EXTRACTORS
 
     missing = []
@@ -133,7 +133,7 @@ def preflight(
     """Resolve every model the runnable cells need and check what their configs allow (guidance, steps,
     resolution, LoRA keys); errors surface before any work (students the suite distils must be trained first:
     lcm_bench.run.students.ensure_students)."""
-    from lcm_bench.models.checks import check_lora, check_resolution
+    from lcm_bench.models.config_checks import check_lora, check_resolution
     from lcm_bench.sampling.checks import check_steps
 
     resolved = {} if resolved is None else resolved

@@ -1,7 +1,7 @@
-"""Runs a suite: check before compute -> claim and generate units (lcm_bench.run.executor) -> assemble records -> score.
+"""Runs a suite: check before compute -> claim, generate chunks (lcm_bench.run.executor) -> assemble records -> score.
 
 A finished cell (record with today's fingerprint) is never recomputed; an interrupted cell resumes at its first
-unfinished chunk. With ``shard`` this process generates only its share of the units and leaves scoring to
+unfinished chunk. With ``shard`` this process generates only its share of the chunks and leaves scoring to
 ``merge_run``, which assembles every cell once all shards are done.
 """
 
@@ -22,11 +22,11 @@ from lcm_bench.models.runtimes import check_runtime, runtime_unavailable
 from lcm_bench.records.fingerprints import fingerprint_value
 from lcm_bench.records.store import RunDir, write_category_csv, write_results_csv
 from lcm_bench.run.chunks import ChunkStore, record_meets, skipped_entry, verify_chunks, wall_clock
-from lcm_bench.run.executor import Executor
+from lcm_bench.run.executor import Executor, GenerationPlan
 from lcm_bench.run.launcher import Coordinator, World, check_devices, check_shared, select_device
 from lcm_bench.run.leases import held
 from lcm_bench.run.preflight import preflight, resolve_all
-from lcm_bench.run.units import Shard, Unit, assign, cell_units, work_order
+from lcm_bench.run.sharding import Chunk, Shard, assign, cell_chunks, work_order
 from lcm_bench.run.writer import ImageWriter
 
 
@@ -119,11 +119,11 @@ def split_available(cells: list[CellSpec]) -> tuple[list[CellSpec], list[dict]]:
     return runnable, skipped
 
 
-def units_of(cells: list[CellSpec], shard: Shard | None) -> list[Unit]:
-    """This process's units in work order: all of them, or the shard's share of the whole suite's units (the
+def chunks_of(cells: list[CellSpec], shard: Shard | None) -> list[Chunk]:
+    """This process's chunks in work order: all of them, or the shard's share of the whole suite's chunks (the
     same share whatever is already done, so shards never disagree)."""
     if shard is None:
-        return [u for c in work_order(cells) for u in cell_units(c)]
+        return [u for c in work_order(cells) for u in cell_chunks(c)]
     return assign(cells, shard.count)[shard.index]
 
 
@@ -132,13 +132,13 @@ def record_wall_clock(run: RunDir, cells: list[CellSpec], seconds: dict[str, flo
     once) and return it; with ``seconds``, also this session's ``generation_seconds`` and ``scoring_seconds``
     (wall clock of the main process; a session that computed nothing keeps the last ones)."""
     store = ChunkStore(run)
-    fragments = [f for c in cells for u in cell_units(c) if (f := store.read(u)) is not None]
-    wall = wall_clock(fragments) if fragments else {}
-    with held(run.path / ".leases", "manifest"):
+    chunk_records = [f for c in cells for u in cell_chunks(c) if (f := store.read(u)) is not None]
+    wall = wall_clock(chunk_records) if chunk_records else {}
+    with held(run.leases_dir, "manifest"):
         manifest = run.manifest()
         if manifest is not None:
             phases = {k: round(v, 3) for k, v in seconds.items()} if seconds else {}
-            write_json(run.path / "manifest.json", {**manifest, "throughput": wall, **phases})
+            write_json(run.manifest_path, {**manifest, "throughput": wall, **phases})
     return wall
 
 
@@ -158,20 +158,15 @@ def run_suite(
     suite: Suite,
     out: str | Path,
     provenance: Callable[[], dict],
-    progress: bool = True,
-    shard: Shard | None = None,
-    threads: int | None = None,
+    options: RunOptions = RunOptions(),
     world: World | None = None,
-    pin_devices: bool = False,
-    weights: tuple[Path, ...] = (),
 ) -> RunSummary:
-    """Run every unfinished or stale unit of ``suite`` (or of ``shard``'s share) into ``out``; records are
+    """Run every unfinished or stale chunk of ``suite`` (or of ``shard``'s share) into ``out``; records are
     assembled as cells complete, and scored unless this is a shard. ``provenance()`` describes this session; it
     is called only when something is generated. Under a launcher (``world``) every rank
     takes chunks from the whole suite through the leases; see lcm_bench.run.launcher."""
-    if world is not None and shard is not None:
-        raise UserError("--shard: not under torchrun or accelerate, whose ranks already share the units")
-    options = RunOptions(progress, shard, threads, pin_devices, tuple(weights))
+    if world is not None and options.shard is not None:
+        raise UserError("--shard: not under torchrun or accelerate, whose ranks already share the chunks")
     if Path(out).is_dir():
         remove_orphaned_temporaries(Path(out))
     coordinator = Coordinator(world) if world is not None else None
@@ -186,23 +181,23 @@ def run_suite(
 
 
 def _select_work(run: RunDir, runnable: list[CellSpec], options, world, summary: RunSummary, resolved: dict, policy):
-    """This process's units and cells: those not finished with today's fingerprint and the timing ``policy`` asks
+    """This process's chunks and cells: those not finished with today's fingerprint and the timing ``policy`` asks
     for (stale records set aside)."""
     shard = options.shard
     current, resolved = fingerprints(runnable, resolved)
     todo, summary.reused, recomputed = stale_cells(run, runnable, current, policy)
     todo_ids = {c.cell_id for c in todo}
-    units = [u for u in units_of(runnable, shard) if u.cell_id in todo_ids]
-    units = world.rotate(units) if world else units
-    unit_cells = {u.cell_id for u in units}
-    mine = [c for c in todo if c.cell_id in unit_cells]
-    summary.recomputed = {k: v for k, v in recomputed.items() if k in unit_cells}
+    chunks = [u for u in chunks_of(runnable, shard) if u.cell_id in todo_ids]
+    chunks = world.rotate(chunks) if world else chunks
+    chunk_cells = {u.cell_id for u in chunks}
+    mine = [c for c in todo if c.cell_id in chunk_cells]
+    summary.recomputed = {k: v for k, v in recomputed.items() if k in chunk_cells}
     for cell_id in summary.recomputed:
         with held(ChunkStore(run).leases(cell_id), "record"):
             record = run.record(cell_id)
             if record and fingerprint_value(record) != current[cell_id]["value"]:
                 run.discard_record(cell_id)
-    return todo, units, mine, current, resolved
+    return todo, chunks, mine, current, resolved
 
 
 def _gather(coordinator: Coordinator, summary: RunSummary) -> None:
@@ -219,7 +214,7 @@ def _prepare(run: RunDir, runnable: list[CellSpec], coordinator: Coordinator | N
     if coordinator:
         check_devices(runnable, world, options.pin_devices)
         select_device(world)
-        check_shared(coordinator, run.path)
+        check_shared(coordinator, run.leases_dir)
     if world is None or world.is_main:
         for note in verify_chunks(run, runnable):
             warn(note)
@@ -238,25 +233,25 @@ def _checked(mine: list[CellSpec], resolved: dict, progress: bool) -> dict[str, 
     return modes
 
 
-def _progress_bar(units: list[Unit], options: RunOptions, world: World | None):
+def _progress_bar(chunks: list[Chunk], options: RunOptions, world: World | None):
     from tqdm import tqdm
 
     main = world is None or world.is_main
     return tqdm(
-        total=sum(u.images for u in units),
-        unit="img",
-        disable=not on_terminal(options.progress and main and bool(units)),
+        total=sum(u.images for u in chunks),
+        chunk="img",
+        disable=not on_terminal(options.progress and main and bool(chunks)),
         file=sys.stderr,
         dynamic_ncols=True,
         desc=f"shard {options.shard}" if options.shard else (f"rank 0 of {world.size}" if world else None),
     )
 
 
-def _generate(executor: Executor, units: list[Unit], mine: list[CellSpec], coordinator, summary: RunSummary) -> None:
-    """Every unit of this process, then (under a launcher) each rank assembles its share of the cells; cells whose
+def _generate(executor: Executor, chunks: list[Chunk], mine: list[CellSpec], coordinator, summary: RunSummary) -> None:
+    """Every chunk of this process, then (under a launcher) each rank assembles its share of the cells; cells whose
     runtime turned out not to run here join the skipped ones."""
     try:
-        executor.work(units)
+        executor.work(chunks)
     finally:
         summary.skipped += executor.skipped
     if coordinator:
@@ -285,9 +280,9 @@ def _run(suite: Suite, run: RunDir, describe: Callable[[], dict], options: RunOp
     runnable, summary.skipped = split_available(suite.cells)
     _prepare(run, runnable, coordinator, options)
     resolved = resolve_all(runnable, metrics=suite.metrics, weights=options.weights)
-    todo, units, mine, current, resolved = _select_work(run, runnable, options, world, summary, resolved, suite.timing)
-    threads = pin_threads(options.threads) if units else 0
-    provenance = session_provenance(run, describe, bool(units))
+    todo, chunks, mine, current, resolved = _select_work(run, runnable, options, world, summary, resolved, suite.timing)
+    threads = pin_threads(options.threads) if chunks else 0
+    provenance = session_provenance(run, describe, bool(chunks))
     if summary.recomputed and options.progress and main:
         print(f"recomputing {summary.recompute_note()}", file=sys.stderr)
     modes = _checked(mine, resolved, options.progress)
@@ -300,26 +295,14 @@ def _run(suite: Suite, run: RunDir, describe: Callable[[], dict], options: RunOp
             for _ in prepare_references(suite, weights=options.weights):
                 pass
         coordinator.barrier()
-    bar, writer = _progress_bar(units, options, world), ImageWriter()
+    bar, writer = _progress_bar(chunks, options, world), ImageWriter()
     say = (lambda line: bar.write(line, file=sys.stderr)) if options.progress and main else (lambda line: None)
     suite_id = {"name": suite.name, "hash": suite.suite_hash}
-    executor = Executor(
-        run,
-        {c.cell_id: c for c in mine},
-        resolved,
-        modes,
-        current,
-        provenance,
-        suite_id,
-        threads,
-        writer,
-        on_images=bar.update,
-        say=say,
-        policy=suite.timing,
-    )
+    plan = GenerationPlan({c.cell_id: c for c in mine}, resolved, modes, current, suite_id)
+    executor = Executor(run, plan, provenance, threads, writer, on_images=bar.update, say=say, policy=suite.timing)
     try:
         started = time.perf_counter()
-        _generate(executor, units, mine, coordinator, summary)
+        _generate(executor, chunks, mine, coordinator, summary)
         generated = time.perf_counter()
         summary.computed, summary.chunks = executor.assembled, len(executor.generated)
         finished = run.records()
@@ -331,7 +314,7 @@ def _run(suite: Suite, run: RunDir, describe: Callable[[], dict], options: RunOp
         if coordinator:
             _gather(coordinator, summary)
         if main:
-            summary.wall = record_wall_clock(run, runnable, seconds if units or summary.scored else None)
+            summary.wall = record_wall_clock(run, runnable, seconds if chunks or summary.scored else None)
     finally:
         bar.close()
         writer.close()
@@ -386,5 +369,5 @@ def write_results(run: RunDir, suite: Suite, skipped: list[dict]) -> None:
     finished = run.records()
     records = [finished[c.cell_id] for c in suite.cells if c.cell_id in finished]
     if records or skipped:
-        write_results_csv(run.path / "results.csv", records + skipped)
-        write_category_csv(run.path / "results_by_category.csv", records)
+        write_results_csv(run.results_csv, records + skipped)
+        write_category_csv(run.results_by_category_csv, records)

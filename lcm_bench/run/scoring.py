@@ -21,11 +21,11 @@ from lcm_bench.core.errors import MissingResourceError, UserError, raise_missing
 from lcm_bench.core.faults import reached
 from lcm_bench.core.hardware import pin_threads
 from lcm_bench.core.io import on_terminal
-from lcm_bench.metrics.catalogue import METRICS, result_inputs
+from lcm_bench.metrics.builtins import METRICS, result_inputs
+from lcm_bench.metrics.cell_scoring import Scorer
 from lcm_bench.metrics.references import reference_features
-from lcm_bench.metrics.scoring import Scorer
 from lcm_bench.records.fingerprints import fingerprint_value
-from lcm_bench.records.store import RunDir
+from lcm_bench.records.store import RunDir, image_name
 from lcm_bench.run.chunks import ChunkStore, expected_images
 from lcm_bench.run.leases import held
 
@@ -44,7 +44,7 @@ class RunImages:
         expected = expected_images(self.run, record)
         folder = self.run.images_dir(cell_id)
         for i in range(n):
-            path = folder / f"{i:05d}.png"
+            path = folder / image_name(i)
             if not path.is_file():
                 raise UserError(f"cell {cell_id}: image {path} is missing; metrics need save_images: all")
             data = path.read_bytes()
@@ -59,7 +59,7 @@ class RunImages:
 
     def features_file(self, record: dict, prefix: str, name: str) -> Path:
         cell = (fingerprint_value(record) or "unknown")[:12]
-        path = self.run.path / "features" / record["cell_id"] / f"{name}-c{cell}.safetensors"
+        path = self.run.features_dir(record["cell_id"]) / f"{name}-c{cell}.safetensors"
         if not path.is_file():
             for stale in path.parent.glob(f"{prefix}-*.safetensors"):
                 stale.unlink()
@@ -161,7 +161,7 @@ def score_run(
     if not todo:
         return 0
     computed = 0
-    bar = tqdm(todo, desc="scoring", unit="metric", disable=not on_terminal(progress), file=sys.stderr)
+    bar = tqdm(todo, desc="scoring", chunk="metric", disable=not on_terminal(progress), file=sys.stderr)
     pin_threads(threads)
     with scoring_threads() as counts:
         for record, index, metric in bar:

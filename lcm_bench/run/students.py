@@ -1,4 +1,4 @@
-"""Training the students a suite asks for (``distill:``; parsed by lcm_bench.suite.students) before the run needs
+"""Training the students a suite asks for (``distill:``; parsed by lcm_bench.suite.student_entries) before the run needs
 them: one distillation per configuration, snapshots in order, under a lease so concurrent shards distil it once."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from lcm_bench.core.spec import ModelSpec
-from lcm_bench.suite.students import pending, student_folder, teacher_folder
+from lcm_bench.suite.student_entries import pending, student_folder, teacher_folder
 
 
 def ensure_students(specs, progress: bool = True) -> None:
@@ -31,8 +31,9 @@ def _distill_run(run: Path, members: list[ModelSpec], progress: bool) -> None:
     """Distil one configuration's snapshots in order (callers hold its lease, so shards distil it once)."""
     from lcm_bench.core.io import write_json
     from lcm_bench.core.libraries import quiet_libraries
-    from lcm_bench.train.distill.methods import DISTILLERS
-    from lcm_bench.train.distill.teacher import load_teacher, training_latents
+    from lcm_bench.train.distill.config import DistillRun
+    from lcm_bench.train.distill.distillers import DISTILLERS
+    from lcm_bench.train.distill.frozen_teacher import load_teacher, training_latents
 
     options: dict[str, Any] = dict(members[0].distill)
     quiet_libraries()
@@ -45,14 +46,6 @@ def _distill_run(run: Path, members: list[ModelSpec], progress: bool) -> None:
         if progress:
             print(f"distilling {spec.name}: {snapshot} of {config.steps} steps -> {run}", file=sys.stderr)
         out = student_folder(spec)
-        card = distiller.run(
-            options["method"],
-            teacher,
-            data,
-            out,
-            config,
-            checkpoint=run / ".checkpoint.pt",
-            stop_at=snapshot,
-            progress=progress,
-        )
+        session = DistillRun(out, checkpoint=run / ".checkpoint.pt", stop_at=snapshot, progress=progress)
+        card = distiller.run(options["method"], teacher, data, config, session)
         write_json(out / "card.json", card)

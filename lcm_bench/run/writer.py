@@ -4,7 +4,7 @@
 ``max_pending`` batches wait), a worker thread encodes each image and writes it atomically (temporary file, then
 rename), and ``flush`` waits until everything submitted is on disk. A write error stops the run at the next
 ``submit`` or ``flush`` with a one-line message naming the file; files written before it stay whole. The sha256 of
-every file written is kept until ``take_digests`` collects it (chunk fragments record them).
+every file written is kept until ``take_digests`` collects it (chunk records record them).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import numpy as np
 
 from lcm_bench.core.errors import UserError
 from lcm_bench.core.faults import injected_write_error, reached
+from lcm_bench.records.store import image_name
 
 _STOP = object()
 
@@ -69,7 +70,7 @@ class ImageWriter:
                 if self._error is None:
                     folder, start, images = item
                     for offset, image in enumerate(images):
-                        path = folder / f"{start + offset:05d}.png"
+                        path = folder / image_name(start + offset)
                         try:
                             data = encode_png(image)
                             write_file(path, data)
@@ -103,7 +104,7 @@ class ImageWriter:
     def take_digests(self, folder: Path, indices: range) -> dict[str, list]:
         """``{file name: [sha256, bytes, mtime_ns]}`` of the written images ``indices`` of ``folder`` (call after
         ``flush``)."""
-        paths = [folder / f"{i:05d}.png" for i in indices]
+        paths = [folder / image_name(i) for i in indices]
         return {p.name: self._digests.pop(p) for p in paths if p in self._digests}
 
     def close(self) -> None:

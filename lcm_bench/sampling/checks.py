@@ -6,7 +6,7 @@ from pathlib import Path
 
 from lcm_bench.core.errors import UserError
 from lcm_bench.core.spec import CellSpec
-from lcm_bench.models.checks import config_json
+from lcm_bench.models.config_checks import config_json
 from lcm_bench.sampling.samplers import SAMPLERS, custom_timesteps
 
 

@@ -86,22 +86,35 @@ def timestep_kwargs(scheduler, family, steps: int, tokens: int) -> dict[str, Any
     return kwargs
 
 
-def denoise(pipe, family, network, scheduler, walk, custom, step_kwargs, denoiser, generators, s: GenerationSettings):
+@dataclass(frozen=True)
+class Trajectory:
+    """A batch's scheduler as its sampler walks it: the scheduler, the sampler's ``walk`` over it, ``custom``
+    timesteps (None: the scheduler's own) and the keyword arguments of its ``step``."""
+
+    scheduler: Any
+    walk: Any
+    custom: Any
+    step_kwargs: dict[str, Any]
+
+
+def denoise(pipe, family, trajectory: Trajectory, denoiser, generators, s: GenerationSettings):
     """The scheduler's loop from each sample's own initial noise to the final latents, in the layout the family's
-    denoiser takes and as the sampler walks its scheduler, over ``custom`` timesteps where given (flow-matching
+    denoiser takes and as the sampler walks its scheduler, over custom timesteps where given (flow-matching
     schedulers neither scale their input nor their initial noise)."""
+    scheduler, walk, network = trajectory.scheduler, trajectory.walk, family.network(pipe)
     channels, height, width = latent_shape(pipe, family, network, s)
     tokens = family.layout.tokens(network, height, width)
     options = timestep_kwargs(scheduler, family, s.steps, tokens)
-    if custom is None:
+    if trajectory.custom is None:
         scheduler.set_timesteps(s.steps, device=s.device, **options, **walk.options(s.steps))
     else:
-        walk.custom(scheduler, custom, s.device, {k: v for k, v in options.items() if k != "sigmas"})
+        walk.custom(scheduler, trajectory.custom, s.device, {k: v for k, v in options.items() if k != "sigmas"})
     noise = initial_latents(generators, (channels, height, width)).to(s.device, family.latent_dtype(s.dtype))
     latents = family.layout.pack(noise) * walk.start(scheduler)
     scale_input = getattr(scheduler, "scale_model_input", lambda x, t: x)
     for t in walk.points(scheduler):
-        latents = scheduler.step(denoiser(scale_input(latents, t), t), t, latents, **step_kwargs).prev_sample
+        step = scheduler.step(denoiser(scale_input(latents, t), t), t, latents, **trajectory.step_kwargs)
+        latents = step.prev_sample
     return family.layout.unpack(walk.end(scheduler, latents), height, width)
 
 
@@ -170,7 +183,8 @@ def generate_batch(
         denoiser = guidance.denoiser(net, cond, uncond, s.guidance_scale, len(prompts), s.dtype, s.device)
         with timer("denoising"):
             walk, custom = SAMPLERS.get(sampler_spec.name).walk, custom_timesteps(sampler_spec)
-            latents = denoise(pipe, family, net.module, scheduler, walk, custom, step_kwargs, denoiser, generators, s)
+            trajectory = Trajectory(scheduler, walk, custom, step_kwargs)
+            latents = denoise(pipe, family, trajectory, denoiser, generators, s)
         with timer("vae_decoding"):
             images = decode(pipe.vae, latents, s.dtype, family.upcast_vae)
             if s is not settings:

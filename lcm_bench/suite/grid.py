@@ -13,8 +13,8 @@ from lcm_bench.core.registry import did_you_mean
 from lcm_bench.core.spec import CellSpec, Method
 from lcm_bench.suite.fields import MAX_GUIDANCE, MAX_STEPS, as_list, float_field, int_field, unknown_keys
 from lcm_bench.suite.methods import parse_models, parse_sampler
-from lcm_bench.suite.prompts import parse_prompts
-from lcm_bench.suite.runtimes import parse_runtime
+from lcm_bench.suite.prompt_entries import parse_prompts
+from lcm_bench.suite.runtime_axis import parse_runtime
 
 AXES = {
     "models": "model",

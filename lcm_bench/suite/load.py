@@ -30,7 +30,7 @@ from lcm_bench.core.spec import (
 )
 from lcm_bench.core.textfiles import read_text
 from lcm_bench.domain.published import check_published
-from lcm_bench.metrics.catalogue import METRICS, check_images
+from lcm_bench.metrics.builtins import METRICS, check_images
 from lcm_bench.metrics.extractors import EXTRACTORS
 from lcm_bench.suite.builtin import suite_path
 from lcm_bench.suite.fields import as_list, float_field, int_field, str_field, unknown_keys
@@ -49,8 +49,8 @@ from lcm_bench.suite.grid import (
 from lcm_bench.suite.methods import parse_methods
 from lcm_bench.suite.metrics import parse_metric
 from lcm_bench.suite.pairs import reference_pairs
-from lcm_bench.suite.prompts import parse_references
-from lcm_bench.suite.runtimes import unique_runtimes
+from lcm_bench.suite.prompt_entries import parse_references
+from lcm_bench.suite.runtime_axis import unique_runtimes
 
 SUITE_VERSION = 1
 SCALARS = ("num_images", "batch_size", "chunk_size", "resolution", "negative_prompt", "save_images", "warmup")

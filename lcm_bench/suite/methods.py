@@ -51,9 +51,9 @@ def absolute_if_local(source: str, base: Path) -> str:
 
 
 def parse_models(entry: Any, field: str, base_dir: Path) -> list[ModelSpec]:
-    """One model, or one per snapshot of a student the suite distils (``distill:``, see lcm_bench.suite.students)."""
+    """One model, or one per snapshot of a student the suite distils (``distill:``; lcm_bench.suite.student_entries)."""
     if isinstance(entry, dict) and "distill" in entry:
-        from lcm_bench.suite.students import parse_distill
+        from lcm_bench.suite.student_entries import parse_distill
 
         unknown_keys(entry, {"name", "distill"}, field)
         return parse_distill(

@@ -9,7 +9,7 @@ from typing import Any
 from lcm_bench.core.errors import UserError
 from lcm_bench.core.registry import did_you_mean
 from lcm_bench.core.spec import MetricSpec
-from lcm_bench.metrics.catalogue import EXTRACTOR_OPTIONS, METRICS
+from lcm_bench.metrics.builtins import EXTRACTOR_OPTIONS, METRICS
 from lcm_bench.metrics.extractors import EXTRACTORS
 from lcm_bench.suite.fields import float_field, int_field, str_field, unknown_keys
 

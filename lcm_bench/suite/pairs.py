@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from lcm_bench.core.errors import UserError
 from lcm_bench.core.spec import CellSpec, MetricSpec
-from lcm_bench.metrics.catalogue import METRICS
+from lcm_bench.metrics.builtins import METRICS
 
 
 def _key(cell: CellSpec) -> tuple:

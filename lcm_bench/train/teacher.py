@@ -82,7 +82,7 @@ def _encoded(vae_dir: Path, tokenizer, n_train: int):
     caption's tokens."""
     from diffusers import AutoencoderKL
 
-    from lcm_bench.train.data import rendered
+    from lcm_bench.train.splits import rendered
     from lcm_bench.train.vae import encode
 
     vae = AutoencoderKL.from_pretrained(vae_dir, torch_dtype=torch.float32)
@@ -108,7 +108,7 @@ def train_teacher(
     from diffusers import DDPMScheduler
 
     from lcm_bench.core.io import write_json
-    from lcm_bench.train.loop import train
+    from lcm_bench.train.training_loop import TrainingPlan, train
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tokenizer = clip_tokenizer(Path(tempfile.mkdtemp()) / "tokenizer")
@@ -128,9 +128,8 @@ def train_teacher(
         return torch.nn.functional.mse_loss(m(noise_schedule.add_noise(z0, noise, t), t, tokens), noise)
 
     checkpoint = out.parent / f".{out.name}-checkpoint.pt"
-    model, history = train(
-        model, loss_fn, steps, checkpoint, lr=1e-3, ema_decay=0.999, desc="teacher", log_every=log_every
-    )
+    plan = TrainingPlan(steps, lr=1e-3, ema_decay=0.999, log_every=log_every)
+    model, history = train(model, loss_fn, checkpoint, plan, desc="teacher")
     save_pipeline(sd_pipeline(vae, model.text_encoder, tokenizer, model.unet), out)
     parameters = {
         "unet": sum(p.numel() for p in model.unet.parameters()),

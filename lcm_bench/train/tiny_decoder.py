@@ -59,8 +59,8 @@ def train_tiny_decoder(
     from diffusers import AutoencoderKL
 
     from lcm_bench.core.io import write_json
-    from lcm_bench.train.data import rendered
-    from lcm_bench.train.loop import train
+    from lcm_bench.train.splits import rendered
+    from lcm_bench.train.training_loop import TrainingPlan, train
     from lcm_bench.train.vae import to_unit
 
     vae = AutoencoderKL.from_pretrained(vae_dir).eval()
@@ -77,7 +77,8 @@ def train_tiny_decoder(
         return image_loss + torch.nn.functional.mse_loss(encoded, clean[pick])
 
     checkpoint = out.parent / f".{out.name}-checkpoint.pt"
-    tiny, history = train(tiny, loss_fn, steps, checkpoint, lr=2e-3, desc="tiny decoder", log_every=log_every)
+    plan = TrainingPlan(steps, lr=2e-3, log_every=log_every)
+    tiny, history = train(tiny, loss_fn, checkpoint, plan, desc="tiny decoder")
     card = {
         "steps": steps,
         "batch": batch,
@@ -102,7 +103,7 @@ def _post_quant(vae) -> int:
 def reconstruction_figures(vae, tiny, n_test: int = 2000) -> dict:
     """PSNR of the tiny decoder's images against the full decoder's and against the renders, on held-out renders
     encoded by the full VAE."""
-    from lcm_bench.train.data import rendered
+    from lcm_bench.train.splits import rendered
 
     test = rendered("test", n_test)
     _, latents, full = distillation_pairs(vae, test.images, 0.0, seed=1)

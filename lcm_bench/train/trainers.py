@@ -23,7 +23,7 @@ TRAINERS: Registry[Trainer] = Registry("trainer")
 
 
 def _judge(out: Path, **options) -> dict[str, Any]:
-    from lcm_bench.train.judge import train_judge
+    from lcm_bench.train.attribute_judge import train_judge
 
     return train_judge(out, **options)
 
@@ -47,7 +47,7 @@ def _tiny_decoder(out: Path, **options) -> dict[str, Any]:
 
 
 def _clip(out: Path, **options) -> dict[str, Any]:
-    from lcm_bench.train.clip import train_clip
+    from lcm_bench.train.shapes_clip import train_clip
 
     return train_clip(out, **options)
 

@@ -58,8 +58,8 @@ def train_vae(
     """Train, set ``scaling_factor`` to 1 / std of the latents (as Stable Diffusion does), save, and measure."""
     from lcm_bench.core.io import write_json
     from lcm_bench.domain.judge import accuracy, load_judge
-    from lcm_bench.train.data import rendered
-    from lcm_bench.train.loop import train
+    from lcm_bench.train.splits import rendered
+    from lcm_bench.train.training_loop import TrainingPlan, train
 
     data = rendered("train", n_train)
     images = to_unit(data.images)
@@ -74,9 +74,8 @@ def train_vae(
             torch.nn.functional.mse_loss(recon, x) + 0.5 * (recon - x).abs().mean() + kl_weight * posterior.kl().mean()
         )
 
-    vae, history = train(
-        vae, loss_fn, steps, out.parent / f".{out.name}-checkpoint.pt", lr=1e-3, desc="vae", log_every=log_every
-    )
+    checkpoint = out.parent / f".{out.name}-checkpoint.pt"
+    vae, history = train(vae, loss_fn, checkpoint, TrainingPlan(steps, lr=1e-3, log_every=log_every), desc="vae")
     latents = encode(vae, data.images[:4096])
     vae.register_to_config(scaling_factor=float(1 / latents.std()))
     test = rendered("test", n_test)

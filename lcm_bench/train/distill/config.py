@@ -4,8 +4,26 @@ suites validate their ``distill:`` entries against them."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from lcm_bench.core.errors import UserError
+
+
+@dataclass(frozen=True)
+class DistillRun:
+    """Where a distillation writes and how far it goes: the student's folder ``out``, its resumable ``checkpoint``
+    (beside ``out`` unless given), ``stop_at`` steps of those its config plans (a snapshot along one run), the loss
+    logged every ``log_every`` steps, a progress bar where ``progress``."""
+
+    out: Path
+    checkpoint: Path | None = None
+    stop_at: int | None = None
+    log_every: int = 50
+    progress: bool = True
+
+    @property
+    def checkpoint_file(self) -> Path:
+        return self.checkpoint or self.out.parent / f".{self.out.name}-checkpoint.pt"
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,9 @@ import numpy as np
 import torch
 
 from lcm_bench.sampling.guidance import guidance_embedding
-from lcm_bench.train.distill.config import GuidedConfig
+from lcm_bench.train.distill.config import DistillRun, GuidedConfig
+from lcm_bench.train.distill.frozen_teacher import LatentData, Teacher, x0_from_eps
 from lcm_bench.train.distill.lcd import lcd_student
-from lcm_bench.train.distill.teacher import LatentData, Teacher, x0_from_eps
 
 
 def ddim_grid(steps: int) -> np.ndarray:
@@ -91,13 +91,14 @@ def stage2_loss(student, previous, teacher: Teacher, batch: dict, t: torch.Tenso
     return truncated_snr_loss(x0_hat, target, t, teacher.alphas)
 
 
-def distill_guided(teacher: Teacher, data: LatentData, out: Path, config: GuidedConfig, log_every: int = 50) -> dict:
-    """Both stages; every stage checkpoints and resumes. Saves the kept students under ``out`` (see
+def distill_guided(teacher: Teacher, data: LatentData, config: GuidedConfig, session: DistillRun) -> dict:
+    """Both stages; every stage checkpoints and resumes. Saves the kept students under ``session.out`` (see
     :func:`save_students`) and returns the card."""
-    from lcm_bench.train.loop import train
+    from lcm_bench.train.training_loop import TrainingPlan, train
 
     config.validate()
     dim = config.w_embedding_dim
+    out, log_every = session.out, session.log_every
     checkpoints = out.parent / f".{out.name}-checkpoints"
     checkpoints.mkdir(parents=True, exist_ok=True)
 
@@ -107,17 +108,8 @@ def distill_guided(teacher: Teacher, data: LatentData, out: Path, config: Guided
         return stage1_loss(model, teacher, batch, t, dim)
 
     student = lcd_student(teacher, dim)
-    student, history = train(
-        student,
-        stage1,
-        config.stage1_steps,
-        checkpoints / "stage1.pt",
-        lr=config.lr,
-        seed=config.seed,
-        log_every=log_every,
-        checkpoint_every=200,
-        desc="guided stage 1",
-    )
+    plan = TrainingPlan(config.stage1_steps, lr=config.lr, seed=config.seed, log_every=log_every, checkpoint_every=200)
+    student, history = train(student, stage1, checkpoints / "stage1.pt", plan, desc="guided stage 1")
     histories = {f"stage1 ({config.start_steps} steps)": history}
     kept = {}
     for steps in config.halvings():
@@ -130,16 +122,11 @@ def distill_guided(teacher: Teacher, data: LatentData, out: Path, config: Guided
             return stage2_loss(model, previous, teacher, batch, t, steps, dim)
 
         student = copy.deepcopy(previous).train().requires_grad_(True)
+        plan = TrainingPlan(
+            config.stage2_steps, lr=config.lr, seed=config.seed + steps, log_every=log_every, checkpoint_every=200
+        )
         student, history = train(
-            student,
-            stage2,
-            config.stage2_steps,
-            checkpoints / f"stage2-{steps}.pt",
-            lr=config.lr,
-            seed=config.seed + steps,
-            log_every=log_every,
-            checkpoint_every=200,
-            desc=f"guided {steps} steps",
+            student, stage2, checkpoints / f"stage2-{steps}.pt", plan, desc=f"guided {steps} steps"
         )
         histories[f"stage2 ({steps} steps)"] = history
         if steps in config.keep:

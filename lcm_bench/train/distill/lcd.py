@@ -17,9 +17,9 @@ from pathlib import Path
 import torch
 
 from lcm_bench.sampling.guidance import guidance_embedding
-from lcm_bench.train.distill.config import LCDConfig
+from lcm_bench.train.distill.config import DistillRun, LCDConfig
+from lcm_bench.train.distill.frozen_teacher import LatentData, Teacher, x0_from_eps
 from lcm_bench.train.distill.solvers import SOLVERS
-from lcm_bench.train.distill.teacher import LatentData, Teacher, x0_from_eps
 
 LORA_TARGETS = [
     "to_q",
@@ -161,30 +161,20 @@ def lora_student(teacher: Teacher, config: LCDConfig):
 
 @dataclass(frozen=True)
 class LCDVariant:
-    """What differs between LCD (``lcm``), LCM-LoRA and LCF: the student built from the teacher, whether an EMA
-    target network is kept (and the student saved as an LCM pipeline; else its LoRA alone), and whether the
-    target is the data point itself (no teacher evaluation)."""
+    """What differs between LCD (``lcm``), LCM-LoRA and LCF (``method``, their registered names): the student built
+    from the teacher, whether an EMA target network is kept (and the student saved as an LCM pipeline; else its LoRA
+    alone), and whether the target is the data point itself (no teacher evaluation)."""
 
+    method: str
     student: Callable[[Teacher, LCDConfig], torch.nn.Module]
     target_network: bool
     teacher_free: bool = False
 
 
-def distill(
-    method: str,
-    variant: LCDVariant,
-    teacher: Teacher,
-    data: LatentData,
-    out: Path,
-    config: LCDConfig,
-    log_every: int = 50,
-    checkpoint: Path | None = None,
-    stop_at: int | None = None,
-    progress: bool = True,
-):
-    """Train the ``variant``'s student with the resumable loop; save it under ``out``.
-    ``stop_at`` saves the student after that many of ``config.steps`` (a snapshot along the run)."""
-    from lcm_bench.train.loop import train
+def distill(variant: LCDVariant, teacher: Teacher, data: LatentData, config: LCDConfig, session: DistillRun):
+    """Train the ``variant``'s student with the resumable loop; save it under ``session.out`` (after
+    ``session.stop_at`` of ``config.steps`` when given: a snapshot along the run)."""
+    from lcm_bench.train.training_loop import TrainingPlan, train
 
     config.validate()
     student = ConsistencyStudent(variant.student(teacher, config), variant.target_network)
@@ -196,21 +186,14 @@ def distill(
         batch = draw_batch(data, teacher, config, generator, empty)
         return lcd_loss(model, teacher, batch, config, teacher_free=variant.teacher_free)
 
-    trained, history = train(
-        student,
-        loss_fn,
-        config.steps,
-        checkpoint or out.parent / f".{out.name}-checkpoint.pt",
-        lr=config.lr,
-        seed=config.seed,
-        log_every=log_every,
-        checkpoint_every=200,
-        desc=f"distill {method}",
-        stop_at=stop_at,
-        progress=progress,
+    stop_at = session.stop_at
+    plan = TrainingPlan(
+        config.steps, lr=config.lr, seed=config.seed, log_every=session.log_every, checkpoint_every=200, stop_at=stop_at
     )
+    desc = f"distill {variant.method}"
+    trained, history = train(student, loss_fn, session.checkpoint_file, plan, desc=desc, progress=session.progress)
     card = {
-        "method": method,
+        "method": variant.method,
         "teacher": str(teacher.folder),
         **asdict(config),
         "trained_steps": min(config.steps, stop_at or config.steps),
@@ -218,9 +201,9 @@ def distill(
     }
     if variant.target_network:
         trained.update_target(config.ema)
-        save_lcm_pipeline(teacher, trained.target, config, out)
+        save_lcm_pipeline(teacher, trained.target, config, session.out)
     else:
-        save_lora(trained.unet, out)
+        save_lora(trained.unet, session.out)
     return card
 
 

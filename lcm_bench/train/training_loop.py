@@ -33,6 +33,22 @@ def warmup_cosine(step: int, steps: int, warmup: int = 200, floor: float = 0.1) 
     return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+@dataclass(frozen=True)
+class TrainingPlan:
+    """How the loop trains: ``steps`` optimisation steps (the length its learning-rate schedule is planned for), AdamW
+    at ``lr``, an EMA of the weights at ``ema_decay`` (none when None), seeded by ``seed``; the loss logged every
+    ``log_every`` steps and a checkpoint every ``checkpoint_every``; ``stop_at`` pauses after that many steps
+    (checkpointed), so that snapshots along one run equal the straight run's."""
+
+    steps: int
+    lr: float = 1e-3
+    ema_decay: float | None = None
+    seed: int = 0
+    log_every: int = 100
+    checkpoint_every: int = 500
+    stop_at: int | None = None
+
+
 @dataclass
 class Training:
     """What a run of the loop carries from step to step, and what its checkpoint holds."""
@@ -68,12 +84,12 @@ class Training:
         self.start, self.history = state["step"], [tuple(h) for h in state["history"].tolist()]
 
 
-def _begin(model: torch.nn.Module, steps: int, lr: float, ema_decay: float | None, seed: int) -> Training:
+def _begin(model: torch.nn.Module, plan: TrainingPlan) -> Training:
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_cosine(s, steps))
-    ema = copy.deepcopy(model).eval().requires_grad_(False) if ema_decay else None
-    return Training(model, params, optimizer, schedule, ema, torch.Generator().manual_seed(seed))
+    optimizer = torch.optim.AdamW(params, lr=plan.lr, weight_decay=0.0)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_cosine(s, plan.steps))
+    ema = copy.deepcopy(model).eval().requires_grad_(False) if plan.ema_decay else None
+    return Training(model, params, optimizer, schedule, ema, torch.Generator().manual_seed(plan.seed))
 
 
 def _step(run: Training, loss_fn: Callable, step: int, ema_decay: float | None) -> float:
@@ -93,33 +109,26 @@ def _step(run: Training, loss_fn: Callable, step: int, ema_decay: float | None) 
 def train(
     model: torch.nn.Module,
     loss_fn: Callable[[torch.nn.Module, int, torch.Generator], torch.Tensor],
-    steps: int,
     checkpoint: Path,
-    lr: float = 1e-3,
-    ema_decay: float | None = None,
-    seed: int = 0,
-    log_every: int = 100,
-    checkpoint_every: int = 500,
+    plan: TrainingPlan,
     desc: str = "train",
-    stop_at: int | None = None,
     progress: bool = True,
 ) -> tuple[torch.nn.Module, list[tuple[int, float]]]:
-    """Run ``steps`` optimisation steps of ``loss_fn(model, step, generator)``; resumes from ``checkpoint``.
-    ``stop_at`` pauses after that many steps (checkpointed) with the schedule still planned for ``steps``, so
-    snapshots along one run equal the straight run's. torch's global random state is seeded for the loop and
-    restored after it.
+    """Run ``plan``'s optimisation steps of ``loss_fn(model, step, generator)``; resumes from ``checkpoint``.
+    torch's global random state is seeded for the loop and restored after it.
 
     Returns the EMA model (or the model) and the logged (step, mean loss) history."""
     from tqdm import tqdm
 
+    steps = plan.steps
     with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        run = _begin(model, steps, lr, ema_decay, seed)
+        torch.manual_seed(plan.seed)
+        run = _begin(model, plan)
         if checkpoint.is_file():
             run.restore(checkpoint)
         model.train()
         running, count, began = 0.0, 0, time.time()
-        end = min(steps, stop_at or steps)
+        end = min(steps, plan.stop_at or steps)
         bar = tqdm(
             range(run.start, end),
             initial=run.start,
@@ -130,12 +139,12 @@ def train(
             disable=not on_terminal(progress),
         )
         for step in bar:
-            running, count = running + _step(run, loss_fn, step, ema_decay), count + 1
-            if (step + 1) % log_every == 0 or step + 1 == end:
+            running, count = running + _step(run, loss_fn, step, plan.ema_decay), count + 1
+            if (step + 1) % plan.log_every == 0 or step + 1 == end:
                 run.history.append((step + 1, running / count))
                 bar.set_postfix(loss=f"{running / count:.4f}")
                 running, count = 0.0, 0
-            if (step + 1) % checkpoint_every == 0 or step + 1 == end:
+            if (step + 1) % plan.checkpoint_every == 0 or step + 1 == end:
                 save_checkpoint(checkpoint, run.state(step + 1))
         bar.close()
     model.eval()

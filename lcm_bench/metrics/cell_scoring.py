@@ -25,7 +25,7 @@ from lcm_bench.core.errors import UserError
 from lcm_bench.core.registry import Registry
 from lcm_bench.core.spec import MetricSpec, PromptSetSpec, ReferenceSpec, stable_hash
 from lcm_bench.domain.prompts import prompt_categories, read_prompts
-from lcm_bench.metrics.catalogue import METRICS, CellInputs, check_images, per_category
+from lcm_bench.metrics.builtins import METRICS, CellInputs, check_images, per_category
 from lcm_bench.metrics.extractors import Extractor, build_extractor, extractor_digest
 from lcm_bench.metrics.references import (
     GENERATORS,

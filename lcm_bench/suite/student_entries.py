@@ -19,7 +19,7 @@ from pathlib import Path
 from lcm_bench.core.errors import UserError
 from lcm_bench.core.paths import cache_dir
 from lcm_bench.core.spec import ModelSpec, stable_hash
-from lcm_bench.train.distill.methods import DISTILLERS
+from lcm_bench.train.distill.distillers import DISTILLERS
 
 DEFAULT_METHOD = "lcm"
 KEYS = {"method", "teacher", "data", "snapshots"}

@@ -44,8 +44,8 @@ def train_clip(
 
     from lcm_bench.core.io import write_json
     from lcm_bench.models.clip import load_clip
-    from lcm_bench.train.data import rendered
-    from lcm_bench.train.loop import train
+    from lcm_bench.train.splits import rendered
+    from lcm_bench.train.training_loop import TrainingPlan, train
 
     data = rendered("all", n_train)
     images = torch.from_numpy(data.images).permute(0, 3, 1, 2).float()
@@ -65,15 +65,8 @@ def train_clip(
             torch.nn.functional.cross_entropy(logits, target) + torch.nn.functional.cross_entropy(logits.T, target)
         ) / 2
 
-    model, history = train(
-        clip.model.train(),
-        loss_fn,
-        steps,
-        out.parent / f".{out.name}-checkpoint.pt",
-        lr=1e-3,
-        desc="clip",
-        log_every=log_every,
-    )
+    checkpoint, plan = out.parent / f".{out.name}-checkpoint.pt", TrainingPlan(steps, lr=1e-3, log_every=log_every)
+    model, history = train(clip.model.train(), loss_fn, checkpoint, plan, desc="clip")
     out.mkdir(parents=True, exist_ok=True)
     weights = out / "open_clip_model.safetensors"
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, weights)

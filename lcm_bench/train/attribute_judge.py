@@ -14,8 +14,8 @@ from lcm_bench.domain.shapes import HEADS
 def train_judge(
     out: Path, steps: int = 2000, batch: int = 128, n_train: int = 40000, n_test: int = 2000, log_every: int = 100
 ) -> dict:
-    from lcm_bench.train.data import rendered
-    from lcm_bench.train.loop import train
+    from lcm_bench.train.splits import rendered
+    from lcm_bench.train.training_loop import TrainingPlan, train
 
     data = rendered("all", n_train)
     images = to_tensor(data.images)
@@ -36,9 +36,8 @@ def train_judge(
         logits = model((x + noise).clamp(0, 255))
         return sum(nn.functional.cross_entropy(logits[k], targets[k][idx]) for k in HEADS)
 
-    judge, history = train(
-        judge, loss_fn, steps, out.parent / f".{out.name}-checkpoint.pt", lr=2e-3, desc="judge", log_every=log_every
-    )
+    checkpoint = out.parent / f".{out.name}-checkpoint.pt"
+    judge, history = train(judge, loss_fn, checkpoint, TrainingPlan(steps, lr=2e-3, log_every=log_every), desc="judge")
     test, heldout = rendered("test", n_test), rendered("heldout", n_test)
     card = {
         "steps": steps,

@@ -127,7 +127,7 @@ def training_latents(teacher: Teacher, data: str, n: int) -> LatentData:
     from lcm_bench.train.vae import encode
 
     if data == "shapes":
-        from lcm_bench.train.data import rendered
+        from lcm_bench.train.splits import rendered
 
         shapes = rendered("train", n)
         images, captions = shapes.images, shapes.captions

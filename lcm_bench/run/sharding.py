@@ -1,8 +1,8 @@
-"""Work units: a cell split into chunks of whole batches, and a deterministic share of them per shard.
+"""Work chunks: a cell split into chunks of whole batches, and a deterministic share of them per shard.
 
 Chunk boundaries depend on the cell spec alone (``num_images``, ``batch_size``, ``chunk_size``), never on how many
-processes share the work, so every batch, and so every image, is the same however the units are spread. Shards take
-contiguous runs of the units in (model, hardware, steps) order, balanced by estimated network evaluations, as Slurm
+processes share the work, so every batch, and so every image, is the same however the chunks are spread. Shards take
+contiguous runs of the chunks in (model, hardware, steps) order, balanced by estimated network evaluations, as Slurm
 job arrays and Kubernetes indexed jobs expect: shard ``I`` of ``N`` computes the same share on any machine.
 """
 
@@ -19,7 +19,7 @@ from lcm_bench.sampling.guidance import auto_guidance, nfe_per_image
 
 
 @dataclass(frozen=True)
-class Unit:
+class Chunk:
     """Images ``start`` .. ``stop - 1`` of one cell (whole batches, except a cell's last)."""
 
     cell_id: str
@@ -39,11 +39,11 @@ class Unit:
         return [range(i, min(i + batch_size, self.stop)) for i in range(self.start, self.stop, batch_size)]
 
 
-def cell_units(cell: CellSpec) -> list[Unit]:
+def cell_chunks(cell: CellSpec) -> list[Chunk]:
     """The cell's chunks: ``chunk_size`` images rounded down to whole batches (at least one batch each)."""
     per_chunk = max(1, cell.chunk_size // cell.batch_size) * cell.batch_size
     starts = range(0, cell.num_images, per_chunk)
-    return [Unit(cell.cell_id, i, s, min(s + per_chunk, cell.num_images)) for i, s in enumerate(starts)]
+    return [Chunk(cell.cell_id, i, s, min(s + per_chunk, cell.num_images)) for i, s in enumerate(starts)]
 
 
 def estimated_nfe(cell: CellSpec) -> int:
@@ -68,15 +68,15 @@ class Shard:
         return f"{self.index}/{self.count}"
 
 
-def assign(cells: list[CellSpec], count: int) -> list[list[Unit]]:
-    """Every unit of ``cells`` in exactly one of ``count`` shards: contiguous runs of the work order, cut where the
-    cumulative estimated NFE crosses each ``k / count`` of the total (a unit goes where its midpoint falls)."""
-    ordered = [(unit, unit.images * estimated_nfe(cell)) for cell in work_order(cells) for unit in cell_units(cell)]
+def assign(cells: list[CellSpec], count: int) -> list[list[Chunk]]:
+    """Every chunk of ``cells`` in exactly one of ``count`` shards: contiguous runs of the work order, cut where the
+    cumulative estimated NFE crosses each ``k / count`` of the total (a chunk goes where its midpoint falls)."""
+    ordered = [(chunk, chunk.images * estimated_nfe(cell)) for cell in work_order(cells) for chunk in cell_chunks(cell)]
     total = sum(cost for _, cost in ordered) or 1
-    shares: list[list[Unit]] = [[] for _ in range(count)]
+    shares: list[list[Chunk]] = [[] for _ in range(count)]
     done = 0
-    for unit, cost in ordered:
-        shares[min(count - 1, int(count * (done + cost / 2) / total))].append(unit)
+    for chunk, cost in ordered:
+        shares[min(count - 1, int(count * (done + cost / 2) / total))].append(chunk)
         done += cost
     return shares
 

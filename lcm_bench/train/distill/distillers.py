@@ -13,7 +13,7 @@ from lcm_bench.train.distill.config import GuidedConfig, LCDConfig
 
 @dataclass(frozen=True)
 class Distiller:
-    """``run(method, teacher, data, out, config, **options)`` trains a student and returns its card; ``config`` its
+    """``run(method, teacher, data, config, DistillRun)`` trains a student and returns its card; ``config`` its
     options; ``lcm_teacher``: it fine-tunes an LCM (a teacher with a guidance embedding); ``in_suites``: a suite may
     ask for it (``distill:``), with snapshots along one run."""
 
@@ -31,19 +31,19 @@ def _lcd(student: Callable, target_network: bool, teacher_free: bool = False) ->
     """An LCD variant's training function; ``student(lcd)`` picks its student builder from the ``lcd`` module, which
     is imported (with torch and diffusers) only when the variant runs."""
 
-    def run(method, teacher, data, out, config, **options):
+    def run(method, teacher, data, config, session):
         from lcm_bench.train.distill import lcd
 
-        variant = lcd.LCDVariant(student(lcd), target_network, teacher_free)
-        return lcd.distill(method, variant, teacher, data, out, config, **options)
+        variant = lcd.LCDVariant(method, student(lcd), target_network, teacher_free)
+        return lcd.distill(variant, teacher, data, config, session)
 
     return run
 
 
-def _guided(method, teacher, data, out, config, **options) -> dict[str, Any]:
+def _guided(method, teacher, data, config, session) -> dict[str, Any]:
     from lcm_bench.train.distill.guided import distill_guided
 
-    return distill_guided(teacher, data, out, config, **options)
+    return distill_guided(teacher, data, config, session)
 
 
 DISTILLERS.register(
