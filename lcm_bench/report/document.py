@@ -142,9 +142,10 @@ def write_report(
     rank = suite_rank(manifests)
     records.sort(key=lambda r: rank.get(r["cell_id"], len(rank)))
     out = Path(out_dir or run_dirs[0])
+    layout = RunDir(out)
     key = report_key(records, manifests, [published, target, target_metric, [str(p) for p in run_dirs]])
-    if _up_to_date(out, key):
-        return RunDir(out).report_md
+    if _up_to_date(layout, key):
+        return layout.report_md
     frame = results_frame(records)
     reached("report")
     meta = metric_meta(records, manifests)
@@ -153,7 +154,6 @@ def write_report(
     colours = method_colours(frame)
     target_metric = metric_named(meta, target_metric) if target_metric else None
     cost_metric = meta[target_metric] if target_metric else distance or (metrics[0] if metrics else None)
-    layout = RunDir(out)
     plots_dir, tables_dir = layout.plots_dir, layout.tables_dir
     names = ", ".join(dict.fromkeys(m["suite"]["name"] for m in manifests))
     blocks = [Block("h1", f"lcm-bench report: {names}"), Block("p", READING_GUIDE)]
@@ -162,7 +162,7 @@ def write_report(
         _quality_section(blocks, ok, metrics, distance, clip, colours, layout)
         _category_section(blocks, records, ok, layout)
         _published_section(blocks, ok, manifests, published, distance, clip, tables_dir)
-        _cost_section(blocks, ok, cost_metric, target, colours, out, metrics)
+        _cost_section(blocks, ok, cost_metric, target, colours, layout, metrics)
         _samples_section(blocks, ok, records, run_dirs, plots_dir)
     else:
         blocks.append(Block("p", "_No finished cells._"))
@@ -170,9 +170,9 @@ def write_report(
     if metrics and not ok.empty:
         tables_dir.mkdir(parents=True, exist_ok=True)
         write_atomic(tables_dir / "quality_long.csv", tidy_results(ok, metrics).to_csv(index=False).encode())
-    report = RunDir(out).report_md
+    report = layout.report_md
     write_atomic(report, _markdown(blocks, out).encode())
-    write_atomic(RunDir(out).report_html, _html(blocks, f"lcm-bench report: {names}").encode())
+    write_atomic(layout.report_html, _html(blocks, f"lcm-bench report: {names}").encode())
     write_atomic(out / KEY_FILE, json.dumps({"key": key}).encode())
     return report
 
@@ -194,13 +194,13 @@ def code_digest() -> str:
     return digest.hexdigest()
 
 
-def _up_to_date(out: Path, key: str) -> bool:
-    """Whether ``out`` holds the report of exactly this content (its key file, report.md and report.html)."""
+def _up_to_date(layout: RunDir, key: str) -> bool:
+    """Whether ``layout`` holds the report of exactly this content (its key file, report.md and report.html)."""
     try:
-        stored = json.loads((out / KEY_FILE).read_text()).get("key")
+        stored = json.loads((layout.path / KEY_FILE).read_text()).get("key")
     except (OSError, ValueError, AttributeError):
         return False
-    return stored == key and RunDir(out).report_md.is_file() and RunDir(out).report_html.is_file()
+    return stored == key and layout.report_md.is_file() and layout.report_html.is_file()
 
 
 def metric_named(meta: dict[str, dict], name: str) -> str:
@@ -309,15 +309,15 @@ def _published_section(blocks, ok, manifests, published, distance, clip, tables_
         ]
 
 
-def _cost_section(blocks, ok, metric, target, colours, out, metrics) -> None:
+def _cost_section(blocks, ok, metric, target, colours, layout: RunDir, metrics) -> None:
     blocks.append(Block("h2", "Cost"))
-    table = _write_table(throughput_table(ok), RunDir(out).tables_dir, "throughput")
+    table = _write_table(throughput_table(ok), layout.tables_dir, "throughput")
     if table is not None:
         blocks.append(Block("table", table))
-    figure = plots.latency_vs_steps(ok, colours, RunDir(out).plots_dir / "cost_vs_steps.png")
+    figure = plots.latency_vs_steps(ok, colours, layout.plots_dir / "cost_vs_steps.png")
     if figure is not None:
         blocks.append(Block("image", figure, "cost against steps"))
-    _deployment_blocks(blocks, ok, metric, metrics, colours, out)
+    _deployment_blocks(blocks, ok, metric, metrics, colours, layout)
     if metric is None or metric["id"] not in ok.columns:
         return
     targets = {}
@@ -328,28 +328,28 @@ def _cost_section(blocks, ok, metric, target, colours, out, metrics) -> None:
             continue
         targets[prompts] = chosen
         table = speedup_table(iso_quality(subset, metric, chosen[0]), metric, *chosen)
-        if _write_table(table, RunDir(out).tables_dir, f"speedup_{prompts}") is not None:
+        if _write_table(table, layout.tables_dir, f"speedup_{prompts}") is not None:
             if len(targets) == 1:
                 blocks.append(Block("h3", "Iso-quality speedup"))
             blocks.append(Block("table", table))
-    figure = plots.quality_vs_cost(ok, metric, colours, RunDir(out).plots_dir / "quality_vs_cost.png", targets)
+    figure = plots.quality_vs_cost(ok, metric, colours, layout.plots_dir / "quality_vs_cost.png", targets)
     if figure is not None:
         blocks.append(Block("image", figure, "quality against cost"))
 
 
-def _deployment_blocks(blocks, ok, metric, metrics, colours, out) -> None:
+def _deployment_blocks(blocks, ok, metric, metrics, colours, layout: RunDir) -> None:
     """Latency percentiles and peak throughput where measured; each runtime's speed-up and quality cost where the
     runs hold more than one runtime."""
-    latency = _write_table(latency_table(ok), RunDir(out).tables_dir, "latency")
+    latency = _write_table(latency_table(ok), layout.tables_dir, "latency")
     if latency is not None:
         blocks += [Block("h3", "Latency and peak throughput"), Block("table", latency)]
     metrics = [m for m in metrics if m["id"] in ok.columns]
-    runtimes = _write_table(runtime_table(ok, metrics), RunDir(out).tables_dir, "runtimes")
+    runtimes = _write_table(runtime_table(ok, metrics), layout.tables_dir, "runtimes")
     if runtimes is None:
         return
     blocks += [Block("h3", "Runtimes: speed-up and quality cost"), Block("table", runtimes)]
     if metric is not None and metric["id"] in ok.columns:
-        figure = plots.quality_vs_latency(ok, metric, colours, RunDir(out).plots_dir / "quality_vs_latency.png")
+        figure = plots.quality_vs_latency(ok, metric, colours, layout.plots_dir / "quality_vs_latency.png")
         if figure is not None:
             blocks.append(Block("image", figure, "quality against latency by runtime"))
 
