@@ -16,8 +16,10 @@ from conftest import write_suite
 
 from lcm_bench.cli.main import main
 from lcm_bench.core.spec import TimingPolicy
+from lcm_bench.sampling import timers
 from lcm_bench.sampling.timers import (
     MachineLoad,
+    PeakMemory,
     TimedJob,
     median_interval,
     median_rank,
@@ -88,6 +90,26 @@ def test_machine_load_sees_another_process_using_the_cpu():
     with cpu_burner(), MachineLoad() as load:
         time.sleep(1.0)
     assert load.result["contended"] and load.result["other_cores"] > 0.5, load.result
+
+
+@pytest.mark.parametrize("kernel_reset", [True, False], ids=["kernel-peak", "sampled"])
+def test_peak_memory_is_each_blocks_own_peak(monkeypatch, kernel_reset):
+    """A block that holds 160 MB for a moment peaks at least 160 MB above where it started; the next block, which
+    allocates nothing, peaks below that: each block's peak is its own, whether read from the kernel's reset
+    high-water mark or sampled."""
+    if not kernel_reset:
+        monkeypatch.setattr(timers, "reset_rss_peak", lambda: False)
+    size = 160 * 2**20
+    with PeakMemory("cpu") as before:
+        pass
+    with PeakMemory("cpu") as holding:
+        block = np.ones(size // 8)
+        time.sleep(0.05)
+        del block
+    with PeakMemory("cpu") as after:
+        time.sleep(0.05)
+    assert holding.peak_bytes >= before.peak_bytes + 0.95 * size, (before.peak_bytes, holding.peak_bytes)
+    assert after.peak_bytes < holding.peak_bytes - 0.5 * size, (holding.peak_bytes, after.peak_bytes)
 
 
 def test_a_cell_is_topped_up_only_where_the_missing_batches_cost_at_most_top_up_times_its_own():

@@ -13,14 +13,15 @@ from PIL import Image
 from lcm_bench.cli.main import main
 from lcm_bench.core.errors import UserError
 from lcm_bench.run import writer as writer_module
-from lcm_bench.run.writer import ImageWriter
+from lcm_bench.run.writer import ImageWriter, writes_in_background
 
 RNG = np.random.default_rng(0)
 
 
-def test_written_images_equal_a_direct_save(tmp_path):
+@pytest.mark.parametrize("background", [True, False], ids=["background", "in-submit"])
+def test_written_images_equal_a_direct_save(tmp_path, background):
     images = RNG.integers(0, 256, size=(5, 16, 16, 3), dtype=np.uint8)
-    with ImageWriter(max_pending=1) as writer:
+    with ImageWriter(max_pending=1, background=background) as writer:
         writer.submit(tmp_path / "a", 0, images[:3])
         writer.submit(tmp_path / "a", 3, images[3:])
         writer.flush()
@@ -66,10 +67,11 @@ def test_submit_blocks_while_the_queue_is_full(tmp_path, monkeypatch):
     assert len(done) == 6 and len(list(tmp_path.glob("*.png"))) == 6
 
 
-def test_a_write_error_is_one_line_and_keeps_earlier_images(tmp_path):
+@pytest.mark.parametrize("background", [True, False], ids=["background", "in-submit"])
+def test_a_write_error_is_one_line_and_keeps_earlier_images(tmp_path, background):
     (tmp_path / "00002.png").mkdir()
     images = RNG.integers(0, 256, size=(4, 8, 8, 3), dtype=np.uint8)
-    with ImageWriter() as writer:
+    with ImageWriter(background=background) as writer:
         writer.submit(tmp_path, 0, images)
         with pytest.raises(UserError, match=r"image writer: cannot write '.*00002\.png'"):
             writer.flush()
@@ -77,6 +79,14 @@ def test_a_write_error_is_one_line_and_keeps_earlier_images(tmp_path):
             writer.submit(tmp_path, 4, images)
     assert (tmp_path / "00000.png").is_file() and (tmp_path / "00001.png").is_file()
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_images_are_written_between_batches_only_where_torch_keeps_every_core_busy(monkeypatch):
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert not writes_in_background({"cpu"}, threads=2)
+    assert writes_in_background({"cpu"}, threads=1), "a core left free: the writer takes it"
+    assert writes_in_background({"cpu", "cuda:0"}, threads=2), "batches on a GPU leave the CPU to the writer"
+    assert writes_in_background({"cuda:0"}, threads=2)
 
 
 SUITE = """

@@ -281,11 +281,12 @@ def quality_vs_cost(frame, metric: dict, colours: dict, path: Path, targets: dic
 def latency_vs_steps(frame, colours: dict, path: Path) -> Path | None:
     """Milliseconds per image against steps, one line per method and hardware: the throughput table's numbers
     (median timed ms per image, averaged over prompt sets and seeds; error bars the timing interval); points
-    timed under load drawn hollow."""
+    timed under load drawn hollow; None below two step counts, where each line is one point the throughput table
+    already states."""
     from lcm_bench.report.tables import COST_KEYS, cost_by_method
 
     table = cost_by_method(frame)
-    if table.empty:
+    if table.empty or table["steps"].nunique() < 2:
         return None
     scales = _scales(table)
     fig, axes = _grid(1, 1, width=6.5, height=4.2)

@@ -27,7 +27,7 @@ from lcm_bench.run.launcher import Coordinator, World, check_devices, check_shar
 from lcm_bench.run.leases import held
 from lcm_bench.run.preflight import preflight, resolve_all
 from lcm_bench.run.sharding import Chunk, Shard, assign, cell_chunks, work_order
-from lcm_bench.run.writer import ImageWriter
+from lcm_bench.run.writer import ImageWriter, writes_in_background
 
 
 @dataclass
@@ -295,7 +295,8 @@ def _run(suite: Suite, run: RunDir, describe: Callable[[], dict], options: RunOp
             for _ in prepare_references(suite, weights=options.weights):
                 pass
         coordinator.barrier()
-    bar, writer = _progress_bar(chunks, options, world), ImageWriter()
+    background = writes_in_background({c.hardware.device for c in mine}, threads)
+    bar, writer = _progress_bar(chunks, options, world), ImageWriter(background=background)
     say = (lambda line: bar.write(line, file=sys.stderr)) if options.progress and main else (lambda line: None)
     suite_id = {"name": suite.name, "hash": suite.suite_hash}
     plan = GenerationPlan({c.cell_id: c for c in mine}, resolved, modes, current, suite_id)
