@@ -367,7 +367,7 @@ def test_attribute_accuracy_and_judge_fd_on_real_and_shuffled_images(tmp_path):
     from lcm_bench.domain.prompts import PROMPT_SETS, read_prompts
     from lcm_bench.domain.shapes import render
     from lcm_bench.metrics.cell_scoring import Scorer
-    from lcm_bench.records.store import RunDir
+    from lcm_bench.records.store import RunDir, scored_cell
     from lcm_bench.run.scoring import RunImages
 
     entry = PROMPT_SETS.get("shapes-test")
@@ -383,9 +383,10 @@ def test_attribute_accuracy_and_judge_fd_on_real_and_shuffled_images(tmp_path):
     record = {"cell_id": "real", "spec": {"num_images": n, "prompts": spec}, "samples": samples}
     references = {"shapes-test": ReferenceSpec("generator", "shapes", (("per_prompt", 1), ("size", 32)))}
     scorer = Scorer(RunImages(run), references)
-    accuracy = scorer.score(record, MetricSpec("attribute_accuracy", (("extractor", "shapes-judge"),)), "m")
+    judged = MetricSpec("attribute_accuracy", (("extractor", "shapes-judge"),))
+    accuracy = scorer.score(scored_cell(record), judged, "m")
     assert accuracy["value"] > 0.95 and accuracy["per_attribute"]["shape"] > 0.95
-    fd = scorer.score(record, MetricSpec("fd", (("extractor", "shapes-judge"), ("subsets", 3))), "m")
+    fd = scorer.score(scored_cell(record), MetricSpec("fd", (("extractor", "shapes-judge"), ("subsets", 3))), "m")
     assert fd["label"] == "FD-ShapesJudge"
     assert fd["value"] < 2 * fd["noise_floor"]
     shuffled = {
@@ -394,5 +395,5 @@ def test_attribute_accuracy_and_judge_fd_on_real_and_shuffled_images(tmp_path):
         "samples": [{**s, "prompt_index": (s["index"] + 1) % n} for s in samples],
     }
     run.images_dir("shuffled").symlink_to(folder)
-    low = scorer.score(shuffled, MetricSpec("attribute_accuracy", (("extractor", "shapes-judge"),)), "m")
+    low = scorer.score(scored_cell(shuffled), judged, "m")
     assert low["value"] < 0.2

@@ -1,16 +1,16 @@
-"""Scores a finished cell from its images: features (cached per cell) -> statistics -> metric (torch-fidelity's
-input -> features -> statistics -> metric), each metric computed by its registry entry.
+"""Scores a finished cell from its images: features (cached per cell) -> statistics -> metric (torch-fidelity's input ->
+features -> statistics -> metric), each metric computed by its registry entry.
 
-The scorer is handed an ``ImageSource`` (where a cell's images and feature files are; ``lcm_bench.run.scoring``
-gives the run directory's) and never reaches into a run directory itself. Every cache is keyed by content: a cell's
-features by its fingerprint and the extractor's weights digest, reference features by the extractor's digest and the
-reference set's content hash. A metric result records the digest and hash it was computed with; a stored result
-whose inputs differ from today's is recomputed.
+The scorer is handed an ``ImageSource`` (where a cell's images and feature files are; ``lcm_bench.run.scoring`` gives
+the run directory's) and each cell as a ``ScoredCell`` (``lcm_bench.metrics.scored_cell``); it never reaches into a run
+directory or a record. Every cache is keyed by content: a cell's features by its fingerprint and the extractor's weights
+digest, reference features by the extractor's digest and the reference set's content hash. A metric result records the
+digest and hash it was computed with; a stored result whose inputs differ from today's is recomputed.
 
-Each metric result records its value, direction, sample count, extractor and preprocessing mode, reference set,
-and its uncertainty: a bootstrap interval for per-image metrics, the spread over K disjoint subsets for
-Fréchet distances, and the noise floor (reference against an independent second draw of real images for the same
-prompts) where the reference set can be drawn again.
+Each metric result records its value, direction, sample count, extractor and preprocessing mode, reference set, and its
+uncertainty: a bootstrap interval for per-image metrics, the spread over K disjoint subsets for Fréchet distances, and
+the noise floor (reference against an independent second draw of real images for the same prompts) where the reference
+set can be drawn again.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import numpy as np
 from lcm_bench.core.errors import UserError
 from lcm_bench.core.registry import Registry
 from lcm_bench.core.spec import MetricSpec, PromptSetSpec, ReferenceSpec, stable_hash
-from lcm_bench.domain.prompts import prompt_categories, read_prompts
+from lcm_bench.domain.prompts import prompt_categories
 from lcm_bench.metrics.builtins import METRICS, CellInputs, check_images, per_category
 from lcm_bench.metrics.extractors import Extractor, build_extractor, extractor_digest
 from lcm_bench.metrics.references import (
@@ -37,6 +37,7 @@ from lcm_bench.metrics.references import (
     reference_features,
     stream_features,
 )
+from lcm_bench.metrics.scored_cell import PromptSource, ScoredCell
 
 
 def centre_crop(image: np.ndarray, side: int) -> np.ndarray:
@@ -45,28 +46,27 @@ def centre_crop(image: np.ndarray, side: int) -> np.ndarray:
     return image[top : top + side, left : left + side]
 
 
-def _generated(spec: ReferenceSpec, prompt_spec: dict, field: str) -> ReferenceSet:
-    prompts = read_prompts(Path(prompt_spec["source"]), prompt_spec["format"], prompt_spec["column"])
-    return GENERATORS.get(spec.source)(prompts, **dict(spec.options))
+def _generated(spec: ReferenceSpec, prompts: PromptSource, field: str) -> ReferenceSet:
+    return GENERATORS.get(spec.source)(prompts.read(), **dict(spec.options))
 
 
-REFERENCE_KINDS: Registry[Callable[[ReferenceSpec, dict, str], ReferenceSet]] = Registry("reference kind")
-REFERENCE_KINDS.register("folder", lambda spec, prompt_spec, field: folder_reference(Path(spec.source), field))
+REFERENCE_KINDS: Registry[Callable[[ReferenceSpec, PromptSource, str], ReferenceSet]] = Registry("reference kind")
+REFERENCE_KINDS.register("folder", lambda spec, prompts, field: folder_reference(Path(spec.source), field))
 REFERENCE_KINDS.register(
     "parquet",
-    lambda spec, prompt_spec, field: parquet_reference(Path(spec.source), dict(spec.options)["column"], field),
+    lambda spec, prompts, field: parquet_reference(Path(spec.source), dict(spec.options)["column"], field),
 )
-REFERENCE_KINDS.register("dataset", lambda spec, prompt_spec, field: dataset_reference(Path(spec.source), field))
+REFERENCE_KINDS.register("dataset", lambda spec, prompts, field: dataset_reference(Path(spec.source), field))
 REFERENCE_KINDS.register("generator", _generated)
 
 
 class ImageSource(Protocol):
     """Where a cell's images and cached features are."""
 
-    def images(self, record: dict) -> Iterator[np.ndarray]:
+    def images(self, cell: ScoredCell) -> Iterator[np.ndarray]:
         """The cell's images (uint8 HxWx3) in sample order."""
 
-    def features_file(self, record: dict, prefix: str, name: str) -> Path:
+    def features_file(self, cell: ScoredCell, prefix: str, name: str) -> Path:
         """The file caching the cell's features named ``name``; files of other ``name``s with ``prefix`` are stale."""
 
 
@@ -91,7 +91,7 @@ class Scorer:
         device: str | None = "cpu",
         weights: Sequence[Path] = (),
         prompt_sets: dict[str, PromptSetSpec] | None = None,
-        paired: Callable[[dict, str], dict | None] = lambda record, method: None,
+        paired: Callable[[ScoredCell, str], ScoredCell | None] = lambda cell, method: None,
     ):
         self.source = source
         self.paired = paired
@@ -133,15 +133,15 @@ class Scorer:
             self._digests[key] = digest or self.extractor(metric, field).digest
         return self._digests[key]
 
-    def inputs(self, record: dict, metric: MetricSpec, field: str) -> dict[str, Any]:
-        """Today's ``result_inputs`` for a metric of ``record``: extractor weights digest, reference content hash,
+    def inputs(self, cell: ScoredCell, metric: MetricSpec, field: str) -> dict[str, Any]:
+        """Today's ``result_inputs`` for a metric of ``cell``: extractor weights digest, reference content hash,
         categories hash, the metric's options."""
         reference, labels, definition = None, None, METRICS.get(metric.name)
         if definition.needs_reference:
-            reference = self.reference(record["spec"]["prompts"]).content_hash
+            reference = self.reference(cell.prompts).content_hash
         else:
-            reference = self._paired_hash(record, metric) if definition.paired else None
-            labels = self.category_labels(record) if definition.by_image else None
+            reference = self._paired_hash(cell, metric) if definition.paired else None
+            labels = self.category_labels(cell) if definition.by_image else None
         return {
             "extractor_digest": self.extractor_digest(metric, field),
             "reference_hash": reference,
@@ -149,62 +149,60 @@ class Scorer:
             "options": dict(metric.options),
         }
 
-    def _paired_record(self, record: dict, metric: MetricSpec) -> dict | None:
-        return self.paired(record, dict(metric.options)["reference"])
+    def _paired(self, cell: ScoredCell, metric: MetricSpec) -> ScoredCell | None:
+        return self.paired(cell, dict(metric.options)["reference"])
 
-    def _paired_hash(self, record: dict, metric: MetricSpec) -> str | None:
+    def _paired_hash(self, cell: ScoredCell, metric: MetricSpec) -> str | None:
         """What a paired result depends on besides the cell: its reference cell's id and fingerprint."""
-        paired = self._paired_record(record, metric)
-        return stable_hash([paired["cell_id"], paired.get("fingerprint")], 16) if paired else None
+        paired = self._paired(cell, metric)
+        return stable_hash([paired.cell_id, paired.fingerprint], 16) if paired else None
 
-    def can_score(self, record: dict, metric: MetricSpec) -> bool:
+    def can_score(self, cell: ScoredCell, metric: MetricSpec) -> bool:
         """False for a paired metric whose reference cell is not finished (or is the cell's own method)."""
-        return not METRICS.get(metric.name).paired or self._paired_record(record, metric) is not None
+        return not METRICS.get(metric.name).paired or self._paired(cell, metric) is not None
 
-    def prompts_of(self, record: dict) -> list[str]:
-        """The caption of each of a record's images (each prompt file read once while this scorer lives)."""
-        spec = record["spec"]["prompts"]
-        key = (spec["source"], spec["format"], spec["column"])
+    def prompts_of(self, cell: ScoredCell) -> list[str]:
+        """The caption of each of a cell's images (each prompt file read once while this scorer lives)."""
+        source = cell.prompts
+        key = (source.source, source.format, source.column)
         if key not in self._prompt_files:
-            self._prompt_files[key] = read_prompts(Path(spec["source"]), spec["format"], spec["column"])
-        return [self._prompt_files[key][s["prompt_index"]] for s in record["samples"]]
+            self._prompt_files[key] = source.read()
+        return [self._prompt_files[key][i] for i in cell.prompt_indices]
 
-    def category_labels(self, record: dict) -> dict[str, list[str]]:
-        """Each category column's label for every image of ``record`` (empty when its prompt set has none)."""
-        spec = self.prompt_sets.get(record["spec"]["prompts"]["name"])
+    def category_labels(self, cell: ScoredCell) -> dict[str, list[str]]:
+        """Each category column's label for every image of ``cell`` (empty when its prompt set has none)."""
+        spec = self.prompt_sets.get(cell.prompts.name)
         if spec is None or not (spec.categories or spec.annotator):
             return {}
         if spec.name not in self._labels:
             self._labels[spec.name] = prompt_categories(spec)
-        indices = [s["prompt_index"] for s in record["samples"]]
-        return {column: [labels[i] for i in indices] for column, labels in self._labels[spec.name].items()}
+        return {column: [labels[i] for i in cell.prompt_indices] for column, labels in self._labels[spec.name].items()}
 
-    def reference(self, prompt_spec: dict) -> ReferenceSet:
-        name = prompt_spec["name"]
-        if name not in self._references:
-            self._references[name] = self._load_reference(prompt_spec)
-        return self._references[name]
+    def reference(self, prompts: PromptSource) -> ReferenceSet:
+        if prompts.name not in self._references:
+            self._references[prompts.name] = self._load_reference(prompts)
+        return self._references[prompts.name]
 
-    def _load_reference(self, prompt_spec: dict) -> ReferenceSet:
-        name = prompt_spec["name"]
+    def _load_reference(self, prompts: PromptSource) -> ReferenceSet:
+        name = prompts.name
         spec = self.reference_specs.get(name)
         if spec is None:
             raise UserError(f"prompts: prompt set '{name}' has no reference images")
-        return REFERENCE_KINDS.get(spec.kind)(spec, prompt_spec, f"prompts[{name}].references")
+        return REFERENCE_KINDS.get(spec.kind)(spec, prompts, f"prompts[{name}].references")
 
-    def cell_features(self, record: dict, extractor: Extractor, crop: int | None = None) -> np.ndarray:
+    def cell_features(self, cell: ScoredCell, extractor: Extractor, crop: int | None = None) -> np.ndarray:
         """The cell's features (cached), of centre crops of side ``crop`` when given."""
         prefix = (f"centre{crop}-" if crop else "") + f"{extractor.key}-{extractor.mode}"
-        path = self.source.features_file(record, prefix, f"{prefix}-w{extractor.digest[:12]}")
-        images = self.source.images(record) if not crop else (centre_crop(i, crop) for i in self.source.images(record))
-        prompts = self.prompts_of(record) if extractor.conditioned else None
+        path = self.source.features_file(cell, prefix, f"{prefix}-w{extractor.digest[:12]}")
+        images = self.source.images(cell) if not crop else (centre_crop(i, crop) for i in self.source.images(cell))
+        prompts = self.prompts_of(cell) if extractor.conditioned else None
         return cached(path, lambda: stream_features(images, extractor, prompts=prompts))
 
-    def _crop(self, record: dict, extractor: Extractor, metric: MetricSpec, field: str) -> int | None:
+    def _crop(self, cell: ScoredCell, extractor: Extractor, metric: MetricSpec, field: str) -> int | None:
         """The crop side a cropping metric takes (the extractor's input size), checked against the images."""
         if not METRICS.get(metric.name).crop:
             return None
-        side, (height, width) = extractor.input_size, self._image_size(record)
+        side, (height, width) = extractor.input_size, self._image_size(cell)
         if side is None or min(height, width) <= side:
             raise UserError(
                 f"{field}: {metric.name} crops the extractor's input size ({side or 'none: it takes any size'}) "
@@ -212,11 +210,9 @@ class Scorer:
             )
         return side
 
-    def _image_size(self, record: dict) -> tuple[int, int]:
+    def _image_size(self, cell: ScoredCell) -> tuple[int, int]:
         """The cell's image size as its record gives it, else read from its first image."""
-        if record.get("height") and record.get("width"):
-            return record["height"], record["width"]
-        return next(iter(self.source.images(record))).shape[:2]
+        return cell.size or next(iter(self.source.images(cell))).shape[:2]
 
     def noise_floor(self, metric: MetricSpec, reference: ReferenceSet, extractor: Extractor, prompts: list[str]):
         """``noise_floor(distance)`` for CellInputs: the distance between the reference and a second draw of real
@@ -239,11 +235,11 @@ class Scorer:
         """What metrics of one cell (or one reference) in one extractor's features share while this scorer lives."""
         return self._memos.setdefault(key, {})
 
-    def invalid(self, record: dict, metric: MetricSpec, field: str) -> dict[str, Any]:
+    def invalid(self, cell: ScoredCell, metric: MetricSpec, field: str) -> dict[str, Any]:
         """The result of a metric over images that hold NaN or inf: no value, the reason, today's inputs."""
         definition = METRICS.get(metric.name)
-        bad, n = len(record["nonfinite_images"]), record["spec"]["num_images"]
-        inputs = self.inputs(record, metric, field)
+        bad, n = cell.nonfinite_images, cell.num_images
+        inputs = self.inputs(cell, metric, field)
         return {
             "metric": metric.name,
             "label": definition.label,
@@ -255,23 +251,21 @@ class Scorer:
             **({"reference": {"hash": inputs["reference_hash"]}} if inputs["reference_hash"] else {}),
         }
 
-    def score(self, record: dict, metric: MetricSpec, field: str) -> dict[str, Any]:
+    def score(self, cell: ScoredCell, metric: MetricSpec, field: str) -> dict[str, Any]:
         """The metric's result for one finished cell: what its entry computes, with what it was computed from."""
-        if record.get("nonfinite_images"):
-            return self.invalid(record, metric, field)
+        if cell.nonfinite_images:
+            return self.invalid(cell, metric, field)
         definition = METRICS.get(metric.name)
         extractor = self.extractor(metric, field)
-        crop = self._crop(record, extractor, metric, field)
-        check_images(definition, record["spec"]["num_images"], extractor.dim, field, dict(metric.options))
+        crop = self._crop(cell, extractor, metric, field)
+        check_images(definition, cell.num_images, extractor.dim, field, dict(metric.options))
         inputs = CellInputs(
-            self.cell_features(record, extractor, crop),
-            self.prompts_of(record),
+            self.cell_features(cell, extractor, crop),
+            self.prompts_of(cell),
             extractor,
             dict(metric.options),
-            lambda: self.source.images(record),
-            memo=self._memo(
-                "cell", record["cell_id"], stable_hash(record.get("fingerprint"), 16), extractor.key, extractor.digest
-            ),
+            lambda: self.source.images(cell),
+            memo=self._memo("cell", cell.cell_id, stable_hash(cell.fingerprint, 16), extractor.key, extractor.digest),
         )
         result: dict[str, Any] = {
             "metric": metric.name,
@@ -284,21 +278,21 @@ class Scorer:
             "options": inputs.options,
         }
         if definition.needs_reference:
-            result["reference"] = self._with_reference(record, metric, inputs)
+            result["reference"] = self._with_reference(cell, metric, inputs)
         if definition.paired:
-            result["reference"] = self._with_pairs(record, metric, inputs, crop, field)
+            result["reference"] = self._with_pairs(cell, metric, inputs, crop, field)
         out = {**result, **definition.compute(inputs)}
-        labels = self.category_labels(record) if definition.by_image else {}
+        labels = self.category_labels(cell) if definition.by_image else {}
         if labels:
             values = out.get("per_image")
             groups = per_category(values, labels, definition.aggregate) if values and None not in values else {}
             out["per_category"] = {"hash": stable_hash(labels, 16), "columns": groups}
         return out
 
-    def _with_reference(self, record: dict, metric: MetricSpec, inputs: CellInputs) -> dict[str, Any]:
+    def _with_reference(self, cell: ScoredCell, metric: MetricSpec, inputs: CellInputs) -> dict[str, Any]:
         """Hand a distribution metric the reference set's features and noise floor; what the result records of it."""
         extractor = inputs.extractor
-        reference = self.reference(record["spec"]["prompts"])
+        reference = self.reference(cell.prompts)
         inputs.reference_features = reference_features(reference, extractor)
         inputs.noise_floor = self.noise_floor(metric, reference, extractor, inputs.prompts)
         inputs.reference_memo = self._memo("reference", reference.content_hash, extractor.key, extractor.digest)
@@ -310,16 +304,16 @@ class Scorer:
         }
 
     def _with_pairs(
-        self, record: dict, metric: MetricSpec, inputs: CellInputs, crop: int | None, field: str
+        self, cell: ScoredCell, metric: MetricSpec, inputs: CellInputs, crop: int | None, field: str
     ) -> dict[str, Any]:
         """Hand a paired metric its reference cell's features and images; what the result records of it."""
-        paired = self._paired_record(record, metric)
+        paired = self._paired(cell, metric)
         inputs.paired_features = self.cell_features(paired, inputs.extractor, crop)
         inputs.paired_images = lambda: self.source.images(paired)
         if len(inputs.paired_features) != len(inputs.features):
             raise UserError(
-                f"{field}: cell {record['cell_id']} has {len(inputs.features)} images and its reference "
-                f"{paired['cell_id']} {len(inputs.paired_features)}; paired metrics need the same number"
+                f"{field}: cell {cell.cell_id} has {len(inputs.features)} images and its reference "
+                f"{paired.cell_id} {len(inputs.paired_features)}; paired metrics need the same number"
             )
         method = dict(metric.options)["reference"]
         return {
@@ -327,6 +321,6 @@ class Scorer:
             "n": len(inputs.paired_features),
             "preprocessing": "the same prompts and seeds",
             "method": method,
-            "cell_id": paired["cell_id"],
-            "hash": self._paired_hash(record, metric),
+            "cell_id": paired.cell_id,
+            "hash": self._paired_hash(cell, metric),
         }

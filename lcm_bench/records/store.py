@@ -18,6 +18,7 @@ from lcm_bench.core.errors import UserError
 from lcm_bench.core.io import warn, write_atomic, write_json
 from lcm_bench.core.spec import EAGER
 from lcm_bench.metrics.result_fields import result_columns
+from lcm_bench.metrics.scored_cell import PromptSource, ScoredCell
 
 SCHEMA_VERSION = 2
 READABLE_SCHEMAS = (1, 2)
@@ -190,12 +191,47 @@ class RunDir:
                 out[record["cell_id"]] = record
         return out
 
+    def write_metric_result(self, record: dict, metric_id: str, result: dict) -> None:
+        """Write ``record`` back with ``result`` as its metric ``metric_id``'s."""
+        record.setdefault("metrics", {})[metric_id] = result
+        self.write_record({k: v for k, v in record.items() if k != "schema_version"})
+
     def manifest(self) -> dict | None:
         path = self.manifest_path
         return json.loads(path.read_text()) if path.is_file() else None
 
     def write_manifest(self, manifest: dict) -> None:
         write_json(self.manifest_path, {"schema_version": SCHEMA_VERSION, **manifest})
+
+
+def scored_cell(record: dict) -> ScoredCell:
+    """What scoring needs of a finished cell, read from its record."""
+    spec, height, width = record["spec"], record.get("height"), record.get("width")
+    prompts = spec["prompts"]
+    return ScoredCell(
+        cell_id=record["cell_id"],
+        fingerprint=record.get("fingerprint"),
+        fingerprint_value=(record.get("fingerprint") or {}).get("value"),
+        prompts=PromptSource(prompts["name"], prompts["source"], prompts["format"], prompts.get("column")),
+        prompt_indices=tuple(s["prompt_index"] for s in record["samples"]),
+        num_images=spec["num_images"],
+        nonfinite_images=len(record.get("nonfinite_images") or []),
+        size=(height, width) if height and width else None,
+        chunks=tuple((c["start"], c["stop"]) for c in record.get("chunks") or []),
+    )
+
+
+def with_prompt_files(record: dict, sources: dict[str, str]) -> dict:
+    """``record`` pointing at ``sources``' file for its prompt set where given (a run directory may have moved
+    between machines)."""
+    prompts = record["spec"]["prompts"]
+    prompts["source"] = sources.get(prompts["name"], prompts["source"])
+    return record
+
+
+def metric_result(record: dict, metric_id: str) -> dict | None:
+    """The record's stored result of metric ``metric_id``; None when it has none."""
+    return (record.get("metrics") or {}).get(metric_id)
 
 
 def load_runs(paths: list[str | Path]) -> tuple[list[dict], list[dict]]:

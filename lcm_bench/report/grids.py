@@ -7,20 +7,19 @@ import textwrap
 from pathlib import Path
 
 from lcm_bench.core.images import image_grid
-from lcm_bench.records.store import RunDir, image_name, result_row
+from lcm_bench.metrics.scored_cell import ScoredCell
+from lcm_bench.records.store import RunDir, image_name, result_row, scored_cell
 from lcm_bench.report.frame import method_label
 from lcm_bench.report.plots import _pyplot, save
 
 
-def _captions(record: dict, prompt_indices: list[int]) -> list[str]:
-    from lcm_bench.domain.prompts import read_prompts
-
-    source = record["spec"]["prompts"]
+def _captions(cell: ScoredCell, count: int) -> list[str]:
+    indices = cell.prompt_indices[:count]
     try:
-        prompts = read_prompts(Path(source["source"]), source["format"], source.get("column"))
-        return [prompts[i] for i in prompt_indices]
+        prompts = cell.prompts.read()
+        return [prompts[i] for i in indices]
     except Exception:  # the prompt file may live on another machine; the index still identifies the sample
-        return [f"prompt #{i}" for i in prompt_indices]
+        return [f"prompt #{i}" for i in indices]
 
 
 def sample_grid(records: list[dict], run_dirs: dict[str, Path], prompts: str, path: Path, columns: int = 6):
@@ -29,31 +28,31 @@ def sample_grid(records: list[dict], run_dirs: dict[str, Path], prompts: str, pa
     import numpy as np
     from PIL import Image
 
-    cells = [r for r in records if r["status"] == "ok" and r["spec"]["prompts"]["name"] == prompts]
-    if not cells:
+    rows_of = ((result_row(record), record) for record in records)
+    ok = [(row, record) for row, record in rows_of if row["status"] == "ok" and row["prompts"] == prompts]
+    if not ok:
         return None
-    seed = min(r["spec"]["seed"] for r in cells)
-    cells = [r for r in cells if r["spec"]["seed"] == seed]
-    methods = list(dict.fromkeys(method_label(result_row(r)) for r in cells))
-    cells.sort(key=lambda r: (methods.index(method_label(result_row(r))), r["spec"]["steps"]))
+    seed = min(row["seed"] for row, _ in ok)
+    chosen = [(row, scored_cell(record)) for row, record in ok if row["seed"] == seed]
+    methods = list(dict.fromkeys(method_label(row) for row, _ in chosen))
+    chosen.sort(key=lambda pair: (methods.index(method_label(pair[0])), pair[0]["steps"]))
     rows, labels = [], []
-    for record in cells:
-        if record["cell_id"] not in run_dirs:
+    for row, cell in chosen:
+        if cell.cell_id not in run_dirs:
             continue
-        folder = RunDir(run_dirs[record["cell_id"]]).images_dir(record["cell_id"])
-        files = [folder / image_name(i) for i in range(min(columns, len(record["samples"])))]
+        folder = RunDir(run_dirs[cell.cell_id]).images_dir(cell.cell_id)
+        files = [folder / image_name(i) for i in range(min(columns, len(cell.prompt_indices)))]
         if not files or not all(f.is_file() for f in files):
             continue
         rows.append([np.asarray(Image.open(f).convert("RGB")) for f in files])
-        row = result_row(record)
-        labels.append(f"{method_label(row)}\n{record['spec']['steps']} step{'s' * (record['spec']['steps'] > 1)}")
+        labels.append(f"{method_label(row)}\n{row['steps']} step{'s' * (row['steps'] > 1)}")
     if not rows:
         return None
     n = min(len(r) for r in rows)
     h, w = rows[0][0].shape[:2]
     pad = 2
     canvas = image_grid([image for images in rows for image in images[:n]], n, padding=pad, fill=255)
-    captions = _captions(cells[0], [s["prompt_index"] for s in cells[0]["samples"][:n]])
+    captions = _captions(chosen[0][1], n)
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(2.6 + n * 0.95, 1.2 + len(rows) * 0.9))
     ax.imshow(canvas, interpolation="nearest")

@@ -174,12 +174,13 @@ def verify_chunks(run: RunDir, cells: list[CellSpec]) -> list[str]:
     return notes
 
 
-def expected_images(run: RunDir, record: dict) -> dict[str, str]:
-    """``{file name: sha256}`` of a record's saved images, from its chunks' chunk_records (empty for older runs)."""
+def expected_images(run: RunDir, cell_id: str, chunks: tuple[tuple[int, int], ...]) -> dict[str, str]:
+    """``{file name: sha256}`` of a cell's saved images, from the records of its ``chunks`` (each a (start, stop)
+    sample range; none for older runs)."""
     store = ChunkStore(run)
     out = {}
-    for i, chunk in enumerate(record.get("chunks") or []):
-        chunk_record = store.read(Chunk(record["cell_id"], i, chunk["start"], chunk["stop"])) or {}
+    for i, (start, stop) in enumerate(chunks):
+        chunk_record = store.read(Chunk(cell_id, i, start, stop)) or {}
         out.update({name: entry[0] for name, entry in (chunk_record.get("images") or {}).items()})
     return out
 

@@ -24,8 +24,9 @@ from lcm_bench.core.io import on_terminal
 from lcm_bench.metrics.builtins import METRICS, result_inputs
 from lcm_bench.metrics.cell_scoring import Scorer
 from lcm_bench.metrics.references import reference_features
+from lcm_bench.metrics.scored_cell import PromptSource, ScoredCell
 from lcm_bench.records.fingerprints import fingerprint_value
-from lcm_bench.records.store import RunDir, image_name
+from lcm_bench.records.store import RunDir, image_name, metric_result, scored_cell, with_prompt_files
 from lcm_bench.run.chunks import ChunkStore, expected_images
 from lcm_bench.run.leases import held
 
@@ -36,12 +37,12 @@ class RunImages:
     def __init__(self, run: RunDir):
         self.run = run
 
-    def images(self, record: dict) -> Iterator[np.ndarray]:
+    def images(self, cell: ScoredCell) -> Iterator[np.ndarray]:
         """The cell's saved images in order, each checked against the sha256 its chunk recorded."""
         from PIL import Image
 
-        cell_id, n = record["cell_id"], record["spec"]["num_images"]
-        expected = expected_images(self.run, record)
+        cell_id, n = cell.cell_id, cell.num_images
+        expected = expected_images(self.run, cell_id, cell.chunks)
         folder = self.run.images_dir(cell_id)
         for i in range(n):
             path = folder / image_name(i)
@@ -57,9 +58,9 @@ class RunImages:
                 )
             yield np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
 
-    def features_file(self, record: dict, prefix: str, name: str) -> Path:
-        cell = (fingerprint_value(record) or "unknown")[:12]
-        path = self.run.features_dir(record["cell_id"]) / f"{name}-c{cell}.safetensors"
+    def features_file(self, cell: ScoredCell, prefix: str, name: str) -> Path:
+        content = (cell.fingerprint_value or "unknown")[:12]
+        path = self.run.features_dir(cell.cell_id) / f"{name}-c{content}.safetensors"
         if not path.is_file():
             for stale in path.parent.glob(f"{prefix}-*.safetensors"):
                 stale.unlink()
@@ -83,26 +84,22 @@ def prepare_references(suite, device: str = "cpu", weights: Sequence[Path] = ())
             continue
         extractor = scorer.extractor(metric, f"metrics[{i}]")
         for name, spec in prompt_sets.items():
-            source = {"name": name, "source": spec.source, "format": spec.format, "column": spec.column}
-            reference = scorer.reference(source)
+            reference = scorer.reference(PromptSource(name, spec.source, spec.format, spec.column))
             yield metric, name, reference, reference_features(reference, extractor)
 
 
-def paired_of(suite, records: dict[str, dict]) -> Callable[[dict, str], dict | None]:
-    """``paired(record, method)``: the finished record of the cell that method drew for the record's prompts and
-    seeds (``lcm_bench.suite.pairs``), None until it is finished."""
+def paired_of(suite, cells: dict[str, ScoredCell]) -> Callable[[ScoredCell, str], ScoredCell | None]:
+    """``paired(cell, method)``: the finished cell that method drew for the cell's prompts and seeds
+    (``lcm_bench.suite.pairs``), None until it is finished."""
     from lcm_bench.suite.pairs import reference_pairs
 
     pairs = reference_pairs(suite.metrics, list(suite.cells))
-    return lambda record, method: records.get(pairs.get((record["cell_id"], method), ""))
+    return lambda cell, method: cells.get(pairs.get((cell.cell_id, method), ""))
 
 
-def _with_current_prompt_files(records: dict[str, dict], suite) -> None:
-    """Point every record at the suite's prompt files (a run directory may have moved between machines)."""
-    sources = {c.prompts.name: c.prompts.source for c in suite.cells}
-    for record in records.values():
-        prompts = record["spec"]["prompts"]
-        prompts["source"] = sources.get(prompts["name"], prompts["source"])
+def prompt_files_of(suite) -> dict[str, str]:
+    """The file each of the suite's prompt sets is read from on this machine."""
+    return {c.prompts.name: c.prompts.source for c in suite.cells}
 
 
 def _todo(scorer: Scorer, records: dict[str, dict], suite, cell_ids: list[str]) -> list[tuple[dict, int, object]]:
@@ -110,10 +107,11 @@ def _todo(scorer: Scorer, records: dict[str, dict], suite, cell_ids: list[str]) 
     todo = []
     for index, metric in enumerate(suite.metrics):
         for record in (records[c] for c in cell_ids if c in records):
-            if not scorer.can_score(record, metric):
+            cell = scored_cell(record)
+            if not scorer.can_score(cell, metric):
                 continue
-            stored = record.get("metrics", {}).get(metric.metric_id)
-            if stored is None or result_inputs(stored) != scorer.inputs(record, metric, f"metrics[{index}]"):
+            stored = metric_result(record, metric.metric_id)
+            if stored is None or result_inputs(stored) != scorer.inputs(cell, metric, f"metrics[{index}]"):
                 todo.append((record, index, metric))
     return todo
 
@@ -121,18 +119,16 @@ def _todo(scorer: Scorer, records: dict[str, dict], suite, cell_ids: list[str]) 
 def _score_one(run: RunDir, scorer: Scorer, record: dict, index: int, metric, threads: dict[str, int]) -> bool:
     """Score one metric of one cell under the cell's record lease (the result records the torch and BLAS thread
     count it was computed with); False when another process already did, or the cell changed meanwhile."""
-    field = f"metrics[{index}]"
-    with held(ChunkStore(run).leases(record["cell_id"]), "record"):
-        fresh = run.record(record["cell_id"])
-        if fresh is None or fingerprint_value(fresh) != fingerprint_value(record):
+    field, cell = f"metrics[{index}]", scored_cell(record)
+    with held(ChunkStore(run).leases(cell.cell_id), "record"):
+        fresh = run.record(cell.cell_id)
+        if fresh is None or fingerprint_value(fresh) != cell.fingerprint_value:
             return False
-        fresh["spec"]["prompts"]["source"] = record["spec"]["prompts"]["source"]
-        stored = fresh.get("metrics", {}).get(metric.metric_id)
-        if stored is not None and result_inputs(stored) == scorer.inputs(fresh, metric, field):
+        cell = scored_cell(with_prompt_files(fresh, {cell.prompts.name: cell.prompts.source}))
+        stored = metric_result(fresh, metric.metric_id)
+        if stored is not None and result_inputs(stored) == scorer.inputs(cell, metric, field):
             return False
-        result = {**scorer.score(fresh, metric, field), "threads": threads}
-        fresh.setdefault("metrics", {})[metric.metric_id] = result
-        run.write_record({k: v for k, v in fresh.items() if k != "schema_version"})
+        run.write_metric_result(fresh, metric.metric_id, {**scorer.score(cell, metric, field), "threads": threads})
         return True
 
 
@@ -153,9 +149,10 @@ def score_run(
 
     if not suite.metrics:
         return 0
-    records = run.records()
-    _with_current_prompt_files(records, suite)
-    scorer = Scorer(RunImages(run), suite.references, device, weights, prompt_sets_of(suite), paired_of(suite, records))
+    files = prompt_files_of(suite)
+    records = {cell_id: with_prompt_files(record, files) for cell_id, record in run.records().items()}
+    cells = {cell_id: scored_cell(record) for cell_id, record in records.items()}
+    scorer = Scorer(RunImages(run), suite.references, device, weights, prompt_sets_of(suite), paired_of(suite, cells))
     todo = _todo(scorer, records, suite, cell_ids)
     digest_cache().flush()
     if not todo:
