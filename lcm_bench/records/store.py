@@ -19,6 +19,7 @@ from lcm_bench.core.io import warn, write_atomic, write_json
 from lcm_bench.core.spec import EAGER
 from lcm_bench.metrics.result_fields import result_columns
 from lcm_bench.metrics.scored_cell import PromptSource, ScoredCell
+from lcm_bench.records.fingerprints import fingerprint_value
 
 SCHEMA_VERSION = 2
 READABLE_SCHEMAS = (1, 2)
@@ -211,7 +212,7 @@ def scored_cell(record: dict) -> ScoredCell:
     return ScoredCell(
         cell_id=record["cell_id"],
         fingerprint=record.get("fingerprint"),
-        fingerprint_value=(record.get("fingerprint") or {}).get("value"),
+        fingerprint_value=fingerprint_value(record),
         prompts=PromptSource(prompts["name"], prompts["source"], prompts["format"], prompts.get("column")),
         prompt_indices=tuple(s["prompt_index"] for s in record["samples"]),
         num_images=spec["num_images"],

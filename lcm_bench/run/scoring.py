@@ -102,12 +102,15 @@ def prompt_files_of(suite) -> dict[str, str]:
     return {c.prompts.name: c.prompts.source for c in suite.cells}
 
 
-def _todo(scorer: Scorer, records: dict[str, dict], suite, cell_ids: list[str]) -> list[tuple[dict, int, object]]:
-    """(record, metric index, metric) for every stored result that is missing or stale."""
+def _todo(
+    scorer: Scorer, records: dict[str, dict], cells: dict[str, ScoredCell], suite, cell_ids: list[str]
+) -> list[tuple[dict, int, object]]:
+    """(record, metric index, metric) for every stored result that is missing or stale; ``cells`` are the
+    records' ``scored_cell``s."""
     todo = []
     for index, metric in enumerate(suite.metrics):
-        for record in (records[c] for c in cell_ids if c in records):
-            cell = scored_cell(record)
+        for cell_id in (c for c in cell_ids if c in records):
+            record, cell = records[cell_id], cells[cell_id]
             if not scorer.can_score(cell, metric):
                 continue
             stored = metric_result(record, metric.metric_id)
@@ -153,7 +156,7 @@ def score_run(
     records = {cell_id: with_prompt_files(record, files) for cell_id, record in run.records().items()}
     cells = {cell_id: scored_cell(record) for cell_id, record in records.items()}
     scorer = Scorer(RunImages(run), suite.references, device, weights, prompt_sets_of(suite), paired_of(suite, cells))
-    todo = _todo(scorer, records, suite, cell_ids)
+    todo = _todo(scorer, records, cells, suite, cell_ids)
     digest_cache().flush()
     if not todo:
         return 0
