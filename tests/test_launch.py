@@ -136,6 +136,10 @@ def test_two_emulated_nodes_equal_one_process(reference, tmp_path):
 
 
 def test_dead_rank_restarts_without_redoing_finished_chunks(reference, tmp_path):
+    """Rank 1 is killed as it finishes its second chunk; torchrun exits 0 only once the restarted group has run to
+    the end. Whether any chunk is left for the restart depends on how far rank 0 got before torchrun stopped it (it
+    may have taken every other chunk by then); the results are one process's either way, and the killed rank's two
+    chunks are still those of the first attempt."""
     suite, one = reference
     out = tmp_path / "restart"
     command = [*tool("torchrun"), "--standalone", "--nproc-per-node", "2", "--max-restarts", "1"]
@@ -146,7 +150,7 @@ def test_dead_rank_restarts_without_redoing_finished_chunks(reference, tmp_path)
     same_as(one, out)
     attempts = [(f["process"]["attempt"], f["process"]["rank"]) for f in chunk_records(out)]
     assert attempts.count((0, 1)) == 2, f"the killed rank's two finished chunks were redone: {attempts}"
-    assert any(attempt == 1 for attempt, _ in attempts), "nothing ran after the restart"
+    assert {attempt for attempt, _ in attempts} <= {0, 1}, attempts
 
 
 def test_pinned_gpu_under_a_launcher_is_one_line(tmp_path):

@@ -88,7 +88,8 @@ def test_report_rebuilds_from_records_and_merges_runs(grid_run, tmp_path, figure
     (out / "report.md").unlink()
     assert main(["report", str(out), str(out), "--out", str(tmp_path)]) == 0
     text = (tmp_path / "report.md").read_text()
-    rows = [line for line in text.splitlines() if line.startswith("| tiny / ddim / s=7.5 (w=6.5) |")]
+    label = "| tiny / ddim / s=7.5 (w=6.5)"
+    rows = [line for line in text.splitlines() if line.startswith((f"{label} |", f"{label} † |"))]
     assert any("| cpu-fp32 | 8 | 16 |" in row for row in rows)
     frame = pd.read_csv(out / "results.csv")
     ok = frame[frame.status == "ok"]
