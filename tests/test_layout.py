@@ -1,5 +1,6 @@
 """The house's rules, checked: the import contract of pyproject.toml holds (and fails on a wrong import), no import
-circle, only __init__ and __main__ at the top, no function over 60 lines."""
+circle, only __init__ and __main__ at the top, no function over 60 lines, a record as written read only by
+lcm_bench.records."""
 
 import ast
 import shutil
@@ -98,6 +99,22 @@ def test_no_function_over_60_lines():
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.end_lineno - node.lineno + 1 > 60
     ]
     assert not long, long
+
+
+def _raw_record_reads(tree: ast.AST) -> list[int]:
+    """Lines that read a CellRecord's record as written (``.raw``): only lcm_bench.records may."""
+    return [n.lineno for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr == "raw"]
+
+
+def test_only_records_reads_a_record_as_written():
+    assert _raw_record_reads(ast.parse("cell.raw['spec']['steps']\nn = cell.steps")) == [1], "the check sees a read"
+    reads = [
+        f"{path.relative_to(ROOT)}:{line}"
+        for path in PACKAGE.rglob("*.py")
+        if "records" not in path.relative_to(PACKAGE).parts
+        for line in _raw_record_reads(ast.parse(path.read_text()))
+    ]
+    assert not reads, reads
 
 
 def test_validating_a_suite_imports_no_torch():

@@ -367,7 +367,8 @@ def test_attribute_accuracy_and_judge_fd_on_real_and_shuffled_images(tmp_path):
     from lcm_bench.domain.prompts import PROMPT_SETS, read_prompts
     from lcm_bench.domain.shapes import render
     from lcm_bench.metrics.cell_scoring import Scorer
-    from lcm_bench.records.store import RunDir, scored_cell
+    from lcm_bench.records.cell_record import scored_cell
+    from lcm_bench.records.store import RunDir
     from lcm_bench.run.scoring import RunImages
 
     entry = PROMPT_SETS.get("shapes-test")

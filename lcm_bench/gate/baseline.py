@@ -14,7 +14,8 @@ from lcm_bench.core.registry import Registry
 from lcm_bench.core.textfiles import read_text
 from lcm_bench.metrics.builtins import metric_name_of, metric_of, result_inputs
 from lcm_bench.metrics.result_fields import result_noise
-from lcm_bench.records.store import load_runs, machine_label, method_of
+from lcm_bench.records.cell_record import CellRecord
+from lcm_bench.records.store import load_runs
 
 BASELINE_SCHEMA = 2
 
@@ -68,24 +69,20 @@ def reference_of(metric: dict) -> dict:
     return {k: reference.get(k) for k in ("name", "n", "preprocessing")}
 
 
-def _label(record: dict) -> str:
-    spec = record["spec"]
-    runtime = (spec.get("runtime") or {}).get("name")
-    return (
-        f"{method_of(record)} / {spec['steps']} steps / s={spec['guidance_scale']:g} / {spec['prompts']['name']} / "
-        f"seed {spec['seed']}" + (f" / {runtime}" if runtime else "")
+def _label(cell: CellRecord) -> str:
+    return f"{cell.method} / {cell.steps} steps / s={cell.guidance_scale:g} / {cell.prompts} / seed {cell.seed}" + (
+        f" / {cell.runtime}" if cell.runtime else ""
     )
 
 
-def _execution(record: dict) -> dict[str, Any]:
+def execution(cell: CellRecord) -> dict[str, Any]:
     """Where throughput was measured: it compares only within one machine, hardware entry, batch size and number of
     processes that shared the work."""
-    spec = record["spec"]
     return {
-        "machine": machine_label((record.get("provenance") or {}).get("machine", {})),
-        "hardware": spec["hardware"]["name"],
-        "batch_size": spec.get("batch_size"),
-        "processes": (record.get("throughput") or {}).get("processes", 1),
+        "machine": cell.machine,
+        "hardware": cell.hardware,
+        "batch_size": cell.batch_size,
+        "processes": cell.processes,
     }
 
 
@@ -96,47 +93,51 @@ def make_baseline(
     from the registry, overridden by ``tolerance``), two-sided bounds where ``profile`` (a ``GATE_PROFILES`` entry)
     gives the metric a window, the fingerprint components and the throughput."""
     windows = GATE_PROFILES.get(profile, "--profile").windows if profile else {}
-    records, manifests = load_runs(run_dirs)
+    runs, manifests = load_runs(run_dirs)
     cells = {}
-    for record in records:
-        if record.get("status") != "ok" or not record.get("metrics"):
+    for cell in runs:
+        if not cell.ok or not cell.metrics:
             continue
-        entries = {}
-        for metric_id, metric in record["metrics"].items():
-            if metric.get("invalid"):
-                raise UserError(f"baseline: cell {record['cell_id']} has an invalid {metric_id} ({metric['invalid']})")
-            window = windows.get(metric_name_of(metric_id, metric)) if "value" in metric else None
-            entries[metric_id] = {
-                "value": metric["value"],
-                "higher_is_better": metric["higher_is_better"],
-                "noise": result_noise(metric),
-                "tolerance": {**metric_of(metric_id, metric).tolerance, **(tolerance or {})},
-                **result_inputs(metric),
-                **{k: metric.get(k) for k in COMPARABLE},
-                **({"reference": reference_of(metric)} if metric.get("reference") else {}),
-                **({"bounds": window_bounds(float(metric["value"]), window), "profile": profile} if window else {}),
-            }
-        throughput = record.get("throughput", {})
-        cells[record["cell_id"]] = {
-            "label": _label(record),
-            "config_key": record.get("config_key"),
-            "fingerprint": (record.get("fingerprint") or {}).get("components"),
-            "metrics": entries,
+        cells[cell.cell_id] = {
+            "label": _label(cell),
+            "config_key": cell.config_key,
+            "fingerprint": (cell.fingerprint or {}).get("components"),
+            "metrics": {
+                metric_id: _metric_entry(cell, metric_id, windows, tolerance, profile) for metric_id in cell.metrics
+            },
             "throughput": {
-                **_execution(record),
-                "values": {k: throughput[k] for k in THROUGHPUT if k in throughput},
-                "contended": bool(throughput.get("contended")),
+                **execution(cell),
+                "values": {k: cell.throughput[k] for k in THROUGHPUT if k in cell.throughput},
+                "contended": cell.contended,
             },
         }
     if not cells:
         raise UserError(f"baseline: no scored cells in {', '.join(map(str, run_dirs))}")
-    versions = [(r.get("provenance") or {}).get("versions") for r in records if r.get("status") == "ok"]
+    versions = [cell.versions for cell in runs if cell.ok]
     return {
         "schema_version": BASELINE_SCHEMA,
         **({"profile": profile} if profile else {}),
         "suites": sorted({m["suite"]["name"] for m in manifests}),
-        "provenance": {**manifests[0].get("provenance", {}), "versions": next((v for v in versions if v), {})},
+        "provenance": {**manifests[0].get("provenance", {}), "versions": dict(next((v for v in versions if v), {}))},
         "cells": cells,
+    }
+
+
+def _metric_entry(cell: CellRecord, metric_id: str, windows: dict, tolerance: dict | None, profile: str | None) -> dict:
+    """A metric's baseline entry: its value, noise and tolerance, what it was computed from, and its window."""
+    metric = cell.metrics[metric_id]
+    if metric.get("invalid"):
+        raise UserError(f"baseline: cell {cell.cell_id} has an invalid {metric_id} ({metric['invalid']})")
+    window = windows.get(metric_name_of(metric_id, metric)) if "value" in metric else None
+    return {
+        "value": metric["value"],
+        "higher_is_better": metric["higher_is_better"],
+        "noise": result_noise(metric),
+        "tolerance": {**metric_of(metric_id, metric).tolerance, **(tolerance or {})},
+        **result_inputs(metric),
+        **{k: metric.get(k) for k in COMPARABLE},
+        **({"reference": reference_of(metric)} if metric.get("reference") else {}),
+        **({"bounds": window_bounds(float(metric["value"]), window), "profile": profile} if window else {}),
     }
 
 

@@ -21,8 +21,9 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lcm_bench.gate.baseline import COMPARABLE, MACHINE_BOUND, THROUGHPUT, TIME_BOUND, _execution, reference_of
+from lcm_bench.gate.baseline import COMPARABLE, MACHINE_BOUND, THROUGHPUT, TIME_BOUND, execution, reference_of
 from lcm_bench.metrics.builtins import result_inputs
+from lcm_bench.records.cell_record import CellRecord
 from lcm_bench.records.fingerprints import changed_components, describe_change
 from lcm_bench.records.store import load_runs, version_changes
 
@@ -105,23 +106,22 @@ def _reference_change(entry: dict, metric: dict) -> str:
     return "reference set changed" + (f": {', '.join(differ)}" if then and differ else " (its content)")
 
 
-def _under_load(base: dict, record: dict) -> str:
+def _under_load(base: dict, cell: CellRecord) -> str:
     """Why a time cannot be judged: the run's or the baseline's cell was timed while other processes used the
     CPU (empty when neither was)."""
-    now = (record.get("throughput") or {}).get("load") or {}
-    if now.get("contended"):
-        return f"timed under load ({now.get('other_cores')} other cores busy)"
+    if cell.contended:
+        return f"timed under load ({cell.other_cores} other cores busy)"
     return "the baseline was timed under load" if base.get("contended") else ""
 
 
-def _throughput_findings(label: str, cell: dict, record: dict | None) -> list[Finding]:
+def _throughput_findings(label: str, cell: dict, record: CellRecord | None) -> list[Finding]:
     base = cell.get("throughput", {})
     findings = []
     for name, tolerance in THROUGHPUT.items():
         if name not in base.get("values", {}):
             continue
         entry = {"value": base["values"][name], "tolerance": tolerance}
-        value = (record or {}).get("throughput", {}).get(name)
+        value = record.throughput.get(name) if record is not None else None
         if value is None:
             findings.append(Finding(label, name, "missing", entry["value"]))
             continue
@@ -129,7 +129,7 @@ def _throughput_findings(label: str, cell: dict, record: dict | None) -> list[Fi
         if name in TIME_BOUND and loaded:
             findings.append(Finding(label, name, "not comparable", entry["value"], value, None, loaded))
             continue
-        where = _execution(record)
+        where = execution(record)
         then = {k: base.get(k, 1 if k == "processes" else None) for k in where}
         if name in MACHINE_BOUND and any(where[k] != then[k] for k in where):
             detail = ", ".join(f"{k} {then[k]} -> {where[k]}" for k in where if where[k] != then[k])
@@ -148,18 +148,17 @@ def check(
     allow_incomparable: bool = False,
 ) -> GateResult:
     records, _ = load_runs(run_dirs)
-    by_id = {r["cell_id"]: r for r in records if r.get("status") == "ok"}
+    by_id = {r.cell_id: r for r in records if r.ok}
     result = GateResult([], allow_missing=allow_missing, allow_incomparable=allow_incomparable)
     for cell_id, cell in sorted(baseline["cells"].items()):
         record = by_id.get(cell_id)
         label = cell.get("label", cell_id)
         if record is not None and cell.get("fingerprint"):
-            base, run = {"components": cell["fingerprint"]}, record.get("fingerprint")
+            base, run = {"components": cell["fingerprint"]}, record.fingerprint
             if changed_components(base, run):
-                reason = describe_change(record["spec"]["model"]["name"], record.get("sampler_label", ""), base, run)
-                result.notes.append(f"{label}: {reason}")
+                result.notes.append(f"{label}: {describe_change(record.model, record.sampler_label, base, run)}")
         for metric_id, entry in sorted(cell["metrics"].items()):
-            metric = (record or {}).get("metrics", {}).get(metric_id)
+            metric = record.metrics.get(metric_id) if record is not None else None
             if metric is None:
                 detail = "cell not in the run" if record is None else "metric not computed"
                 result.findings.append(Finding(label, metric_id, "missing", entry["value"], detail=detail))

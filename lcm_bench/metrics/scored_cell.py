@@ -1,4 +1,4 @@
-"""What scoring needs of a finished cell, typed: the scorer's input, which ``lcm_bench.records.store.scored_cell``
+"""What scoring needs of a finished cell, typed: the scorer's input, which ``lcm_bench.records.cell_record.scored_cell``
 reads from a cell's record (the metrics package never reads a record)."""
 
 from __future__ import annotations

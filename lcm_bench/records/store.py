@@ -18,8 +18,7 @@ from lcm_bench.core.errors import UserError
 from lcm_bench.core.io import warn, write_atomic, write_json
 from lcm_bench.core.spec import EAGER
 from lcm_bench.metrics.result_fields import result_columns
-from lcm_bench.metrics.scored_cell import PromptSource, ScoredCell
-from lcm_bench.records.fingerprints import fingerprint_value
+from lcm_bench.records.cell_record import CellRecord
 
 SCHEMA_VERSION = 2
 READABLE_SCHEMAS = (1, 2)
@@ -205,23 +204,6 @@ class RunDir:
         write_json(self.manifest_path, {"schema_version": SCHEMA_VERSION, **manifest})
 
 
-def scored_cell(record: dict) -> ScoredCell:
-    """What scoring needs of a finished cell, read from its record."""
-    spec, height, width = record["spec"], record.get("height"), record.get("width")
-    prompts = spec["prompts"]
-    return ScoredCell(
-        cell_id=record["cell_id"],
-        fingerprint=record.get("fingerprint"),
-        fingerprint_value=fingerprint_value(record),
-        prompts=PromptSource(prompts["name"], prompts["source"], prompts["format"], prompts.get("column")),
-        prompt_indices=tuple(s["prompt_index"] for s in record["samples"]),
-        num_images=spec["num_images"],
-        nonfinite_images=len(record.get("nonfinite_images") or []),
-        size=(height, width) if height and width else None,
-        chunks=tuple((c["start"], c["stop"]) for c in record.get("chunks") or []),
-    )
-
-
 def with_prompt_files(record: dict, sources: dict[str, str]) -> dict:
     """``record`` pointing at ``sources``' file for its prompt set where given (a run directory may have moved
     between machines)."""
@@ -235,7 +217,7 @@ def metric_result(record: dict, metric_id: str) -> dict | None:
     return (record.get("metrics") or {}).get(metric_id)
 
 
-def load_runs(paths: list[str | Path]) -> tuple[list[dict], list[dict]]:
+def load_runs(paths: list[str | Path]) -> tuple[list[CellRecord], list[dict]]:
     """Records and manifests of one or more run directories (later runs win for the same cell id); only the cells
     of each run's current suite (a record left by an earlier version of the suite stays on disk, unreported)."""
     records: dict[str, dict] = {}
@@ -250,17 +232,17 @@ def load_runs(paths: list[str | Path]) -> tuple[list[dict], list[dict]]:
             records.setdefault(skipped["cell_id"], skipped)
         current = set(manifest.get("cells", []))
         records.update({k: v for k, v in run.records().items() if not current or k in current})
-    return list(records.values()), manifests
+    return [CellRecord.read(r) for r in records.values()], manifests
 
 
-def version_changes(records: list[dict], reference: dict | None = None) -> list[str]:
-    """Libraries whose recorded versions differ between records (or from ``reference`` versions):
+def version_changes(cells: list[CellRecord], reference: dict | None = None) -> list[str]:
+    """Libraries whose recorded versions differ between cells (or from ``reference`` versions):
     ``torch 2.4.0 (3 cells) / 2.5.1 (9 cells)``."""
     from collections import Counter
 
     seen: dict[str, Counter] = {}
-    for record in records:
-        for name, version in (record.get("provenance") or {}).get("versions", {}).items():
+    for cell in cells:
+        for name, version in cell.versions.items():
             seen.setdefault(name, Counter())[version] += 1
     lines = []
     for name, counts in sorted(seen.items()):
@@ -271,28 +253,14 @@ def version_changes(records: list[dict], reference: dict | None = None) -> list[
     return lines
 
 
-def machine_label(machine: dict) -> str | None:
-    """What ran a cell, for merging throughput across machines: the GPUs, else the CPU and its core count."""
-    if not machine:
-        return None
-    if machine.get("cuda"):
-        return ", ".join(machine["cuda"]["devices"])
-    return f"{machine.get('cpu')} x{machine.get('cpu_count')}"
-
-
-def method_of(record: dict) -> str:
-    """The record's row label: its suite's method name, or model / sampler for a grid suite."""
-    spec = record["spec"]
-    return spec.get("method") or f"{spec['model']['name']} / {record.get('sampler_label', spec['sampler']['name'])}"
-
-
-def result_row(record: dict) -> dict[str, Any]:
+def result_row(cell: CellRecord) -> dict[str, Any]:
     """One results.csv row: the record's spec, schedule and measurements, flattened."""
+    record = cell.raw
     spec = record["spec"]
     row: dict[str, Any] = {
         "cell_id": record["cell_id"],
         "status": record["status"],
-        "method": method_of(record),
+        "method": cell.method,
         "model": spec["model"]["name"],
         "sampler": spec["sampler"]["name"],
         "sampler_label": record.get("sampler_label", spec["sampler"]["name"]),
@@ -308,7 +276,7 @@ def result_row(record: dict) -> dict[str, Any]:
         "num_images": spec["num_images"],
         "batch_size": spec["batch_size"],
         "reason": record.get("reason"),
-        "machine": machine_label(record.get("provenance", {}).get("machine", {})),
+        "machine": cell.machine,
     }
     schedule = record.get("schedule", {})
     row.update(
@@ -350,10 +318,10 @@ def _timing_columns(throughput: dict) -> dict[str, Any]:
     return flat
 
 
-def results_frame(records: list[dict]):
+def results_frame(cells: list[CellRecord]):
     import pandas as pd
 
-    frame = pd.DataFrame([result_row(r) for r in records])
+    frame = pd.DataFrame([result_row(cell) for cell in cells])
     for column in INTEGER_COLUMNS & set(frame.columns):
         frame[column] = frame[column].astype("Int64")
     ordered = [c for c in RESULT_COLUMNS if c in frame.columns]
@@ -361,7 +329,7 @@ def results_frame(records: list[dict]):
 
 
 def write_results_csv(path: Path, records: list[dict]) -> None:
-    write_atomic(path, results_frame(records).to_csv(index=False).encode())
+    write_atomic(path, results_frame([CellRecord.read(r) for r in records]).to_csv(index=False).encode())
 
 
 CATEGORY_KEYS = (
@@ -370,17 +338,17 @@ CATEGORY_KEYS = (
 )  # fmt: skip
 
 
-def category_rows(records: list[dict]):
+def category_rows(cells: list[CellRecord]):
     """Long form of every per-category result: one row per (cell, metric, category column, category) with its
     value, 95 % bootstrap interval and N (``results_by_category.csv``)."""
     import pandas as pd
 
     rows = []
-    for record in records:
-        if record.get("status") != "ok":
+    for cell in cells:
+        if not cell.ok:
             continue
-        base = {k: v for k, v in result_row(record).items() if k in CATEGORY_KEYS}
-        for metric_id, metric in record.get("metrics", {}).items():
+        base = {k: v for k, v in result_row(cell).items() if k in CATEGORY_KEYS}
+        for metric_id, metric in cell.metrics.items():
             for column, groups in ((metric.get("per_category") or {}).get("columns") or {}).items():
                 for label, entry in groups.items():
                     low, high = entry.get("ci95", [None, None])
@@ -404,6 +372,6 @@ def category_rows(records: list[dict]):
 
 def write_category_csv(path: Path, records: list[dict]) -> None:
     """``results_by_category.csv`` when any result has categories."""
-    rows = category_rows(records)
+    rows = category_rows([CellRecord.read(r) for r in records])
     if not rows.empty:
         write_atomic(path, rows.to_csv(index=False).encode())

@@ -17,6 +17,7 @@ from lcm_bench.core.faults import reached
 from lcm_bench.core.io import write_atomic
 from lcm_bench.core.paths import package_dir
 from lcm_bench.domain.published import DESCRIPTIONS, check_published
+from lcm_bench.records.cell_record import CellRecord
 from lcm_bench.records.store import RunDir, category_rows, load_runs, results_frame, version_changes
 from lcm_bench.report import categories, grids, plots
 from lcm_bench.report.deployment import latency_table, runtime_table
@@ -140,7 +141,7 @@ def write_report(
     run_dirs = [Path(p) for p in run_dirs]
     records, manifests = load_runs(run_dirs)
     rank = suite_rank(manifests)
-    records.sort(key=lambda r: rank.get(r["cell_id"], len(rank)))
+    records.sort(key=lambda r: rank.get(r.cell_id, len(rank)))
     out = Path(out_dir or run_dirs[0])
     layout = RunDir(out)
     key = report_key(records, manifests, [published, target, target_metric, [str(p) for p in run_dirs]])
@@ -180,10 +181,10 @@ def write_report(
 KEY_FILE = ".report-key.json"
 
 
-def report_key(records: list[dict], manifests: list[dict], options: list) -> str:
+def report_key(records: list[CellRecord], manifests: list[dict], options: list) -> str:
     """What a report shows, as one digest: its records and manifests, the report's options and the code that draws
     it (every source file of lcm_bench), so an unchanged report is never drawn again."""
-    payload = json.dumps([records, manifests, options], sort_keys=True, default=str).encode()
+    payload = json.dumps([[r.digest() for r in records], manifests, options], sort_keys=True, default=str).encode()
     return hashlib.sha256(code_digest().encode() + payload).hexdigest()
 
 
@@ -239,7 +240,7 @@ def _closing_sections(blocks, records, frame, manifests) -> None:
         for (hardware, reason), group in skipped.groupby(["hardware", "reason"]):
             blocks.append(Block("p", f"- {len(group)} cells on `{hardware}`: {reason}"))
     blocks += [Block("h2", "Provenance")] + [Block("p", line) for line in provenance_lines(manifests)]
-    changes = version_changes([r for r in records if r.get("status") == "ok"])
+    changes = version_changes([r for r in records if r.ok])
     if changes:
         blocks.append(Block("p", "**Library versions differ between the cells of this report:** " + "; ".join(changes)))
 
@@ -354,32 +355,29 @@ def _deployment_blocks(blocks, ok, metric, metrics, colours, layout: RunDir) -> 
             blocks.append(Block("image", figure, "quality against latency by runtime"))
 
 
-def invalid_lines(records: list[dict]) -> list[str]:
+def invalid_lines(records: list[CellRecord]) -> list[str]:
     """One line per cell whose metrics are invalid (images with NaN or inf), saying why; such cells show "–"."""
-    lines = []
-    for record in records:
-        reasons = {m["invalid"] for m in (record.get("metrics") or {}).values() if m.get("invalid")}
-        if reasons:
-            lines.append(f"- `{record['cell_id']}`: metrics invalid, {'; '.join(sorted(reasons))}")
-    return lines
+    return [
+        f"- `{r.cell_id}`: metrics invalid, {'; '.join(sorted(r.invalid_reasons))}"
+        for r in records
+        if r.invalid_reasons
+    ]
 
 
-def authors_lines(records: list[dict]) -> list[str]:
+def authors_lines(records: list[CellRecord]) -> list[str]:
     """Per method whose checkpoint has registered authors' settings: which of its settings came from the card and
     from where, and the step counts it ran that its authors did not train for (allowed, and marked here)."""
-    from lcm_bench.records.store import method_of
-
-    methods: dict[str, list[dict]] = {}
+    methods: dict[str, list[CellRecord]] = {}
     for record in records:
-        if record.get("status") == "ok" and record.get("authors_settings"):
-            methods.setdefault(method_of(record), []).append(record)
+        if record.ok and record.authors:
+            methods.setdefault(record.method, []).append(record)
     lines = []
     for method, group in methods.items():
-        card = group[0]["authors_settings"]
-        taken = ", ".join(card["from_card"]) or "nothing (the suite wrote every setting)"
-        untrained = sorted({r["spec"]["steps"] for r in group if not r["authors_settings"]["at_trained_steps"]})
-        trained = "/".join(map(str, card["trained_steps"]))
-        line = f"- `{method}`: from the card: {taken} ({card['source']}); trained for {trained} steps"
+        card = group[0].authors
+        taken = ", ".join(card.from_card) or "nothing (the suite wrote every setting)"
+        untrained = sorted({r.steps for r in group if not r.authors.at_trained_steps})
+        trained = "/".join(map(str, card.trained_steps))
+        line = f"- `{method}`: from the card: {taken} ({card.source}); trained for {trained} steps"
         lines.append(
             line + (f"; **run at {'/'.join(map(str, untrained))} steps, not trained for**" if untrained else "")
         )

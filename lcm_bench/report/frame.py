@@ -6,6 +6,7 @@ import math
 
 from lcm_bench.core.spec import EAGER
 from lcm_bench.metrics.builtins import METRICS
+from lcm_bench.records.cell_record import CellRecord
 from lcm_bench.sampling.samplers import SAMPLERS
 
 METHOD_KEYS = ["method", "model", "sampler_label", "guidance_scale", "prompts", "hardware", "runtime"]
@@ -89,14 +90,14 @@ def _finite(value) -> bool:
     return value is not None and isinstance(value, (int, float)) and math.isfinite(value)
 
 
-def metric_meta(records: list[dict], manifests: list[dict]) -> dict[str, dict]:
+def metric_meta(records: list[CellRecord], manifests: list[dict]) -> dict[str, dict]:
     """Metric id -> {id, label, higher_is_better, kind} for every metric the runs declare."""
     meta = {}
     for manifest in manifests:
         for m in manifest.get("metrics", []):
             meta.setdefault(m["id"], {"id": m["id"], "name": m["name"], "label": m["id"], "higher_is_better": False})
     for record in records:
-        for mid, m in record.get("metrics", {}).items():
+        for mid, m in record.metrics.items():
             if mid in meta:
                 meta[mid].update(label=m["label"], higher_is_better=m["higher_is_better"])
     return meta

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from lcm_bench.core.images import image_grid
 from lcm_bench.metrics.scored_cell import ScoredCell
-from lcm_bench.records.store import RunDir, image_name, result_row, scored_cell
+from lcm_bench.records.cell_record import CellRecord
+from lcm_bench.records.store import RunDir, image_name, result_row
 from lcm_bench.report.frame import method_label
 from lcm_bench.report.plots import _pyplot, save
 
@@ -22,18 +23,17 @@ def _captions(cell: ScoredCell, count: int) -> list[str]:
         return [f"prompt #{i}" for i in indices]
 
 
-def sample_grid(records: list[dict], run_dirs: dict[str, Path], prompts: str, path: Path, columns: int = 6):
+def sample_grid(cells: list[CellRecord], run_dirs: dict[str, Path], prompts: str, path: Path, columns: int = 6):
     """The first ``columns`` samples of the lowest seed of each (method, steps) cell for one prompt set; methods in
-    the order ``records`` first lists them."""
+    the order ``cells`` first lists them."""
     import numpy as np
     from PIL import Image
 
-    rows_of = ((result_row(record), record) for record in records)
-    ok = [(row, record) for row, record in rows_of if row["status"] == "ok" and row["prompts"] == prompts]
+    ok = [cell for cell in cells if cell.ok and cell.prompts == prompts]
     if not ok:
         return None
-    seed = min(row["seed"] for row, _ in ok)
-    chosen = [(row, scored_cell(record)) for row, record in ok if row["seed"] == seed]
+    seed = min(cell.seed for cell in ok)
+    chosen = [(result_row(cell), cell.scored()) for cell in ok if cell.seed == seed]
     methods = list(dict.fromkeys(method_label(row) for row, _ in chosen))
     chosen.sort(key=lambda pair: (methods.index(method_label(pair[0])), pair[0]["steps"]))
     rows, labels = [], []

@@ -14,12 +14,14 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from lcm_bench.core.images import image_grid
 from lcm_bench.core.io import write_json
 from lcm_bench.core.spec import CellSpec, TimingPolicy
+from lcm_bench.records.cell_record import CellRecord
 from lcm_bench.records.fingerprints import fingerprint_value
 from lcm_bench.records.store import RunDir, image_name
 from lcm_bench.run.sharding import Chunk, cell_chunks
@@ -118,10 +120,10 @@ def timing_meets(timing: dict, policy: TimingPolicy) -> bool:
 
 def record_meets(record: dict, policy: TimingPolicy) -> bool:
     """Whether a cell's record holds the latency and peak-throughput figures ``policy`` asks for."""
-    return figures_meet(record.get("throughput") or {}, policy)
+    return figures_meet(CellRecord.read(record).throughput, policy)
 
 
-def figures_meet(figures: dict, policy: TimingPolicy) -> bool:
+def figures_meet(figures: Mapping, policy: TimingPolicy) -> bool:
     queries = figures.get("latency_queries") or 0
     return queries >= policy.latency_queries and (not policy.peak_throughput or "peak_stopped_by" in figures)
 

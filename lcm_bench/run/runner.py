@@ -19,6 +19,7 @@ from lcm_bench.core.io import on_terminal, remove_orphaned_temporaries, warn, wr
 from lcm_bench.core.spec import CellSpec, ModelSpec, Suite, TimingPolicy
 from lcm_bench.models.resolve import ResolvedModel, resolve_model
 from lcm_bench.models.runtimes import check_runtime, runtime_unavailable
+from lcm_bench.records.cell_record import CellRecord
 from lcm_bench.records.fingerprints import fingerprint_value
 from lcm_bench.records.store import RunDir, write_category_csv, write_results_csv
 from lcm_bench.run.chunks import ChunkStore, record_meets, skipped_entry, verify_chunks, wall_clock
@@ -97,7 +98,7 @@ def stale_cells(
             reasons[cell.cell_id] = "latency or peak throughput not measured yet (timing only)"
             todo.append(cell)
         else:
-            old = record.get("fingerprint")
+            old = CellRecord.read(record).fingerprint
             reasons[cell.cell_id] = describe_change(cell.model.name, cell.sampler.label, old, current[cell.cell_id])
             todo.append(cell)
     return todo, reused, reasons
@@ -308,7 +309,7 @@ def _run(suite: Suite, run: RunDir, describe: Callable[[], dict], options: RunOp
         summary.computed, summary.chunks = executor.assembled, len(executor.generated)
         finished = run.records()
         summary.pending = [c.cell_id for c in mine if c.cell_id not in finished]
-        summary.contended = [c for c in summary.computed if (finished[c].get("throughput") or {}).get("contended")]
+        summary.contended = [c for c in summary.computed if CellRecord.read(finished[c]).contended]
         bar.close()
         summary.scored = _score(run, suite, options, world)
         seconds = {"generation_seconds": generated - started, "scoring_seconds": time.perf_counter() - generated}

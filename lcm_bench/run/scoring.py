@@ -25,8 +25,9 @@ from lcm_bench.metrics.builtins import METRICS, result_inputs
 from lcm_bench.metrics.cell_scoring import Scorer
 from lcm_bench.metrics.references import reference_features
 from lcm_bench.metrics.scored_cell import PromptSource, ScoredCell
+from lcm_bench.records.cell_record import scored_cell
 from lcm_bench.records.fingerprints import fingerprint_value
-from lcm_bench.records.store import RunDir, image_name, metric_result, scored_cell, with_prompt_files
+from lcm_bench.records.store import RunDir, image_name, metric_result, with_prompt_files
 from lcm_bench.run.chunks import ChunkStore, expected_images
 from lcm_bench.run.leases import held
 
