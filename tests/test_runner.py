@@ -180,3 +180,56 @@ def test_temporaries_of_a_killed_writer_are_swept_and_no_one_elses(tmp_path):
     assert orphaned_temporaries(tmp_path) == [orphan]
     assert remove_orphaned_temporaries(tmp_path) == 1
     assert not orphan.exists() and live.exists() and elsewhere.exists()
+
+
+TERMINAL = """
+version: 1
+name: on-a-terminal
+models:
+  - {{name: tiny, path: {path}}}
+samplers: [ddim]
+steps: [1]
+guidance_scales: [1.0]
+prompts: [shapes-mini]
+num_images: 4
+batch_size: 2
+metrics:
+  - {{name: fd, extractor: clip, model: lcm-bench-tiny-clip, pretrained: random}}
+"""
+
+
+def test_a_run_on_a_terminal_draws_its_progress_bars(tiny_sd_path, tmp_path):
+    """stderr a terminal (a pseudo-terminal of 24 x 120 here): the generation and scoring bars draw, and the run
+    ends 0."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+    import threading
+
+    suite = write_suite(tmp_path, TERMINAL.format(path=tiny_sd_path))
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))
+    command = [sys.executable, "-m", "lcm_bench", "run", str(suite), "--out", str(tmp_path / "run"), "--no-report"]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=follower, stdin=subprocess.DEVNULL)
+    os.close(follower)
+    drawn = bytearray()
+
+    def drain():
+        while True:
+            try:
+                data = os.read(leader, 4096)
+            except OSError:
+                return
+            if not data:
+                return
+            drawn.extend(data)
+
+    reader = threading.Thread(target=drain)
+    reader.start()
+    code = proc.wait(timeout=300)
+    reader.join(timeout=10)
+    os.close(leader)
+    text = drawn.decode(errors="replace")
+    assert code == 0, text[-2000:]
+    assert "4/4 [" in text and "img/s" in text and "scoring" in text and "metric/s" in text, text[-2000:]

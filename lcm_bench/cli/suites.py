@@ -135,10 +135,11 @@ def ref_stats(args: argparse.Namespace) -> int:
     import numpy as np
 
     from lcm_bench.metrics.distances import feature_stats
-    from lcm_bench.run.scoring import prepare_references
+    from lcm_bench.run.scoring import ScoringPlan, prepare_references
     from lcm_bench.suite.load import load_suite
 
-    for metric, name, reference, features in prepare_references(load_suite(args.suite), weights=weights_dirs(args)):
+    plan = ScoringPlan.of(load_suite(args.suite))
+    for metric, name, reference, features in prepare_references(plan, weights=weights_dirs(args)):
         stats = feature_stats(features)
         print(
             f"{metric.metric_id} / {name}: {reference.name} ({reference.preprocessing}), N={stats.n}, "

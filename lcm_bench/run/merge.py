@@ -94,8 +94,9 @@ def merge_run(run_dir: str | Path, progress: bool = True, weights: tuple[Path, .
         summary.assembled.append(cell.cell_id)
     summary.wall = record_wall_clock(run, cells)
     if not summary.missing:
-        from lcm_bench.run.scoring import score_run
+        from lcm_bench.run.scoring import ScoringPlan, score_run
 
-        summary.scored = score_run(run, suite, [c.cell_id for c in suite.cells], progress=progress, weights=weights)
+        plan, cell_ids = ScoringPlan.of(suite), [c.cell_id for c in suite.cells]
+        summary.scored = score_run(run, plan, cell_ids, progress=progress, weights=weights)
     write_results(run, suite, manifest.get("skipped", []))
     return summary

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lcm_bench.core.errors import UserError
 from lcm_bench.core.hardware import pin_threads, unavailable_reason
@@ -29,6 +30,9 @@ from lcm_bench.run.leases import held
 from lcm_bench.run.preflight import preflight, resolve_all
 from lcm_bench.run.sharding import Chunk, Shard, assign, cell_chunks, work_order
 from lcm_bench.run.writer import ImageWriter, writes_in_background
+
+if TYPE_CHECKING:
+    from lcm_bench.run.scoring import ScoringPlan
 
 
 @dataclass
@@ -240,7 +244,7 @@ def _progress_bar(chunks: list[Chunk], options: RunOptions, world: World | None)
     main = world is None or world.is_main
     return tqdm(
         total=sum(u.images for u in chunks),
-        chunk="img",
+        unit="img",
         disable=not on_terminal(options.progress and main and bool(chunks)),
         file=sys.stderr,
         dynamic_ncols=True,
@@ -262,16 +266,16 @@ def _generate(executor: Executor, chunks: list[Chunk], mine: list[CellSpec], coo
         coordinator.barrier()
 
 
-def _score(run: RunDir, suite: Suite, options: RunOptions, world: World | None) -> int:
+def _score(run: RunDir, suite: Suite, plan: ScoringPlan, options: RunOptions, world: World | None) -> int:
     """This process's share of the scoring (none for a shard: merge scores)."""
-    from lcm_bench.run.scoring import score_run
-
     if options.shard is not None:
         return 0
     cell_ids = [c.cell_id for c in suite.cells]
     cell_ids = world.mine(cell_ids) if world else cell_ids
     progress = options.progress and (world is None or world.is_main)
-    return score_run(run, suite, cell_ids, progress=progress, weights=options.weights, threads=options.threads)
+    from lcm_bench.run.scoring import score_run
+
+    return score_run(run, plan, cell_ids, progress=progress, weights=options.weights, threads=options.threads)
 
 
 def _run(suite: Suite, run: RunDir, describe: Callable[[], dict], options: RunOptions, coordinator) -> RunSummary:
@@ -289,11 +293,12 @@ def _run(suite: Suite, run: RunDir, describe: Callable[[], dict], options: RunOp
     modes = _checked(mine, resolved, options.progress)
     if main:
         write_manifest(run, suite, summary.skipped, provenance)
-    if coordinator:
-        if main and todo and suite.metrics:
-            from lcm_bench.run.scoring import prepare_references
+    from lcm_bench.run.scoring import ScoringPlan, prepare_references
 
-            for _ in prepare_references(suite, weights=options.weights):
+    scoring = ScoringPlan.of(suite)
+    if coordinator:
+        if main and todo and scoring.metrics:
+            for _ in prepare_references(scoring, weights=options.weights):
                 pass
         coordinator.barrier()
     background = writes_in_background({c.hardware.device for c in mine}, threads)
@@ -311,7 +316,7 @@ def _run(suite: Suite, run: RunDir, describe: Callable[[], dict], options: RunOp
         summary.pending = [c.cell_id for c in mine if c.cell_id not in finished]
         summary.contended = [c for c in summary.computed if CellRecord.read(finished[c]).contended]
         bar.close()
-        summary.scored = _score(run, suite, options, world)
+        summary.scored = _score(run, suite, scoring, options, world)
         seconds = {"generation_seconds": generated - started, "scoring_seconds": time.perf_counter() - generated}
         if coordinator:
             _gather(coordinator, summary)

@@ -11,8 +11,9 @@ from __future__ import annotations
 import hashlib
 import io
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +22,9 @@ from lcm_bench.core.errors import MissingResourceError, UserError, raise_missing
 from lcm_bench.core.faults import reached
 from lcm_bench.core.hardware import pin_threads
 from lcm_bench.core.io import on_terminal
+from lcm_bench.core.spec import MetricSpec, PromptSetSpec, ReferenceSpec
 from lcm_bench.metrics.builtins import METRICS, result_inputs
-from lcm_bench.metrics.cell_scoring import Scorer
+from lcm_bench.metrics.cell_scoring import ImageSource, Scorer
 from lcm_bench.metrics.references import reference_features
 from lcm_bench.metrics.scored_cell import PromptSource, ScoredCell
 from lcm_bench.records.cell_record import scored_cell
@@ -68,48 +70,64 @@ class RunImages:
         return path
 
 
-def prompt_sets_of(suite) -> dict:
-    """The suite's prompt sets by name."""
-    return {c.prompts.name: c.prompts for c in suite.cells}
+@dataclass(frozen=True)
+class ScoringPlan:
+    """What a run scores, decided once from its suite and handed to each scoring step: the metrics, the reference
+    sets, the prompt sets by name (each with the file it is read from on this machine) and, for paired metrics, the
+    cell each cell is compared with (``lcm_bench.suite.pairs``)."""
+
+    metrics: tuple[MetricSpec, ...]
+    references: Mapping[str, ReferenceSpec | None]
+    prompt_sets: Mapping[str, PromptSetSpec]
+    pairs: Mapping[tuple[str, str], str]
+
+    @classmethod
+    def of(cls, suite) -> ScoringPlan:
+        from lcm_bench.suite.pairs import reference_pairs
+
+        cells = list(suite.cells)
+        prompt_sets = {c.prompts.name: c.prompts for c in cells}
+        return cls(tuple(suite.metrics), suite.references, prompt_sets, reference_pairs(suite.metrics, cells))
+
+    @property
+    def prompt_files(self) -> dict[str, str]:
+        """The file each prompt set is read from on this machine."""
+        return {name: spec.source for name, spec in self.prompt_sets.items()}
+
+    def scorer(
+        self, images: ImageSource | None, device: str | None, weights: Sequence[Path], cells: Mapping | None = None
+    ) -> Scorer:
+        """The scorer of this plan, reading images from ``images``; a paired metric finds its reference among
+        ``cells`` (ScoredCells by id; None until that cell is finished)."""
+        finished: Mapping[str, ScoredCell] = cells or {}
+
+        def paired(cell: ScoredCell, method: str) -> ScoredCell | None:
+            return finished.get(self.pairs.get((cell.cell_id, method), ""))
+
+        return Scorer(images, dict(self.references), device, weights, dict(self.prompt_sets), paired)
 
 
-def prepare_references(suite, device: str = "cpu", weights: Sequence[Path] = ()):
-    """Compute and cache the reference features of every (metric, prompt set) pair the suite's metrics need, so that
+def prepare_references(plan: ScoringPlan, device: str = "cpu", weights: Sequence[Path] = ()):
+    """Compute and cache the reference features of every (metric, prompt set) pair the plan's metrics need, so that
     processes scoring in parallel find them on disk. Yields ``(metric, prompt set name, reference, features)``."""
-    prompt_sets = prompt_sets_of(suite)
-    missing = [MissingResourceError(p.missing) for p in prompt_sets.values() if p.missing]
-    raise_missing(missing)
-    scorer = Scorer(None, suite.references, device, weights, prompt_sets)
-    for i, metric in enumerate(suite.metrics):
+    raise_missing([MissingResourceError(p.missing) for p in plan.prompt_sets.values() if p.missing])
+    scorer = plan.scorer(None, device, weights)
+    for i, metric in enumerate(plan.metrics):
         if not METRICS.get(metric.name).needs_reference:
             continue
         extractor = scorer.extractor(metric, f"metrics[{i}]")
-        for name, spec in prompt_sets.items():
+        for name, spec in plan.prompt_sets.items():
             reference = scorer.reference(PromptSource(name, spec.source, spec.format, spec.column))
             yield metric, name, reference, reference_features(reference, extractor)
 
 
-def paired_of(suite, cells: dict[str, ScoredCell]) -> Callable[[ScoredCell, str], ScoredCell | None]:
-    """``paired(cell, method)``: the finished cell that method drew for the cell's prompts and seeds
-    (``lcm_bench.suite.pairs``), None until it is finished."""
-    from lcm_bench.suite.pairs import reference_pairs
-
-    pairs = reference_pairs(suite.metrics, list(suite.cells))
-    return lambda cell, method: cells.get(pairs.get((cell.cell_id, method), ""))
-
-
-def prompt_files_of(suite) -> dict[str, str]:
-    """The file each of the suite's prompt sets is read from on this machine."""
-    return {c.prompts.name: c.prompts.source for c in suite.cells}
-
-
 def _todo(
-    scorer: Scorer, records: dict[str, dict], cells: dict[str, ScoredCell], suite, cell_ids: list[str]
+    scorer: Scorer, records: dict[str, dict], cells: dict[str, ScoredCell], plan: ScoringPlan, cell_ids: list[str]
 ) -> list[tuple[dict, int, object]]:
     """(record, metric index, metric) for every stored result that is missing or stale; ``cells`` are the
     records' ``scored_cell``s."""
     todo = []
-    for index, metric in enumerate(suite.metrics):
+    for index, metric in enumerate(plan.metrics):
         for cell_id in (c for c in cell_ids if c in records):
             record, cell = records[cell_id], cells[cell_id]
             if not scorer.can_score(cell, metric):
@@ -138,31 +156,31 @@ def _score_one(run: RunDir, scorer: Scorer, record: dict, index: int, metric, th
 
 def score_run(
     run: RunDir,
-    suite,
+    plan: ScoringPlan,
     cell_ids: list[str],
     progress: bool = True,
     device: str | None = None,
     weights: Sequence[Path] = (),
     threads: int | None = None,
 ) -> int:
-    """Add every missing metric of ``suite`` to the finished cells ``cell_ids`` with torch on ``threads`` threads
+    """Add every missing metric of ``plan`` to the finished cells ``cell_ids`` with torch on ``threads`` threads
     (``pin_threads``' rule when None); returns how many were computed."""
     from tqdm import tqdm
 
     from lcm_bench.core.digests import digest_cache
 
-    if not suite.metrics:
+    if not plan.metrics:
         return 0
-    files = prompt_files_of(suite)
+    files = plan.prompt_files
     records = {cell_id: with_prompt_files(record, files) for cell_id, record in run.records().items()}
     cells = {cell_id: scored_cell(record) for cell_id, record in records.items()}
-    scorer = Scorer(RunImages(run), suite.references, device, weights, prompt_sets_of(suite), paired_of(suite, cells))
-    todo = _todo(scorer, records, cells, suite, cell_ids)
+    scorer = plan.scorer(RunImages(run), device, weights, cells)
+    todo = _todo(scorer, records, cells, plan, cell_ids)
     digest_cache().flush()
     if not todo:
         return 0
     computed = 0
-    bar = tqdm(todo, desc="scoring", chunk="metric", disable=not on_terminal(progress), file=sys.stderr)
+    bar = tqdm(todo, desc="scoring", unit="metric", disable=not on_terminal(progress), file=sys.stderr)
     pin_threads(threads)
     with scoring_threads() as counts:
         for record, index, metric in bar:
