@@ -11,6 +11,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from lcm_bench.core.errors import UserError
 from lcm_bench.core.faults import reached
@@ -152,19 +153,19 @@ def write_report(
     meta = metric_meta(records, manifests)
     metrics = list(meta.values())
     distance, clip = distance_metric(meta), clip_metric(meta)
-    colours = method_colours(frame)
     target_metric = metric_named(meta, target_metric) if target_metric else None
     cost_metric = meta[target_metric] if target_metric else distance or (metrics[0] if metrics else None)
-    plots_dir, tables_dir = layout.plots_dir, layout.tables_dir
+    tables_dir = layout.tables_dir
     names = ", ".join(dict.fromkeys(m["suite"]["name"] for m in manifests))
     blocks = [Block("h1", f"lcm-bench report: {names}"), Block("p", READING_GUIDE)]
     ok = frame[frame["status"] == "ok"] if "status" in frame.columns else frame.iloc[0:0]
     if not ok.empty:
-        _quality_section(blocks, ok, metrics, distance, clip, colours, layout)
-        _category_section(blocks, records, ok, layout)
-        _published_section(blocks, ok, manifests, published, distance, clip, tables_dir)
-        _cost_section(blocks, ok, cost_metric, target, colours, layout, metrics)
-        _samples_section(blocks, ok, records, run_dirs, plots_dir)
+        view = Sections(ok, metrics, distance, clip, method_colours(frame), layout)
+        _quality_section(blocks, view)
+        _category_section(blocks, records, view)
+        _published_section(blocks, view, manifests, published)
+        _cost_section(blocks, view, cost_metric, target)
+        _samples_section(blocks, view, records, run_dirs)
     else:
         blocks.append(Block("p", "_No finished cells._"))
     _closing_sections(blocks, records, frame, manifests)
@@ -179,6 +180,19 @@ def write_report(
 
 
 KEY_FILE = ".report-key.json"
+
+
+@dataclass(frozen=True)
+class Sections:
+    """What the report's sections draw from: the finished cells' rows, the runs' metrics with the main distance
+    and CLIP score among them, one colour per method, and the run directory whose tables/ and plots/ they fill."""
+
+    ok: Any
+    metrics: list[dict]
+    distance: dict | None
+    clip: dict | None
+    colours: dict
+    layout: RunDir
 
 
 def report_key(records: list[CellRecord], manifests: list[dict], options: list) -> str:
@@ -216,10 +230,10 @@ def metric_named(meta: dict[str, dict], name: str) -> str:
     raise UserError(f"--target-metric: '{name}' is not one of the runs' metrics ({', '.join(names)})")
 
 
-def _samples_section(blocks, ok, records, run_dirs, plots_dir) -> None:
+def _samples_section(blocks, view: Sections, records, run_dirs) -> None:
     image_dirs = _image_dirs(run_dirs)
-    for prompts in dict.fromkeys(ok["prompts"]):
-        figure = grids.sample_grid(records, image_dirs, prompts, plots_dir / f"samples_{prompts}.png")
+    for prompts in dict.fromkeys(view.ok["prompts"]):
+        figure = grids.sample_grid(records, image_dirs, prompts, view.layout.plots_dir / f"samples_{prompts}.png")
         if figure is not None:
             blocks += [Block("h3", f"Samples: {prompts}"), Block("image", figure, f"samples {prompts}")]
 
@@ -245,8 +259,9 @@ def _closing_sections(blocks, records, frame, manifests) -> None:
         blocks.append(Block("p", "**Library versions differ between the cells of this report:** " + "; ".join(changes)))
 
 
-def _quality_section(blocks, ok, metrics, distance, clip, colours, layout: RunDir) -> None:
-    plots_dir, tables_dir = layout.plots_dir, layout.tables_dir
+def _quality_section(blocks, view: Sections) -> None:
+    ok, metrics, distance, clip, colours = view.ok, view.metrics, view.distance, view.clip, view.colours
+    plots_dir, tables_dir = view.layout.plots_dir, view.layout.tables_dir
     if not metrics:
         return
     blocks.append(Block("h2", "Quality"))
@@ -273,9 +288,9 @@ def _quality_section(blocks, ok, metrics, distance, clip, colours, layout: RunDi
             blocks.append(Block("image", figure, f"{m['label']} against training iterations"))
 
 
-def _category_section(blocks, records, ok, layout: RunDir) -> None:
+def _category_section(blocks, records, view: Sections) -> None:
     """Every per-image metric per category: a table per category column and a figure per metric."""
-    plots_dir, tables_dir = layout.plots_dir, layout.tables_dir
+    ok, plots_dir, tables_dir = view.ok, view.layout.plots_dir, view.layout.tables_dir
     rows = category_rows(records)
     if rows.empty:
         return
@@ -292,11 +307,12 @@ def _category_section(blocks, records, ok, layout: RunDir) -> None:
             blocks.append(Block("image", figure, f"{metric} by category"))
 
 
-def _published_section(blocks, ok, manifests, published, distance, clip, tables_dir) -> None:
+def _published_section(blocks, view: Sections, manifests, published) -> None:
     name = published or next((m["suite"].get("published") for m in manifests if m["suite"].get("published")), None)
     if not name:
         return
-    table = _write_table(overlay_table(ok, check_published(name), distance, clip), tables_dir, "published")
+    overlay = overlay_table(view.ok, check_published(name), view.distance, view.clip)
+    table = _write_table(overlay, view.layout.tables_dir, "published")
     if table is not None:
         blocks += [
             Block("h2", "Reported against measured"),
@@ -310,7 +326,8 @@ def _published_section(blocks, ok, manifests, published, distance, clip, tables_
         ]
 
 
-def _cost_section(blocks, ok, metric, target, colours, layout: RunDir, metrics) -> None:
+def _cost_section(blocks, view: Sections, metric, target) -> None:
+    ok, colours, layout = view.ok, view.colours, view.layout
     blocks.append(Block("h2", "Cost"))
     table = _write_table(throughput_table(ok), layout.tables_dir, "throughput")
     if table is not None:
@@ -318,7 +335,7 @@ def _cost_section(blocks, ok, metric, target, colours, layout: RunDir, metrics) 
     figure = plots.latency_vs_steps(ok, colours, layout.plots_dir / "cost_vs_steps.png")
     if figure is not None:
         blocks.append(Block("image", figure, "cost against steps"))
-    _deployment_blocks(blocks, ok, metric, metrics, colours, layout)
+    _deployment_blocks(blocks, view, metric)
     if metric is None or metric["id"] not in ok.columns:
         return
     targets = {}
@@ -338,19 +355,20 @@ def _cost_section(blocks, ok, metric, target, colours, layout: RunDir, metrics) 
         blocks.append(Block("image", figure, "quality against cost"))
 
 
-def _deployment_blocks(blocks, ok, metric, metrics, colours, layout: RunDir) -> None:
+def _deployment_blocks(blocks, view: Sections, metric) -> None:
     """Latency percentiles and peak throughput where measured; each runtime's speed-up and quality cost where the
     runs hold more than one runtime."""
+    ok, layout = view.ok, view.layout
     latency = _write_table(latency_table(ok), layout.tables_dir, "latency")
     if latency is not None:
         blocks += [Block("h3", "Latency and peak throughput"), Block("table", latency)]
-    metrics = [m for m in metrics if m["id"] in ok.columns]
+    metrics = [m for m in view.metrics if m["id"] in ok.columns]
     runtimes = _write_table(runtime_table(ok, metrics), layout.tables_dir, "runtimes")
     if runtimes is None:
         return
     blocks += [Block("h3", "Runtimes: speed-up and quality cost"), Block("table", runtimes)]
     if metric is not None and metric["id"] in ok.columns:
-        figure = plots.quality_vs_latency(ok, metric, colours, layout.plots_dir / "quality_vs_latency.png")
+        figure = plots.quality_vs_latency(ok, metric, view.colours, layout.plots_dir / "quality_vs_latency.png")
         if figure is not None:
             blocks.append(Block("image", figure, "quality against latency by runtime"))
 
