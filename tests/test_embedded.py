@@ -76,7 +76,8 @@ def test_shipped_clip_scores_matched_pairs_above_shuffled():
 
 def test_clip_steps_lower_the_loss(tmp_path):
     from lcm_bench.train.shapes_clip import train_clip
+    from lcm_bench.train.training_loop import Budget
 
-    card = train_clip(tmp_path / "clip", steps=30, batch=32, n_train=512, n_test=64, log_every=10)
+    card = train_clip(tmp_path / "clip", Budget(steps=30, batch=32, n_train=512, n_test=64, log_every=10))
     assert card["loss_history"][-1][1] < card["loss_history"][0][1]
     assert (tmp_path / "clip" / "open_clip_model.safetensors").is_file()

@@ -8,7 +8,7 @@ import torch
 
 from lcm_bench.core.paths import embedded_models_dir
 from lcm_bench.domain.shapes import HEADS, captions, labels, parse, render
-from lcm_bench.train.training_loop import TrainingPlan, train
+from lcm_bench.train.training_loop import Budget, TrainingPlan, train
 
 
 def test_domain_is_deterministic_and_parses_its_captions():
@@ -51,7 +51,7 @@ def _falls(history):
 def test_judge_steps_lower_the_loss(tmp_path):
     from lcm_bench.train.attribute_judge import train_judge
 
-    card = train_judge(tmp_path / "judge", steps=40, batch=32, n_train=512, n_test=64, log_every=10)
+    card = train_judge(tmp_path / "judge", Budget(steps=40, batch=32, n_train=512, n_test=64, log_every=10))
     assert _falls(card["loss_history"])
 
 
@@ -60,7 +60,7 @@ def test_vae_steps_lower_the_loss(tmp_path):
     from lcm_bench.train.vae import train_vae
 
     save_judge(Judge(), tmp_path / "judge", {})
-    card = train_vae(tmp_path / "vae", tmp_path / "judge", steps=40, batch=16, n_train=512, n_test=64, log_every=10)
+    card = train_vae(tmp_path / "vae", tmp_path / "judge", Budget(40, 16, 512, 64, log_every=10))
     assert _falls(card["loss_history"])
     assert (tmp_path / "vae" / "diffusion_pytorch_model.safetensors").is_file()
 
@@ -72,7 +72,7 @@ def test_teacher_steps_lower_the_loss_and_load_as_a_pipeline(tmp_path):
     from lcm_bench.train.vae import build_vae
 
     build_vae().save_pretrained(tmp_path / "vae")
-    card = train_teacher(tmp_path / "teacher", tmp_path / "vae", steps=40, batch=16, n_train=512, log_every=10)
+    card = train_teacher(tmp_path / "teacher", tmp_path / "vae", Budget(40, 16, 512, log_every=10))
     assert _falls(card["loss_history"])
     resolved = resolve_model(ModelSpec("t", str(tmp_path / "teacher")))
     assert resolved.family == "sd" and not resolved.guidance_embedding
@@ -91,3 +91,29 @@ def test_shipped_judge_reads_rendered_images():
     assert scores["all"] >= 0.9, scores
     card = json.loads((embedded_models_dir() / "shapes-judge" / "card.json").read_text())
     assert card["accuracy_test"]["all"] >= 0.9
+
+
+@pytest.mark.parametrize(
+    ("model", "module", "function"),
+    [
+        ("judge", "attribute_judge", "train_judge"),
+        ("vae", "vae", "train_vae"),
+        ("teacher", "teacher", "train_teacher"),
+        ("tiny-decoder", "tiny_decoder", "train_tiny_decoder"),
+        ("clip", "shapes_clip", "train_clip"),
+    ],
+)
+def test_a_trainer_entry_hands_over_its_budget_with_the_steps_asked(monkeypatch, tmp_path, model, module, function):
+    """``lcm-bench train MODEL --steps N`` trains on the module's budget with N steps; without --steps, on the
+    budget as it is."""
+    import importlib
+
+    from lcm_bench.train.trainers import TRAINERS
+
+    trainer_module = importlib.import_module(f"lcm_bench.train.{module}")
+    seen = []
+    monkeypatch.setattr(trainer_module, function, lambda out, *args: seen.append(args) or {})
+    TRAINERS.get(model).train(tmp_path, 7)
+    TRAINERS.get(model).train(tmp_path, None)
+    (asked,), (default,) = [[a for a in args if isinstance(a, Budget)] for args in seen]
+    assert default == trainer_module.BUDGET and asked == default.__class__(**{**vars(default), "steps": 7})

@@ -36,7 +36,7 @@ def train(args: argparse.Namespace) -> int:
 
     out = Path(args.out) if args.out else model_output_dir() / f"shapes-{args.model}"
     began = time.time()
-    card = TRAINERS.get(args.model).train(out, **({"steps": args.steps} if args.steps else {}))
+    card = TRAINERS.get(args.model).train(out, args.steps)
     write_card(out, args.model, time.time() - began, command=f"lcm-bench train {args.model}")
     _print_card(card)
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import astuple
 from pathlib import Path
 
 import torch
@@ -9,14 +10,16 @@ from torch import nn
 
 from lcm_bench.domain.judge import Judge, accuracy, save_judge, to_tensor
 from lcm_bench.domain.shapes import HEADS
+from lcm_bench.train.training_loop import Budget
+
+BUDGET = Budget(steps=2000, batch=128, n_train=40000, n_test=2000)
 
 
-def train_judge(
-    out: Path, steps: int = 2000, batch: int = 128, n_train: int = 40000, n_test: int = 2000, log_every: int = 100
-) -> dict:
+def train_judge(out: Path, budget: Budget = BUDGET) -> dict:
     from lcm_bench.train.splits import rendered
     from lcm_bench.train.training_loop import TrainingPlan, train
 
+    steps, batch, n_train, n_test, log_every = astuple(budget)
     data = rendered("all", n_train)
     images = to_tensor(data.images)
     targets = {k: torch.from_numpy(v) for k, v in data.labels.items()}

@@ -4,10 +4,13 @@ teacher, so CLIP score and CLIP-FD have a judge that is not the student's own te
 
 from __future__ import annotations
 
+from dataclasses import astuple
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from lcm_bench.train.training_loop import Budget
 
 MODEL = "lcm-bench-shapes-clip"
 
@@ -37,9 +40,10 @@ def evaluate_clip(clip, images: np.ndarray, texts: list[str]) -> dict[str, float
     }
 
 
-def train_clip(
-    out: Path, steps: int = 400, batch: int = 256, n_train: int = 40000, n_test: int = 1000, log_every: int = 100
-) -> dict:
+BUDGET = Budget(steps=400, batch=256, n_train=40000, n_test=1000)
+
+
+def train_clip(out: Path, budget: Budget = BUDGET) -> dict:
     from safetensors.torch import save_file
 
     from lcm_bench.core.io import write_json
@@ -47,6 +51,7 @@ def train_clip(
     from lcm_bench.train.splits import rendered
     from lcm_bench.train.training_loop import TrainingPlan, train
 
+    steps, batch, n_train, n_test, log_every = astuple(budget)
     data = rendered("all", n_train)
     images = torch.from_numpy(data.images).permute(0, 3, 1, 2).float()
     clip = load_clip(MODEL, "random")

@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from lcm_bench.models.tiny import SD_SCHEDULER, save_pipeline, sd_pipeline
+from lcm_bench.train.training_loop import Budget
 
 MAX_TOKENS = 32
 
@@ -95,20 +96,18 @@ def _encoded(vae_dir: Path, tokenizer, n_train: int):
     return vae, latents, tokens(data.captions).input_ids, tokens([""]).input_ids
 
 
-def train_teacher(
-    out: Path,
-    vae_dir: Path,
-    steps: int = 4000,
-    batch: int = 128,
-    dropout: float = 0.1,
-    n_train: int = 40000,
-    log_every: int = 100,
-) -> dict:
-    """Epsilon-prediction training with caption dropout (for classifier-free guidance) and an EMA of the weights."""
+BUDGET = Budget(steps=4000, batch=128, n_train=40000)
+
+
+def train_teacher(out: Path, vae_dir: Path, budget: Budget = BUDGET, dropout: float = 0.1) -> dict:
+    """Epsilon-prediction training with caption dropout (for classifier-free guidance) and an EMA of the weights; it
+    is measured by the teacher-eval suite, not here (``budget.n_test`` is unused)."""
     from diffusers import DDPMScheduler
 
     from lcm_bench.core.io import write_json
     from lcm_bench.train.training_loop import TrainingPlan, train
+
+    steps, batch, n_train, log_every = budget.steps, budget.batch, budget.n_train, budget.log_every
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tokenizer = clip_tokenizer(Path(tempfile.mkdtemp()) / "tokenizer")

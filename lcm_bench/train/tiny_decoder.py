@@ -6,10 +6,13 @@ encoder's scaled posterior means."""
 
 from __future__ import annotations
 
+from dataclasses import astuple
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from lcm_bench.train.training_loop import Budget
 
 CHANNELS = (48, 48, 48)
 
@@ -46,15 +49,10 @@ def distillation_pairs(vae, images: np.ndarray, noise: float, seed: int, batch_s
     return torch.cat(clean), torch.cat(latents), torch.cat(targets)
 
 
-def train_tiny_decoder(
-    out: Path,
-    vae_dir: Path,
-    steps: int = 3000,
-    batch: int = 64,
-    n_train: int = 16000,
-    noise: float = 0.5,
-    log_every: int = 100,
-) -> dict:
+BUDGET = Budget(steps=3000, batch=64, n_train=16000, n_test=2000)
+
+
+def train_tiny_decoder(out: Path, vae_dir: Path, budget: Budget = BUDGET, noise: float = 0.5) -> dict:
     """Distil, save (safetensors, atomically through ``save_pretrained``'s folder), and measure reconstructions."""
     from diffusers import AutoencoderKL
 
@@ -63,6 +61,7 @@ def train_tiny_decoder(
     from lcm_bench.train.training_loop import TrainingPlan, train
     from lcm_bench.train.vae import to_unit
 
+    steps, batch, n_train, n_test, log_every = astuple(budget)
     vae = AutoencoderKL.from_pretrained(vae_dir).eval()
     data = rendered("train", n_train)
     clean, latents, targets = distillation_pairs(vae, data.images, noise, seed=0)
@@ -87,7 +86,7 @@ def train_tiny_decoder(
         "decoder_parameters": sum(p.numel() for p in tiny.decoder.parameters()),
         "vae_decoder_parameters": sum(p.numel() for p in vae.decoder.parameters()) + _post_quant(vae),
         "scaling_factor": tiny.config.scaling_factor,
-        **reconstruction_figures(vae, tiny),
+        **reconstruction_figures(vae, tiny, n_test),
         "loss_history": history,
     }
     tiny.save_pretrained(out, safe_serialization=True)

@@ -1,11 +1,11 @@
-"""The embedded models' trainers, each a registry entry: ``train(out, **options)`` trains one model of the shapes
-domain from scratch (seeded, resumable) into ``out`` and returns its card. ``lcm-bench train MODEL`` looks them up
-here; an entry that builds on another shipped model names it."""
+"""The embedded models' trainers, each a registry entry: ``train(out, steps)`` trains one model of the shapes domain
+from scratch (seeded, resumable) into ``out`` on its module's ``Budget`` and returns its card. ``lcm-bench train
+MODEL`` looks them up here; an entry that builds on another shipped model names it."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -15,41 +15,48 @@ from lcm_bench.core.registry import Registry
 
 @dataclass(frozen=True)
 class Trainer:
+    """``train(out, steps)`` trains the model into ``out`` (its module's budget, with ``steps`` optimisation steps
+    when given) and returns its card."""
+
     description: str
-    train: Callable[..., dict[str, Any]]
+    train: Callable[[Path, int | None], dict[str, Any]]
 
 
 TRAINERS: Registry[Trainer] = Registry("trainer")
 
 
-def _judge(out: Path, **options) -> dict[str, Any]:
-    from lcm_bench.train.attribute_judge import train_judge
-
-    return train_judge(out, **options)
+def _budget(default, steps: int | None):
+    return replace(default, steps=steps) if steps else default
 
 
-def _vae(out: Path, **options) -> dict[str, Any]:
-    from lcm_bench.train.vae import train_vae
+def _judge(out: Path, steps: int | None) -> dict[str, Any]:
+    from lcm_bench.train.attribute_judge import BUDGET, train_judge
 
-    return train_vae(out, embedded_models_dir() / "shapes-judge", **options)
-
-
-def _teacher(out: Path, **options) -> dict[str, Any]:
-    from lcm_bench.train.teacher import train_teacher
-
-    return train_teacher(out, embedded_models_dir() / "shapes-vae", **options)
+    return train_judge(out, _budget(BUDGET, steps))
 
 
-def _tiny_decoder(out: Path, **options) -> dict[str, Any]:
-    from lcm_bench.train.tiny_decoder import train_tiny_decoder
+def _vae(out: Path, steps: int | None) -> dict[str, Any]:
+    from lcm_bench.train.vae import BUDGET, train_vae
 
-    return train_tiny_decoder(out, embedded_models_dir() / "shapes-vae", **options)
+    return train_vae(out, embedded_models_dir() / "shapes-judge", _budget(BUDGET, steps))
 
 
-def _clip(out: Path, **options) -> dict[str, Any]:
-    from lcm_bench.train.shapes_clip import train_clip
+def _teacher(out: Path, steps: int | None) -> dict[str, Any]:
+    from lcm_bench.train.teacher import BUDGET, train_teacher
 
-    return train_clip(out, **options)
+    return train_teacher(out, embedded_models_dir() / "shapes-vae", _budget(BUDGET, steps))
+
+
+def _tiny_decoder(out: Path, steps: int | None) -> dict[str, Any]:
+    from lcm_bench.train.tiny_decoder import BUDGET, train_tiny_decoder
+
+    return train_tiny_decoder(out, embedded_models_dir() / "shapes-vae", _budget(BUDGET, steps))
+
+
+def _clip(out: Path, steps: int | None) -> dict[str, Any]:
+    from lcm_bench.train.shapes_clip import BUDGET, train_clip
+
+    return train_clip(out, _budget(BUDGET, steps))
 
 
 TRAINERS.register("judge", Trainer("the attribute judge (a CNN, one head per attribute)", _judge))

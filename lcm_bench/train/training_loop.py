@@ -34,6 +34,19 @@ def warmup_cosine(step: int, steps: int, warmup: int = 200, floor: float = 0.1) 
 
 
 @dataclass(frozen=True)
+class Budget:
+    """How much a trainer of an embedded model trains and measures: ``steps`` optimisation steps of ``batch``
+    examples drawn from ``n_train`` rendered training images, ``n_test`` images per held-out split to measure on, the
+    loss logged every ``log_every`` steps. Each trainer has its own default (its module's ``BUDGET``)."""
+
+    steps: int
+    batch: int
+    n_train: int
+    n_test: int = 2000
+    log_every: int = 100
+
+
+@dataclass(frozen=True)
 class TrainingPlan:
     """How the loop trains: ``steps`` optimisation steps (the length its learning-rate schedule is planned for), AdamW
     at ``lr``, an EMA of the weights at ``ema_decay`` (none when None), seeded by ``seed``; the loss logged every

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import astuple
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from lcm_bench.train.training_loop import Budget
 
 
 def build_vae():
@@ -45,22 +48,17 @@ def reconstruct(vae, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
     return np.concatenate(out)
 
 
-def train_vae(
-    out: Path,
-    judge_dir: Path,
-    steps: int = 2500,
-    batch: int = 64,
-    kl_weight: float = 1e-6,
-    n_train: int = 40000,
-    n_test: int = 2000,
-    log_every: int = 100,
-) -> dict:
+BUDGET = Budget(steps=2500, batch=64, n_train=40000, n_test=2000)
+
+
+def train_vae(out: Path, judge_dir: Path, budget: Budget = BUDGET, kl_weight: float = 1e-6) -> dict:
     """Train, set ``scaling_factor`` to 1 / std of the latents (as Stable Diffusion does), save, and measure."""
     from lcm_bench.core.io import write_json
     from lcm_bench.domain.judge import accuracy, load_judge
     from lcm_bench.train.splits import rendered
     from lcm_bench.train.training_loop import TrainingPlan, train
 
+    steps, batch, n_train, n_test, log_every = astuple(budget)
     data = rendered("train", n_train)
     images = to_unit(data.images)
     vae = build_vae()
