@@ -75,3 +75,35 @@ def test_weights_are_found_where_the_caller_says_and_never_in_tmp(tmp_path, monk
         assert paths.find_weights(name, [tmp_path]) == tmp_path / name
     finally:
         stray.unlink()
+
+
+MKL_DYNAMIC = """
+import ctypes, os, sys
+import torch
+from lcm_bench.core.hardware import pin_threads
+lib = ctypes.CDLL(os.path.join(os.path.dirname(torch.__file__), "lib", "libtorch_cpu.so"))
+if not hasattr(lib, "mkl_serv_get_dynamic"):
+    print("no-mkl")
+    sys.exit(0)
+pin_threads(int(sys.argv[1]) if len(sys.argv) > 1 else None)
+print(torch.get_num_threads(), lib.mkl_serv_get_dynamic())
+"""
+
+
+def test_pinning_torchs_own_thread_count_leaves_mkl_choosing_its_threads():
+    """``torch.set_num_threads`` turns MKL's dynamic thread choice off, which slowed the embedded teacher's batches
+    by about a tenth on 2 cores: a run that keeps torch's thread count leaves it on; asking another count sets it."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("LCM_BENCH_THREADS", "LOCAL_WORLD_SIZE")}
+    kept = subprocess.run([sys.executable, "-c", MKL_DYNAMIC], env=env, capture_output=True, text=True, check=True)
+    if kept.stdout.strip() == "no-mkl":
+        import pytest
+
+        pytest.skip("this torch build has no MKL")
+    default = torch.get_num_threads()
+    assert kept.stdout.split() == [str(default), "1"], kept.stdout
+    other = str(default + 1)
+    changed = subprocess.run([sys.executable, "-c", MKL_DYNAMIC, other], env=env, capture_output=True, text=True)
+    assert changed.stdout.split() == [other, "0"], changed.stdout

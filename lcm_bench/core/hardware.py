@@ -88,7 +88,9 @@ def machine_info() -> dict:
 def pin_threads(requested: int | None = None) -> int:
     """Set torch's intra-op thread count and return it: ``requested``, else ``$LCM_BENCH_THREADS``, else torch's
     default shared among the processes of this machine (``$LOCAL_WORLD_SIZE`` under torchrun). CPU results depend
-    on it at the last bit, so every chunk records it."""
+    on it at the last bit, so every chunk records it. Torch is told only a count it does not already have:
+    ``torch.set_num_threads`` also turns MKL's dynamic choice of threads off (``mkl_set_dynamic(0)`` in ATen), which
+    made the embedded teacher's batches about a tenth slower on 2 cores (``benchmarks/whole_run.py``)."""
     import torch
 
     if requested is None and os.environ.get("LCM_BENCH_THREADS"):
@@ -101,5 +103,6 @@ def pin_threads(requested: int | None = None) -> int:
         requested = max(1, torch.get_num_threads() // (int(local) if local.isdigit() and int(local) > 0 else 1))
     if requested < 1:
         raise UserError(f"--threads: expected an integer >= 1, got {requested}")
-    torch.set_num_threads(requested)
+    if torch.get_num_threads() != requested:
+        torch.set_num_threads(requested)
     return requested
