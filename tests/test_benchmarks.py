@@ -15,7 +15,7 @@ from conftest import diffusers_reference
 from lcm_bench.core.spec import Hardware, ModelSpec, SamplerSpec
 from lcm_bench.models.loading import load_pipeline
 from lcm_bench.models.resolve import resolve_model
-from lcm_bench.sampling.loop import GenerationSettings, generate_batch, sample_seed
+from lcm_bench.sampling.loop import GenerationSettings, Samples, generate_batch, sample_seed
 from lcm_bench.sampling.timers import PhaseTimer
 
 pytestmark = pytest.mark.slow
@@ -37,12 +37,12 @@ def test_bench_harness_loop_against_a_bare_pipeline(benchmark, tiny, sampler):
     from diffusers import StableDiffusionPipeline
 
     resolved, pipe = tiny
-    settings = GenerationSettings(STEPS, SCALE, "cfg", 32, 32, "", "cpu", torch.float32)
     spec = SamplerSpec(sampler)
+    settings = GenerationSettings(STEPS, SCALE, "cfg", 32, 32, "", "cpu", torch.float32, sampler=spec)
     seconds = {"harness": [], "bare": []}
 
     def harness():
-        return generate_batch(pipe, resolved.family, spec, settings, PROMPTS, SEEDS, PhaseTimer("cpu"))[0]
+        return generate_batch(pipe, resolved.family, settings, Samples(PROMPTS, SEEDS), PhaseTimer("cpu"))[0]
 
     def bare():
         return diffusers_reference(StableDiffusionPipeline, pipe, sampler, STEPS, SCALE, PROMPTS, SEEDS)

@@ -191,21 +191,19 @@ def test_distill_rejects_bad_options(tiny_sd_path, tmp_path, capsys):
 
 
 def test_progressive_target_makes_one_student_step_land_where_two_teacher_steps_do(teacher, data):
-    from lcm_bench.train.distill.guided import ddim_step, predict_x0, progressive_target
+    from lcm_bench.train.distill.frozen_teacher import Conditioned
+    from lcm_bench.train.distill.guided import ddim_step, progressive_target
 
-    previous = lcd_student(teacher, 64).eval()
     batch = _batch(teacher, data, LCDConfig(batch=4))
     alphas, steps = teacher.alphas, 4
+    previous = Conditioned(lcd_student(teacher, 64).eval(), batch["cond"], torch.zeros(4, 64), alphas)
     t = torch.tensor([999, 749, 499, 249])
     a = alphas[t].view(-1, 1, 1, 1)
     x = a.sqrt() * batch["latents"] + (1 - a).sqrt() * batch["noise"]
-    embedding = torch.zeros(4, 64)
-    target = progressive_target(previous, x, t, batch["cond"], embedding, alphas, steps)
+    target = progressive_target(previous, x, t, steps)
     with torch.no_grad():
-        mid = ddim_step(x, predict_x0(previous, x, t, batch["cond"], embedding, alphas), t, t - 125, alphas)
-        two = ddim_step(
-            mid, predict_x0(previous, mid, t - 125, batch["cond"], embedding, alphas), t - 125, t - 250, alphas
-        )
+        mid = ddim_step(x, previous.x0(x, t), t, t - 125, alphas)
+        two = ddim_step(mid, previous.x0(mid, t - 125), t - 125, t - 250, alphas)
     torch.testing.assert_close(ddim_step(x, target, t, t - 250, alphas), two, rtol=1e-4, atol=1e-4)
 
 

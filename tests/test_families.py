@@ -11,7 +11,7 @@ from lcm_bench.core.spec import Hardware, ModelSpec, SamplerSpec
 from lcm_bench.models.families import pack_2x2
 from lcm_bench.models.loading import load_pipeline
 from lcm_bench.models.resolve import resolve_model
-from lcm_bench.sampling.loop import GenerationSettings, generate_batch, sample_seed
+from lcm_bench.sampling.loop import GenerationSettings, Samples, generate_batch, sample_seed
 from lcm_bench.sampling.timers import PhaseTimer
 
 CPU = Hardware("cpu-fp32", "cpu", "fp32")
@@ -35,8 +35,8 @@ def pipelines():
 
 def run(model, sampler, steps, scale, mode="cfg"):
     resolved, pipe = model
-    settings = GenerationSettings(steps, scale, mode, 32, 32, "", "cpu", torch.float32)
-    return generate_batch(pipe, resolved.family, SamplerSpec(sampler), settings, PROMPTS, SEEDS, PhaseTimer("cpu"))
+    settings = GenerationSettings(steps, scale, mode, 32, 32, "", "cpu", torch.float32, sampler=SamplerSpec(sampler))
+    return generate_batch(pipe, resolved.family, settings, Samples(PROMPTS, SEEDS), PhaseTimer("cpu"))[:3]
 
 
 @pytest.mark.parametrize(
@@ -344,11 +344,10 @@ def test_batch_size_does_not_change_a_familys_images(pipelines, name, sampler, m
     """Each sample's own seed: a batch of 3 gives the images of three batches of 1 (up to one 8-bit level where CPU
     kernels round a batch differently, as for the UNet)."""
     resolved, pipe = pipelines(name)
-    settings = GenerationSettings(2, 4.5, mode, 32, 32, "", "cpu", torch.float32)
+    settings = GenerationSettings(2, 4.5, mode, 32, 32, "", "cpu", torch.float32, sampler=SamplerSpec(sampler))
 
     def images(prompts, seeds):
-        spec = SamplerSpec(sampler)
-        return generate_batch(pipe, resolved.family, spec, settings, prompts, seeds, PhaseTimer("cpu"))[0]
+        return generate_batch(pipe, resolved.family, settings, Samples(prompts, seeds), PhaseTimer("cpu"))[0]
 
     batched = images(PROMPTS[:3], SEEDS[:3])
     single = np.concatenate([images(PROMPTS[i : i + 1], SEEDS[i : i + 1]) for i in range(3)])

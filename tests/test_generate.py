@@ -10,7 +10,7 @@ from conftest import diffusers_reference
 from lcm_bench.core.spec import Hardware, ModelSpec, SamplerSpec
 from lcm_bench.models.loading import load_pipeline
 from lcm_bench.models.resolve import resolve_model
-from lcm_bench.sampling.loop import GenerationSettings, generate_batch, initial_latents, sample_seed
+from lcm_bench.sampling.loop import GenerationSettings, Samples, generate_batch, initial_latents, sample_seed
 from lcm_bench.sampling.samplers import SAMPLERS, build_scheduler
 from lcm_bench.sampling.timers import PhaseTimer
 
@@ -33,10 +33,8 @@ def tiny_lcm():
 
 def run(model, sampler, steps, scale, mode, n=4, prompts=PROMPTS, seeds=SEEDS):
     resolved, pipe = model
-    settings = GenerationSettings(steps, scale, mode, 32, 32, "", "cpu", torch.float32)
-    return generate_batch(
-        pipe, resolved.family, SamplerSpec(sampler), settings, prompts[:n], seeds[:n], PhaseTimer("cpu")
-    )
+    settings = GenerationSettings(steps, scale, mode, 32, 32, "", "cpu", torch.float32, sampler=SamplerSpec(sampler))
+    return generate_batch(pipe, resolved.family, settings, Samples(prompts[:n], seeds[:n]), PhaseTimer("cpu"))[:3]
 
 
 @pytest.mark.parametrize(

@@ -33,7 +33,7 @@ def golden_images() -> np.ndarray:
     from lcm_bench.core.spec import ModelSpec, SamplerSpec
     from lcm_bench.models.loading import load_pipeline
     from lcm_bench.models.resolve import resolve_model
-    from lcm_bench.sampling.loop import GenerationSettings, generate_batch, sample_seed
+    from lcm_bench.sampling.loop import GenerationSettings, Samples, generate_batch, sample_seed
     from lcm_bench.sampling.timers import PhaseTimer
 
     hardware = parse_hardware("cpu-fp32")
@@ -42,11 +42,10 @@ def golden_images() -> np.ndarray:
         resolved = resolve_model(ModelSpec(model, model))
         pipe = load_pipeline(resolved, hardware)
         mode = "embedding" if resolved.guidance_embedding else "cfg"
-        settings = GenerationSettings(steps, scale, mode, 32, 32, "", "cpu", pipe.unet.dtype)
+        spec = SamplerSpec(sampler)
+        settings = GenerationSettings(steps, scale, mode, 32, 32, "", "cpu", pipe.unet.dtype, sampler=spec)
         seeds = [sample_seed(0, i) for i in range(len(PROMPTS))]
-        images, _, _ = generate_batch(
-            pipe, resolved.family, SamplerSpec(sampler), settings, PROMPTS, seeds, PhaseTimer("cpu")
-        )
+        images, *_ = generate_batch(pipe, resolved.family, settings, Samples(PROMPTS, seeds), PhaseTimer("cpu"))
         rows.append(np.concatenate(list(images), axis=1))
     return np.concatenate(rows, axis=0)
 

@@ -16,7 +16,7 @@ from lcm_bench.core.spec import Hardware, ModelSpec, SamplerSpec
 from lcm_bench.models.families import FAMILIES, pack_2x2
 from lcm_bench.models.loading import load_pipeline
 from lcm_bench.models.resolve import resolve_model
-from lcm_bench.sampling.loop import GenerationSettings, decode, generate_batch, to_uint8
+from lcm_bench.sampling.loop import GenerationSettings, Samples, decode, generate_batch, to_uint8
 from lcm_bench.sampling.timers import PhaseTimer
 
 pytestmark = pytest.mark.gpu
@@ -43,10 +43,9 @@ def test_each_family_on_the_device_equals_its_pipeline(name, dtype, record_prope
     pack = pack_2x2 if name.startswith("tiny-flux") else (lambda x: x)
     table = {}
     for steps in (1, 2, 4):
-        settings = GenerationSettings(steps, scale, mode, *size, "", DEVICE, DTYPES[dtype])
-        images, *_ = generate_batch(
-            pipe, resolved.family, SamplerSpec(sampler), settings, PROMPTS, SEEDS, PhaseTimer(DEVICE)
-        )
+        spec = SamplerSpec(sampler)
+        settings = GenerationSettings(steps, scale, mode, *size, "", DEVICE, DTYPES[dtype], sampler=spec)
+        images, *_ = generate_batch(pipe, resolved.family, settings, Samples(PROMPTS, SEEDS), PhaseTimer(DEVICE))
         args = (getattr(diffusers, cls), pipe, sampler, steps, scale, PROMPTS, SEEDS, objective, pack, size)
         latents = diffusers_reference(*args, output_type="latent", **call(steps))
         factor = pipe.vae_scale_factor

@@ -14,7 +14,7 @@ from lcm_bench.core.spec import Hardware, ModelSpec, SamplerSpec
 from lcm_bench.models.families import unet_forward
 from lcm_bench.models.loading import load_pipeline
 from lcm_bench.models.resolve import resolve_model
-from lcm_bench.sampling.guidance import GUIDANCE, CountingNetwork
+from lcm_bench.sampling.guidance import GUIDANCE, CountingNetwork, TextStates
 from lcm_bench.sampling.loop import GenerationSettings, encode_prompts
 from lcm_bench.sampling.samplers import build_scheduler
 
@@ -34,9 +34,9 @@ def pipelines():
 
 
 def _conditioning(pipe):
-    settings = GenerationSettings(STEPS, SCALE, "cfg", 32, 32, "", "cpu", torch.float32)
+    settings = GenerationSettings(STEPS, SCALE, "cfg", 32, 32, "", "cpu", torch.float32, sampler=SamplerSpec("ddim"))
     with torch.inference_mode():
-        return encode_prompts(pipe, "sd", ["a large red circle in the center"] * BATCH, "", True, settings)
+        return encode_prompts(pipe, "sd", ["a large red circle in the center"] * BATCH, True, settings)
 
 
 @pytest.mark.parametrize("sampler", ["ddim", "dpmsolver", "dpmsolver++", "euler", "lcm"])
@@ -45,7 +45,7 @@ def test_bench_one_sampler_step(benchmark, pipelines, sampler):
     cond, uncond = _conditioning(pipe)
     net = CountingNetwork(pipe.unet, unet_forward)
     kind = "embedding" if sampler == "lcm" else "cfg"
-    denoise = GUIDANCE.get(kind).denoiser(net, cond, uncond, SCALE, BATCH, torch.float32, "cpu")
+    denoise = GUIDANCE.get(kind).denoiser(net, TextStates(cond, uncond, BATCH), SCALE, torch.float32, "cpu")
     shape = (BATCH, pipe.unet.config.in_channels, 4, 4)
 
     def fresh():

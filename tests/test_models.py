@@ -12,7 +12,7 @@ from lcm_bench.core.errors import MissingResourceError, UserError
 from lcm_bench.core.spec import Hardware, LoraSpec, ModelSpec, SamplerSpec
 from lcm_bench.models.loading import load_pipeline
 from lcm_bench.models.resolve import resolve_model
-from lcm_bench.sampling.loop import GenerationSettings, generate_batch, sample_seed
+from lcm_bench.sampling.loop import GenerationSettings, Samples, generate_batch, sample_seed
 from lcm_bench.sampling.timers import PhaseTimer
 
 CPU = Hardware("cpu-fp32", "cpu", "fp32")
@@ -20,11 +20,9 @@ CPU = Hardware("cpu-fp32", "cpu", "fp32")
 
 def images(resolved, sampler="ddim", mode="cfg", scale=7.5):
     pipe = load_pipeline(resolved, CPU)
-    settings = GenerationSettings(2, scale, mode, 32, 32, "", "cpu", torch.float32)
+    settings = GenerationSettings(2, scale, mode, 32, 32, "", "cpu", torch.float32, sampler=SamplerSpec(sampler))
     seeds = [sample_seed(0, i) for i in range(2)]
-    return generate_batch(
-        pipe, resolved.family, SamplerSpec(sampler), settings, ["a red star"] * 2, seeds, PhaseTimer("cpu")
-    )[0]
+    return generate_batch(pipe, resolved.family, settings, Samples(["a red star"] * 2, seeds), PhaseTimer("cpu"))[0]
 
 
 def as_hf_cache(folder: Path, repo: str) -> Path:

@@ -15,7 +15,7 @@ from lcm_bench.core.spec import Hardware, ModelSpec, SamplerSpec
 from lcm_bench.models.families import FAMILIES, pack_2x2
 from lcm_bench.models.loading import load_pipeline
 from lcm_bench.models.resolve import resolve_model
-from lcm_bench.sampling.loop import GenerationSettings, decode, generate_batch, sample_seed, to_uint8
+from lcm_bench.sampling.loop import GenerationSettings, Samples, decode, generate_batch, sample_seed, to_uint8
 from lcm_bench.sampling.timers import PhaseTimer
 
 PROMPTS = ["a small red circle above a blue square", "a green triangle"]
@@ -57,8 +57,8 @@ def loaded():
 
 
 def _ours(resolved, pipe, sampler, steps, scale, mode, size, dtype):
-    settings = GenerationSettings(steps, scale, mode, *size, "", "cpu", DTYPES[dtype])
-    return generate_batch(pipe, resolved.family, sampler, settings, PROMPTS, SEEDS, PhaseTimer("cpu"))
+    settings = GenerationSettings(steps, scale, mode, *size, "", "cpu", DTYPES[dtype], sampler=sampler)
+    return generate_batch(pipe, resolved.family, settings, Samples(PROMPTS, SEEDS), PhaseTimer("cpu"))[:3]
 
 
 def _pack(name):
@@ -285,10 +285,9 @@ def test_resolution_binning_equals_the_pipelines_default(name, tmp_path):
     (folder / "transformer" / "config.json").write_text(json.dumps({**config, "sample_size": sample_size}))
     resolved = resolve_model(ModelSpec(name, str(folder)))
     pipe = load_pipeline(resolved, Hardware("cpu-fp32", "cpu", "fp32"))
-    settings = GenerationSettings(2, 4.5, mode, 64, 96, "", "cpu", torch.float32, binning=True)
-    images, *_ = generate_batch(
-        pipe, resolved.family, SamplerSpec(sampler), settings, PROMPTS, SEEDS, PhaseTimer("cpu")
-    )
+    spec = SamplerSpec(sampler)
+    settings = GenerationSettings(2, 4.5, mode, 64, 96, "", "cpu", torch.float32, binning=True, sampler=spec)
+    images, *_ = generate_batch(pipe, resolved.family, settings, Samples(PROMPTS, SEEDS), PhaseTimer("cpu"))
     table = FAMILIES.get(resolved.family).bins(sample_size)
     height, width = pipe.image_processor.classify_height_width_bin(64, 96, ratios=table)
     assert (height, width) != (64, 96)

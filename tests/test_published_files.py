@@ -189,16 +189,14 @@ def test_every_registered_open_clip_tag_is_normalised_as_open_clip_sets_it(monke
 def _images(model: ModelSpec) -> np.ndarray:
     from lcm_bench.models.loading import load_pipeline
     from lcm_bench.models.resolve import resolve_model
-    from lcm_bench.sampling.loop import GenerationSettings, generate_batch, sample_seed
+    from lcm_bench.sampling.loop import GenerationSettings, Samples, generate_batch, sample_seed
     from lcm_bench.sampling.timers import PhaseTimer
 
     resolved = resolve_model(model)
     pipe = load_pipeline(resolved, CPU)
-    settings = GenerationSettings(2, 1.0, "cfg", 32, 32, "", "cpu", torch.float32)
+    settings = GenerationSettings(2, 1.0, "cfg", 32, 32, "", "cpu", torch.float32, sampler=SamplerSpec("ddim"))
     seeds = [sample_seed(0, i) for i in range(2)]
-    return generate_batch(
-        pipe, resolved.family, SamplerSpec("ddim"), settings, ["a red circle"] * 2, seeds, PhaseTimer("cpu")
-    )[0]
+    return generate_batch(pipe, resolved.family, settings, Samples(["a red circle"] * 2, seeds), PhaseTimer("cpu"))[0]
 
 
 def test_a_lora_in_kohyas_key_naming_loads_and_equals_the_diffusers_file(tiny_sd_path, tiny_lora, tmp_path):

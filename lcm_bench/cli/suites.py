@@ -138,8 +138,8 @@ def ref_stats(args: argparse.Namespace) -> int:
     from lcm_bench.run.scoring import ScoringPlan, prepare_references
     from lcm_bench.suite.load import load_suite
 
-    plan = ScoringPlan.of(load_suite(args.suite))
-    for metric, name, reference, features in prepare_references(plan, weights=weights_dirs(args)):
+    plan = ScoringPlan.of(load_suite(args.suite), weights_dirs(args))
+    for metric, name, reference, features in prepare_references(plan):
         stats = feature_stats(features)
         print(
             f"{metric.metric_id} / {name}: {reference.name} ({reference.preprocessing}), N={stats.n}, "

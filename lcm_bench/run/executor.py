@@ -73,6 +73,7 @@ def _settings(cell: CellSpec, pipe, mode: str, family: str):
         dtype,
         cell.text_length,
         cell.resolution_binning,
+        sampler=cell.sampler,
     )
 
 
@@ -92,16 +93,14 @@ class CellSampler:
 
     def generate(self, batch: range, settings, timer, nonfinite: list[int] | None = None):
         """Images of the batch's sample indices; indices of images holding NaN or inf go to ``nonfinite``."""
-        from lcm_bench.sampling.loop import generate_batch, sample_seed
+        from lcm_bench.sampling.loop import Samples, generate_batch, sample_seed
 
         texts = [self.prompts[self.indices[i % len(self.indices)]] for i in batch]
-        seeds = [sample_seed(self.cell.seed, i) for i in batch]
-        found: list[int] = []
+        samples = Samples(texts, [sample_seed(self.cell.seed, i) for i in batch])
         with self.deployment.active():
-            pipe, family = self.deployment.pipe, self.resolved.family
-            out = generate_batch(pipe, family, self.cell.sampler, settings, texts, seeds, timer, found)
+            out = generate_batch(self.deployment.pipe, self.resolved.family, settings, samples, timer)
         if nonfinite is not None:
-            nonfinite.extend(batch.start + i for i in found)
+            nonfinite.extend(batch.start + i for i in out.nonfinite)
         return out
 
 
@@ -187,7 +186,7 @@ class ChunkJob:
         batch = self.pending.pop()
         run = partial(self.sampler.generate, batch, self.settings, nonfinite=self.nonfinite)
         with PeakMemory(self.settings.device) as memory:
-            (images, nfe, self.schedule), repeat = timed_repeat(run, len(batch), self.settings.device)
+            (images, nfe, self.schedule, _), repeat = timed_repeat(run, len(batch), self.settings.device)
         self.repeats.append(repeat)
         self.evaluations += nfe
         self.peak_bytes, self.memory_kind = max(self.peak_bytes, memory.peak_bytes), memory.kind

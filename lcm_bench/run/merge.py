@@ -96,7 +96,7 @@ def merge_run(run_dir: str | Path, progress: bool = True, weights: tuple[Path, .
     if not summary.missing:
         from lcm_bench.run.scoring import ScoringPlan, score_run
 
-        plan, cell_ids = ScoringPlan.of(suite), [c.cell_id for c in suite.cells]
-        summary.scored = score_run(run, plan, cell_ids, progress=progress, weights=weights)
+        plan, cell_ids = ScoringPlan.of(suite, weights), [c.cell_id for c in suite.cells]
+        summary.scored = score_run(run, plan, cell_ids, progress=progress)
     write_results(run, suite, manifest.get("skipped", []))
     return summary

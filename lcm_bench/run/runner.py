@@ -275,7 +275,7 @@ def _score(run: RunDir, suite: Suite, plan: ScoringPlan, options: RunOptions, wo
     progress = options.progress and (world is None or world.is_main)
     from lcm_bench.run.scoring import score_run
 
-    return score_run(run, plan, cell_ids, progress=progress, weights=options.weights, threads=options.threads)
+    return score_run(run, plan, cell_ids, progress=progress, threads=options.threads)
 
 
 def _run(suite: Suite, run: RunDir, describe: Callable[[], dict], options: RunOptions, coordinator) -> RunSummary:
@@ -295,10 +295,10 @@ def _run(suite: Suite, run: RunDir, describe: Callable[[], dict], options: RunOp
         write_manifest(run, suite, summary.skipped, provenance)
     from lcm_bench.run.scoring import ScoringPlan, prepare_references
 
-    scoring = ScoringPlan.of(suite)
+    scoring = ScoringPlan.of(suite, options.weights)
     if coordinator:
         if main and todo and scoring.metrics:
-            for _ in prepare_references(scoring, weights=options.weights):
+            for _ in prepare_references(scoring):
                 pass
         coordinator.barrier()
     background = writes_in_background({c.hardware.device for c in mine}, threads)

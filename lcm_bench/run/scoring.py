@@ -15,6 +15,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -74,29 +75,30 @@ class RunImages:
 class ScoringPlan:
     """What a run scores, decided once from its suite and handed to each scoring step: the metrics, the reference
     sets, the prompt sets by name (each with the file it is read from on this machine) and, for paired metrics, the
-    cell each cell is compared with (``lcm_bench.suite.pairs``)."""
+    cell each cell is compared with (``lcm_bench.suite.pairs``), and the extra folders metric weights are looked
+    for in."""
 
     metrics: tuple[MetricSpec, ...]
     references: Mapping[str, ReferenceSpec | None]
     prompt_sets: Mapping[str, PromptSetSpec]
     pairs: Mapping[tuple[str, str], str]
+    weights: tuple[Path, ...] = ()
 
     @classmethod
-    def of(cls, suite) -> ScoringPlan:
+    def of(cls, suite, weights: Sequence[Path] = ()) -> ScoringPlan:
         from lcm_bench.suite.pairs import reference_pairs
 
         cells = list(suite.cells)
         prompt_sets = {c.prompts.name: c.prompts for c in cells}
-        return cls(tuple(suite.metrics), suite.references, prompt_sets, reference_pairs(suite.metrics, cells))
+        pairs = reference_pairs(suite.metrics, cells)
+        return cls(tuple(suite.metrics), suite.references, prompt_sets, pairs, tuple(weights))
 
     @property
     def prompt_files(self) -> dict[str, str]:
         """The file each prompt set is read from on this machine."""
         return {name: spec.source for name, spec in self.prompt_sets.items()}
 
-    def scorer(
-        self, images: ImageSource | None, device: str | None, weights: Sequence[Path], cells: Mapping | None = None
-    ) -> Scorer:
+    def scorer(self, images: ImageSource | None, device: str | None, cells: Mapping | None = None) -> Scorer:
         """The scorer of this plan, reading images from ``images``; a paired metric finds its reference among
         ``cells`` (ScoredCells by id; None until that cell is finished)."""
         finished: Mapping[str, ScoredCell] = cells or {}
@@ -104,14 +106,14 @@ class ScoringPlan:
         def paired(cell: ScoredCell, method: str) -> ScoredCell | None:
             return finished.get(self.pairs.get((cell.cell_id, method), ""))
 
-        return Scorer(images, dict(self.references), device, weights, dict(self.prompt_sets), paired)
+        return Scorer(images, dict(self.references), device, self.weights, dict(self.prompt_sets), paired)
 
 
-def prepare_references(plan: ScoringPlan, device: str = "cpu", weights: Sequence[Path] = ()):
+def prepare_references(plan: ScoringPlan, device: str = "cpu"):
     """Compute and cache the reference features of every (metric, prompt set) pair the plan's metrics need, so that
     processes scoring in parallel find them on disk. Yields ``(metric, prompt set name, reference, features)``."""
     raise_missing([MissingResourceError(p.missing) for p in plan.prompt_sets.values() if p.missing])
-    scorer = plan.scorer(None, device, weights)
+    scorer = plan.scorer(None, device)
     for i, metric in enumerate(plan.metrics):
         if not METRICS.get(metric.name).needs_reference:
             continue
@@ -121,11 +123,18 @@ def prepare_references(plan: ScoringPlan, device: str = "cpu", weights: Sequence
             yield metric, name, reference, reference_features(reference, extractor)
 
 
+class Pending(NamedTuple):
+    """One metric result to compute: the cell's record, the metric's index in the suite and the metric."""
+
+    record: dict
+    index: int
+    metric: MetricSpec
+
+
 def _todo(
     scorer: Scorer, records: dict[str, dict], cells: dict[str, ScoredCell], plan: ScoringPlan, cell_ids: list[str]
-) -> list[tuple[dict, int, object]]:
-    """(record, metric index, metric) for every stored result that is missing or stale; ``cells`` are the
-    records' ``scored_cell``s."""
+) -> list[Pending]:
+    """Every stored result that is missing or stale; ``cells`` are the records' ``scored_cell``s."""
     todo = []
     for index, metric in enumerate(plan.metrics):
         for cell_id in (c for c in cell_ids if c in records):
@@ -134,14 +143,15 @@ def _todo(
                 continue
             stored = metric_result(record, metric.metric_id)
             if stored is None or result_inputs(stored) != scorer.inputs(cell, metric, f"metrics[{index}]"):
-                todo.append((record, index, metric))
+                todo.append(Pending(record, index, metric))
     return todo
 
 
-def _score_one(run: RunDir, scorer: Scorer, record: dict, index: int, metric, threads: dict[str, int]) -> bool:
+def _score_one(run: RunDir, scorer: Scorer, pending: Pending, threads: dict[str, int]) -> bool:
     """Score one metric of one cell under the cell's record lease (the result records the torch and BLAS thread
     count it was computed with); False when another process already did, or the cell changed meanwhile."""
-    field, cell = f"metrics[{index}]", scored_cell(record)
+    record, metric = pending.record, pending.metric
+    field, cell = f"metrics[{pending.index}]", scored_cell(record)
     with held(ChunkStore(run).leases(cell.cell_id), "record"):
         fresh = run.record(cell.cell_id)
         if fresh is None or fingerprint_value(fresh) != cell.fingerprint_value:
@@ -155,16 +165,10 @@ def _score_one(run: RunDir, scorer: Scorer, record: dict, index: int, metric, th
 
 
 def score_run(
-    run: RunDir,
-    plan: ScoringPlan,
-    cell_ids: list[str],
-    progress: bool = True,
-    device: str | None = None,
-    weights: Sequence[Path] = (),
-    threads: int | None = None,
+    run: RunDir, plan: ScoringPlan, cell_ids: list[str], progress: bool = True, threads: int | None = None
 ) -> int:
     """Add every missing metric of ``plan`` to the finished cells ``cell_ids`` with torch on ``threads`` threads
-    (``pin_threads``' rule when None); returns how many were computed."""
+    (``pin_threads``' rule when None), on the device each metric picks; returns how many were computed."""
     from tqdm import tqdm
 
     from lcm_bench.core.digests import digest_cache
@@ -174,7 +178,7 @@ def score_run(
     files = plan.prompt_files
     records = {cell_id: with_prompt_files(record, files) for cell_id, record in run.records().items()}
     cells = {cell_id: scored_cell(record) for cell_id, record in records.items()}
-    scorer = plan.scorer(RunImages(run), device, weights, cells)
+    scorer = plan.scorer(RunImages(run), None, cells)
     todo = _todo(scorer, records, cells, plan, cell_ids)
     digest_cache().flush()
     if not todo:
@@ -183,8 +187,8 @@ def score_run(
     bar = tqdm(todo, desc="scoring", unit="metric", disable=not on_terminal(progress), file=sys.stderr)
     pin_threads(threads)
     with scoring_threads() as counts:
-        for record, index, metric in bar:
-            computed += _score_one(run, scorer, record, index, metric, counts)
+        for pending in bar:
+            computed += _score_one(run, scorer, pending, counts)
             reached("metric")
     return computed
 

@@ -52,11 +52,21 @@ def guidance_embedding(w: float | torch.Tensor, dim: int, batch: int, dtype: tor
 
 
 @dataclass(frozen=True)
+class TextStates:
+    """A batch's prompts as the denoiser takes them: the keyword arguments of the prompts (``cond``) and of the
+    negative prompt (``uncond``, None when it is not encoded), one row per image of ``rows``."""
+
+    cond: dict
+    uncond: dict | None
+    rows: int
+
+
+@dataclass(frozen=True)
 class GuidanceKind:
     """How a guidance setting reaches the network. ``guided(s)``: whether scale s guides at all; ``evaluations(s)``:
-    network evaluations per step and image; ``denoiser(net, cond, uncond, s, batch, dtype, device)``: the function
-    of (x, t) the scheduler steps with; ``needs_embedding``: only a model with a guidance embedding can take it;
-    ``uses_w``: the paper's w = s - 1 describes its scale; ``noun``: how messages name it."""
+    network evaluations per step and image; ``denoiser(net, text, s, dtype, device)``: the function of (x, t) the
+    scheduler steps with, ``text`` the batch's ``TextStates``; ``needs_embedding``: only a model with a guidance
+    embedding can take it; ``uses_w``: the paper's w = s - 1 describes its scale; ``noun``: how messages name it."""
 
     noun: str
     description: str
@@ -82,13 +92,13 @@ def _cfg_guided(scale: float) -> bool:
     return scale > 1.0
 
 
-def classifier_free(net: CountingNetwork, cond: dict, uncond: dict | None, scale: float, *_) -> Callable:
+def classifier_free(net: CountingNetwork, text: TextStates, scale: float, *_) -> Callable:
     """eps_u + s (eps_c - eps_u) with diffusers' s (paper w = s - 1); a single pass when s does not guide."""
-    if uncond is None or not _cfg_guided(scale):
-        return lambda x, t: net(x, t, **cond)
+    if text.uncond is None or not _cfg_guided(scale):
+        return lambda x, t: net(x, t, **text.cond)
     import torch
 
-    both = _cat(uncond, cond)
+    both = _cat(text.uncond, text.cond)
 
     def denoise(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         eps_uncond, eps_cond = net(torch.cat([x, x]), t, **both).chunk(2)
@@ -109,10 +119,10 @@ GUIDANCE.register(
 )
 
 
-def embedded_guidance(net: CountingNetwork, cond: dict, uncond, scale: float, batch: int, dtype, device) -> Callable:
+def embedded_guidance(net: CountingNetwork, text: TextStates, scale: float, dtype, device) -> Callable:
     """w = s - 1 through the UNet's guidance embedding (``timestep_cond``), one pass per step."""
-    w_embedding = guidance_embedding(scale - 1.0, net.module.config.time_cond_proj_dim, batch, dtype).to(device)
-    return lambda x, t: net(x, t, timestep_cond=w_embedding, **cond)
+    w_embedding = guidance_embedding(scale - 1.0, net.module.config.time_cond_proj_dim, text.rows, dtype).to(device)
+    return lambda x, t: net(x, t, timestep_cond=w_embedding, **text.cond)
 
 
 GUIDANCE.register(
@@ -128,13 +138,13 @@ GUIDANCE.register(
 )
 
 
-def distilled_guidance(net: CountingNetwork, cond: dict, uncond, scale: float, batch: int, dtype, device) -> Callable:
+def distilled_guidance(net: CountingNetwork, text: TextStates, scale: float, dtype, device) -> Callable:
     """The guidance value as given (not s - 1) through a guidance-distilled transformer's embedding, one pass per
     step, as FluxPipeline passes it (float32, one per row)."""
     import torch
 
-    guidance = torch.full([1], scale, device=device, dtype=torch.float32).expand(batch)
-    return lambda x, t: net(x, t, guidance=guidance, **cond)
+    guidance = torch.full([1], scale, device=device, dtype=torch.float32).expand(text.rows)
+    return lambda x, t: net(x, t, guidance=guidance, **text.cond)
 
 
 GUIDANCE.register(
@@ -151,9 +161,9 @@ GUIDANCE.register(
 )
 
 
-def unguided(net: CountingNetwork, cond: dict, *_) -> Callable:
+def unguided(net: CountingNetwork, text: TextStates, *_) -> Callable:
     """The conditional prediction alone; the scale is not used."""
-    return lambda x, t: net(x, t, **cond)
+    return lambda x, t: net(x, t, **text.cond)
 
 
 GUIDANCE.register(

@@ -10,21 +10,25 @@ sharding never change an image.
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 
+from lcm_bench.core.spec import SamplerSpec
 from lcm_bench.models.families import FAMILIES, Conditioning
 from lcm_bench.sampling.generation import GENERATION_VERSION, sample_seed  # noqa: F401 - the loop's identity
-from lcm_bench.sampling.guidance import GUIDANCE, CountingNetwork
+from lcm_bench.sampling.guidance import GUIDANCE, CountingNetwork, TextStates
 from lcm_bench.sampling.samplers import SAMPLERS, build_scheduler, custom_timesteps, schedule_info
 from lcm_bench.sampling.timers import PhaseTimer
 
 
 @dataclass(frozen=True)
 class GenerationSettings:
+    """How a cell's batches are generated: the sampler and its steps, the guidance scale and kind, the image size,
+    the negative prompt, device and dtype, the text length (None: the family's) and whether the size is binned."""
+
     steps: int
     guidance_scale: float
     guidance_mode: str
@@ -35,13 +39,32 @@ class GenerationSettings:
     dtype: torch.dtype
     text_length: int | None = None
     binning: bool = False
+    sampler: SamplerSpec = field(kw_only=True)
 
 
-def encode_prompts(pipe, family: str, prompts: list[str], negative: str, need_uncond: bool, s: GenerationSettings):
-    """Denoiser keyword arguments for the prompts and (when guided) for the negative prompt, as the family encodes
-    them, over the method's text length or the family's default."""
+class Samples(NamedTuple):
+    """One batch's samples: each image's prompt and its own seed."""
+
+    prompts: list[str]
+    seeds: list[int]
+
+
+class GeneratedBatch(NamedTuple):
+    """A batch's images (uint8, NHWC), the network evaluations it took, the resolved schedule, and the batch
+    positions of images holding NaN or inf (an fp16 VAE overflow)."""
+
+    images: np.ndarray
+    evaluations: int
+    schedule: dict[str, Any]
+    nonfinite: list[int]
+
+
+def encode_prompts(pipe, family: str, prompts: list[str], need_uncond: bool, s: GenerationSettings):
+    """Denoiser keyword arguments for the prompts and (when guided) for the settings' negative prompt, as the
+    family encodes them, over the method's text length or the family's default."""
     entry = FAMILIES.get(family)
-    how = Conditioning(negative, need_uncond, s.height, s.width, s.device, s.text_length or entry.text_length)
+    length = s.text_length or entry.text_length
+    how = Conditioning(s.negative_prompt, need_uncond, s.height, s.width, s.device, length)
     return entry.encode(pipe, prompts, how)
 
 
@@ -89,15 +112,17 @@ def timestep_kwargs(scheduler, family, steps: int, tokens: int) -> dict[str, Any
 @dataclass(frozen=True)
 class Trajectory:
     """A batch's scheduler as its sampler walks it: the scheduler, the sampler's ``walk`` over it, ``custom``
-    timesteps (None: the scheduler's own) and the keyword arguments of its ``step``."""
+    timesteps (None: the scheduler's own), the keyword arguments of its ``step`` and each sample's generator (its
+    initial noise)."""
 
     scheduler: Any
     walk: Any
     custom: Any
     step_kwargs: dict[str, Any]
+    generators: list[torch.Generator]
 
 
-def denoise(pipe, family, trajectory: Trajectory, denoiser, generators, s: GenerationSettings):
+def denoise(pipe, family, trajectory: Trajectory, denoiser, s: GenerationSettings):
     """The scheduler's loop from each sample's own initial noise to the final latents, in the layout the family's
     denoiser takes and as the sampler walks its scheduler, over custom timesteps where given (flow-matching
     schedulers neither scale their input nor their initial noise)."""
@@ -109,7 +134,7 @@ def denoise(pipe, family, trajectory: Trajectory, denoiser, generators, s: Gener
         scheduler.set_timesteps(s.steps, device=s.device, **options, **walk.options(s.steps))
     else:
         walk.custom(scheduler, trajectory.custom, s.device, {k: v for k, v in options.items() if k != "sigmas"})
-    noise = initial_latents(generators, (channels, height, width)).to(s.device, family.latent_dtype(s.dtype))
+    noise = initial_latents(trajectory.generators, (channels, height, width)).to(s.device, family.latent_dtype(s.dtype))
     latents = family.layout.pack(noise) * walk.start(scheduler)
     scale_input = getattr(scheduler, "scale_model_input", lambda x, t: x)
     for t in walk.points(scheduler):
@@ -155,41 +180,31 @@ def binned(pipe, family, s: GenerationSettings) -> GenerationSettings:
     return replace(s, height=height, width=width)
 
 
-def generate_batch(
-    pipe,
-    family_name: str,
-    sampler_spec,
-    settings: GenerationSettings,
-    prompts: list[str],
-    seeds: list[int],
-    timer: PhaseTimer,
-    nonfinite: list[int] | None = None,
-) -> tuple[np.ndarray, int, dict[str, Any]]:
-    """Images (uint8, NHWC) for one batch, the network evaluations it took, and the resolved schedule; the batch
-    positions of images holding NaN or inf (an fp16 VAE overflow) are appended to ``nonfinite``. With ``binning``,
-    sampled at the binned size and resized and cropped back to the size asked, as the family's pipeline does."""
-    family = FAMILIES.get(family_name)
+def generate_batch(pipe, family_name: str, settings: GenerationSettings, samples: Samples, timer: PhaseTimer):
+    """One batch of ``samples`` as ``settings`` say (``GeneratedBatch``). With ``binning``, sampled at the binned size
+    and resized and cropped back to the size asked, as the family's pipeline does."""
+    family, spec = FAMILIES.get(family_name), settings.sampler
     s = binned(pipe, family, settings) if settings.binning else settings
     guidance = GUIDANCE.get(s.guidance_mode)
-    generators = [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
+    generators = [torch.Generator("cpu").manual_seed(seed) for seed in samples.seeds]
     need_uncond = guidance.needs_negative(s.guidance_scale)
     with torch.inference_mode():
         with timer("text_encoding"):
-            cond, uncond = encode_prompts(pipe, family_name, prompts, s.negative_prompt, need_uncond, s)
-        scheduler, step_kwargs, takes_generator = build_scheduler(sampler_spec, pipe.scheduler.config, family.objective)
+            cond, uncond = encode_prompts(pipe, family_name, samples.prompts, need_uncond, s)
+        scheduler, step_kwargs, takes_generator = build_scheduler(spec, pipe.scheduler.config, family.objective)
         if takes_generator:
             step_kwargs = {**step_kwargs, "generator": generators}
         net = CountingNetwork(family.network(pipe), family.bound_forward(pipe))
-        denoiser = guidance.denoiser(net, cond, uncond, s.guidance_scale, len(prompts), s.dtype, s.device)
+        text = TextStates(cond, uncond, len(samples.prompts))
+        denoiser = guidance.denoiser(net, text, s.guidance_scale, s.dtype, s.device)
         with timer("denoising"):
-            walk, custom = SAMPLERS.get(sampler_spec.name).walk, custom_timesteps(sampler_spec)
-            trajectory = Trajectory(scheduler, walk, custom, step_kwargs)
-            latents = denoise(pipe, family, trajectory, denoiser, generators, s)
+            walk, custom = SAMPLERS.get(spec.name).walk, custom_timesteps(spec)
+            trajectory = Trajectory(scheduler, walk, custom, step_kwargs, generators)
+            latents = denoise(pipe, family, trajectory, denoiser, s)
         with timer("vae_decoding"):
             images = decode(pipe.vae, latents, s.dtype, family.upcast_vae)
             if s is not settings:
                 images = pipe.image_processor.resize_and_crop_tensor(images, settings.width, settings.height)
-        if nonfinite is not None:
-            nonfinite.extend(torch.nonzero(~torch.isfinite(images).flatten(1).all(1)).flatten().tolist())
+        nonfinite = torch.nonzero(~torch.isfinite(images).flatten(1).all(1)).flatten().tolist()
         step_kwargs.pop("generator", None)
-        return to_uint8(images), net.evaluations, schedule_info(sampler_spec, scheduler, step_kwargs)
+        return GeneratedBatch(to_uint8(images), net.evaluations, schedule_info(spec, scheduler, step_kwargs), nonfinite)

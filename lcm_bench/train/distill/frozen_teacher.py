@@ -67,6 +67,23 @@ def x0_from_eps(x: torch.Tensor, eps: torch.Tensor, t: torch.Tensor, alphas: tor
     return (x - (1 - a).sqrt() * eps) / a.sqrt()
 
 
+@dataclass(frozen=True)
+class Conditioned:
+    """A student UNet bound to one batch's conditioning: its text states, its guidance embedding (None for a UNet
+    without one) and the noise schedule's ``alphas``."""
+
+    unet: torch.nn.Module
+    hidden: torch.Tensor
+    w_embedding: torch.Tensor | None
+    alphas: torch.Tensor
+
+    def eps(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return self.unet(x, t, encoder_hidden_states=self.hidden, timestep_cond=self.w_embedding).sample
+
+    def x0(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return x0_from_eps(x, self.eps(x, t), t, self.alphas)
+
+
 def _noise_schedule(scheduler_config: dict, field: str):
     """A DDPMScheduler with the teacher's scaled-linear betas (only its noise schedule is used)."""
     from diffusers import DDPMScheduler

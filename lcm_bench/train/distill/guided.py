@@ -19,7 +19,7 @@ import torch
 
 from lcm_bench.sampling.guidance import guidance_embedding
 from lcm_bench.train.distill.config import DistillRun, GuidedConfig
-from lcm_bench.train.distill.frozen_teacher import LatentData, Teacher, x0_from_eps
+from lcm_bench.train.distill.frozen_teacher import Conditioned, LatentData, Teacher
 from lcm_bench.train.distill.lcd import lcd_student
 
 
@@ -39,55 +39,65 @@ def ddim_step(x: torch.Tensor, x0: torch.Tensor, t: torch.Tensor, t_next: torch.
     return a_next.sqrt() * x0 + (1 - a_next).sqrt() * eps
 
 
-def predict_x0(unet, x, t, hidden, w_embedding, alphas):
-    return x0_from_eps(x, unet(x, t, encoder_hidden_states=hidden, timestep_cond=w_embedding).sample, t, alphas)
-
-
 def truncated_snr_loss(x0_hat: torch.Tensor, x0_target: torch.Tensor, t: torch.Tensor, alphas: torch.Tensor):
     a = alphas[t]
     weight = torch.clamp(a / (1 - a), min=1.0)
     return (weight * (x0_hat - x0_target).pow(2).mean(dim=(1, 2, 3))).mean()
 
 
-def progressive_target(previous, x, t, hidden, w_embedding, alphas, steps: int) -> torch.Tensor:
+def progressive_target(previous: Conditioned, x: torch.Tensor, t: torch.Tensor, steps: int) -> torch.Tensor:
     """x0 target for one student step t -> t - 1000 // steps that lands where two steps of ``previous`` land
     (Salimans & Ho 2022, Algorithm 2)."""
-    stride = 1000 // steps
+    stride, alphas = 1000 // steps, previous.alphas
     middle, end = t - stride // 2, t - stride
     with torch.no_grad():
-        x_mid = ddim_step(x, predict_x0(previous, x, t, hidden, w_embedding, alphas), t, middle, alphas)
-        x_end = ddim_step(x_mid, predict_x0(previous, x_mid, middle, hidden, w_embedding, alphas), middle, end, alphas)
+        x_mid = ddim_step(x, previous.x0(x, t), t, middle, alphas)
+        x_end = ddim_step(x_mid, previous.x0(x_mid, middle), middle, end, alphas)
     a, a_end = _alpha(alphas, t), _alpha(alphas, end)
     ratio = (1 - a_end).sqrt() / (1 - a).sqrt()
     return (x_end - ratio * x) / (a_end.sqrt() - ratio * a.sqrt())
 
 
-def _batch(data: LatentData, teacher: Teacher, config: GuidedConfig, generator):
+def _batch(data: LatentData, teacher: Teacher, config: GuidedConfig, generator, timesteps: torch.Tensor | None = None):
+    """Latents, their text states, noise and paper-convention ``w``, and ``t`` drawn from ``timesteps`` (all 1000
+    when None), one each per sample."""
     n = config.batch
     idx = torch.randint(0, len(data.latents), (n,), generator=generator)
     w = config.w_min + (config.w_max - config.w_min) * torch.rand(n, generator=generator)
-    return {
+    batch = {
         "latents": data.latents[idx],
         "cond": teacher.encode_text(data.input_ids[idx]),
         "uncond": teacher.uncond(n),
         "noise": torch.randn(data.latents[idx].shape, generator=generator),
         "w": w,
     }
+    if timesteps is None:
+        batch["t"] = torch.randint(0, 1000, (n,), generator=generator)
+    else:
+        batch["t"] = timesteps[torch.randint(0, len(timesteps), (n,), generator=generator)]
+    return batch
 
 
-def stage1_loss(student, teacher: Teacher, batch: dict, t: torch.Tensor, dim: int) -> torch.Tensor:
+def conditioned(student, teacher: Teacher, batch: dict) -> Conditioned:
+    """The w-conditioned ``student`` on the batch's text states and guidance values."""
+    dim = student.config.time_cond_proj_dim
+    embedding = guidance_embedding(batch["w"], dim, len(batch["w"]), torch.float32)
+    return Conditioned(student, batch["cond"], embedding, teacher.alphas)
+
+
+def stage1_loss(student, teacher: Teacher, batch: dict) -> torch.Tensor:
+    t = batch["t"]
     x = teacher.noised(batch["latents"], batch["noise"], t)
     _, x0_teacher = teacher.guided(x, t, batch["cond"], batch["uncond"], batch["w"])
-    embedding = guidance_embedding(batch["w"], dim, len(t), torch.float32)
-    x0_hat = predict_x0(student, x, t, batch["cond"], embedding, teacher.alphas)
+    x0_hat = conditioned(student, teacher, batch).x0(x, t)
     return truncated_snr_loss(x0_hat, x0_teacher, t, teacher.alphas)
 
 
-def stage2_loss(student, previous, teacher: Teacher, batch: dict, t: torch.Tensor, steps: int, dim: int):
+def stage2_loss(student, previous, teacher: Teacher, batch: dict, steps: int) -> torch.Tensor:
+    t = batch["t"]
     x = teacher.noised(batch["latents"], batch["noise"], t)
-    embedding = guidance_embedding(batch["w"], dim, len(t), torch.float32)
-    target = progressive_target(previous, x, t, batch["cond"], embedding, teacher.alphas, steps)
-    x0_hat = predict_x0(student, x, t, batch["cond"], embedding, teacher.alphas)
+    target = progressive_target(conditioned(previous, teacher, batch), x, t, steps)
+    x0_hat = conditioned(student, teacher, batch).x0(x, t)
     return truncated_snr_loss(x0_hat, target, t, teacher.alphas)
 
 
@@ -103,9 +113,7 @@ def distill_guided(teacher: Teacher, data: LatentData, config: GuidedConfig, ses
     checkpoints.mkdir(parents=True, exist_ok=True)
 
     def stage1(model, step, generator):
-        batch = _batch(data, teacher, config, generator)
-        t = torch.randint(0, 1000, (config.batch,), generator=generator)
-        return stage1_loss(model, teacher, batch, t, dim)
+        return stage1_loss(model, teacher, _batch(data, teacher, config, generator))
 
     student = lcd_student(teacher, dim)
     plan = TrainingPlan(config.stage1_steps, lr=config.lr, seed=config.seed, log_every=log_every, checkpoint_every=200)
@@ -117,9 +125,7 @@ def distill_guided(teacher: Teacher, data: LatentData, config: GuidedConfig, ses
         grid = torch.from_numpy(ddim_grid(steps))
 
         def stage2(model, step, generator, previous=previous, grid=grid, steps=steps):
-            batch = _batch(data, teacher, config, generator)
-            t = grid[torch.randint(0, len(grid), (config.batch,), generator=generator)]
-            return stage2_loss(model, previous, teacher, batch, t, steps, dim)
+            return stage2_loss(model, previous, teacher, _batch(data, teacher, config, generator, grid), steps)
 
         student = copy.deepcopy(previous).train().requires_grad_(True)
         plan = TrainingPlan(

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
 
 from lcm_bench.sampling.guidance import guidance_embedding
 from lcm_bench.train.distill.config import DistillRun, LCDConfig
-from lcm_bench.train.distill.frozen_teacher import LatentData, Teacher, x0_from_eps
+from lcm_bench.train.distill.frozen_teacher import Conditioned, LatentData, Teacher
 from lcm_bench.train.distill.solvers import SOLVERS
 
 LORA_TARGETS = [
@@ -53,10 +53,10 @@ def skipping_grid(skip: int) -> torch.Tensor:
     return (torch.arange(1, n + 1) * skip).round().long() - 1
 
 
-def consistency(unet, x, t, hidden, alphas, config: LCDConfig, w_embedding=None):
-    eps = unet(x, t, encoder_hidden_states=hidden, timestep_cond=w_embedding).sample
-    c_skip, c_out = boundary_scalings(t, config.timestep_scaling)
-    return c_skip * x + c_out * x0_from_eps(x, eps, t, alphas)
+def consistency(net: Conditioned, x: torch.Tensor, t: torch.Tensor, timestep_scaling: float) -> torch.Tensor:
+    """f(x, t) = c_skip(t) x + c_out(t) x0(x, t)."""
+    c_skip, c_out = boundary_scalings(t, timestep_scaling)
+    return c_skip * x + c_out * net.x0(x, t)
 
 
 class ConsistencyStudent(torch.nn.Module):
@@ -89,7 +89,8 @@ def prediction_and_target(
     embedded = student.unet.config.time_cond_proj_dim is not None
     dim = student.unet.config.time_cond_proj_dim
     w_embedding = guidance_embedding(w, dim, len(w), torch.float32) if embedded else None
-    prediction = consistency(student.unet, noisy, start, batch["cond"], alphas, config, w_embedding)
+    online = Conditioned(student.unet, batch["cond"], w_embedding, alphas)
+    prediction = consistency(online, noisy, start, config.timestep_scaling)
 
     def guided(x, t):
         return teacher.guided(x, t, batch["cond"], batch["uncond"], w)
@@ -100,7 +101,7 @@ def prediction_and_target(
         else:
             previous = SOLVERS.get(config.solver)(guided, noisy, start, end, alphas)
         target_net = student.target if student.target is not None else student.unet
-        target = consistency(target_net, previous, end, batch["cond"], alphas, config, w_embedding)
+        target = consistency(replace(online, unet=target_net), previous, end, config.timestep_scaling)
     return prediction, target
 
 
