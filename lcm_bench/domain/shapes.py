@@ -20,6 +20,7 @@ import math
 import random
 import re
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -154,7 +155,18 @@ def captions(split: str, n: int, seed: int = 0) -> list[str]:
     return [sample_scene(rng, split).caption for _ in range(n)]
 
 
-def _polygon(shape: str, cx: float, cy: float, r: float, angle: float) -> list[tuple[float, float]]:
+class Glyph(NamedTuple):
+    """One object as drawn: its shape, centre (``cx``, ``cy``) and radius in canvas pixels, and its rotation."""
+
+    shape: str
+    cx: float
+    cy: float
+    r: float
+    angle: float
+
+
+def _polygon(glyph: Glyph) -> list[tuple[float, float]]:
+    shape, cx, cy, r, angle = glyph
     if shape == "square":
         corners = [math.pi / 4 + k * math.pi / 2 for k in range(4)]
         return [(cx + r * math.cos(a + angle), cy + r * math.sin(a + angle)) for a in corners]
@@ -171,11 +183,12 @@ def _polygon(shape: str, cx: float, cy: float, r: float, angle: float) -> list[t
     return points
 
 
-def _draw(draw, shape: str, colour, cx: float, cy: float, r: float, angle: float) -> None:
-    if shape == "circle":
+def _draw(draw, glyph: Glyph, colour) -> None:
+    _, cx, cy, r, _ = glyph
+    if glyph.shape == "circle":
         draw.ellipse([cx - r * 0.8, cy - r * 0.8, cx + r * 0.8, cy + r * 0.8], fill=colour)
     else:
-        draw.polygon(_polygon(shape, cx, cy, r, angle), fill=colour)
+        draw.polygon(_polygon(glyph), fill=colour)
 
 
 def render(caption: str | Scene, seed: int, size: int = 32) -> np.ndarray:
@@ -205,7 +218,7 @@ def render(caption: str | Scene, seed: int, size: int = 32) -> np.ndarray:
         radius = PAIR_SIZE
     for (colour, shape), (fx, fy) in zip(ordered, centres, strict=True):
         r = radius * canvas / 2 * rng.uniform(0.9, 1.1) * 1.4
-        _draw(draw, shape, colours[colour], fx * canvas, fy * canvas, r, rng.uniform(-0.2, 0.2))
+        _draw(draw, Glyph(shape, fx * canvas, fy * canvas, r, rng.uniform(-0.2, 0.2)), colours[colour])
     return np.asarray(image.resize((size, size), Image.Resampling.LANCZOS))
 
 

@@ -358,12 +358,12 @@ def authors_settings(cell: CellSpec) -> dict[str, Any]:
 
 
 def write_cell_record(
-    run: RunDir, cell: CellSpec, chunks: list[Chunk], chunk_records: list[dict], suite: dict, timing: dict | None = None
+    run: RunDir, cell: CellSpec, chunk_records: list[dict], suite: dict, timing: dict | None = None
 ) -> dict:
-    """Compose the cell's grid and write its record from its chunk records and timing (callers hold the cell's record
-    lease)."""
+    """Compose the cell's grid and write its record from its chunk records (one per ``cell_chunks(cell)``, in
+    order) and timing (callers hold the cell's record lease)."""
     compose_grid(run, cell)
-    record = assemble_record(cell, chunks, chunk_records, timing)
+    record = assemble_record(cell, cell_chunks(cell), chunk_records, timing)
     record["suite"] = suite
     run.write_record(record)
     return record

@@ -554,7 +554,7 @@ class Executor:
             timing = chunk_records and self._timing(cell, chunk_records)
             if not timing:
                 return False
-            record = write_cell_record(self.run, cell, cell_chunks(cell), chunk_records, self.plan.suite, timing)
+            record = write_cell_record(self.run, cell, chunk_records, self.plan.suite, timing)
             reached("record")
         self.assembled.append(cell.cell_id)
         self.say(cell_line(cell, record["throughput"]))

@@ -44,9 +44,9 @@ def _merged_suite(run: RunDir, run_dir: str | Path) -> tuple[Suite, dict]:
 
 
 def _ready_cells(run: RunDir, store: ChunkStore, cells: list[CellSpec], summary: MergeSummary) -> list[tuple]:
-    """The cells whose chunks are all done and whose record is missing or stale, with their chunks and chunk
-    records; the cells with chunks still missing go to ``summary.missing``. Chunks of one cell made from different
-    weights or library versions are refused in one line."""
+    """The cells whose chunks are all done and whose record is missing or stale, with their chunk records; the
+    cells with chunks still missing go to ``summary.missing``. Chunks of one cell made from different weights or
+    library versions are refused in one line."""
     errors, ready = [], []
     for cell in cells:
         chunks = cell_chunks(cell)
@@ -65,7 +65,7 @@ def _ready_cells(run: RunDir, store: ChunkStore, cells: list[CellSpec], summary:
             errors.append(error)
             continue
         if record is None or fingerprint_value(record) != chunk_records[0]["fingerprint"]["value"]:
-            ready.append((cell, chunks, chunk_records))
+            ready.append((cell, chunk_records))
     if errors:
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         raise UserError(
@@ -86,11 +86,11 @@ def merge_run(run_dir: str | Path, progress: bool = True, weights: tuple[Path, .
     cells = [c for c in work_order(suite.cells) if c.cell_id not in skipped_ids]
     store, summary = ChunkStore(run), MergeSummary()
     suite_id = {"name": suite.name, "hash": suite.suite_hash}
-    for cell, chunks, chunk_records in _ready_cells(run, store, cells, summary):
+    for cell, chunk_records in _ready_cells(run, store, cells, summary):
         with held(store.leases(cell.cell_id), "record"):
             timing = store.timing_for(cell.cell_id, chunk_records[0])
             timing = timing or generation_timing(cell, chunk_records, suite.timing)
-            write_cell_record(run, cell, chunks, chunk_records, suite_id, timing)
+            write_cell_record(run, cell, chunk_records, suite_id, timing)
         summary.assembled.append(cell.cell_id)
     summary.wall = record_wall_clock(run, cells)
     if not summary.missing:
