@@ -83,6 +83,37 @@ def test_parity_with_stable_diffusion_pipeline(tiny, sampler):
     np.testing.assert_array_equal(images, _reference_images(StableDiffusionPipeline, tiny[1], sampler, 4, 7.5))
 
 
+@pytest.mark.parametrize("dtype", ["fp32", "bf16"])
+@pytest.mark.parametrize(
+    "name, pipeline", [("tiny-sd", "StableDiffusionPipeline"), ("tiny-sdxl", "StableDiffusionXLPipeline")]
+)
+def test_ancestral_euler_at_the_turbo_settings_equals_the_pipeline(name, pipeline, dtype):
+    """SD-Turbo's and SDXL-Turbo's settings (ancestral Euler, trailing spacing, guidance 0) at 1, 2 and 4 steps:
+    lcm-bench's images are the pipeline's with the same scheduler, the injected noise drawn from each sample's own
+    generator as the pipeline draws it (in bf16 within the one level of the pipeline's half-precision
+    postprocessing, docs/models.md). One trailing step ends at sigma 0 and adds no noise (Euler's image); more steps
+    add it."""
+    import diffusers
+
+    resolved = resolve_model(ModelSpec(name, name))
+    pipe = load_pipeline(resolved, Hardware(f"cpu-{dtype}", "cpu", dtype))
+    torch_dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype]
+    samples = Samples(PROMPTS[:4], SEEDS[:4])
+    for steps in (1, 2, 4):
+        images = {}
+        for sampler in ("euler-ancestral", "euler"):
+            settings = GenerationSettings(
+                steps, 0.0, "cfg", 32, 32, "", "cpu", torch_dtype, sampler=SamplerSpec(sampler)
+            )
+            batch = generate_batch(pipe, resolved.family, settings, samples, PhaseTimer("cpu"))
+            images[sampler] = batch.images
+        assert batch.evaluations == 4 * steps, "guidance 0 is one pass per step"
+        reference = diffusers_reference(getattr(diffusers, pipeline), pipe, "euler-ancestral", steps, 0.0, *samples)
+        level = np.abs(reference.astype(int) - images["euler-ancestral"]).max()
+        assert level <= (0 if dtype == "fp32" else 1), f"{steps} steps: {level} levels from the pipeline"
+        assert np.array_equal(images["euler-ancestral"], images["euler"]) == (steps == 1)
+
+
 @pytest.mark.parametrize("sampler", ["ddim", "lcm"])
 def test_parity_with_stable_diffusion_xl_pipeline(sampler):
     from diffusers import StableDiffusionXLPipeline
@@ -120,7 +151,9 @@ def test_sample_seeds_are_independent_of_batching():
     assert torch.equal(whole[:8], torch.cat(parts))
 
 
-@pytest.mark.parametrize("sampler, model", [("lcm", "tiny_lcm"), ("tcd", "tiny"), ("ddim", "tiny")])
+@pytest.mark.parametrize(
+    "sampler, model", [("lcm", "tiny_lcm"), ("tcd", "tiny"), ("euler-ancestral", "tiny"), ("ddim", "tiny")]
+)
 def test_batch_size_does_not_change_images(sampler, model, request):
     """Batches of 1, 4 and 16 give the same images. Inputs and injected noise are bitwise identical by
     construction; CPU kernels are not bitwise batch-invariant (last-ulp float differences), so a pixel may

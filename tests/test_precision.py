@@ -150,6 +150,35 @@ def test_the_pipeline_with_its_own_scheduler_equals_lcm_bench_but_for_the_docume
             assert spacing not in (None, "trailing") and not np.array_equal(default, images)
 
 
+@pytest.mark.parametrize("name, model", [("tiny-sd", "sd-turbo"), ("tiny-sdxl", "sdxl-turbo")])
+def test_a_turbo_cards_settings_equal_its_pipeline_with_the_scheduler_it_ships(name, model, tmp_path):
+    """SD-Turbo and SDXL-Turbo ship EulerAncestralDiscreteScheduler at trailing spacing: their pipeline with that
+    scheduler at the card's guidance gives lcm-bench's images under the card's settings at every step count the
+    card names, exactly; told the class's default spacing (leading) instead, the images differ."""
+    from lcm_bench.models.catalogue import MODELS, tiny_path
+
+    card = MODELS.get(model).settings
+    folder = tmp_path / name
+    shutil.copytree(tiny_path(name), folder)
+    shipped = {"_class_name": "EulerAncestralDiscreteScheduler", "timestep_spacing": "trailing"}
+    config_path = folder / "scheduler" / "scheduler_config.json"
+    config_path.write_text(json.dumps({**json.loads(config_path.read_text()), **shipped}))
+    index = json.loads((folder / "model_index.json").read_text())
+    (folder / "model_index.json").write_text(json.dumps({**index, "scheduler": ["diffusers", shipped["_class_name"]]}))
+    resolved = resolve_model(ModelSpec(name, str(folder)))
+    pipe = load_pipeline(resolved, Hardware("cpu-fp32", "cpu", "fp32"))
+    size, scale = (32, 48), card.guidance_scale
+    told = SamplerSpec(card.sampler, timestep_spacing=card.timestep_spacing)
+    leading = SamplerSpec(card.sampler, timestep_spacing="leading")
+    for steps in card.trained_steps:
+        args = (type(pipe), pipe, card.sampler, steps, scale, PROMPTS, SEEDS, "noise", lambda x: x, size, True)
+        reference = diffusers_reference(*args)
+        images, *_ = _ours(resolved, pipe, told, steps, scale, "cfg", size, "fp32")
+        assert np.abs(images.astype(int) - reference).max() == 0, f"{model} at {steps} steps"
+        other, *_ = _ours(resolved, pipe, leading, steps, scale, "cfg", size, "fp32")
+        assert not np.array_equal(other, images), f"{steps} steps at leading spacing"
+
+
 SPRINT_BF16 = """
 version: 1
 methods:

@@ -85,6 +85,18 @@ def euler_trailing(steps: int, source: str, prediction_type: str | None = None) 
     return AuthorsSettings("euler", (steps,), 0.0, source, options, timestep_spacing="trailing")
 
 
+ADD = (
+    "https://huggingface.co/docs/diffusers/api/pipelines/stable_diffusion/sdxl_turbo (guidance 0, trailing spacing, "
+    "1 to 4 steps, 512 x 512) and each repository's scheduler_config.json (EulerAncestralDiscreteScheduler)"
+)
+
+
+def adversarial(source: str) -> AuthorsSettings:
+    """An adversarially distilled Turbo model (Sauer et al. 2023, ADD): ancestral Euler at trailing spacing, no
+    guidance, one step, trained for one to four."""
+    return AuthorsSettings("euler-ancestral", (1,), 0.0, source, timestep_spacing="trailing", trained=(1, 2, 3, 4))
+
+
 def tcd(
     steps: tuple[int, ...], eta: float, scale: float, source: str, trained: tuple[int, ...] = ()
 ) -> AuthorsSettings:

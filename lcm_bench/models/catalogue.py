@@ -177,6 +177,17 @@ for _name, _model in {
     "sdxl-base": KnownModel(
         "stabilityai/stable-diffusion-xl-base-1.0", family="sdxl", resolution=1024, description="SDXL base 1.0"
     ),
+    "sd-turbo": KnownModel(
+        "stabilityai/sd-turbo",
+        description="SD-Turbo: SD 2.1 adversarially distilled (ADD); Stability AI Community licence",
+        settings=cards.adversarial(cards.ADD),
+    ),
+    "sdxl-turbo": KnownModel(
+        "stabilityai/sdxl-turbo",
+        family="sdxl",
+        description="SDXL-Turbo: SDXL adversarially distilled (ADD), 512 px; Stability AI Community licence",
+        settings=cards.adversarial(cards.ADD),
+    ),
     "ssd-1b": KnownModel("segmind/SSD-1B", family="sdxl", resolution=1024, description="Segmind SSD-1B"),
     "lcm-lora-sdv1-5": KnownModel(
         "latent-consistency/lcm-lora-sdv1-5",

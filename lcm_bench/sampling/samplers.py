@@ -108,6 +108,11 @@ for _name, _def in {
         flow_config=FLOW_SOLVER,
     ),
     "euler": SamplerDef("EulerDiscreteScheduler", description="Euler (Karras et al. 2022), no churn"),
+    "euler-ancestral": SamplerDef(
+        "EulerAncestralDiscreteScheduler",
+        description="Euler ancestral (k-diffusion's sample_euler_ancestral, eta 1): each step adds fresh noise from "
+        "each sample's own generator; SD-Turbo and SDXL-Turbo sample with it",
+    ),
     "unipc": SamplerDef(
         "UniPCMultistepScheduler",
         description="UniPC-2M (Zhao et al. 2023); on a flow model, in flow mode",
@@ -186,6 +191,7 @@ SCHEDULER_ACCEPTS = {
     "DDIMScheduler": _COMMON | {"eta"},
     "DPMSolverMultistepScheduler": _SOLVER | {"timesteps"},
     "EulerDiscreteScheduler": _COMMON | {"final_sigmas_type", "use_karras_sigmas", "timesteps"},
+    "EulerAncestralDiscreteScheduler": _COMMON,
     "UniPCMultistepScheduler": _SOLVER,
     "LCMScheduler": _CONSISTENCY | {"timesteps"},
     "TCDScheduler": _CONSISTENCY | {"eta", "timesteps"},
