@@ -91,15 +91,7 @@ def sd15_shaped(folder: Path) -> Path:
 
     torch.manual_seed(0)
     folder.mkdir(parents=True, exist_ok=True)
-    unet = UNet2DConditionModel(
-        sample_size=64,
-        block_out_channels=(320, 640, 1280, 1280),
-        layers_per_block=2,
-        down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
-        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
-        cross_attention_dim=768,
-        attention_head_dim=8,
-    )
+    unet = UNet2DConditionModel(sample_size=64, cross_attention_dim=768)  # the class's other defaults are SD-1.5's
     vae = AutoencoderKL(
         block_out_channels=(128, 256, 512, 512),
         layers_per_block=2,

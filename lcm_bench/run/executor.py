@@ -91,17 +91,14 @@ class CellSampler:
         self.prompts = read_prompts(Path(spec.source), spec.format, spec.column, "prompts")
         self.indices = select(self.prompts, self.cell.num_images, self.cell.seed)
 
-    def generate(self, batch: range, settings, timer, nonfinite: list[int] | None = None):
-        """Images of the batch's sample indices; indices of images holding NaN or inf go to ``nonfinite``."""
+    def generate(self, batch: range, settings, timer):
+        """The ``GeneratedBatch`` of the batch's sample indices (its ``nonfinite`` positions within the batch)."""
         from lcm_bench.sampling.loop import Samples, generate_batch, sample_seed
 
         texts = [self.prompts[self.indices[i % len(self.indices)]] for i in batch]
         samples = Samples(texts, [sample_seed(self.cell.seed, i) for i in batch])
         with self.deployment.active():
-            out = generate_batch(self.deployment.pipe, self.resolved.family, settings, samples, timer)
-        if nonfinite is not None:
-            nonfinite.extend(batch.start + i for i in out.nonfinite)
-        return out
+            return generate_batch(self.deployment.pipe, self.resolved.family, settings, samples, timer)
 
 
 def _kept(cell: CellSpec, batch: range) -> int:
@@ -184,11 +181,13 @@ class ChunkJob:
         from lcm_bench.sampling.timers import PeakMemory, timed_repeat
 
         batch = self.pending.pop()
-        run = partial(self.sampler.generate, batch, self.settings, nonfinite=self.nonfinite)
+        run = partial(self.sampler.generate, batch, self.settings)
         with PeakMemory(self.settings.device) as memory:
-            (images, nfe, self.schedule, _), repeat = timed_repeat(run, len(batch), self.settings.device)
+            generated, repeat = timed_repeat(run, len(batch), self.settings.device)
+        images, self.schedule = generated.images, generated.schedule
         self.repeats.append(repeat)
-        self.evaluations += nfe
+        self.evaluations += generated.evaluations
+        self.nonfinite.extend(batch.start + i for i in generated.nonfinite)
         self.peak_bytes, self.memory_kind = max(self.peak_bytes, memory.peak_bytes), memory.kind
         kept = _kept(self.cell, batch)
         if kept:
